@@ -1,0 +1,89 @@
+package enforcer
+
+import (
+	"context"
+	"errors"
+)
+
+// Call is one tool invocation an agent wants to make.
+type Call struct {
+	Account string
+	Tool    string
+	// Params are the tool's arguments as decoded JSON (objects are
+	// map[string]any, arrays []any, numbers float64 or json.Number).
+	Params map[string]any
+}
+
+// Estimate is what a call is expected to cost and where that figure came from.
+type Estimate struct {
+	Nanos Nanos
+	// Source is "plugin:<name>@<sha256 prefix>", "table", "llm" or "unknown".
+	Source string
+	// FallbackErr is the error that made the chain skip a better source
+	// (a failing plugin), nil when the first choice answered.
+	FallbackErr error
+}
+
+// Estimate sources other than plugins.
+const (
+	SourceTable   = "table"
+	SourceLLM     = "llm"
+	SourceUnknown = "unknown"
+)
+
+// Estimator prices a call. The Wasm host implements it for estimator
+// plugins; any Go value can too. Implementations must be safe for
+// concurrent use. Source returns the estimate's source label (for plugins,
+// "plugin:<name>@<digest prefix>"); it may change when a plugin reloads, so
+// it is returned with each answer.
+type Estimator interface {
+	Estimate(ctx context.Context, call Call) (nanos Nanos, source string, err error)
+}
+
+// Verdict is a policy's or the engine's answer.
+type Verdict uint8
+
+// Verdicts, ordered by precedence (deny beats ask beats allow).
+const (
+	Allow Verdict = iota
+	Ask
+	Deny
+)
+
+func (v Verdict) String() string {
+	switch v {
+	case Allow:
+		return "allow"
+	case Ask:
+		return "ask"
+	case Deny:
+		return "deny"
+	}
+	return "invalid"
+}
+
+// PolicyInput is what a policy sees.
+type PolicyInput struct {
+	Call     Call
+	Estimate Estimate
+	// Budget is the account's snapshot before this call is held.
+	Budget Snapshot
+}
+
+// PolicyResult is one policy's answer.
+type PolicyResult struct {
+	Verdict Verdict
+	Reason  string
+}
+
+// Policy is an admission rule. The Wasm host implements it for policy
+// plugins; built-in policies live in this package. A returned error is an
+// operating failure (the policy could not decide), not a deny.
+type Policy interface {
+	Name() string
+	Evaluate(ctx context.Context, in PolicyInput) (PolicyResult, error)
+}
+
+// ErrStrictUnknownTool is returned (wrapped) when strict mode meets a tool
+// that neither an estimator nor the table knows.
+var ErrStrictUnknownTool = errors.New("unknown tool in strict mode")

@@ -1,0 +1,227 @@
+package enforcer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Ledger holds budgets and reservations. Implementations (in-memory here,
+// SQLite and PostgreSQL under store/) share one contract, checked by the
+// conformance suite in enforcer/ledgertest:
+//
+//   - Reserve checks and holds atomically on the account and every ancestor
+//     (all or nothing): committed + pending + estimate <= limit, inclusive.
+//   - Reservation ids are chosen by the caller; a retry with the same id and
+//     fields returns the first reservation, different fields are a conflict.
+//   - A reservation moves pending -> committed | released | expired once.
+//   - Expired holds stop counting at ExpiresAt, before any sweep runs.
+//   - Commit after expiry still charges (Late); an actual above the estimate
+//     is charged in full and may leave accounts overdrawn.
+//   - SetLimit never rewrites what was spent.
+//   - Threshold crossings are sent to the configured Notifier outside locks.
+type Ledger interface {
+	// CreateAccount adds an account; the parent must exist.
+	CreateAccount(ctx context.Context, spec AccountSpec) (Snapshot, error)
+	// SetLimit changes an account's limit (nil = unlimited).
+	SetLimit(ctx context.Context, account string, limit *Nanos) (Snapshot, error)
+	// SetLabels replaces an account's labels.
+	SetLabels(ctx context.Context, account string, labels map[string]string) (Snapshot, error)
+	// Check reports whether estimate fits the account and all its ancestors
+	// now, without holding anything.
+	Check(ctx context.Context, account string, estimate Nanos) (BudgetCheck, error)
+	// Reserve holds estimate on the account and every ancestor. A budget
+	// shortfall is an *InsufficientBudgetError (errors.Is ErrInsufficientBudget).
+	Reserve(ctx context.Context, req ReserveRequest) (Reservation, error)
+	// Commit settles a pending (or expired) reservation. A nil actual
+	// charges the estimate (CostSource "estimated").
+	Commit(ctx context.Context, id string, actual *Nanos, source CostSource) (Reservation, error)
+	// Release ends a pending reservation at no cost.
+	Release(ctx context.Context, id string) (Reservation, error)
+	// Reservation returns the current state of a reservation.
+	Reservation(ctx context.Context, id string) (Reservation, error)
+	// Snapshot returns one account's totals.
+	Snapshot(ctx context.Context, account string) (Snapshot, error)
+	// Accounts returns every account's totals, sorted by id.
+	Accounts(ctx context.Context) ([]Snapshot, error)
+	// Sweep marks every hold whose expiry has passed as expired and
+	// returns how many it marked. Correctness never depends on it running.
+	Sweep(ctx context.Context) (int, error)
+}
+
+// Sentinel errors callers branch on.
+var (
+	ErrAccountNotFound     = errors.New("account not found")
+	ErrAccountExists       = errors.New("account already exists")
+	ErrReservationNotFound = errors.New("reservation not found")
+	ErrReservationConflict = errors.New("reservation id reused with different fields")
+	ErrReservationSettled  = errors.New("reservation already settled")
+	ErrInsufficientBudget  = errors.New("insufficient budget")
+	ErrInvalidAccount      = errors.New("invalid account")
+	ErrSupervisorBudget    = errors.New("insufficient supervisor budget")
+)
+
+// AccountSpec describes an account to create.
+type AccountSpec struct {
+	ID     string
+	Parent string // "" for a root account
+	// Limit is nil for unlimited.
+	Limit *Nanos
+	// PercentOfParent, when > 0, sets Limit to that share of the parent's
+	// limit at creation time (basis points would be overkill: whole percent,
+	// 1..100). Limit must then be nil.
+	PercentOfParent int
+	// AllocateChildren makes this a supervisor: the fixed limits of its
+	// children may not sum past its own limit.
+	AllocateChildren bool
+	Labels           map[string]string
+}
+
+// Snapshot is an account's state at one instant.
+type Snapshot struct {
+	ID               string
+	Parent           string
+	Limit            *Nanos
+	Committed        Nanos
+	Pending          Nanos
+	Overdrawn        bool
+	AllocateChildren bool
+	Labels           map[string]string
+	// Tools holds per-tool counts and spend, rolled up from descendants.
+	Tools map[string]ToolStats
+}
+
+// Remaining is limit - committed - pending, or MaxNanos when unlimited.
+// It is negative when the account is overdrawn.
+func (s Snapshot) Remaining() Nanos {
+	if s.Limit == nil {
+		return MaxNanos
+	}
+	return *s.Limit - s.Committed - s.Pending
+}
+
+// UtilizationBP is (committed+pending)/limit in basis points (10000 = 100%),
+// or 0 when unlimited.
+func (s Snapshot) UtilizationBP() int64 {
+	if s.Limit == nil || *s.Limit == 0 {
+		if s.Limit != nil && s.Committed+s.Pending > 0 {
+			return 10000
+		}
+		return 0
+	}
+	u, err := MulRatioCeil(s.Committed+s.Pending, 10000, int64(*s.Limit))
+	if err != nil {
+		return 1 << 62
+	}
+	return int64(u)
+}
+
+// ToolStats counts settled calls of one tool.
+type ToolStats struct {
+	Calls int64
+	Spent Nanos
+}
+
+// BudgetCheck is the answer of Ledger.Check.
+type BudgetCheck struct {
+	OK bool
+	// Account is the tightest account on the path (the one that refused,
+	// or the one with the least remaining).
+	Account   string
+	Remaining Nanos
+	Overdrawn bool
+}
+
+// ReserveRequest asks to hold Estimate on Account until TTL passes.
+type ReserveRequest struct {
+	ID       string
+	Account  string
+	Tool     string
+	Estimate Nanos
+	TTL      time.Duration
+}
+
+// ReservationState is where a reservation is in its life.
+type ReservationState string
+
+// Reservation states; the last three are terminal.
+const (
+	StatePending   ReservationState = "pending"
+	StateCommitted ReservationState = "committed"
+	StateReleased  ReservationState = "released"
+	StateExpired   ReservationState = "expired"
+)
+
+// CostSource says where a settled cost came from.
+type CostSource string
+
+// Cost sources.
+const (
+	CostActual    CostSource = "actual"
+	CostEstimated CostSource = "estimated"
+	CostCache     CostSource = "cache"
+)
+
+// Reservation is a hold and, once settled, its charge.
+type Reservation struct {
+	ID         string
+	Account    string
+	Tool       string
+	Estimate   Nanos
+	State      ReservationState
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+	SettledAt  time.Time
+	Charged    Nanos
+	CostSource CostSource
+	Late       bool // committed after its expiry
+}
+
+// InsufficientBudgetError says which account refused a hold and by how much.
+type InsufficientBudgetError struct {
+	Account   string
+	Estimate  Nanos
+	Remaining Nanos
+	Overdrawn bool
+}
+
+func (e *InsufficientBudgetError) Error() string {
+	if e.Overdrawn {
+		return fmt.Sprintf("Account %s is overdrawn: estimated %s but only %s remaining", e.Account, e.Estimate, clampZero(e.Remaining))
+	}
+	return fmt.Sprintf("Insufficient budget: estimated %s but only %s remaining", e.Estimate, clampZero(e.Remaining))
+}
+
+func (e *InsufficientBudgetError) Unwrap() error { return ErrInsufficientBudget }
+
+func clampZero(n Nanos) Nanos {
+	if n < 0 {
+		return 0
+	}
+	return n
+}
+
+// Clock is the time source; tests inject a fake one.
+type Clock interface{ Now() time.Time }
+
+// SystemClock reads the real time.
+type SystemClock struct{}
+
+// Now returns time.Now().
+func (SystemClock) Now() time.Time { return time.Now() }
+
+// LedgerOptions are what every Ledger implementation is built with.
+type LedgerOptions struct {
+	Clock    Clock    // default SystemClock
+	Notifier Notifier // default none
+	// ThresholdsPct are the utilization percentages that raise alerts;
+	// default DefaultThresholdsPct.
+	ThresholdsPct []int
+}
+
+// DefaultThresholdsPct are the brief's alert levels.
+var defaultThresholdsPct = [...]int{50, 75, 90, 100}
+
+// DefaultThresholdsPct returns a fresh copy of the default alert levels.
+func DefaultThresholdsPct() []int { return append([]int(nil), defaultThresholdsPct[:]...) }

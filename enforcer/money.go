@@ -1,0 +1,228 @@
+package enforcer
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/bits"
+	"strconv"
+	"strings"
+)
+
+// Nanos is an amount of money in nano-USD (1e-9 USD). Every amount in purser
+// is a Nanos: floats never touch money, so sums are exact and reproducible.
+type Nanos int64
+
+// Common amounts.
+const (
+	NanosPerUSD  Nanos = 1_000_000_000
+	MaxNanos     Nanos = math.MaxInt64
+	nanoDecimals       = 9
+)
+
+// ErrInvalidAmount is the sentinel behind every *AmountError.
+var ErrInvalidAmount = errors.New("invalid amount")
+
+// AmountError says which text could not be read as money and why.
+type AmountError struct {
+	Input  string
+	Reason string
+}
+
+func (e *AmountError) Error() string {
+	return fmt.Sprintf("invalid amount %q: %s", e.Input, e.Reason)
+}
+
+func (e *AmountError) Unwrap() error { return ErrInvalidAmount }
+
+// USD returns whole and fractional dollars as Nanos; it is meant for
+// constants and tests (USD(0, 5_000_000) is $0.005).
+func USD(dollars int64, nanos int64) Nanos { return Nanos(dollars*int64(NanosPerUSD) + nanos) }
+
+// ParseUSD reads a non-negative decimal USD amount such as "0.00875",
+// "$0.10", "12", "1.5e-3". A fractional nano rounds up (money spent is never
+// under-counted). NaN, infinities, negatives and overflow are errors.
+func ParseUSD(s string) (Nanos, error) {
+	t := strings.TrimSpace(s)
+	t = strings.TrimPrefix(t, "$")
+	v, err := parseScaled(t, nanoDecimals)
+	if err != nil {
+		return 0, &AmountError{Input: s, Reason: err.Error()}
+	}
+	return Nanos(v), nil
+}
+
+// MustParseUSD is ParseUSD for constants known to be valid; it panics on a
+// programmer error.
+func MustParseUSD(s string) Nanos {
+	n, err := ParseUSD(s)
+	if err != nil {
+		panic(err)
+	}
+	return n
+}
+
+// parseScaled parses a non-negative decimal (optionally with an exponent)
+// and returns value*10^scale as an int64, rounding any remainder up.
+func parseScaled(s string, scale int) (int64, error) {
+	if s == "" {
+		return 0, errors.New("empty")
+	}
+	lower := strings.ToLower(s)
+	switch {
+	case strings.HasPrefix(lower, "-"):
+		return 0, errors.New("negative amounts are not allowed")
+	case strings.Contains(lower, "nan"), strings.Contains(lower, "inf"):
+		return 0, errors.New("not a finite number")
+	}
+	mant, exp := lower, 0
+	if i := strings.IndexByte(lower, 'e'); i >= 0 {
+		e, err := strconv.Atoi(lower[i+1:])
+		if err != nil || e > 400 || e < -400 {
+			return 0, errors.New("malformed exponent")
+		}
+		mant, exp = lower[:i], e
+	}
+	mant = strings.TrimPrefix(mant, "+")
+	intPart, fracPart, _ := strings.Cut(mant, ".")
+	if intPart == "" && fracPart == "" {
+		return 0, errors.New("no digits")
+	}
+	digits := intPart + fracPart
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return 0, fmt.Errorf("unexpected character %q", c)
+		}
+	}
+	// value = digits * 10^(exp - len(fracPart)); we want value * 10^scale.
+	shift := exp - len(fracPart) + scale
+	digits = strings.TrimLeft(digits, "0")
+	if shift < 0 {
+		cut := len(digits) + shift
+		if cut <= 0 {
+			if strings.Trim(digits, "0") == "" {
+				return 0, nil
+			}
+			return 1, nil // a positive amount below one unit rounds up to one
+		}
+		whole, rest := digits[:cut], digits[cut:]
+		v, err := digitsToInt(whole)
+		if err != nil {
+			return 0, err
+		}
+		if strings.Trim(rest, "0") != "" {
+			if v == math.MaxInt64 {
+				return 0, errors.New("overflows int64 nano-USD")
+			}
+			v++
+		}
+		return v, nil
+	}
+	if len(digits)+shift > 19 {
+		if digits == "" {
+			return 0, nil
+		}
+		return 0, errors.New("overflows int64 nano-USD")
+	}
+	return digitsToInt(digits + strings.Repeat("0", shift))
+}
+
+func digitsToInt(d string) (int64, error) {
+	if d == "" {
+		return 0, nil
+	}
+	v, err := strconv.ParseUint(d, 10, 64)
+	if err != nil || v > math.MaxInt64 {
+		return 0, errors.New("overflows int64 nano-USD")
+	}
+	return int64(v), nil
+}
+
+// String formats n as "$0.10": at least two decimals, more when needed to
+// be exact.
+func (n Nanos) String() string { return "$" + n.Decimal() }
+
+// Decimal formats n without the dollar sign ("0.00875"), exact, with at
+// least two decimals.
+func (n Nanos) Decimal() string {
+	neg := n < 0
+	u := uint64(n)
+	if neg {
+		u = uint64(-(n + 1)) + 1 // safe for MinInt64
+	}
+	whole, frac := u/uint64(NanosPerUSD), u%uint64(NanosPerUSD)
+	fs := fmt.Sprintf("%09d", frac)
+	fs = strings.TrimRight(fs, "0")
+	for len(fs) < 2 {
+		fs += "0"
+	}
+	s := strconv.FormatUint(whole, 10) + "." + fs
+	if neg {
+		return "-" + s
+	}
+	return s
+}
+
+// Add returns a+b, or an error if the sum overflows.
+func (n Nanos) Add(m Nanos) (Nanos, error) {
+	s := n + m
+	if (m > 0 && s < n) || (m < 0 && s > n) {
+		return 0, fmt.Errorf("%w: %s + %s overflows", ErrInvalidAmount, n, m)
+	}
+	return s, nil
+}
+
+// MulRatioCeil returns ceil(n * num / den) exactly (128-bit intermediate),
+// for non-negative operands; used for percentages and buffers.
+func MulRatioCeil(n Nanos, num, den int64) (Nanos, error) {
+	if n < 0 || num < 0 || den <= 0 {
+		return 0, fmt.Errorf("%w: MulRatioCeil(%d, %d, %d) needs non-negative operands", ErrInvalidAmount, n, num, den)
+	}
+	return mulDivCeil(uint64(n), uint64(num), uint64(den))
+}
+
+func mulDivCeil(a, b, den uint64) (Nanos, error) {
+	hi, lo := bits.Mul64(a, b)
+	if hi >= den {
+		return 0, fmt.Errorf("%w: %d x %d / %d overflows", ErrInvalidAmount, a, b, den)
+	}
+	q, r := bits.Div64(hi, lo, den)
+	if r != 0 {
+		q++
+	}
+	if q > math.MaxInt64 {
+		return 0, fmt.Errorf("%w: %d x %d / %d overflows", ErrInvalidAmount, a, b, den)
+	}
+	return Nanos(q), nil
+}
+
+// PerMTok is a per-token price kept as nano-USD per million tokens, which is
+// exact for LiteLLM's "2.5e-06"-style per-token USD prices.
+type PerMTok int64
+
+// ParsePerTokenUSD reads a per-token USD price ("2.5e-06") as PerMTok.
+// A remainder below one nano-USD per million tokens rounds up.
+func ParsePerTokenUSD(s string) (PerMTok, error) {
+	v, err := parseScaled(strings.TrimSpace(s), nanoDecimals+6)
+	if err != nil {
+		return 0, &AmountError{Input: s, Reason: err.Error()}
+	}
+	return PerMTok(v), nil
+}
+
+// ParsePerMTokUSD reads a USD price per million tokens ("0.50").
+func ParsePerMTokUSD(s string) (PerMTok, error) {
+	n, err := ParseUSD(s)
+	return PerMTok(n), err
+}
+
+// Cost returns the exact price of tokens, rounding a fractional nano up.
+func (p PerMTok) Cost(tokens int64) (Nanos, error) {
+	if tokens < 0 || p < 0 {
+		return 0, fmt.Errorf("%w: %d tokens at %d nano-USD/Mtok", ErrInvalidAmount, tokens, p)
+	}
+	return mulDivCeil(uint64(tokens), uint64(p), 1_000_000)
+}
+
+// USDPerMTok formats the price as decimal USD per million tokens.
+func (p PerMTok) USDPerMTok() string { return Nanos(p).Decimal() }

@@ -1,0 +1,3 @@
+module github.com/purser-dev/purser
+
+go 1.26.8
