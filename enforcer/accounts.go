@@ -1,0 +1,69 @@
+package enforcer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// AccountOptions describe an account in terms of the seed's strategies.
+// At most one of Limit, Tier and PercentOfParent may be set.
+type AccountOptions struct {
+	ID     string
+	Parent string
+	Limit  *Nanos
+	// Tier names a limit from Config.Tiers (e.g. "LOW"); it is also
+	// recorded as the "tier" label.
+	Tier string
+	// PercentOfParent creates a hierarchical child with that share of the
+	// parent's limit, fixed at creation.
+	PercentOfParent int
+	// Supervisor caps the sum of the children's fixed limits at this
+	// account's own limit.
+	Supervisor bool
+	Labels     map[string]string
+}
+
+// ErrUnknownTier is returned for a tier name that is not configured.
+var ErrUnknownTier = errors.New("unknown tier")
+
+// CreateAccount resolves tiers and creates the account in the ledger.
+func (e *Enforcer) CreateAccount(ctx context.Context, o AccountOptions) (Snapshot, error) {
+	set := 0
+	for _, b := range []bool{o.Limit != nil, o.Tier != "", o.PercentOfParent != 0} {
+		if b {
+			set++
+		}
+	}
+	if set > 1 {
+		return Snapshot{}, fmt.Errorf("account %q: set only one of limit, tier and percent_of_parent: %w", o.ID, ErrInvalidAccount)
+	}
+	labels := make(map[string]string, len(o.Labels)+1)
+	for k, v := range o.Labels {
+		labels[k] = v
+	}
+	limit := o.Limit
+	if o.Tier != "" {
+		l, ok := e.cfg.Tiers[o.Tier]
+		if !ok {
+			return Snapshot{}, fmt.Errorf("account %q: tier %q (known: %v): %w", o.ID, o.Tier, sortedKeys(e.cfg.Tiers), ErrUnknownTier)
+		}
+		limit, labels["tier"] = &l, o.Tier
+	}
+	return e.ledger.CreateAccount(ctx, AccountSpec{ID: o.ID, Parent: o.Parent, Limit: limit,
+		PercentOfParent: o.PercentOfParent, AllocateChildren: o.Supervisor, Labels: labels})
+}
+
+// SessionAccount returns the per-session account "<parent>/<session>",
+// creating it (with limit, nil for drawing on the parent only) on first use.
+func (e *Enforcer) SessionAccount(ctx context.Context, parent, session string, limit *Nanos) (string, error) {
+	if parent == "" || session == "" {
+		return "", fmt.Errorf("session account: parent and session must be non-empty: %w", ErrInvalidAccount)
+	}
+	id := parent + "/" + session
+	_, err := e.ledger.CreateAccount(ctx, AccountSpec{ID: id, Parent: parent, Limit: limit, Labels: map[string]string{"session": session}})
+	if err != nil && !errors.Is(err, ErrAccountExists) {
+		return "", err
+	}
+	return id, nil
+}

@@ -1,0 +1,238 @@
+package enforcer
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Config is everything an Enforcer is built from. Zero fields take the
+// brief's defaults (see DefaultConfig); the value is copied by New.
+type Config struct {
+	Table      CostTable
+	LLM        LLMRule
+	Unknown    UnknownRule
+	Estimators map[string]Estimator // by tool name; "*" for any tool
+	Policies   []PolicySpec         // evaluated in order
+
+	// Approver decides asks in-process; without one, Execute queues the
+	// request in Approvals and waits for someone to decide it.
+	Approver            Approver
+	ApprovalTTL         time.Duration // default 10 minutes
+	ApprovalsPendingMax int           // default 1024
+	ApprovalPoll        time.Duration // default 100ms
+
+	ReservationTTL time.Duration // default 5 minutes
+	Tiers          map[string]Nanos
+
+	Clock  Clock        // default SystemClock
+	Logger hclog.Logger // default a null logger
+	// CostLogLevel is the level of the per-operation cost line (default Debug).
+	CostLogLevel hclog.Level
+}
+
+// DefaultConfig returns the brief's defaults.
+func DefaultConfig() Config {
+	return Config{
+		Table: DefaultCostTable(), LLM: DefaultLLMRule(), Unknown: DefaultUnknownRule(),
+		ApprovalTTL: 10 * time.Minute, ApprovalsPendingMax: 1024, ApprovalPoll: 100 * time.Millisecond,
+		ReservationTTL: 5 * time.Minute, Tiers: DefaultTiers(),
+		Clock: SystemClock{}, Logger: hclog.NewNullLogger(), CostLogLevel: hclog.Debug,
+	}
+}
+
+// DefaultTiers are the example tiers: LOW $1, MEDIUM $5, HIGH $20, CRITICAL $100.
+func DefaultTiers() map[string]Nanos {
+	return map[string]Nanos{"LOW": USD(1, 0), "MEDIUM": USD(5, 0), "HIGH": USD(20, 0), "CRITICAL": USD(100, 0)}
+}
+
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.Table == nil {
+		c.Table = d.Table
+	}
+	if c.LLM.Tools == nil && c.LLM.Prices == nil && c.LLM.DefaultPrice == 0 && c.LLM.Minimum == 0 {
+		c.LLM = d.LLM
+	}
+	if c.Unknown == (UnknownRule{}) {
+		c.Unknown = d.Unknown
+	}
+	if c.ApprovalTTL <= 0 {
+		c.ApprovalTTL = d.ApprovalTTL
+	}
+	if c.ApprovalsPendingMax <= 0 {
+		c.ApprovalsPendingMax = d.ApprovalsPendingMax
+	}
+	if c.ApprovalPoll <= 0 {
+		c.ApprovalPoll = d.ApprovalPoll
+	}
+	if c.ReservationTTL <= 0 {
+		c.ReservationTTL = d.ReservationTTL
+	}
+	if c.Tiers == nil {
+		c.Tiers = d.Tiers
+	}
+	if c.Clock == nil {
+		c.Clock = d.Clock
+	}
+	if c.Logger == nil {
+		c.Logger = d.Logger
+	}
+	if c.CostLogLevel == hclog.NoLevel {
+		c.CostLogLevel = d.CostLogLevel
+	}
+	return c
+}
+
+// Enforcer estimates, admits, reserves and settles tool calls against a
+// Ledger. It is immutable after New and safe for concurrent use.
+type Enforcer struct {
+	cfg       Config
+	ledger    Ledger
+	chain     *estimationChain
+	policies  []PolicySpec
+	approvals *ApprovalQueue
+	logger    hclog.Logger
+
+	idPrefix string
+	idSeq    atomic.Uint64
+}
+
+// New builds an Enforcer over ledger.
+func New(ledger Ledger, cfg Config) (*Enforcer, error) {
+	if ledger == nil {
+		return nil, errors.New("enforcer: ledger is nil")
+	}
+	cfg = cfg.withDefaults()
+	chain, err := newEstimationChain(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("enforcer config: %w", err)
+	}
+	for i, p := range cfg.Policies {
+		if p.Policy == nil {
+			return nil, fmt.Errorf("enforcer config: policies[%d] is nil", i)
+		}
+	}
+	var rnd [6]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return nil, fmt.Errorf("enforcer: reservation id prefix: %w", err)
+	}
+	return &Enforcer{
+		cfg: cfg, ledger: ledger, chain: chain,
+		policies:  append([]PolicySpec(nil), cfg.Policies...),
+		approvals: NewApprovalQueue(cfg.Clock, cfg.ApprovalTTL, cfg.ApprovalsPendingMax),
+		logger:    cfg.Logger, idPrefix: "r-" + hex.EncodeToString(rnd[:]) + "-",
+	}, nil
+}
+
+// Ledger returns the ledger the enforcer settles against.
+func (e *Enforcer) Ledger() Ledger { return e.ledger }
+
+// Approvals returns the queue of pending asks.
+func (e *Enforcer) Approvals() *ApprovalQueue { return e.approvals }
+
+// NewReservationID returns a fresh, process-unique reservation id.
+func (e *Enforcer) NewReservationID() string {
+	return e.idPrefix + strconv.FormatUint(e.idSeq.Add(1), 36)
+}
+
+// Estimate prices a call through the estimation chain. The only errors are
+// a strict-mode unknown tool (ErrStrictUnknownTool) and a cancelled context.
+func (e *Enforcer) Estimate(ctx context.Context, call Call) (Estimate, error) {
+	return e.chain.estimate(ctx, call)
+}
+
+// Check estimates and admits a call without holding anything. Errors are
+// operating failures (unknown account, ledger down); a deny is a Decision.
+func (e *Enforcer) Check(ctx context.Context, call Call) (Decision, error) {
+	est, err := e.chain.estimate(ctx, call)
+	if err != nil {
+		if d, ok := strictDeny(est, err); ok {
+			return d, nil
+		}
+		return Decision{}, err
+	}
+	return e.admit(ctx, call, est, false)
+}
+
+// ReserveOptions tune Reserve.
+type ReserveOptions struct {
+	ID  string        // caller-chosen, idempotent; generated when empty
+	TTL time.Duration // default Config.ReservationTTL
+	// ApprovalID names an approved request for this call: a policy's ask
+	// then counts as allowed (the budget is still re-checked).
+	ApprovalID string
+	// Estimate, when set, skips the estimation chain (e.g. a cache hit).
+	Estimate *Estimate
+}
+
+// Reserve estimates, admits and, when allowed, holds the estimate. When a
+// policy asks, the Decision carries a new ApprovalID and nothing is held.
+func (e *Enforcer) Reserve(ctx context.Context, call Call, opt ReserveOptions) (Decision, Reservation, error) {
+	est, err := e.estimateFor(ctx, call, opt.Estimate)
+	if err != nil {
+		if d, ok := strictDeny(est, err); ok {
+			return d, Reservation{}, nil
+		}
+		return Decision{}, Reservation{}, err
+	}
+	d, err := e.admit(ctx, call, est, opt.ApprovalID != "")
+	if err != nil || d.Verdict == Deny {
+		return d, Reservation{}, err
+	}
+	if d.Verdict == Ask {
+		return e.queueAsk(call, d)
+	}
+	if opt.ApprovalID != "" {
+		if err := e.approvals.consume(opt.ApprovalID, call); err != nil {
+			return d, Reservation{}, fmt.Errorf("reserve %s on %q: %w", call.Tool, call.Account, err)
+		}
+		d.ApprovalID = opt.ApprovalID
+	}
+	return e.hold(ctx, call, d, opt)
+}
+
+func (e *Enforcer) estimateFor(ctx context.Context, call Call, given *Estimate) (Estimate, error) {
+	if given != nil {
+		return *given, nil
+	}
+	return e.chain.estimate(ctx, call)
+}
+
+func (e *Enforcer) queueAsk(call Call, d Decision) (Decision, Reservation, error) {
+	req, err := e.approvals.Create("a-"+e.NewReservationID()[2:], call, d.Estimate, d.Policy, d.Reason)
+	if err != nil {
+		return d, Reservation{}, err
+	}
+	d.ApprovalID = req.ID
+	return d, Reservation{}, nil
+}
+
+func (e *Enforcer) hold(ctx context.Context, call Call, d Decision, opt ReserveOptions) (Decision, Reservation, error) {
+	id, ttl := opt.ID, opt.TTL
+	if id == "" {
+		id = e.NewReservationID()
+	}
+	if ttl <= 0 {
+		ttl = e.cfg.ReservationTTL
+	}
+	r, err := e.ledger.Reserve(ctx, ReserveRequest{ID: id, Account: call.Account, Tool: call.Tool, Estimate: d.Estimate.Nanos, TTL: ttl})
+	var ibe *InsufficientBudgetError
+	if errors.As(err, &ibe) {
+		// Another call took the room between Check and Reserve.
+		d.Verdict, d.Layer, d.Reason, d.Policy = Deny, LayerBudget, ibe.Error(), ""
+		d.BudgetAccount, d.Remaining = ibe.Account, ibe.Remaining
+		return d, Reservation{}, nil
+	}
+	if err != nil {
+		return d, Reservation{}, fmt.Errorf("reserve %s on %q: %w", call.Tool, call.Account, err)
+	}
+	return d, r, nil
+}

@@ -1,0 +1,202 @@
+package enforcer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// RunFunc runs the tool once admitted.
+type RunFunc func(ctx context.Context) (any, error)
+
+// CostReporter is implemented by tool results that know what they cost.
+type CostReporter interface {
+	// ActualCost returns the real cost and whether it is known.
+	ActualCost() (Nanos, bool)
+}
+
+// Result is what Execute returns: the tool's value when it ran, and the
+// decision and reservation either way.
+type Result struct {
+	Value       any
+	Decision    Decision
+	Reservation Reservation
+	Cached      bool
+}
+
+// ExecOption tunes one Execute call.
+type ExecOption func(*execOptions)
+
+type execOptions struct {
+	reserve ReserveOptions
+	cache   *ResultCache
+	actual  func(any) (Nanos, bool)
+}
+
+// WithReservationID makes the hold idempotent under the caller's id.
+func WithReservationID(id string) ExecOption { return func(o *execOptions) { o.reserve.ID = id } }
+
+// WithTTL sets how long the hold lives if the tool never finishes.
+func WithTTL(ttl time.Duration) ExecOption { return func(o *execOptions) { o.reserve.TTL = ttl } }
+
+// WithCache returns cached results for identical (tool, params) calls.
+func WithCache(c *ResultCache) ExecOption { return func(o *execOptions) { o.cache = c } }
+
+// WithCostExtractor reads the actual cost from the tool's value; it
+// replaces the CostReporter check.
+func WithCostExtractor(f func(any) (Nanos, bool)) ExecOption {
+	return func(o *execOptions) { o.actual = f }
+}
+
+func reportedCost(v any) (Nanos, bool) {
+	if cr, ok := v.(CostReporter); ok {
+		return cr.ActualCost()
+	}
+	return 0, false
+}
+
+// Execute estimates, admits, reserves, runs the tool, and settles: commit
+// with the actual cost the result reports (the estimate when it reports
+// none), or release when run fails. A deny is returned in Result.Decision
+// with a nil error; errors are operating failures or the tool's own error.
+func (e *Enforcer) Execute(ctx context.Context, account, tool string, params map[string]any, run RunFunc, opts ...ExecOption) (Result, error) {
+	o := execOptions{actual: reportedCost}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	call := Call{Account: account, Tool: tool, Params: params}
+	if o.cache != nil {
+		if res, hit, err := e.executeCached(ctx, call, o); hit || err != nil {
+			return res, err
+		}
+	}
+	d, r, err := e.Reserve(ctx, call, o.reserve)
+	if err == nil && d.Verdict == Ask {
+		d, r, err = e.awaitApproval(ctx, call, d, o.reserve)
+	}
+	if err != nil || d.Verdict != Allow {
+		return Result{Decision: d}, err
+	}
+	value, err := e.run(ctx, call, r, run)
+	if err != nil {
+		return Result{Decision: d, Reservation: r}, err
+	}
+	res, err := e.settle(ctx, call, d, r, value, o.actual)
+	if err == nil && o.cache != nil {
+		o.cache.put(call, value)
+	}
+	return res, err
+}
+
+// run calls the tool; a failure or panic releases the hold.
+func (e *Enforcer) run(ctx context.Context, call Call, r Reservation, run RunFunc) (value any, err error) {
+	settled := false
+	defer func() {
+		if settled {
+			return
+		}
+		if _, relErr := e.ledger.Release(context.WithoutCancel(ctx), r.ID); relErr != nil {
+			e.logger.Error("release after failed tool", "reservation", r.ID, "error", relErr)
+		}
+	}()
+	value, err = run(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("tool %s on account %q: %w", call.Tool, call.Account, err)
+	}
+	settled = true
+	return value, nil
+}
+
+func (e *Enforcer) settle(ctx context.Context, call Call, d Decision, r Reservation, value any, actualOf func(any) (Nanos, bool)) (Result, error) {
+	var actual *Nanos
+	src := CostEstimated
+	if n, ok := actualOf(value); ok {
+		if n < 0 {
+			return Result{Value: value, Decision: d, Reservation: r}, fmt.Errorf("tool %s reported a negative cost %d nano-USD", call.Tool, n)
+		}
+		actual, src = &n, CostActual
+	}
+	// The money is spent even if the caller gave up: settle regardless.
+	cr, err := e.ledger.Commit(context.WithoutCancel(ctx), r.ID, actual, src)
+	if err != nil {
+		return Result{Value: value, Decision: d, Reservation: r}, fmt.Errorf("commit %s: %w", r.ID, err)
+	}
+	e.logCost(ctx, call, d.Estimate, cr)
+	return Result{Value: value, Decision: d, Reservation: cr}, nil
+}
+
+func (e *Enforcer) executeCached(ctx context.Context, call Call, o execOptions) (Result, bool, error) {
+	value, ok := o.cache.get(call)
+	if !ok {
+		return Result{}, false, nil
+	}
+	ro := o.reserve
+	ro.Estimate = &Estimate{Source: string(CostCache)}
+	d, r, err := e.Reserve(ctx, call, ro)
+	if err != nil || d.Verdict != Allow {
+		return Result{Decision: d}, true, err
+	}
+	zero := Nanos(0)
+	cr, err := e.ledger.Commit(context.WithoutCancel(ctx), r.ID, &zero, CostCache)
+	if err != nil {
+		return Result{Decision: d, Reservation: r}, true, fmt.Errorf("commit cached %s: %w", r.ID, err)
+	}
+	e.logCost(ctx, call, d.Estimate, cr)
+	return Result{Value: value, Decision: d, Reservation: cr, Cached: true}, true, nil
+}
+
+// awaitApproval asks the Approver (or waits on the queue), then admits
+// again: the budget may have changed while a human thought about it.
+func (e *Enforcer) awaitApproval(ctx context.Context, call Call, d Decision, ro ReserveOptions) (Decision, Reservation, error) {
+	req, err := e.decideApproval(ctx, d.ApprovalID)
+	if err != nil {
+		return d, Reservation{}, err
+	}
+	if req.State != ApprovalApproved {
+		d.Verdict, d.Layer = Deny, LayerApproval
+		d.Reason = fmt.Sprintf("approval %s %s: %s", req.ID, req.State, d.Reason)
+		return d, Reservation{}, nil
+	}
+	ro.ApprovalID = req.ID
+	return e.Reserve(ctx, call, ro)
+}
+
+func (e *Enforcer) decideApproval(ctx context.Context, id string) (ApprovalRequest, error) {
+	if e.cfg.Approver == nil {
+		return e.approvals.Wait(ctx, id, e.cfg.ApprovalPoll)
+	}
+	req, err := e.approvals.Get(id)
+	if err != nil {
+		return req, err
+	}
+	ok, note, aerr := e.cfg.Approver.Approve(ctx, req)
+	if aerr != nil {
+		ok, note = false, "approver failed (fail-closed): "+aerr.Error()
+	}
+	if ok {
+		req, err = e.approvals.Approve(id, note)
+	} else {
+		req, err = e.approvals.Deny(id, note)
+	}
+	if errors.Is(err, ErrApprovalDecided) {
+		err = nil // someone else decided first; req holds their decision
+	}
+	return req, err
+}
+
+func (e *Enforcer) logCost(ctx context.Context, call Call, est Estimate, r Reservation) {
+	lvl := e.cfg.CostLogLevel
+	if e.logger.GetLevel() > lvl {
+		return
+	}
+	args := []any{"tool", call.Tool, "account", call.Account, "estimate", est.Nanos.String(),
+		"actual", r.Charged.String(), "source", est.Source, "cost_source", string(r.CostSource)}
+	if snap, err := e.ledger.Snapshot(ctx, call.Account); err == nil {
+		args = append(args, "account_total", snap.Committed.String())
+	}
+	if r.Late {
+		args = append(args, "late", true)
+	}
+	e.logger.Log(lvl, "operation cost", args...)
+}

@@ -1,0 +1,229 @@
+package enforcer
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"unicode/utf8"
+)
+
+// ModelPrice is one model's per-token prices.
+type ModelPrice struct {
+	Input      PerMTok
+	Output     PerMTok
+	CacheRead  PerMTok
+	CacheWrite PerMTok
+}
+
+// PriceTable maps a model name (matched exactly) to its prices.
+type PriceTable map[string]ModelPrice
+
+// DefaultPriceTable returns a small built-in table (from LiteLLM's price
+// file, 2026-08) covering the models in purser's examples; load the full
+// LiteLLM file for more.
+func DefaultPriceTable() PriceTable {
+	p := func(s string) PerMTok {
+		v, err := ParsePerTokenUSD(s)
+		if err != nil {
+			panic(err) // constants below are valid
+		}
+		return v
+	}
+	return PriceTable{
+		"gpt-4o":                   {Input: p("2.5e-06"), Output: p("1e-05"), CacheRead: p("1.25e-06")},
+		"gpt-4o-mini":              {Input: p("1.5e-07"), Output: p("6e-07"), CacheRead: p("7.5e-08")},
+		"gpt-4.1":                  {Input: p("2e-06"), Output: p("8e-06"), CacheRead: p("5e-07")},
+		"gpt-5":                    {Input: p("1.25e-06"), Output: p("1e-05"), CacheRead: p("1.25e-07")},
+		"o3":                       {Input: p("2e-06"), Output: p("8e-06"), CacheRead: p("5e-07")},
+		"claude-opus-4-5":          {Input: p("5e-06"), Output: p("2.5e-05"), CacheRead: p("5e-07"), CacheWrite: p("6.25e-06")},
+		"claude-opus-4-5-20251101": {Input: p("5e-06"), Output: p("2.5e-05"), CacheRead: p("5e-07"), CacheWrite: p("6.25e-06")},
+		"claude-sonnet-4-5":        {Input: p("3e-06"), Output: p("1.5e-05"), CacheRead: p("3e-07"), CacheWrite: p("3.75e-06")},
+		"claude-sonnet-4-5-20250929": {Input: p("3e-06"), Output: p("1.5e-05"), CacheRead: p("3e-07"),
+			CacheWrite: p("3.75e-06")},
+		"claude-haiku-4-5":     {Input: p("1e-06"), Output: p("5e-06"), CacheRead: p("1e-07"), CacheWrite: p("1.25e-06")},
+		"gemini-3-pro-preview": {Input: p("2e-06"), Output: p("1.2e-05"), CacheRead: p("2e-07")},
+	}
+}
+
+// LiteLLMError locates a bad entry in a LiteLLM price file.
+type LiteLLMError struct {
+	Model, Field string
+	Err          error
+}
+
+func (e *LiteLLMError) Error() string {
+	if e.Model == "" {
+		return fmt.Sprintf("litellm price file: %v", e.Err)
+	}
+	return fmt.Sprintf("litellm price file: model %q field %q: %v", e.Model, e.Field, e.Err)
+}
+
+func (e *LiteLLMError) Unwrap() error { return e.Err }
+
+// LoadLiteLLM reads LiteLLM's model_prices_and_context_window.json. Prices
+// are taken from the JSON number's text, never through float64. Entries
+// without input_cost_per_token (such as "sample_spec" docs) are skipped.
+func LoadLiteLLM(r io.Reader) (PriceTable, error) {
+	dec := json.NewDecoder(r)
+	dec.UseNumber()
+	var raw map[string]map[string]any
+	if err := dec.Decode(&raw); err != nil {
+		return nil, &LiteLLMError{Err: err}
+	}
+	out := make(PriceTable, len(raw))
+	for _, model := range sortedKeys(raw) {
+		if model == "sample_spec" {
+			continue
+		}
+		mp, ok, err := parseLiteLLMEntry(model, raw[model])
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out[model] = mp
+		}
+	}
+	return out, nil
+}
+
+func parseLiteLLMEntry(model string, e map[string]any) (ModelPrice, bool, error) {
+	var mp ModelPrice
+	fields := []struct {
+		name string
+		dst  *PerMTok
+	}{
+		{"input_cost_per_token", &mp.Input},
+		{"output_cost_per_token", &mp.Output},
+		{"cache_read_input_token_cost", &mp.CacheRead},
+		{"cache_creation_input_token_cost", &mp.CacheWrite},
+	}
+	if _, ok := e["input_cost_per_token"]; !ok {
+		return mp, false, nil
+	}
+	for _, f := range fields {
+		v, ok := e[f.name]
+		if !ok || v == nil {
+			continue
+		}
+		num, isNum := v.(json.Number)
+		if !isNum {
+			return mp, false, &LiteLLMError{Model: model, Field: f.name, Err: fmt.Errorf("not a number: %v", v)}
+		}
+		p, err := ParsePerTokenUSD(num.String())
+		if err != nil {
+			return mp, false, &LiteLLMError{Model: model, Field: f.name, Err: err}
+		}
+		*f.dst = p
+	}
+	return mp, true, nil
+}
+
+// LLMRule prices LLM calls from their prompt size.
+type LLMRule struct {
+	// Tools are the tool names treated as LLM calls, matched exactly.
+	Tools []string
+	// Prices are looked up by params.model.
+	Prices PriceTable
+	// DefaultPrice applies to unknown or missing models ($0.50 / 1M tokens).
+	DefaultPrice PerMTok
+	// Minimum is the floor of any LLM estimate ($0.0001).
+	Minimum Nanos
+}
+
+// DefaultLLMRule returns the brief's rule with the built-in prices.
+func DefaultLLMRule() LLMRule {
+	def, _ := ParsePerMTokUSD("0.50")
+	return LLMRule{
+		Tools:        []string{"LLM"},
+		Prices:       DefaultPriceTable(),
+		DefaultPrice: def,
+		Minimum:      MustParseUSD("0.0001"),
+	}
+}
+
+// IsLLMTool reports whether tool is one of the rule's LLM tool names.
+func (r *LLMRule) IsLLMTool(tool string) bool {
+	for _, t := range r.Tools {
+		if t == tool {
+			return true
+		}
+	}
+	return false
+}
+
+// PriceFor returns the input price for model, or the default.
+func (r *LLMRule) PriceFor(model string) PerMTok {
+	if mp, ok := r.Prices[model]; ok && model != "" {
+		return mp.Input
+	}
+	return r.DefaultPrice
+}
+
+// Estimate prices params: tokens = characters/4 of params.prompt, else of
+// the contents of params.messages joined by spaces; x the model's input
+// price; at least Minimum.
+func (r *LLMRule) Estimate(params map[string]any) (Nanos, error) {
+	model, _ := params["model"].(string)
+	cost, err := r.PriceFor(model).Cost(int64(PromptChars(params) / 4))
+	if err != nil {
+		return 0, fmt.Errorf("llm estimate for model %q: %w", model, err)
+	}
+	return max(cost, r.Minimum), nil
+}
+
+// PromptChars counts the Unicode characters of params.prompt or, without a
+// prompt, of the messages' contents joined by single spaces. Content given
+// as a list of blocks counts the blocks' "text" fields, joined by spaces.
+func PromptChars(params map[string]any) int {
+	if p, ok := params["prompt"].(string); ok {
+		return utf8.RuneCountInString(p)
+	}
+	msgs, _ := params["messages"].([]any)
+	n, parts := 0, 0
+	for _, m := range msgs {
+		mm, _ := m.(map[string]any)
+		c, ok := contentChars(mm["content"])
+		if !ok {
+			continue
+		}
+		n += c
+		parts++
+	}
+	if parts > 1 {
+		n += parts - 1 // the joining spaces
+	}
+	return n
+}
+
+func contentChars(c any) (int, bool) {
+	switch v := c.(type) {
+	case string:
+		return utf8.RuneCountInString(v), true
+	case []any:
+		n, parts := 0, 0
+		for _, blk := range v {
+			bm, _ := blk.(map[string]any)
+			if t, ok := bm["text"].(string); ok {
+				n += utf8.RuneCountInString(t)
+				parts++
+			}
+		}
+		if parts > 1 {
+			n += parts - 1
+		}
+		return n, parts > 0
+	}
+	return 0, false
+}
+
+func (r *LLMRule) validate() error {
+	if r.DefaultPrice < 0 || r.Minimum < 0 {
+		return fmt.Errorf("llm rule: default price and minimum must be >= 0")
+	}
+	for _, t := range r.Tools {
+		if t == "" {
+			return fmt.Errorf("llm rule: empty tool alias")
+		}
+	}
+	return nil
+}
