@@ -13,18 +13,31 @@ import (
 //
 //   - Reserve checks and holds atomically on the account and every ancestor
 //     (all or nothing): committed + pending + estimate <= limit, inclusive.
+//     An overdrawn account (committed > limit) refuses everything, even a
+//     zero estimate, for itself and every descendant.
 //   - Reservation ids are chosen by the caller; a retry with the same id and
-//     fields returns the first reservation, different fields are a conflict.
-//   - A reservation moves pending -> committed | released | expired once.
+//     fields returns the first reservation as it is now (whatever its
+//     state), different fields are a conflict (ErrReservationConflict). A
+//     denied Reserve stores nothing, so a retry is evaluated afresh.
+//   - A reservation moves pending -> committed | released | expired once;
+//     the one exception is a late Commit, which moves expired -> committed
+//     (Late) because the money was spent.
 //   - Expired holds stop counting at ExpiresAt, before any sweep runs.
-//   - Commit after expiry still charges (Late); an actual above the estimate
-//     is charged in full and may leave accounts overdrawn.
-//   - SetLimit never rewrites what was spent.
-//   - Threshold crossings are sent to the configured Notifier outside locks.
+//   - SetLimit never rewrites what was spent; a limit below the spend makes
+//     the account overdrawn until it is raised again.
+//   - Thresholds are measured on committed spend (holds come and go and
+//     would re-fire), once per rising crossing, re-armed when the spend
+//     falls back below. Alerts go to the Notifier outside every lock, so a
+//     notifier may call back into the ledger.
+//   - Settled reservations are remembered for LedgerOptions.RetainSettled;
+//     after that their ids are forgotten (a reuse is a new reservation).
 type Ledger interface {
-	// CreateAccount adds an account; the parent must exist.
+	// CreateAccount adds an account; the parent must exist. A child of a
+	// supervisor that does not fit is a *SupervisorBudgetError.
 	CreateAccount(ctx context.Context, spec AccountSpec) (Snapshot, error)
-	// SetLimit changes an account's limit (nil = unlimited).
+	// SetLimit changes an account's limit (nil = unlimited). It never
+	// changes committed spend. It fails with a *SupervisorBudgetError if a
+	// supervisor's children would be allocated more than its limit.
 	SetLimit(ctx context.Context, account string, limit *Nanos) (Snapshot, error)
 	// SetLabels replaces an account's labels.
 	SetLabels(ctx context.Context, account string, labels map[string]string) (Snapshot, error)
@@ -32,21 +45,33 @@ type Ledger interface {
 	// now, without holding anything.
 	Check(ctx context.Context, account string, estimate Nanos) (BudgetCheck, error)
 	// Reserve holds estimate on the account and every ancestor. A budget
-	// shortfall is an *InsufficientBudgetError (errors.Is ErrInsufficientBudget).
+	// shortfall is an *InsufficientBudgetError (errors.Is
+	// ErrInsufficientBudget) and stores nothing. A malformed request wraps
+	// ErrInvalidReservation.
 	Reserve(ctx context.Context, req ReserveRequest) (Reservation, error)
-	// Commit settles a pending (or expired) reservation. A nil actual
-	// charges the estimate (CostSource "estimated").
+	// Commit settles a pending (or expired: Late) reservation and releases
+	// the rest of the hold. A nil actual charges the estimate (CostSource
+	// "estimated"); otherwise *actual (>= 0) is charged in full with source
+	// (CostActual if empty). Repeating the same commit (same actual and
+	// source) returns the reservation unchanged; any other commit or release
+	// of a settled reservation wraps ErrReservationSettled.
 	Commit(ctx context.Context, id string, actual *Nanos, source CostSource) (Reservation, error)
-	// Release ends a pending reservation at no cost.
+	// Release ends a pending reservation at no cost. Releasing a committed,
+	// released or expired one wraps ErrReservationSettled (an expired hold
+	// already stopped counting).
 	Release(ctx context.Context, id string) (Reservation, error)
-	// Reservation returns the current state of a reservation.
+	// Reservation returns the current state of a reservation; a pending hold
+	// past its expiry reads as StateExpired even before a sweep.
 	Reservation(ctx context.Context, id string) (Reservation, error)
 	// Snapshot returns one account's totals.
 	Snapshot(ctx context.Context, account string) (Snapshot, error)
 	// Accounts returns every account's totals, sorted by id.
 	Accounts(ctx context.Context) ([]Snapshot, error)
 	// Sweep marks every hold whose expiry has passed as expired and
-	// returns how many it marked. Correctness never depends on it running.
+	// returns how many it marked (holds already dropped lazily by another
+	// operation are not counted again); it also forgets reservations
+	// settled longer than RetainSettled ago. Correctness never depends on
+	// it running, but memory does.
 	Sweep(ctx context.Context) (int, error)
 }
 
@@ -60,7 +85,29 @@ var (
 	ErrInsufficientBudget  = errors.New("insufficient budget")
 	ErrInvalidAccount      = errors.New("invalid account")
 	ErrSupervisorBudget    = errors.New("insufficient supervisor budget")
+	ErrInvalidReservation  = errors.New("invalid reservation request")
 )
+
+// SupervisorBudgetError says a supervisor's children would be allocated
+// more than its limit.
+type SupervisorBudgetError struct {
+	Supervisor string
+	Account    string // the child being created or changed ("" when the supervisor's own limit changed)
+	Requested  Nanos  // the child's limit, or the supervisor's new limit
+	Allocated  Nanos  // the other children's fixed limits
+	Limit      Nanos  // the supervisor's limit
+}
+
+func (e *SupervisorBudgetError) Error() string {
+	if e.Account == "" {
+		return fmt.Sprintf("Insufficient supervisor budget: children of %s are allocated %s but the new limit is %s",
+			e.Supervisor, e.Allocated, e.Requested)
+	}
+	return fmt.Sprintf("Insufficient supervisor budget: %s requests %s but supervisor %s has only %s unallocated (limit %s, allocated %s)",
+		e.Account, e.Requested, e.Supervisor, clampZero(e.Limit-e.Allocated), e.Limit, e.Allocated)
+}
+
+func (e *SupervisorBudgetError) Unwrap() error { return ErrSupervisorBudget }
 
 // AccountSpec describes an account to create.
 type AccountSpec struct {
@@ -215,13 +262,17 @@ func (SystemClock) Now() time.Time { return time.Now() }
 type LedgerOptions struct {
 	Clock    Clock    // default SystemClock
 	Notifier Notifier // default none
-	// ThresholdsPct are the utilization percentages that raise alerts;
-	// default DefaultThresholdsPct.
+	// ThresholdsPct are the percentages of the limit that committed spend
+	// raises alerts at; default DefaultThresholdsPct. Values <= 0 are
+	// ignored.
 	ThresholdsPct []int
+	// RetainSettled is how long settled reservations stay answerable (for
+	// idempotent retries and late lookups); default DefaultRetainSettled.
+	RetainSettled time.Duration
 }
 
-// DefaultThresholdsPct are the brief's alert levels.
-var defaultThresholdsPct = [...]int{50, 75, 90, 100}
+// DefaultRetainSettled keeps settled reservations for a day.
+const DefaultRetainSettled = 24 * time.Hour
 
-// DefaultThresholdsPct returns a fresh copy of the default alert levels.
-func DefaultThresholdsPct() []int { return append([]int(nil), defaultThresholdsPct[:]...) }
+// DefaultThresholdsPct returns a fresh copy of the brief's alert levels.
+func DefaultThresholdsPct() []int { return []int{50, 75, 90, 100} }

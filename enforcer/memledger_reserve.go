@@ -1,0 +1,188 @@
+package enforcer
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+)
+
+// Check reports whether estimate fits the account and all its ancestors.
+func (l *MemoryLedger) Check(_ context.Context, account string, estimate Nanos) (BudgetCheck, error) {
+	if estimate < 0 {
+		return BudgetCheck{}, fmt.Errorf("check %q: %w: negative estimate %s", account, ErrInvalidAmount, estimate)
+	}
+	a, err := l.account(account)
+	if err != nil {
+		return BudgetCheck{}, fmt.Errorf("check: %w", err)
+	}
+	t := a.tree
+	t.mu.Lock()
+	l.expire(t, l.clock.Now())
+	bc := a.check(estimate)
+	t.mu.Unlock()
+	return bc, nil
+}
+
+// check finds the tightest account on a's path: an overdrawn one if any
+// (it refuses everything), else the one with the least remaining. The tree
+// mu must be held.
+func (a *memAccount) check(est Nanos) BudgetCheck {
+	bc := BudgetCheck{Account: a.id, Remaining: MaxNanos}
+	for x := a; x != nil; x = x.parent {
+		if !x.hasLimit {
+			continue
+		}
+		rem := remaining(x.limit, x.committed, x.pending)
+		switch {
+		case x.overdrawn && !bc.Overdrawn:
+			bc = BudgetCheck{Account: x.id, Remaining: rem, Overdrawn: true}
+		case !bc.Overdrawn && rem < bc.Remaining:
+			bc.Account, bc.Remaining = x.id, rem
+		}
+	}
+	bc.OK = !bc.Overdrawn && est <= bc.Remaining
+	return bc
+}
+
+// remaining is lim - c - p, saturating at MinInt64 instead of wrapping.
+func remaining(lim, c, p Nanos) Nanos {
+	r := lim - c // lim, c >= 0: cannot overflow
+	if p > 0 && r < math.MinInt64+p {
+		return math.MinInt64
+	}
+	return r - p
+}
+
+func validateReserve(req ReserveRequest) error {
+	var why string
+	switch {
+	case req.ID == "":
+		why = "empty reservation id"
+	case req.Account == "":
+		why = "empty account"
+	case req.Estimate < 0:
+		why = "negative estimate " + req.Estimate.String()
+	case req.TTL <= 0:
+		why = fmt.Sprintf("ttl %s is not positive", req.TTL)
+	default:
+		return nil
+	}
+	return fmt.Errorf("reserve %q on account %q: %w: %s", req.ID, req.Account, ErrInvalidReservation, why)
+}
+
+// Reserve holds the estimate on the account and every ancestor.
+func (l *MemoryLedger) Reserve(_ context.Context, req ReserveRequest) (Reservation, error) {
+	if err := validateReserve(req); err != nil {
+		return Reservation{}, err
+	}
+	a, err := l.account(req.Account)
+	if err != nil {
+		return Reservation{}, fmt.Errorf("reserve %q: %w", req.ID, err)
+	}
+	t, sh := a.tree, l.shard(req.ID)
+	t.mu.Lock()
+	now := l.clock.Now()
+	l.expire(t, now)
+	// The shard stays locked from the id lookup to the insert so two
+	// reserves of one id on different trees cannot both succeed.
+	sh.mu.Lock()
+	if rec, ok := sh.m[req.ID]; ok {
+		r, ttl := rec.view(now), rec.ttl
+		sh.mu.Unlock()
+		t.mu.Unlock()
+		return r, sameRequest(r, ttl, req)
+	}
+	if err := a.admit(req.Estimate); err != nil {
+		sh.mu.Unlock()
+		t.mu.Unlock()
+		if _, ok := err.(*InsufficientBudgetError); ok {
+			return Reservation{}, err // its text is the user-facing deny reason
+		}
+		return Reservation{}, fmt.Errorf("reserve %q on account %q: %w", req.ID, req.Account, err)
+	}
+	exp := now.Add(req.TTL)
+	rec := &memRes{
+		r: Reservation{ID: req.ID, Account: req.Account, Tool: req.Tool, Estimate: req.Estimate,
+			State: StatePending, CreatedAt: now, ExpiresAt: exp},
+		acct: a, ttl: req.TTL, exp: exp.UnixNano(),
+	}
+	sh.m[req.ID] = rec
+	r := rec.r
+	sh.mu.Unlock()
+	for x := a; x != nil; x = x.parent {
+		x.pending += req.Estimate
+	}
+	t.expiry.push(rec)
+	t.mu.Unlock()
+	return r, nil
+}
+
+// admit refuses est if it does not fit, or if a pending total would
+// overflow; the tree mu must be held.
+func (a *memAccount) admit(est Nanos) error {
+	bc := a.check(est)
+	if !bc.OK {
+		return &InsufficientBudgetError{Account: bc.Account, Estimate: est, Remaining: bc.Remaining, Overdrawn: bc.Overdrawn}
+	}
+	for x := a; x != nil; x = x.parent {
+		if _, err := x.pending.Add(est); err != nil {
+			return fmt.Errorf("pending on %q: %w", x.id, err)
+		}
+	}
+	return nil
+}
+
+// sameRequest accepts a retry of the reservation r and names the first
+// field that differs otherwise.
+func sameRequest(r Reservation, ttl time.Duration, req ReserveRequest) error {
+	var field, was, now string
+	switch {
+	case r.Account != req.Account:
+		field, was, now = "account", r.Account, req.Account
+	case r.Tool != req.Tool:
+		field, was, now = "tool", r.Tool, req.Tool
+	case r.Estimate != req.Estimate:
+		field, was, now = "estimate", r.Estimate.String(), req.Estimate.String()
+	case ttl != req.TTL:
+		field, was, now = "ttl", ttl.String(), req.TTL.String()
+	default:
+		return nil
+	}
+	return fmt.Errorf("reserve %q on account %q: %w: %s was %q, now %q",
+		req.ID, req.Account, ErrReservationConflict, field, was, now)
+}
+
+// view is the reservation as callers see it at now: an overdue hold reads
+// as expired even before anything dropped it. The shard mu must be held.
+func (rec *memRes) view(now time.Time) Reservation {
+	r := rec.r
+	if r.State == StatePending && rec.exp <= now.UnixNano() {
+		r.State, r.SettledAt = StateExpired, r.ExpiresAt
+	}
+	return r
+}
+
+// Reservation returns the current state of a reservation.
+func (l *MemoryLedger) Reservation(_ context.Context, id string) (Reservation, error) {
+	now := l.clock.Now()
+	sh := l.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	rec, ok := sh.m[id]
+	if !ok {
+		return Reservation{}, fmt.Errorf("reservation %q: %w", id, ErrReservationNotFound)
+	}
+	return rec.view(now), nil
+}
+
+func (l *MemoryLedger) lookup(op, id string) (*memRes, *resShard, error) {
+	sh := l.shard(id)
+	sh.mu.Lock()
+	rec, ok := sh.m[id]
+	sh.mu.Unlock()
+	if !ok {
+		return nil, nil, fmt.Errorf("%s %q: %w", op, id, ErrReservationNotFound)
+	}
+	return rec, sh, nil
+}

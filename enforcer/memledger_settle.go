@@ -1,0 +1,178 @@
+package enforcer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Commit charges a reservation and releases the rest of its hold.
+func (l *MemoryLedger) Commit(_ context.Context, id string, actual *Nanos, source CostSource) (Reservation, error) {
+	if actual != nil && *actual < 0 {
+		return Reservation{}, fmt.Errorf("commit %q: %w: negative actual cost %s", id, ErrInvalidAmount, *actual)
+	}
+	switch {
+	case actual == nil:
+		source = CostEstimated
+	case source == "":
+		source = CostActual
+	}
+	rec, sh, err := l.lookup("commit", id)
+	if err != nil {
+		return Reservation{}, err
+	}
+	a, t := rec.acct, rec.acct.tree
+	t.mu.Lock()
+	now := l.clock.Now()
+	l.expire(t, now)
+	sh.mu.Lock()
+	charge := rec.r.Estimate
+	if actual != nil {
+		charge = *actual
+	}
+	if err := commitable(rec, a, charge, source); err != nil {
+		r := rec.r
+		sh.mu.Unlock()
+		t.mu.Unlock()
+		if err == errSameCommit {
+			return r, nil
+		}
+		return Reservation{}, err
+	}
+	wasPending := rec.r.State == StatePending
+	if wasPending {
+		t.expiry.remove(rec)
+		sh.finish(rec, now) // an expired one was queued when it expired
+	}
+	rec.r.State, rec.r.Charged, rec.r.CostSource = StateCommitted, charge, source
+	rec.r.SettledAt, rec.r.Late = now, !wasPending
+	r := rec.r
+	sh.mu.Unlock()
+	for x := a; x != nil; x = x.parent {
+		if wasPending {
+			x.pending -= r.Estimate
+		}
+		x.committed += charge
+		if r.Tool != "" {
+			st := x.tools[r.Tool]
+			st.Calls++
+			st.Spent += charge
+			x.tools[r.Tool] = st
+		}
+		t.scratch = x.settle(l.thresholds, now, t.scratch)
+	}
+	l.unlockAndNotify(t)
+	return r, nil
+}
+
+// errSameCommit marks an idempotent repeat of a commit; never returned.
+var errSameCommit = errors.New("same commit")
+
+// commitable says whether rec may be charged; both locks held.
+func commitable(rec *memRes, a *memAccount, charge Nanos, source CostSource) error {
+	switch rec.r.State {
+	case StateCommitted:
+		if rec.r.Charged == charge && rec.r.CostSource == source {
+			return errSameCommit
+		}
+		return fmt.Errorf("commit %q: %w: committed %s (%s) before", rec.r.ID, ErrReservationSettled, rec.r.Charged, rec.r.CostSource)
+	case StateReleased:
+		return fmt.Errorf("commit %q: %w: released before", rec.r.ID, ErrReservationSettled)
+	}
+	for x := a; x != nil; x = x.parent {
+		if _, err := x.committed.Add(charge); err != nil {
+			return fmt.Errorf("commit %q: committed on %q: %w", rec.r.ID, x.id, err)
+		}
+	}
+	return nil
+}
+
+// Release ends a pending reservation at no cost.
+func (l *MemoryLedger) Release(_ context.Context, id string) (Reservation, error) {
+	rec, sh, err := l.lookup("release", id)
+	if err != nil {
+		return Reservation{}, err
+	}
+	a, t := rec.acct, rec.acct.tree
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := l.clock.Now()
+	l.expire(t, now)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if rec.r.State != StatePending {
+		return Reservation{}, fmt.Errorf("release %q: %w: %s", id, ErrReservationSettled, rec.r.State)
+	}
+	t.expiry.remove(rec)
+	for x := a; x != nil; x = x.parent {
+		x.pending -= rec.r.Estimate
+	}
+	rec.r.State, rec.r.SettledAt = StateReleased, now
+	sh.finish(rec, now)
+	return rec.r, nil
+}
+
+// resHeap is a min-heap of pending reservations by expiry; each record
+// knows its index so settling one is O(log n) without a search.
+type resHeap []*memRes
+
+func (h *resHeap) push(rec *memRes) {
+	rec.heapIdx = len(*h)
+	*h = append(*h, rec)
+	h.up(rec.heapIdx)
+}
+
+func (h *resHeap) pop() *memRes {
+	rec := (*h)[0]
+	h.remove(rec)
+	return rec
+}
+
+func (h *resHeap) remove(rec *memRes) {
+	s := *h
+	i, last := rec.heapIdx, len(s)-1
+	if i != last {
+		s[i] = s[last]
+		s[i].heapIdx = i
+	}
+	s[last] = nil
+	*h = s[:last]
+	if i != last {
+		h.down(i)
+		h.up(i)
+	}
+	rec.heapIdx = -1
+}
+
+func (h resHeap) up(i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if h[p].exp <= h[i].exp {
+			return
+		}
+		h.swap(i, p)
+		i = p
+	}
+}
+
+func (h resHeap) down(i int) {
+	for {
+		c := 2*i + 1
+		if c >= len(h) {
+			return
+		}
+		if c+1 < len(h) && h[c+1].exp < h[c].exp {
+			c++
+		}
+		if h[i].exp <= h[c].exp {
+			return
+		}
+		h.swap(i, c)
+		i = c
+	}
+}
+
+func (h resHeap) swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].heapIdx, h[j].heapIdx = i, j
+}
