@@ -12,9 +12,9 @@ func TestRequestRoundTrip(t *testing.T) {
 	in := AdmitRequest{
 		Call: Call{
 			Tool: "LLM", Account: "team/a", Model: "gpt-4o",
-			Params: []byte(`{"model":"gpt-4o","prompt":"héllo"}`),
-			Labels: []Label{{"owner", "bob"}, {"tier", "gold"}},
-			Budget: Budget{LimitNanos: 100, CommittedNanos: 10, PendingNanos: 20, RemainingNanos: 70, Overdrawn: true},
+			Params:      []byte(`{"model":"gpt-4o","prompt":"héllo"}`),
+			Labels:      []Label{{"owner", "bob"}, {"tier", "gold"}},
+			Budget:      Budget{LimitNanos: 100, CommittedNanos: 10, PendingNanos: 20, RemainingNanos: 70, Overdrawn: true},
 			PromptChars: 5, HasPrompt: true, MaxTokens: -1,
 		},
 		EstimateNanos: 42, EstimateSource: SourcePlugin, EstimateSourceLabel: "plugin:x@0123456789ab",

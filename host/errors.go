@@ -1,0 +1,76 @@
+package host
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Load refusals; every *LoadError wraps one of them.
+var (
+	ErrABIVersion     = errors.New("unsupported ABI version")
+	ErrMissingExport  = errors.New("missing export")
+	ErrBadSignature   = errors.New("export or import has the wrong signature")
+	ErrUnknownImport  = errors.New("unknown import")
+	ErrBadManifest    = errors.New("bad manifest")
+	ErrDigestMismatch = errors.New("sha256 digest does not match the pinned one")
+	ErrInvalidModule  = errors.New("invalid or uncompilable wasm module")
+	ErrInit           = errors.New("plugin initialisation failed")
+	ErrRead           = errors.New("cannot read plugin file")
+)
+
+// LoadError says which plugin and file were refused and why.
+type LoadError struct {
+	Plugin string // manifest name, or the file's base name before the manifest is known
+	File   string // path, or "<bytes>" for in-memory modules
+	Reason string // exactly what is wrong
+	Err    error  // one of the Err* sentinels above, possibly wrapping a cause
+}
+
+func (e *LoadError) Error() string {
+	return fmt.Sprintf("plugin %q (%s): %s: %s", e.Plugin, e.File, e.Err.Error(), e.Reason)
+}
+
+// Unwrap returns the sentinel (and its cause).
+func (e *LoadError) Unwrap() error { return e.Err }
+
+// Call failures; every *CallError wraps one of them (or a context error
+// when the caller gave up).
+var (
+	ErrTimeout        = errors.New("plugin call timed out")
+	ErrTrap           = errors.New("plugin trapped")
+	ErrGuestError     = errors.New("plugin returned an error")
+	ErrOutputTooLarge = errors.New("plugin output too large")
+	ErrBadOutput      = errors.New("plugin output malformed")
+	ErrInputTooLarge  = errors.New("request too large for plugin")
+	ErrUnhealthy      = errors.New("plugin unhealthy")
+	ErrClosed         = errors.New("plugin closed")
+	ErrWrongKind      = errors.New("plugin kind does not serve this call")
+)
+
+// CallError is a failed estimate or admit call.
+type CallError struct {
+	Plugin  string
+	Digest  string // hex sha256 of the module that failed
+	Op      string // "estimate", "admit", "init"
+	Code    uint32 // the guest's abi.Code when Err is ErrGuestError, else 0
+	Message string // the guest's message, or what the host saw
+	Err     error
+}
+
+func (e *CallError) Error() string {
+	d := e.Digest
+	if len(d) > 12 {
+		d = d[:12]
+	}
+	s := fmt.Sprintf("plugin %s@%s %s: %v", e.Plugin, d, e.Op, e.Err)
+	if e.Code != 0 {
+		s += fmt.Sprintf(" (code %d)", e.Code)
+	}
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	return s
+}
+
+// Unwrap returns the sentinel.
+func (e *CallError) Unwrap() error { return e.Err }

@@ -1,0 +1,232 @@
+// Package host runs purser's WebAssembly plugins on wazero: it loads and
+// validates modules against the ABI (package abi), compiles each digest
+// once, keeps a pool of single-threaded instances per plugin, enforces the
+// sandbox limits, and reloads plugins atomically. It does not know the
+// enforcer: a bridge adapts *Plugin to the enforcer's interfaces.
+package host
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/purser-dev/purser/abi"
+)
+
+// Host owns the wazero runtimes, the compiled-module cache and every
+// plugin instance. It is safe for concurrent use.
+type Host struct {
+	cfg   Config
+	cache wazero.CompilationCache
+	stop  stopper
+
+	mu       sync.Mutex
+	runtimes map[uint32]*wruntime // by memory page limit: wazero sets it per runtime
+	compiled map[compiledKey]*compiledEntry
+	closed   bool
+
+	sinks     sync.Map // instance module name -> *logSink, for the log import
+	instances atomic.Int64
+	seq       atomic.Uint64 // unique instance names
+}
+
+// wruntime is one wazero runtime with WASI and the purser imports.
+type wruntime struct {
+	r    wazero.Runtime
+	wasi map[string]api.FunctionDefinition
+}
+
+type compiledKey struct {
+	digest [32]byte
+	pages  uint32
+}
+
+type compiledEntry struct {
+	mod  wazero.CompiledModule
+	rt   *wruntime
+	refs int
+}
+
+// New builds a host. cfg's zero fields get safe defaults.
+func New(ctx context.Context, cfg Config) (*Host, error) {
+	cfg = cfg.withDefaults()
+	h := &Host{
+		cfg:      cfg,
+		stop:     newStopper(cfg.stop),
+		runtimes: map[uint32]*wruntime{},
+		compiled: map[compiledKey]*compiledEntry{},
+	}
+	if cfg.CompilationCacheDir != "" {
+		c, err := wazero.NewCompilationCacheWithDir(cfg.CompilationCacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("host: compilation cache %q: %w", cfg.CompilationCacheDir, err)
+		}
+		h.cache = c
+	} else {
+		h.cache = wazero.NewCompilationCache()
+	}
+	// Build the default runtime now so configuration errors surface here.
+	if _, err := h.runtime(ctx, cfg.Limits.MemoryPagesMax); err != nil {
+		_ = h.cache.Close(ctx)
+		return nil, err
+	}
+	return h, nil
+}
+
+// Config returns the host's configuration with defaults applied.
+func (h *Host) Config() Config { return h.cfg }
+
+// Instances is the number of live plugin instances across all plugins.
+func (h *Host) Instances() int { return int(h.instances.Load()) }
+
+// Close closes every runtime, and with them every instance. Plugins must
+// not be called afterwards.
+func (h *Host) Close(ctx context.Context) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil
+	}
+	h.closed = true
+	var errs []error
+	for _, rt := range h.runtimes {
+		errs = append(errs, rt.r.Close(ctx))
+	}
+	errs = append(errs, h.cache.Close(ctx))
+	return errors.Join(errs...)
+}
+
+func (h *Host) runtime(ctx context.Context, pages uint32) (*wruntime, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.runtimeLocked(ctx, pages)
+}
+
+func (h *Host) runtimeLocked(ctx context.Context, pages uint32) (*wruntime, error) {
+	if h.closed {
+		return nil, errors.New("host: closed")
+	}
+	if rt := h.runtimes[pages]; rt != nil {
+		return rt, nil
+	}
+	if pages == 0 || pages > 65536 {
+		return nil, fmt.Errorf("host: MemoryPagesMax %d out of range 1..65536", pages)
+	}
+	rc := wazero.NewRuntimeConfigCompiler().
+		WithMemoryLimitPages(pages).
+		WithCompilationCache(h.cache).
+		WithCloseOnContextDone(h.stop.needsCloseOnDone())
+	r := wazero.NewRuntimeWithConfig(ctx, rc)
+	_, err := wasi_snapshot_preview1.Instantiate(ctx, r)
+	if err != nil {
+		_ = r.Close(ctx)
+		return nil, fmt.Errorf("host: instantiating WASI: %w", err)
+	}
+	_, err = r.NewHostModuleBuilder(abi.ImportModule).
+		NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(h.logImport), []api.ValueType{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32}, nil).
+		WithParameterNames("level", "ptr", "len").
+		Export(abi.ImportLog).
+		Instantiate(ctx)
+	if err != nil {
+		_ = r.Close(ctx)
+		return nil, fmt.Errorf("host: instantiating the %q imports: %w", abi.ImportModule, err)
+	}
+	rt := &wruntime{r: r, wasi: r.Module(abi.WASIModule).ExportedFunctionDefinitions()}
+	h.runtimes[pages] = rt
+	return rt, nil
+}
+
+// compile returns the compiled module for bin under the given memory
+// limit, compiling it at most once per (digest, limit).
+func (h *Host) compile(ctx context.Context, digest [32]byte, bin []byte, pages uint32) (*compiledEntry, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	key := compiledKey{digest, pages}
+	if e := h.compiled[key]; e != nil {
+		e.refs++
+		return e, nil
+	}
+	rt, err := h.runtimeLocked(ctx, pages)
+	if err != nil {
+		return nil, err
+	}
+	// Compiling under the lock serialises compiles; loads are rare and this
+	// keeps "once per digest" simple.
+	m, err := rt.r.CompileModule(ctx, bin)
+	if err != nil {
+		return nil, err
+	}
+	e := &compiledEntry{mod: m, rt: rt, refs: 1}
+	h.compiled[key] = e
+	return e, nil
+}
+
+func (h *Host) releaseCompiled(ctx context.Context, digest [32]byte, pages uint32) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	key := compiledKey{digest, pages}
+	e := h.compiled[key]
+	if e == nil {
+		return
+	}
+	if e.refs--; e.refs == 0 {
+		delete(h.compiled, key)
+		if !h.closed {
+			_ = e.mod.Close(ctx)
+		}
+	}
+}
+
+// logImport implements purser.log. It finds the calling instance's sink by
+// module name, which is unique per instance.
+func (h *Host) logImport(_ context.Context, m api.Module, stack []uint64) {
+	level, ptr, n := int32(stack[0]), uint32(stack[1]), uint32(stack[2])
+	s, ok := h.sinks.Load(m.Name())
+	if !ok {
+		return
+	}
+	sink := s.(*logSink)
+	take := sink.take(int(n))
+	if take <= 0 {
+		return
+	}
+	msg, ok := m.Memory().Read(ptr, uint32(take))
+	if !ok {
+		sink.logger.Warn("log import: message out of guest memory", "ptr", ptr, "len", n)
+		return
+	}
+	sink.emit(hclogLevel(level), string(msg))
+}
+
+func hclogLevel(l int32) hclog.Level {
+	switch abi.LogLevel(l) {
+	case abi.LogTrace:
+		return hclog.Trace
+	case abi.LogDebug:
+		return hclog.Debug
+	case abi.LogInfo:
+		return hclog.Info
+	case abi.LogWarn:
+		return hclog.Warn
+	}
+	if l < 0 {
+		return hclog.Trace
+	}
+	return hclog.Error
+}
+
+// Digest returns the hex sha256 of bin, the identity of a module.
+func Digest(bin []byte) string {
+	d := sha256.Sum256(bin)
+	return hex.EncodeToString(d[:])
+}

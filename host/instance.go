@@ -1,0 +1,194 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/purser-dev/purser/abi"
+)
+
+// instance is one instantiated module. It is used by one call at a time;
+// function handles are looked up once here, never per call.
+type instance struct {
+	v        *version
+	name     string
+	mod      api.Module
+	mem      api.Memory
+	alloc    api.Function
+	call     api.Function // purser_estimate or purser_admit; nil until bound
+	stack    []uint64     // reused CallWithStack params/results
+	bufPtr   uint32       // last purser_alloc buffer, reused while requests fit
+	bufCap   uint32
+	scratch  []byte // reused request encoding
+	sink     *logSink
+	out, err *stream
+}
+
+// instantiate creates an instance and runs _initialize. It does not bind
+// the call export: the first instance of a module must read the manifest
+// before the host knows which one to use.
+func (v *version) instantiate(ctx context.Context) (*instance, error) {
+	h := v.h
+	in := &instance{v: v, name: v.name + "#" + strconv.FormatUint(h.seq.Add(1), 10), stack: make([]uint64, 2)}
+	in.sink = newLogSink(v.logger, v.limits.LogBytesPerCallMax)
+	in.out = &stream{sink: in.sink, level: hclog.Info}
+	in.err = &stream{sink: in.sink, level: hclog.Warn}
+	h.sinks.Store(in.name, in.sink)
+	mc := wazero.NewModuleConfig().
+		WithName(in.name).
+		WithStdout(in.out).
+		WithStderr(in.err).
+		WithStartFunctions(abi.ExportInitialize)
+	// No FS, env, args or real clocks: wazero's defaults are the sandbox.
+	mod, err := v.compiled.rt.r.InstantiateModule(ctx, v.compiled.mod, mc)
+	in.flushLogs()
+	if err != nil {
+		h.sinks.Delete(in.name)
+		return nil, err
+	}
+	in.mod = mod
+	in.mem = mod.ExportedMemory(abi.ExportMemory)
+	in.alloc = mod.ExportedFunction(abi.ExportAlloc)
+	n := h.instances.Add(1)
+	v.live.Add(1)
+	_ = n
+	h.cfg.Observer.ObserveInstances(v.name, int(v.live.Load()))
+	return in, nil
+}
+
+func (in *instance) flushLogs() {
+	in.out.flush()
+	in.err.flush()
+}
+
+// close discards the instance; the pool creates a new one when needed.
+func (in *instance) close() {
+	_ = in.mod.Close(context.Background())
+	in.v.h.sinks.Delete(in.name)
+	in.v.h.instances.Add(-1)
+	n := in.v.live.Add(-1)
+	in.v.h.cfg.Observer.ObserveInstances(in.v.name, int(n))
+}
+
+// callI32 calls a () -> i32 export.
+func (in *instance) callI32(ctx context.Context, name string) (uint32, error) {
+	fn := in.mod.ExportedFunction(name)
+	if err := fn.CallWithStack(ctx, in.stack); err != nil {
+		return 0, err
+	}
+	return uint32(in.stack[0]), nil
+}
+
+// callPacked calls a () -> i64 export and reads the packed range it returns.
+func (in *instance) callPacked(ctx context.Context, name string, max int) ([]byte, error) {
+	fn := in.mod.ExportedFunction(name)
+	if err := fn.CallWithStack(ctx, in.stack); err != nil {
+		return nil, err
+	}
+	return in.readPacked(in.stack[0], max)
+}
+
+// readPacked returns a copy-free view of the guest range ptr<<32|len.
+// Callers copy what they keep before the next guest call.
+func (in *instance) readPacked(packed uint64, max int) ([]byte, error) {
+	ptr, n := abi.UnpackPtrLen(packed)
+	if int64(n) > int64(max) {
+		return nil, &outputError{ErrOutputTooLarge, fmt.Sprintf("%d bytes exceeds the %d-byte limit", n, max)}
+	}
+	b, ok := in.mem.Read(ptr, n)
+	if !ok {
+		return nil, &outputError{ErrBadOutput, fmt.Sprintf("range [%d, %d+%d) is outside the %d-byte memory", ptr, ptr, n, in.mem.Size())}
+	}
+	return b, nil
+}
+
+// outputError carries the sentinel for a bad result range.
+type outputError struct {
+	kind error
+	msg  string
+}
+
+func (e *outputError) Error() string { return e.kind.Error() + ": " + e.msg }
+func (e *outputError) Unwrap() error { return e.kind }
+
+// write copies req into a guest buffer, asking purser_alloc for a larger
+// one only when req does not fit the last.
+func (in *instance) write(ctx context.Context, req []byte) (uint32, error) {
+	n := uint32(len(req))
+	if n > in.bufCap || in.bufPtr == 0 {
+		in.stack[0] = uint64(n)
+		if err := in.alloc.CallWithStack(ctx, in.stack); err != nil {
+			return 0, err
+		}
+		ptr := uint32(in.stack[0])
+		if ptr == 0 {
+			return 0, &outputError{ErrBadOutput, fmt.Sprintf("purser_alloc(%d) returned 0", n)}
+		}
+		in.bufPtr, in.bufCap = ptr, n
+	}
+	if !in.mem.Write(in.bufPtr, req) {
+		in.bufPtr, in.bufCap = 0, 0
+		return 0, &outputError{ErrBadOutput, fmt.Sprintf("purser_alloc buffer [%d, %d+%d) is outside the %d-byte memory", in.bufPtr, in.bufPtr, n, in.mem.Size())}
+	}
+	return in.bufPtr, nil
+}
+
+// invoke writes req, calls fn and decodes the result record.
+func (in *instance) invoke(ctx context.Context, fn api.Function, req []byte) (abi.Result, error) {
+	ptr, err := in.write(ctx, req)
+	if err != nil {
+		return abi.Result{}, err
+	}
+	in.stack[0], in.stack[1] = uint64(ptr), uint64(len(req))
+	if err := fn.CallWithStack(ctx, in.stack); err != nil {
+		return abi.Result{}, err
+	}
+	b, err := in.readPacked(in.stack[0], in.v.limits.OutputBytesMax)
+	if err != nil {
+		return abi.Result{}, err
+	}
+	res, err := abi.ParseResult(b)
+	if err != nil {
+		return abi.Result{}, &outputError{ErrBadOutput, err.Error()}
+	}
+	return res, nil
+}
+
+// classify maps a failed guest call to a sentinel and a message. parent is
+// the caller's context, callCtx the bounded one the guest ran under.
+func classify(parent, callCtx context.Context, err error) (kind error, msg string) {
+	var oe *outputError
+	if errors.As(err, &oe) {
+		return oe.kind, oe.msg
+	}
+	var exit *sys.ExitError
+	if errors.As(err, &exit) {
+		switch exit.ExitCode() {
+		case sys.ExitCodeDeadlineExceeded, sys.ExitCodeContextCanceled:
+			if parent.Err() != nil {
+				return parent.Err(), "caller gave up"
+			}
+			return ErrTimeout, "stopped at the call deadline"
+		}
+		return ErrTrap, fmt.Sprintf("guest exited with code %d (Go guests exit with 2 on panic)", exit.ExitCode())
+	}
+	if parent.Err() != nil {
+		return parent.Err(), "caller gave up"
+	}
+	if callCtx.Err() != nil {
+		return ErrTimeout, "stopped at the call deadline"
+	}
+	msg = err.Error()
+	if i := strings.IndexByte(msg, '\n'); i >= 0 {
+		msg = msg[:i] // wazero appends the wasm stack trace; it goes to the log
+	}
+	return ErrTrap, msg
+}

@@ -1,0 +1,93 @@
+package host
+
+import (
+	"bytes"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// logSink forwards one instance's log import, stdout and stderr to the
+// plugin's logger under a per-call byte budget. An instance runs one call
+// at a time, but wazero may write stdout from the calling goroutine while
+// the host resets the budget from another, so a mutex keeps it simple.
+type logSink struct {
+	logger hclog.Logger
+	limit  int
+
+	mu        sync.Mutex
+	remaining int
+	truncated bool
+}
+
+func newLogSink(l hclog.Logger, limit int) *logSink {
+	return &logSink{logger: l, limit: limit, remaining: limit}
+}
+
+// reset starts a new call's budget.
+func (s *logSink) reset() {
+	s.mu.Lock()
+	s.remaining, s.truncated = s.limit, false
+	s.mu.Unlock()
+}
+
+// take reserves up to n bytes of budget and returns how many were granted,
+// logging the truncation once.
+func (s *logSink) take(n int) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n <= s.remaining {
+		s.remaining -= n
+		return n
+	}
+	granted := s.remaining
+	s.remaining = 0
+	if !s.truncated {
+		s.truncated = true
+		s.logger.Warn("log output truncated", "limit_bytes", s.limit)
+	}
+	return granted
+}
+
+func (s *logSink) emit(level hclog.Level, msg string) {
+	s.logger.Log(level, msg)
+}
+
+// stream is a guest's stdout or stderr: it logs whole lines.
+type stream struct {
+	sink  *logSink
+	level hclog.Level
+	mu    sync.Mutex
+	line  []byte
+}
+
+func (w *stream) Write(p []byte) (int, error) {
+	n := len(p)
+	take := w.sink.take(n)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.line = append(w.line, p[:take]...)
+	for {
+		i := bytes.IndexByte(w.line, '\n')
+		if i < 0 {
+			break
+		}
+		w.sink.emit(w.level, string(w.line[:i]))
+		w.line = w.line[i+1:]
+	}
+	if take < n && len(w.line) > 0 {
+		w.sink.emit(w.level, string(w.line))
+		w.line = w.line[:0]
+	}
+	return n, nil // never fail the guest's write: logging must not change behaviour
+}
+
+// flush logs a partial line left at the end of a call.
+func (w *stream) flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.line) > 0 {
+		w.sink.emit(w.level, string(w.line))
+		w.line = w.line[:0]
+	}
+}

@@ -1,0 +1,497 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/purser-dev/purser/abi"
+)
+
+// version is one loaded module of a plugin with its instance pool. A
+// reload makes a new version; the old one is closed once its calls drain.
+type version struct {
+	h          *Host
+	compiled   *compiledEntry
+	digest     [32]byte
+	hexDigest  string
+	label      string // "plugin:<name>@<digest12>"
+	name       string
+	logger     hclog.Logger
+	limits     Limits
+	manifest   abi.Manifest
+	abiVersion uint32
+	config     []byte
+	hasInit    bool
+	loadedAt   time.Time
+
+	refs  atomic.Int64 // 1 for the owner (Plugin) + 1 per call in flight
+	live  atomic.Int64 // live instances
+	slots chan struct{}
+	mu    sync.Mutex
+	idle  []*instance
+}
+
+func newVersion(h *Host, spec *Spec, ce *compiledEntry, digest [32]byte, hexDigest string, limits Limits) *version {
+	v := &version{h: h, compiled: ce, digest: digest, hexDigest: hexDigest, limits: limits,
+		slots: make(chan struct{}, limits.InstancesMax), loadedAt: time.Now()}
+	v.refs.Store(1)
+	v.setName(spec.provisionalName())
+	return v
+}
+
+func (v *version) setName(name string) {
+	v.name = name
+	v.label = "plugin:" + name + "@" + v.hexDigest[:12]
+	v.logger = v.h.cfg.Logger.ResetNamed("purser.host." + name)
+}
+
+// ref takes a reference unless the version is already closing.
+func (v *version) ref() bool {
+	for {
+		n := v.refs.Load()
+		if n <= 0 {
+			return false
+		}
+		if v.refs.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// unref drops a reference; the last one closes the version.
+func (v *version) unref() {
+	if v.refs.Add(-1) == 0 {
+		v.close()
+	}
+}
+
+func (v *version) close() {
+	v.mu.Lock()
+	idle := v.idle
+	v.idle = nil
+	v.mu.Unlock()
+	for _, in := range idle {
+		in.close()
+	}
+	v.h.releaseCompiled(context.Background(), v.digest, v.limits.MemoryPagesMax)
+}
+
+// get takes an instance slot and an instance, creating one if none is idle.
+func (v *version) get(ctx context.Context) (*instance, error) {
+	select {
+	case v.slots <- struct{}{}:
+	default:
+		select {
+		case v.slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	v.mu.Lock()
+	if n := len(v.idle); n > 0 {
+		in := v.idle[n-1]
+		v.idle = v.idle[:n-1]
+		v.mu.Unlock()
+		return in, nil
+	}
+	v.mu.Unlock()
+	in, err := v.newInstance(ctx)
+	if err != nil {
+		<-v.slots
+		return nil, err
+	}
+	return in, nil
+}
+
+// newInstance replaces a discarded instance (or grows the pool).
+func (v *version) newInstance(ctx context.Context) (*instance, error) {
+	ictx, cancel := v.h.stop.bound(ctx, v.limits.InitTimeout)
+	defer cancel()
+	in, err := v.instantiate(ictx)
+	if err != nil {
+		return nil, err
+	}
+	in.sink.logger = v.logger
+	if err := in.initialize(ictx); err != nil {
+		in.close()
+		return nil, err
+	}
+	return in, nil
+}
+
+// put returns an instance to the pool, or closes it when it misbehaved.
+func (v *version) put(in *instance, ok, holdsSlot bool) {
+	if ok {
+		v.mu.Lock()
+		v.idle = append(v.idle, in)
+		v.mu.Unlock()
+	} else {
+		in.close()
+	}
+	if holdsSlot {
+		<-v.slots
+	}
+}
+
+// Plugin is a loaded plugin. It stays the same object across reloads, so
+// callers (the enforcer bridge) may keep it; each call runs on the version
+// current when it started.
+type Plugin struct {
+	h    *Host
+	spec Spec
+	cur  atomic.Pointer[version]
+
+	closed      atomic.Bool
+	failures    atomic.Int64
+	unhealthyAt atomic.Int64 // unix nanos; 0 = healthy
+	lastTrial   atomic.Int64
+	lastErr     atomic.Pointer[string]
+
+	calls  atomic.Uint64
+	errors [numErrKinds]atomic.Uint64
+}
+
+// Name is the manifest name.
+func (p *Plugin) Name() string { return p.cur.Load().name }
+
+// Digest is the hex sha256 of the running module.
+func (p *Plugin) Digest() string { return p.cur.Load().hexDigest }
+
+// SourceLabel is "plugin:<name>@<first 12 hex of sha256>".
+func (p *Plugin) SourceLabel() string { return p.cur.Load().label }
+
+// Manifest is the running module's manifest.
+func (p *Plugin) Manifest() abi.Manifest { return p.cur.Load().manifest }
+
+// Kind is the manifest kind.
+func (p *Plugin) Kind() abi.Kind { return p.cur.Load().manifest.Kind }
+
+// FailMode is the configured policy fail mode.
+func (p *Plugin) FailMode() FailMode { return p.spec.FailMode }
+
+// Order sorts policies.
+func (p *Plugin) Order() int { return p.spec.Order }
+
+// File is the module's path ("" for in-memory modules).
+func (p *Plugin) File() string { return p.spec.File }
+
+// Limits are the effective limits.
+func (p *Plugin) Limits() Limits { return p.cur.Load().limits }
+
+// Estimate asks an estimator plugin for a price. source is the label of
+// the version that answered (it changes on reload).
+func (p *Plugin) Estimate(ctx context.Context, req abi.EstimateRequest) (res abi.EstimateResult, source string, err error) {
+	r, v, err := p.run(ctx, opEstimate, &req, nil, req.EncodedSize())
+	if err != nil {
+		return res, source, err
+	}
+	res, err = r.Estimate()
+	if err != nil {
+		return res, v.label, p.fail(v, opEstimate, ErrBadOutput, 0, err.Error())
+	}
+	return res, v.label, nil
+}
+
+// Admit asks a policy plugin for a verdict.
+func (p *Plugin) Admit(ctx context.Context, req abi.AdmitRequest) (abi.AdmitResult, error) {
+	r, v, err := p.run(ctx, opAdmit, nil, &req, req.EncodedSize())
+	if err != nil {
+		return abi.AdmitResult{}, err
+	}
+	res, err := r.Admit()
+	if err != nil {
+		return res, p.fail(v, opAdmit, ErrBadOutput, 0, err.Error())
+	}
+	return res, nil
+}
+
+type op uint8
+
+const (
+	opEstimate op = iota
+	opAdmit
+)
+
+func (o op) String() string {
+	if o == opAdmit {
+		return "admit"
+	}
+	return "estimate"
+}
+
+// result is what run hands back: the decoded record with its text copied
+// out of guest memory.
+type result struct{ abi.Result }
+
+func (r *result) Estimate() (abi.EstimateResult, error) { return r.Result.Estimate() }
+func (r *result) Admit() (abi.AdmitResult, error)       { return r.Result.Admit() }
+
+// run performs one call on the current version: health gate, pool, limits,
+// classification of failures, health and stats bookkeeping.
+func (p *Plugin) run(ctx context.Context, o op, est *abi.EstimateRequest, adm *abi.AdmitRequest, size int) (*result, *version, error) {
+	var start time.Time
+	observe := p.h.observing()
+	if observe {
+		start = time.Now()
+	}
+	r, v, err := p.runOnce(ctx, o, est, adm, size)
+	p.calls.Add(1)
+	if observe {
+		p.h.cfg.Observer.ObserveCall(nameOr(v, p.Name()), o.String(), time.Since(start), err)
+	}
+	return r, v, err
+}
+
+func (p *Plugin) runOnce(ctx context.Context, o op, est *abi.EstimateRequest, adm *abi.AdmitRequest, size int) (*result, *version, error) {
+	v := p.acquire()
+	if v == nil {
+		return nil, nil, &CallError{Plugin: p.spec.provisionalName(), Op: o.String(), Err: ErrClosed}
+	}
+	defer v.unref()
+	want := abi.KindEstimator
+	if o == opAdmit {
+		want = abi.KindPolicy
+	}
+	if v.manifest.Kind != want {
+		return nil, v, p.fail(v, o, ErrWrongKind, 0, "plugin kind is "+string(v.manifest.Kind))
+	}
+	if size > v.limits.InputBytesMax {
+		return nil, v, p.fail(v, o, ErrInputTooLarge, 0, "request is "+itoa(size)+" bytes, limit "+itoa(v.limits.InputBytesMax))
+	}
+	if !p.allowCall(v) {
+		return nil, v, p.fail(v, o, ErrUnhealthy, 0, "after "+itoa(int(p.failures.Load()))+" consecutive failures; last: "+p.LastError())
+	}
+	in, err := v.get(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, v, p.fail(v, o, ctx.Err(), 0, "waiting for an instance")
+		}
+		return nil, v, p.fail(v, o, ErrInit, 0, "creating an instance: "+firstLine(err.Error()))
+	}
+	if est != nil {
+		in.scratch = abi.AppendEstimateRequest(in.scratch[:0], est)
+	} else {
+		in.scratch = abi.AppendAdmitRequest(in.scratch[:0], adm)
+	}
+	cctx, cancel := p.h.stop.bound(ctx, v.limits.CallTimeout)
+	in.sink.reset()
+	res, err := in.invoke(cctx, in.call, in.scratch)
+	in.flushLogs()
+	if err != nil {
+		kind, msg := classify(ctx, cctx, err)
+		cancel()
+		v.put(in, false, true)
+		if kind == ErrTrap {
+			v.logger.Debug("guest trapped", "op", o.String(), "error", err.Error())
+		}
+		return nil, v, p.fail(v, o, kind, 0, msg)
+	}
+	cancel()
+	if res.Status != abi.CodeOK {
+		msg := string(res.Text)
+		v.put(in, true, true)
+		return nil, v, p.fail(v, o, ErrGuestError, uint32(res.Status), msg)
+	}
+	out := &result{res}
+	if len(res.Text) > 0 {
+		out.Text = append([]byte(nil), res.Text...) // guest memory is reused by the next call
+	}
+	v.put(in, true, true)
+	p.succeed(v)
+	return out, v, nil
+}
+
+// acquire references the current version, retrying if a reload retired it
+// between the load and the reference.
+func (p *Plugin) acquire() *version {
+	for !p.closed.Load() {
+		v := p.cur.Load()
+		if v.ref() {
+			return v
+		}
+	}
+	return nil
+}
+
+// allowCall is the health gate: an unhealthy plugin gets one trial call
+// per UnhealthyRetryAfter.
+func (p *Plugin) allowCall(v *version) bool {
+	if p.unhealthyAt.Load() == 0 {
+		return true
+	}
+	now := time.Now().UnixNano()
+	last := p.lastTrial.Load()
+	return now-last >= int64(v.limits.UnhealthyRetryAfter) && p.lastTrial.CompareAndSwap(last, now)
+}
+
+func (p *Plugin) succeed(v *version) {
+	if p.failures.Load() != 0 {
+		p.failures.Store(0)
+	}
+	if p.unhealthyAt.Load() != 0 && p.unhealthyAt.Swap(0) != 0 {
+		v.logger.Info("plugin healthy again")
+	}
+}
+
+// fail records a failed call and builds its error.
+func (p *Plugin) fail(v *version, o op, kind error, code uint32, msg string) error {
+	p.errors[errKindIndex(kind)].Add(1)
+	e := &CallError{Plugin: v.name, Digest: v.hexDigest, Op: o.String(), Code: code, Message: msg, Err: kind}
+	if !countsAsFailure(kind, code) {
+		return e
+	}
+	s := e.Error()
+	p.lastErr.Store(&s)
+	n := p.failures.Add(1)
+	if n >= int64(v.limits.FailuresBeforeUnhealthy) && p.unhealthyAt.Load() == 0 {
+		now := time.Now().UnixNano()
+		if p.unhealthyAt.CompareAndSwap(0, now) {
+			p.lastTrial.Store(now)
+			v.logger.Warn("plugin marked unhealthy", "consecutive_failures", n, "last_error", s)
+		}
+	}
+	return e
+}
+
+// countsAsFailure: the caller's own problems (too-large input, giving up)
+// and a plugin declining a tool do not make a plugin unhealthy.
+func countsAsFailure(kind error, code uint32) bool {
+	switch {
+	case kind == ErrInputTooLarge, kind == ErrUnhealthy, kind == ErrWrongKind,
+		errors.Is(kind, context.Canceled), errors.Is(kind, context.DeadlineExceeded):
+		return false
+	case kind == ErrGuestError && abi.Code(code) == abi.CodeUnsupported:
+		return false
+	}
+	return true
+}
+
+// LastError is the last failure that counted against health ("" if none).
+func (p *Plugin) LastError() string {
+	if s := p.lastErr.Load(); s != nil {
+		return *s
+	}
+	return ""
+}
+
+// Health is a plugin's health.
+type Health struct {
+	Healthy             bool
+	ConsecutiveFailures int
+	UnhealthySince      time.Time // zero when healthy
+	LastError           string
+}
+
+// Health reports whether calls are served and why not.
+func (p *Plugin) Health() Health {
+	h := Health{Healthy: p.unhealthyAt.Load() == 0, ConsecutiveFailures: int(p.failures.Load()), LastError: p.LastError()}
+	if t := p.unhealthyAt.Load(); t != 0 {
+		h.UnhealthySince = time.Unix(0, t)
+	}
+	return h
+}
+
+// resetHealth forgets failures (after a reload).
+func (p *Plugin) resetHealth() {
+	p.failures.Store(0)
+	p.unhealthyAt.Store(0)
+}
+
+// Stats are a plugin's counters since it was loaded.
+type Stats struct {
+	Calls     uint64
+	Errors    map[string]uint64 // by ErrorKind, only non-zero entries
+	Instances int               // live instances of the current version
+}
+
+// Stats returns the counters.
+func (p *Plugin) Stats() Stats {
+	s := Stats{Calls: p.calls.Load(), Errors: map[string]uint64{}}
+	for i := range p.errors {
+		if n := p.errors[i].Load(); n != 0 {
+			s.Errors[errKindNames[i]] = n
+		}
+	}
+	if v := p.cur.Load(); v != nil {
+		s.Instances = int(v.live.Load())
+	}
+	return s
+}
+
+// swap installs a new version; the old one closes when its calls drain.
+func (p *Plugin) swap(v *version) {
+	old := p.cur.Swap(v)
+	p.resetHealth()
+	if old != nil && old != v {
+		old.unref()
+	}
+}
+
+// Close stops serving; in-flight calls finish first.
+func (p *Plugin) Close() {
+	if p.closed.Swap(true) {
+		return
+	}
+	if v := p.cur.Load(); v != nil {
+		v.unref()
+	}
+}
+
+func (h *Host) observing() bool {
+	_, nop := h.cfg.Observer.(NopObserver)
+	return !nop
+}
+
+const numErrKinds = 12
+
+var errKindNames = [numErrKinds]string{"other", "timeout", "trap", "guest_error", "output_too_large", "bad_output",
+	"input_too_large", "unhealthy", "closed", "wrong_kind", "init", "canceled"}
+
+func errKindIndex(err error) int {
+	switch {
+	case errors.Is(err, ErrTimeout):
+		return 1
+	case errors.Is(err, ErrTrap):
+		return 2
+	case errors.Is(err, ErrGuestError):
+		return 3
+	case errors.Is(err, ErrOutputTooLarge):
+		return 4
+	case errors.Is(err, ErrBadOutput):
+		return 5
+	case errors.Is(err, ErrInputTooLarge):
+		return 6
+	case errors.Is(err, ErrUnhealthy):
+		return 7
+	case errors.Is(err, ErrClosed):
+		return 8
+	case errors.Is(err, ErrWrongKind):
+		return 9
+	case errors.Is(err, ErrInit):
+		return 10
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return 11
+	}
+	return 0
+}
+
+// ErrorKind names a call error for metrics labels: "timeout", "trap",
+// "guest_error", "output_too_large", "bad_output", "input_too_large",
+// "unhealthy", "closed", "wrong_kind", "init", "canceled", or "other";
+// "" for nil.
+func ErrorKind(err error) string {
+	if err == nil {
+		return ""
+	}
+	return errKindNames[errKindIndex(err)]
+}
+
+func itoa(n int) string { return formatInt(int64(n)) }
+
+func formatInt(n int64) string { return strconv.FormatInt(n, 10) }

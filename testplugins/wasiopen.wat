@@ -1,0 +1,25 @@
+;; wasiopen: see testplugins/README.md. Built to wasiopen.wasm by scripts/wasm-build.sh.
+(module
+  (import "wasi_snapshot_preview1" "path_open" (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  ;; manifest at 0 (NUL-terminated), result record at 2048, request buffer at 4096
+  (data (i32.const 0) "{\"name\":\"wasiopen\",\"version\":\"1.0.0\",\"kind\":\"estimator\",\"tools\":[\"*\"]}\00")
+  (func $strlen (param $p i32) (result i32) (local $n i32)
+    (block $done (loop $next
+      (br_if $done (i32.eqz (i32.load8_u (i32.add (local.get $p) (local.get $n)))))
+      (local.set $n (i32.add (local.get $n) (i32.const 1)))
+      (br $next)))
+    (local.get $n))
+  (func (export "purser_abi_version") (result i32) (i32.const 0x10000))
+  (func (export "purser_alloc") (param $n i32) (result i32)
+    (if (result i32) (i32.gt_u (local.get $n) (i32.const 60000)) (then (i32.const 0)) (else (i32.const 4096))))
+  (func (export "purser_manifest") (result i64) (i64.extend_i32_u (call $strlen (i32.const 0))))
+  (data (i32.const 1024) "etc/passwd")
+;; tries to open etc/passwd relative to fd 3 (the first preopen, if any) and reports the WASI errno as the estimate
+  (func (export "purser_estimate") (param i32 i32) (result i64)
+    (i64.store (i32.const 2048) (i64.const 0))
+    (i64.store (i32.const 2056) (i64.extend_i32_u
+      (call $path_open (i32.const 3) (i32.const 0) (i32.const 1024) (i32.const 10) (i32.const 0)
+                       (i64.const -1) (i64.const -1) (i32.const 0) (i32.const 1536))))
+    (i32.store (i32.const 2064) (i32.const 0))
+    (i64.const 0x80000000014)))
