@@ -12,17 +12,17 @@ import (
 
 // MemoryLedger is the in-process Ledger. Accounts of one root tree share a
 // mutex (a hold touches every ancestor, so finer locks would only add lock
-// ordering); independent trees never contend. Reservations live in a
-// sharded index so lookups by id do not touch any tree lock.
+// ordering); independent trees never contend. Accounts and reservations
+// live in sharded indexes so lookups by id do not touch any tree lock.
 //
-// Lock order: createMu -> memTree.mu -> resShard.mu.
+// Lock order: createMu -> memTree.mu -> resShard.mu or acctShard.mu.
 type MemoryLedger struct {
 	clock      Clock
 	notifier   Notifier
 	thresholds []int // ascending, positive, distinct
 	retain     time.Duration
 
-	accounts sync.Map // string -> *memAccount; read lock-free on the hot path
+	accts [acctShards]acctShard
 
 	createMu sync.Mutex // serializes account creation and the trees list
 	trees    []*memTree
@@ -31,7 +31,17 @@ type MemoryLedger struct {
 	shards [resShards]resShard
 }
 
-const resShards = 64
+const (
+	resShards  = 64
+	acctShards = 16
+)
+
+// acctShard is one slice of the account index; accounts are never removed.
+type acctShard struct {
+	mu sync.RWMutex
+	m  map[string]*memAccount
+	_  [40]byte
+}
 
 var _ Ledger = (*MemoryLedger)(nil)
 
@@ -63,6 +73,9 @@ func NewMemoryLedger(opts LedgerOptions) *MemoryLedger {
 	for i := range l.shards {
 		l.shards[i].m = make(map[string]*memRes)
 	}
+	for i := range l.accts {
+		l.accts[i].m = make(map[string]*memAccount)
+	}
 	return l
 }
 
@@ -71,7 +84,15 @@ type memTree struct {
 	mu      sync.Mutex
 	expiry  resHeap // pending holds by ExpiresAt
 	scratch []Alert // reused under mu; alerts are copied out before unlock
-	_       [32]byte
+	// done lists settled reservations in settling order for retention.
+	done     []doneEntry
+	doneHead int
+	_        [32]byte
+}
+
+type doneEntry struct {
+	id string
+	at int64 // Unix nanoseconds
 }
 
 // memAccount is guarded by its tree's mu, except the immutable fields.
@@ -94,35 +115,50 @@ type memAccount struct {
 	overdrawn bool
 }
 
-// memRes is a reservation record; r is guarded by its shard's mu (and
-// changed only while its account's tree mu is held too).
+// memRes is a reservation record. ID, Account, Tool, Estimate, CreatedAt,
+// ExpiresAt, acct, ttl and exp never change after insertion and may be read
+// by whoever holds the pointer; everything else is guarded by the tree mu
+// of acct.
 type memRes struct {
 	r       Reservation
 	acct    *memAccount
 	ttl     time.Duration
-	exp     int64     // r.ExpiresAt in Unix nanoseconds, the heap key
-	heapIdx int       // position in the tree's expiry heap, -1 when not pending
-	doneAt  time.Time // first terminal transition, for retention
+	exp     int64 // r.ExpiresAt in Unix nanoseconds, the heap key
+	heapIdx int   // position in the tree's expiry heap, -1 when not pending
 }
 
+// resShard is one slice of the reservation index (membership only).
 type resShard struct {
-	mu   sync.Mutex
-	m    map[string]*memRes
-	done []*memRes // settled, in doneAt order, for retention
-	head int
-	_    [64]byte
+	mu sync.Mutex
+	m  map[string]*memRes
+	_  [48]byte
 }
 
 func (l *MemoryLedger) shard(id string) *resShard {
 	return &l.shards[maphash.String(l.seed, id)%resShards]
 }
 
+func (l *MemoryLedger) acctShard(id string) *acctShard {
+	return &l.accts[maphash.String(l.seed, id)%acctShards]
+}
+
 func (l *MemoryLedger) account(id string) (*memAccount, error) {
-	v, ok := l.accounts.Load(id)
+	sh := l.acctShard(id)
+	sh.mu.RLock()
+	a, ok := sh.m[id]
+	sh.mu.RUnlock()
 	if !ok {
 		return nil, fmt.Errorf("account %q: %w", id, ErrAccountNotFound)
 	}
-	return v.(*memAccount), nil
+	return a, nil
+}
+
+// storeAccount publishes a; createMu must be held.
+func (l *MemoryLedger) storeAccount(a *memAccount) {
+	sh := l.acctShard(a.id)
+	sh.mu.Lock()
+	sh.m[a.id] = a
+	sh.mu.Unlock()
 }
 
 // notify delivers alerts; callers must hold no lock.
@@ -157,40 +193,37 @@ func (l *MemoryLedger) expire(t *memTree, now time.Time) int {
 		for a := rec.acct; a != nil; a = a.parent {
 			a.pending -= rec.r.Estimate
 		}
-		sh := l.shard(rec.r.ID)
-		sh.mu.Lock()
 		rec.r.State = StateExpired
 		rec.r.SettledAt = rec.r.ExpiresAt
-		sh.finish(rec, rec.r.ExpiresAt)
-		sh.mu.Unlock()
+		t.finish(rec.r.ID, rec.exp)
 		n++
 	}
 	return n
 }
 
-// finish queues rec for retention; sh.mu must be held.
-func (sh *resShard) finish(rec *memRes, at time.Time) {
-	rec.doneAt = at
-	sh.done = append(sh.done, rec)
+// finish queues a settled reservation for retention; t.mu must be held.
+func (t *memTree) finish(id string, at int64) {
+	t.done = append(t.done, doneEntry{id: id, at: at})
 }
 
-// prune forgets reservations settled at or before cutoff.
-func (sh *resShard) prune(cutoff time.Time) {
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	for sh.head < len(sh.done) && !sh.done[sh.head].doneAt.After(cutoff) {
-		rec := sh.done[sh.head]
-		sh.done[sh.head] = nil
-		sh.head++
-		if cur, ok := sh.m[rec.r.ID]; ok && cur == rec {
-			delete(sh.m, rec.r.ID)
-		}
+// prune forgets t's reservations settled at or before cutoff; t.mu must be
+// held. An id is in t.done once and its record is the one indexed (ids are
+// only reinserted after this deletion), so no identity check is needed.
+func (l *MemoryLedger) prune(t *memTree, cutoff int64) {
+	for t.doneHead < len(t.done) && t.done[t.doneHead].at <= cutoff {
+		id := t.done[t.doneHead].id
+		t.done[t.doneHead] = doneEntry{}
+		t.doneHead++
+		sh := l.shard(id)
+		sh.mu.Lock()
+		delete(sh.m, id)
+		sh.mu.Unlock()
 	}
-	if sh.head > 64 && sh.head*2 > len(sh.done) {
-		n := copy(sh.done, sh.done[sh.head:])
-		clear(sh.done[n:])
-		sh.done = sh.done[:n]
-		sh.head = 0
+	if t.doneHead > 64 && t.doneHead*2 > len(t.done) {
+		n := copy(t.done, t.done[t.doneHead:])
+		clear(t.done[n:])
+		t.done = t.done[:n]
+		t.doneHead = 0
 	}
 }
 
@@ -243,10 +276,14 @@ func (l *MemoryLedger) Snapshot(_ context.Context, account string) (Snapshot, er
 // Accounts returns every account's totals, sorted by id.
 func (l *MemoryLedger) Accounts(ctx context.Context) ([]Snapshot, error) {
 	var ids []string
-	l.accounts.Range(func(k, _ any) bool {
-		ids = append(ids, k.(string))
-		return true
-	})
+	for i := range l.accts {
+		sh := &l.accts[i]
+		sh.mu.RLock()
+		for id := range sh.m {
+			ids = append(ids, id)
+		}
+		sh.mu.RUnlock()
+	}
 	sort.Strings(ids)
 	out := make([]Snapshot, 0, len(ids))
 	for _, id := range ids {
@@ -265,15 +302,13 @@ func (l *MemoryLedger) Sweep(_ context.Context) (int, error) {
 	trees := slices.Clone(l.trees)
 	l.createMu.Unlock()
 	now := l.clock.Now()
+	cutoff := now.Add(-l.retain).UnixNano()
 	n := 0
 	for _, t := range trees {
 		t.mu.Lock()
 		n += l.expire(t, now)
+		l.prune(t, cutoff)
 		t.mu.Unlock()
-	}
-	cutoff := now.Add(-l.retain)
-	for i := range l.shards {
-		l.shards[i].prune(cutoff)
 	}
 	return n, nil
 }

@@ -14,7 +14,7 @@ func (l *MemoryLedger) CreateAccount(_ context.Context, spec AccountSpec) (Snaps
 	}
 	l.createMu.Lock()
 	defer l.createMu.Unlock()
-	if _, ok := l.accounts.Load(spec.ID); ok {
+	if _, err := l.account(spec.ID); err == nil {
 		return Snapshot{}, fmt.Errorf("create account %q: %w", spec.ID, ErrAccountExists)
 	}
 	a := &memAccount{
@@ -30,7 +30,7 @@ func (l *MemoryLedger) CreateAccount(_ context.Context, spec AccountSpec) (Snaps
 		a.tree = &memTree{}
 		l.trees = append(l.trees, a.tree)
 		a.setThresholds(l.thresholds)
-		l.accounts.Store(a.id, a)
+		l.storeAccount(a)
 		return a.snapshot(), nil
 	}
 	p, err := l.account(spec.Parent)
@@ -48,7 +48,7 @@ func (l *MemoryLedger) CreateAccount(_ context.Context, spec AccountSpec) (Snaps
 		return Snapshot{}, err
 	}
 	a.setThresholds(l.thresholds)
-	l.accounts.Store(a.id, a)
+	l.storeAccount(a)
 	return a.snapshot(), nil
 }
 

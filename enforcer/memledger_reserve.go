@@ -88,10 +88,12 @@ func (l *MemoryLedger) Reserve(_ context.Context, req ReserveRequest) (Reservati
 	// reserves of one id on different trees cannot both succeed.
 	sh.mu.Lock()
 	if rec, ok := sh.m[req.ID]; ok {
-		r, ttl := rec.view(now), rec.ttl
 		sh.mu.Unlock()
 		t.mu.Unlock()
-		return r, sameRequest(r, ttl, req)
+		if err := sameRequest(rec.r, rec.ttl, req); err != nil { // immutable fields only
+			return Reservation{}, err
+		}
+		return l.read(rec), nil
 	}
 	if err := a.admit(req.Estimate); err != nil {
 		sh.mu.Unlock()
@@ -154,7 +156,7 @@ func sameRequest(r Reservation, ttl time.Duration, req ReserveRequest) error {
 }
 
 // view is the reservation as callers see it at now: an overdue hold reads
-// as expired even before anything dropped it. The shard mu must be held.
+// as expired even before anything dropped it. The tree mu must be held.
 func (rec *memRes) view(now time.Time) Reservation {
 	r := rec.r
 	if r.State == StatePending && rec.exp <= now.UnixNano() {
@@ -165,24 +167,29 @@ func (rec *memRes) view(now time.Time) Reservation {
 
 // Reservation returns the current state of a reservation.
 func (l *MemoryLedger) Reservation(_ context.Context, id string) (Reservation, error) {
-	now := l.clock.Now()
-	sh := l.shard(id)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	rec, ok := sh.m[id]
-	if !ok {
-		return Reservation{}, fmt.Errorf("reservation %q: %w", id, ErrReservationNotFound)
+	rec, err := l.lookup("reservation", id)
+	if err != nil {
+		return Reservation{}, err
 	}
-	return rec.view(now), nil
+	return l.read(rec), nil
 }
 
-func (l *MemoryLedger) lookup(op, id string) (*memRes, *resShard, error) {
+// read returns rec's current view under its tree's lock.
+func (l *MemoryLedger) read(rec *memRes) Reservation {
+	t := rec.acct.tree
+	t.mu.Lock()
+	r := rec.view(l.clock.Now())
+	t.mu.Unlock()
+	return r
+}
+
+func (l *MemoryLedger) lookup(op, id string) (*memRes, error) {
 	sh := l.shard(id)
 	sh.mu.Lock()
 	rec, ok := sh.m[id]
 	sh.mu.Unlock()
 	if !ok {
-		return nil, nil, fmt.Errorf("%s %q: %w", op, id, ErrReservationNotFound)
+		return nil, fmt.Errorf("%s %q: %w", op, id, ErrReservationNotFound)
 	}
-	return rec, sh, nil
+	return rec, nil
 }

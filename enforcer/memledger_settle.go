@@ -17,7 +17,7 @@ func (l *MemoryLedger) Commit(_ context.Context, id string, actual *Nanos, sourc
 	case source == "":
 		source = CostActual
 	}
-	rec, sh, err := l.lookup("commit", id)
+	rec, err := l.lookup("commit", id)
 	if err != nil {
 		return Reservation{}, err
 	}
@@ -25,14 +25,12 @@ func (l *MemoryLedger) Commit(_ context.Context, id string, actual *Nanos, sourc
 	t.mu.Lock()
 	now := l.clock.Now()
 	l.expire(t, now)
-	sh.mu.Lock()
 	charge := rec.r.Estimate
 	if actual != nil {
 		charge = *actual
 	}
 	if err := commitable(rec, a, charge, source); err != nil {
 		r := rec.r
-		sh.mu.Unlock()
 		t.mu.Unlock()
 		if err == errSameCommit {
 			return r, nil
@@ -42,12 +40,11 @@ func (l *MemoryLedger) Commit(_ context.Context, id string, actual *Nanos, sourc
 	wasPending := rec.r.State == StatePending
 	if wasPending {
 		t.expiry.remove(rec)
-		sh.finish(rec, now) // an expired one was queued when it expired
+		t.finish(id, now.UnixNano()) // an expired one was queued when it expired
 	}
 	rec.r.State, rec.r.Charged, rec.r.CostSource = StateCommitted, charge, source
 	rec.r.SettledAt, rec.r.Late = now, !wasPending
 	r := rec.r
-	sh.mu.Unlock()
 	for x := a; x != nil; x = x.parent {
 		if wasPending {
 			x.pending -= r.Estimate
@@ -68,7 +65,7 @@ func (l *MemoryLedger) Commit(_ context.Context, id string, actual *Nanos, sourc
 // errSameCommit marks an idempotent repeat of a commit; never returned.
 var errSameCommit = errors.New("same commit")
 
-// commitable says whether rec may be charged; both locks held.
+// commitable says whether rec may be charged; the tree mu is held.
 func commitable(rec *memRes, a *memAccount, charge Nanos, source CostSource) error {
 	switch rec.r.State {
 	case StateCommitted:
@@ -89,7 +86,7 @@ func commitable(rec *memRes, a *memAccount, charge Nanos, source CostSource) err
 
 // Release ends a pending reservation at no cost.
 func (l *MemoryLedger) Release(_ context.Context, id string) (Reservation, error) {
-	rec, sh, err := l.lookup("release", id)
+	rec, err := l.lookup("release", id)
 	if err != nil {
 		return Reservation{}, err
 	}
@@ -98,8 +95,6 @@ func (l *MemoryLedger) Release(_ context.Context, id string) (Reservation, error
 	defer t.mu.Unlock()
 	now := l.clock.Now()
 	l.expire(t, now)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
 	if rec.r.State != StatePending {
 		return Reservation{}, fmt.Errorf("release %q: %w: %s", id, ErrReservationSettled, rec.r.State)
 	}
@@ -108,7 +103,7 @@ func (l *MemoryLedger) Release(_ context.Context, id string) (Reservation, error
 		x.pending -= rec.r.Estimate
 	}
 	rec.r.State, rec.r.SettledAt = StateReleased, now
-	sh.finish(rec, now)
+	t.finish(id, now.UnixNano())
 	return rec.r, nil
 }
 
