@@ -2,8 +2,8 @@ package host
 
 import (
 	"bytes"
-	"errors"
 	"context"
+	"errors"
 	"path/filepath"
 	"runtime"
 	"sync"

@@ -74,7 +74,7 @@ func (h *Host) Load(ctx context.Context, spec Spec) (*Plugin, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.cur.Store(v)
+	p.swap(v)
 	return p, nil
 }
 

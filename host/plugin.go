@@ -30,6 +30,7 @@ type version struct {
 	hasInit    bool
 	loadedAt   time.Time
 
+	owner *Plugin // for counters; nil while a load is being smoke-tested
 	refs  atomic.Int64 // 1 for the owner (Plugin) + 1 per call in flight
 	live  atomic.Int64 // live instances
 	slots chan struct{}
@@ -118,6 +119,9 @@ func (v *version) newInstance(ctx context.Context) (*instance, error) {
 		return nil, err
 	}
 	in.sink.logger = v.logger
+	if v.owner != nil {
+		v.owner.created.Add(1)
+	}
 	if err := in.initialize(ictx); err != nil {
 		in.close()
 		return nil, err
@@ -153,8 +157,9 @@ type Plugin struct {
 	lastTrial   atomic.Int64
 	lastErr     atomic.Pointer[string]
 
-	calls  atomic.Uint64
-	errors [numErrKinds]atomic.Uint64
+	calls   atomic.Uint64
+	created atomic.Uint64 // instances ever created, across versions
+	errors  [numErrKinds]atomic.Uint64
 }
 
 // Name is the manifest name.
@@ -408,11 +413,14 @@ type Stats struct {
 	Calls     uint64
 	Errors    map[string]uint64 // by ErrorKind, only non-zero entries
 	Instances int               // live instances of the current version
+	// InstancesCreated counts instances ever created (the first one at
+	// load plus replacements of discarded ones and pool growth).
+	InstancesCreated uint64
 }
 
 // Stats returns the counters.
 func (p *Plugin) Stats() Stats {
-	s := Stats{Calls: p.calls.Load(), Errors: map[string]uint64{}}
+	s := Stats{Calls: p.calls.Load(), Errors: map[string]uint64{}, InstancesCreated: p.created.Load()}
 	for i := range p.errors {
 		if n := p.errors[i].Load(); n != 0 {
 			s.Errors[errKindNames[i]] = n
@@ -426,6 +434,8 @@ func (p *Plugin) Stats() Stats {
 
 // swap installs a new version; the old one closes when its calls drain.
 func (p *Plugin) swap(v *version) {
+	v.owner = p
+	p.created.Add(1) // the smoke-test instance
 	old := p.cur.Swap(v)
 	p.resetHealth()
 	if old != nil && old != v {
