@@ -116,11 +116,13 @@ type AccountSpec struct {
 	// Limit is nil for unlimited.
 	Limit *Nanos
 	// PercentOfParent, when > 0, sets Limit to that share of the parent's
-	// limit at creation time (basis points would be overkill: whole percent,
-	// 1..100). Limit must then be nil.
+	// limit at creation time, rounded down (basis points would be overkill:
+	// whole percent, 1..100). Limit must then be nil and the parent must
+	// have a limit; later changes to the parent's limit do not follow.
 	PercentOfParent int
 	// AllocateChildren makes this a supervisor: the fixed limits of its
-	// children may not sum past its own limit.
+	// children (unlimited children count as 0) may not sum past its own
+	// limit, and its own limit may not be lowered below that sum.
 	AllocateChildren bool
 	Labels           map[string]string
 }
@@ -164,7 +166,8 @@ func (s Snapshot) UtilizationBP() int64 {
 	return int64(u)
 }
 
-// ToolStats counts settled calls of one tool.
+// ToolStats counts committed calls of one tool (calls reserved with an
+// empty tool name are not counted).
 type ToolStats struct {
 	Calls int64
 	Spent Nanos
@@ -219,7 +222,7 @@ type Reservation struct {
 	State      ReservationState
 	CreatedAt  time.Time
 	ExpiresAt  time.Time
-	SettledAt  time.Time
+	SettledAt  time.Time // for an expired hold, its ExpiresAt
 	Charged    Nanos
 	CostSource CostSource
 	Late       bool // committed after its expiry
@@ -263,8 +266,8 @@ type LedgerOptions struct {
 	Clock    Clock    // default SystemClock
 	Notifier Notifier // default none
 	// ThresholdsPct are the percentages of the limit that committed spend
-	// raises alerts at; default DefaultThresholdsPct. Values <= 0 are
-	// ignored.
+	// raises alerts at; nil means DefaultThresholdsPct, an empty slice
+	// none (overdraft alerts still fire). Values <= 0 are ignored.
 	ThresholdsPct []int
 	// RetainSettled is how long settled reservations stay answerable (for
 	// idempotent retries and late lookups); default DefaultRetainSettled.

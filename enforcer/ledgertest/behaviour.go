@@ -37,9 +37,59 @@ func runBehaviour(t *testing.T, newLedger NewLedger) {
 		{"SetLimitKeepsSpend", testSetLimitKeepsSpend},
 		{"ToolStatsRollUp", testToolStats},
 		{"Labels", testLabels},
+		{"Overflow", testOverflow},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, newEnv(t, newLedger)) })
+	}
+	t.Run("CustomThresholds", func(t *testing.T) { testCustomThresholds(t, newEnv(t, newLedger, 10, 200)) })
+	t.Run("NoThresholds", func(t *testing.T) { testNoThresholds(t, newLedger) })
+}
+
+func testCustomThresholds(t *testing.T, e *env) {
+	e.create("a", "", "1")
+	e.reserve("r1", "a", "", "0.1")
+	e.commit("r1", "")
+	e.reserve("r2", "a", "", "0.9")
+	e.commit("r2", "1.1") // 120%: overdrawn, 200% not reached
+	if got, want := alertKeys(e.takeAlerts()), []string{"a@10:info", "a@overdrawn:critical"}; !slices.Equal(got, want) {
+		t.Errorf("alerts %v, want %v", got, want)
+	}
+}
+
+func testNoThresholds(t *testing.T, newLedger NewLedger) {
+	var got []enforcer.Alert
+	clk := NewFakeClock(Epoch())
+	l := newLedger(t, enforcer.LedgerOptions{Clock: clk, ThresholdsPct: []int{},
+		Notifier: enforcer.NotifierFunc(func(a enforcer.Alert) { got = append(got, a) })})
+	e := &env{t: t, ctx: t.Context(), l: l, clk: clk}
+	e.create("a", "", "1")
+	e.reserve("r1", "a", "", "1")
+	e.commit("r1", "2")
+	if keys := alertKeys(got); !slices.Equal(keys, []string{"a@overdrawn:critical"}) {
+		t.Errorf("alerts %v, want only the overdraft", keys)
+	}
+}
+
+func testOverflow(t *testing.T, e *env) {
+	e.create("a", "", "")
+	big := enforcer.MaxNanos - 10
+	if _, err := e.l.Reserve(e.ctx, enforcer.ReserveRequest{ID: "r1", Account: "a", Estimate: big, TTL: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.l.Reserve(e.ctx, enforcer.ReserveRequest{ID: "r2", Account: "a", Estimate: 20, TTL: time.Minute})
+	wantErr(t, err, enforcer.ErrInvalidAmount)
+	if _, err := e.l.Commit(e.ctx, "r1", nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	e.reserve("r3", "a", "", "1")
+	_, err = e.l.Commit(e.ctx, "r3", nil, "")
+	wantErr(t, err, enforcer.ErrInvalidAmount)
+	if s := e.snap("a"); s.Committed != big || s.Pending != usd("1") {
+		t.Errorf("after refused overflow: %+v", s)
+	}
+	if r, _ := e.l.Reservation(e.ctx, "r3"); r.State != enforcer.StatePending {
+		t.Errorf("refused commit changed the reservation: %+v", r)
 	}
 }
 
