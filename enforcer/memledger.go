@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"hash/maphash"
+	"maps"
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -33,14 +35,15 @@ type MemoryLedger struct {
 
 const (
 	resShards  = 64
-	acctShards = 16
+	acctShards = 256
 )
 
-// acctShard is one slice of the account index; accounts are never removed.
+// acctShard is one slice of the account index, copied on write (under
+// createMu) so the hot path reads it without writing any shared memory.
+// Accounts are never removed.
 type acctShard struct {
-	mu sync.RWMutex
-	m  map[string]*memAccount
-	_  [40]byte
+	m atomic.Pointer[map[string]*memAccount]
+	_ [56]byte
 }
 
 var _ Ledger = (*MemoryLedger)(nil)
@@ -74,7 +77,7 @@ func NewMemoryLedger(opts LedgerOptions) *MemoryLedger {
 		l.shards[i].m = make(map[string]*memRes)
 	}
 	for i := range l.accts {
-		l.accts[i].m = make(map[string]*memAccount)
+		l.accts[i].m.Store(&map[string]*memAccount{})
 	}
 	return l
 }
@@ -143,10 +146,7 @@ func (l *MemoryLedger) acctShard(id string) *acctShard {
 }
 
 func (l *MemoryLedger) account(id string) (*memAccount, error) {
-	sh := l.acctShard(id)
-	sh.mu.RLock()
-	a, ok := sh.m[id]
-	sh.mu.RUnlock()
+	a, ok := (*l.acctShard(id).m.Load())[id]
 	if !ok {
 		return nil, fmt.Errorf("account %q: %w", id, ErrAccountNotFound)
 	}
@@ -156,9 +156,9 @@ func (l *MemoryLedger) account(id string) (*memAccount, error) {
 // storeAccount publishes a; createMu must be held.
 func (l *MemoryLedger) storeAccount(a *memAccount) {
 	sh := l.acctShard(a.id)
-	sh.mu.Lock()
-	sh.m[a.id] = a
-	sh.mu.Unlock()
+	m := maps.Clone(*sh.m.Load())
+	m[a.id] = a
+	sh.m.Store(&m)
 }
 
 // notify delivers alerts; callers must hold no lock.
@@ -277,12 +277,9 @@ func (l *MemoryLedger) Snapshot(_ context.Context, account string) (Snapshot, er
 func (l *MemoryLedger) Accounts(ctx context.Context) ([]Snapshot, error) {
 	var ids []string
 	for i := range l.accts {
-		sh := &l.accts[i]
-		sh.mu.RLock()
-		for id := range sh.m {
+		for id := range *l.accts[i].m.Load() {
 			ids = append(ids, id)
 		}
-		sh.mu.RUnlock()
 	}
 	sort.Strings(ids)
 	out := make([]Snapshot, 0, len(ids))

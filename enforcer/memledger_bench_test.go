@@ -87,13 +87,14 @@ func BenchmarkMemoryLedgerReserveCommitParallel(b *testing.B) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		g := strconv.FormatInt(next.Add(1), 10)
-		mustCreate(b, l, "tree"+g, "", enforcer.MaxNanos)
+		account := "tree" + g
+		mustCreate(b, l, account, "", enforcer.MaxNanos)
 		ids := makeIDs("g" + g + "-")
 		ctx := context.Background()
 		actual := enforcer.USD(0, 1_000_000)
 		for i := 0; pb.Next(); i++ {
 			id := ids[i%benchIDs]
-			if _, err := l.Reserve(ctx, enforcer.ReserveRequest{ID: id, Account: "tree" + g, Tool: "Bash", Estimate: enforcer.USD(0, 10_000_000), TTL: time.Hour}); err != nil {
+			if _, err := l.Reserve(ctx, enforcer.ReserveRequest{ID: id, Account: account, Tool: "Bash", Estimate: enforcer.USD(0, 10_000_000), TTL: time.Hour}); err != nil {
 				b.Fatal(err)
 			}
 			if _, err := l.Commit(ctx, id, &actual, enforcer.CostActual); err != nil {
