@@ -16,6 +16,65 @@ func runHammer(t *testing.T, newLedger NewLedger, o RunOptions) {
 	t.Run("PoolFamily", func(t *testing.T) { hammerPool(t, newEnv(t, newLedger), o.Goroutines) })
 	t.Run("SettleTotals", func(t *testing.T) { hammerSettle(t, newEnv(t, newLedger), o.Goroutines) })
 	t.Run("RetrySameID", func(t *testing.T) { hammerRetry(t, newEnv(t, newLedger), o.Goroutines) })
+	t.Run("Mixed", func(t *testing.T) { hammerMixed(t, newEnv(t, newLedger), o.Goroutines) })
+}
+
+// hammerMixed races every operation, the clock and sweeps on one tree and
+// checks the books balance once everything has settled or expired.
+func hammerMixed(t *testing.T, e *env, n int) {
+	e.create("root", "", "5")
+	e.create("root/a", "root", "2")
+	e.create("root/b", "root", "")
+	var charged atomic.Int64
+	parallel(n, func(i int) {
+		acct := []string{"root", "root/a", "root/b"}[i%3]
+		id := fmt.Sprintf("m%d", i)
+		_, err := e.l.Reserve(e.ctx, enforcer.ReserveRequest{ID: id, Account: acct, Tool: "T", Estimate: usd("0.01"), TTL: time.Duration(1+i%5) * time.Second})
+		if err != nil {
+			if !errors.Is(err, enforcer.ErrInsufficientBudget) {
+				t.Errorf("reserve %s: %v", id, err)
+			}
+			return
+		}
+		switch i % 7 {
+		case 0:
+			e.clk.Advance(time.Second)
+		case 1:
+			if _, err := e.l.Sweep(e.ctx); err != nil {
+				t.Errorf("sweep: %v", err)
+			}
+		case 2:
+			if _, err := e.l.Accounts(e.ctx); err != nil {
+				t.Errorf("accounts: %v", err)
+			}
+		case 3:
+			if _, err := e.l.Release(e.ctx, id); err != nil && !errors.Is(err, enforcer.ErrReservationSettled) {
+				t.Errorf("release %s: %v", id, err)
+			}
+			return
+		}
+		a := enforcer.Nanos(i)
+		r, err := e.l.Commit(e.ctx, id, &a, "")
+		if err != nil {
+			t.Errorf("commit %s: %v", id, err)
+			return
+		}
+		charged.Add(int64(r.Charged))
+	})
+	e.clk.Advance(time.Hour)
+	if _, err := e.l.Sweep(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	root, a, b := e.snap("root"), e.snap("root/a"), e.snap("root/b")
+	if root.Pending != 0 || a.Pending != 0 || b.Pending != 0 {
+		t.Errorf("pending left after every hold expired: %s %s %s", root.Pending, a.Pending, b.Pending)
+	}
+	if root.Committed != enforcer.Nanos(charged.Load()) || root.Tools["T"].Spent != root.Committed {
+		t.Errorf("root committed %s (tool %s), charged %s", root.Committed, root.Tools["T"].Spent, enforcer.Nanos(charged.Load()))
+	}
+	if a.Committed+b.Committed > root.Committed {
+		t.Errorf("children %s + %s exceed root %s", a.Committed, b.Committed, root.Committed)
+	}
 }
 
 // parallel runs fn(i) for i in [0, n) on n goroutines released together.
