@@ -140,7 +140,9 @@ func (e *Enforcer) Approvals() *ApprovalQueue { return e.approvals }
 
 // NewReservationID returns a fresh, process-unique reservation id.
 func (e *Enforcer) NewReservationID() string {
-	return e.idPrefix + strconv.FormatUint(e.idSeq.Add(1), 36)
+	var buf [40]byte
+	b := append(buf[:0], e.idPrefix...)
+	return string(strconv.AppendUint(b, e.idSeq.Add(1), 36))
 }
 
 // Estimate prices a call through the estimation chain. The only errors are

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 )
 
 // RunFunc runs the tool once admitted.
@@ -187,16 +189,33 @@ func (e *Enforcer) decideApproval(ctx context.Context, id string) (ApprovalReque
 
 func (e *Enforcer) logCost(ctx context.Context, call Call, est Estimate, r Reservation) {
 	lvl := e.cfg.CostLogLevel
-	if e.logger.GetLevel() > lvl {
+	if !logEnabled(e.logger, lvl) {
 		return
 	}
-	args := []any{"tool", call.Tool, "account", call.Account, "estimate", est.Nanos.String(),
-		"actual", r.Charged.String(), "source", est.Source, "cost_source", string(r.CostSource)}
+	args := []any{"tool", call.Tool, "account", call.Account, "estimate_usd", est.Nanos.Decimal(),
+		"actual_usd", r.Charged.Decimal(), "source", est.Source, "cost_source", string(r.CostSource)}
 	if snap, err := e.ledger.Snapshot(ctx, call.Account); err == nil {
-		args = append(args, "account_total", snap.Committed.String())
+		args = append(args, "account_total_usd", snap.Committed.Decimal())
 	}
 	if r.Late {
 		args = append(args, "late", true)
 	}
 	e.logger.Log(lvl, "operation cost", args...)
+}
+
+// logEnabled asks the logger itself (a null logger reports no level but
+// logs nothing), so the hot path skips building the cost line.
+func logEnabled(l hclog.Logger, lvl hclog.Level) bool {
+	switch lvl {
+	case hclog.Trace:
+		return l.IsTrace()
+	case hclog.Debug:
+		return l.IsDebug()
+	case hclog.Info:
+		return l.IsInfo()
+	case hclog.Warn:
+		return l.IsWarn()
+	default:
+		return l.IsError()
+	}
 }

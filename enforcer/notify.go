@@ -22,7 +22,7 @@ func (n LogNotifier) Notify(a Alert) {
 		msg = "account overdrawn"
 	}
 	n.Logger.Log(lvl, msg, "account", a.Account, "threshold_pct", a.ThresholdPct, "level", string(a.Level),
-		"committed", a.Committed.String(), "limit", a.Limit.String())
+		"committed_usd", a.Committed.Decimal(), "limit_usd", a.Limit.Decimal())
 }
 
 // MultiNotifier sends each alert to every notifier in order.

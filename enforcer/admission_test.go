@@ -1,0 +1,264 @@
+package enforcer
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func usdPtr(s string) *Nanos { n := MustParseUSD(s); return &n }
+
+func mustAccount(t testing.TB, e *Enforcer, spec AccountSpec) {
+	t.Helper()
+	if _, err := e.Ledger().CreateAccount(context.Background(), spec); err != nil {
+		t.Fatalf("create %q: %v", spec.ID, err)
+	}
+}
+
+func TestBudgetDenyReadsLikeTheBrief(t *testing.T) {
+	e := newTestEnforcer(t, Config{})
+	mustAccount(t, e, AccountSpec{ID: "a", Limit: usdPtr("0.05")})
+	d, err := e.Check(context.Background(), Call{Account: "a", Tool: "Agent"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "Insufficient budget: estimated $0.10 but only $0.05 remaining"
+	if d.Verdict != Deny || d.Layer != LayerBudget || d.Reason != want || d.Remaining != MustParseUSD("0.05") {
+		t.Errorf("got %v %q (layer %q, remaining %s); want deny %q", d.Verdict, d.Reason, d.Layer, d.Remaining, want)
+	}
+}
+
+func TestInclusiveLimit(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnforcer(t, Config{Table: CostTable{"Eight": USD(8, 0), "Two": USD(2, 0), "TwoOhOne": MustParseUSD("2.01")}})
+	mustAccount(t, e, AccountSpec{ID: "a", Limit: usdPtr("10")})
+	run := func(context.Context) (any, error) { return nil, nil }
+	for _, tool := range []string{"Eight", "Two"} {
+		res, err := e.Execute(ctx, "a", tool, nil, run)
+		if err != nil || !res.Decision.Allowed() {
+			t.Fatalf("%s: %+v %v; want allowed ($8 + $2 <= $10)", tool, res.Decision, err)
+		}
+	}
+	mustAccount(t, e, AccountSpec{ID: "b", Limit: usdPtr("10")})
+	if res, _ := e.Execute(ctx, "b", "Eight", nil, run); !res.Decision.Allowed() {
+		t.Fatal("$8 on $10 denied")
+	}
+	res, err := e.Execute(ctx, "b", "TwoOhOne", nil, run)
+	if err != nil || res.Decision.Verdict != Deny || res.Decision.Reason != "Insufficient budget: estimated $2.01 but only $2.00 remaining" {
+		t.Errorf("$8 + $2.01 on $10: %+v %v; want deny", res.Decision, err)
+	}
+}
+
+func TestMaxCostPerCallPolicy(t *testing.T) {
+	e := newTestEnforcer(t, Config{Table: CostTable{"Big": MustParseUSD("0.15")},
+		Policies: []PolicySpec{{Policy: MaxCostPerCall{Limit: MustParseUSD("0.10")}}}})
+	mustAccount(t, e, AccountSpec{ID: "a"})
+	d, err := e.Check(context.Background(), Call{Account: "a", Tool: "Big"})
+	if err != nil || d.Verdict != Deny || d.Reason != "Operation cost $0.15 exceeds limit $0.10" || d.Policy != "max-cost-per-call" {
+		t.Errorf("got %+v, %v", d, err)
+	}
+}
+
+func verdictPolicy(name string, v Verdict, err error) PolicySpec {
+	return PolicySpec{Policy: PolicyFunc{PolicyName: name, Fn: func(context.Context, PolicyInput) (PolicyResult, error) {
+		return PolicyResult{Verdict: v, Reason: name + " says " + v.String()}, err
+	}}}
+}
+
+func TestPolicyPrecedenceAndFailModes(t *testing.T) {
+	boom := errors.New("boom")
+	failOpen := verdictPolicy("flaky-open", Allow, boom)
+	failOpen.FailOpen = true
+	cases := []struct {
+		name     string
+		policies []PolicySpec
+		verdict  Verdict
+		decider  string
+	}{
+		{"all allow", []PolicySpec{verdictPolicy("p1", Allow, nil), verdictPolicy("p2", Allow, nil)}, Allow, ""},
+		{"ask beats allow", []PolicySpec{verdictPolicy("p1", Allow, nil), verdictPolicy("p2", Ask, nil)}, Ask, "p2"},
+		{"deny beats ask", []PolicySpec{verdictPolicy("p1", Ask, nil), verdictPolicy("p2", Deny, nil)}, Deny, "p2"},
+		{"fail closed", []PolicySpec{verdictPolicy("flaky", Allow, boom)}, Deny, "flaky"},
+		{"fail open", []PolicySpec{failOpen, verdictPolicy("p2", Allow, nil)}, Allow, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := newTestEnforcer(t, Config{Policies: c.policies})
+			mustAccount(t, e, AccountSpec{ID: "a"})
+			d, err := e.Check(context.Background(), Call{Account: "a", Tool: "Read"})
+			if err != nil || d.Verdict != c.verdict || d.Policy != c.decider {
+				t.Fatalf("got %v by %q (%q), %v; want %v by %q", d.Verdict, d.Policy, d.Reason, err, c.verdict, c.decider)
+			}
+			for _, o := range d.Policies {
+				if o.Err != nil && o.FailOpen != strings.Contains(o.Policy, "open") {
+					t.Errorf("outcome %+v does not record its fail mode", o)
+				}
+			}
+		})
+	}
+}
+
+func TestBudgetDenySkipsPoliciesAndApproval(t *testing.T) {
+	called := false
+	p := PolicySpec{Policy: PolicyFunc{PolicyName: "spy", Fn: func(context.Context, PolicyInput) (PolicyResult, error) {
+		called = true
+		return PolicyResult{Verdict: Ask}, nil
+	}}}
+	e := newTestEnforcer(t, Config{Policies: []PolicySpec{p}})
+	mustAccount(t, e, AccountSpec{ID: "a", Limit: usdPtr("0.0001")})
+	d, _ := e.Check(context.Background(), Call{Account: "a", Tool: "Bash"})
+	if d.Verdict != Deny || d.Layer != LayerBudget || called {
+		t.Errorf("budget deny must come first and skip policies: %+v called=%v", d, called)
+	}
+}
+
+func TestPolicySeesBudgetAndEstimate(t *testing.T) {
+	var got PolicyInput
+	p := PolicySpec{Policy: PolicyFunc{PolicyName: "spy", Fn: func(_ context.Context, in PolicyInput) (PolicyResult, error) {
+		got = in
+		return PolicyResult{Verdict: Allow}, nil
+	}}}
+	e := newTestEnforcer(t, Config{Policies: []PolicySpec{p}})
+	mustAccount(t, e, AccountSpec{ID: "a", Limit: usdPtr("1"), Labels: map[string]string{"tier": "LOW"}})
+	if _, err := e.Check(context.Background(), Call{Account: "a", Tool: "Bash", Params: map[string]any{"command": "ls"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got.Estimate.Nanos != MustParseUSD("0.01") || got.Budget.ID != "a" || got.Budget.Labels["tier"] != "LOW" || got.Call.Params["command"] != "ls" {
+		t.Errorf("policy input = %+v", got)
+	}
+}
+
+func askPolicy() PolicySpec { return verdictPolicy("careful", Ask, nil) }
+
+func TestApproverApprovesThenBudgetIsRechecked(t *testing.T) {
+	ctx := context.Background()
+	var e *Enforcer
+	approver := ApproverFunc(func(ctx context.Context, req ApprovalRequest) (bool, string, error) {
+		// While the human thinks, someone lowers the limit.
+		if req.Call.Account == "shrinks" {
+			if _, err := e.Ledger().SetLimit(ctx, "shrinks", usdPtr("0.001")); err != nil {
+				return false, "", err
+			}
+		}
+		return true, "ok by test", nil
+	})
+	e = newTestEnforcer(t, Config{Policies: []PolicySpec{askPolicy()}, Approver: approver})
+	mustAccount(t, e, AccountSpec{ID: "steady", Limit: usdPtr("1")})
+	mustAccount(t, e, AccountSpec{ID: "shrinks", Limit: usdPtr("1")})
+	ran := 0
+	run := func(context.Context) (any, error) { ran++; return "done", nil }
+
+	res, err := e.Execute(ctx, "steady", "Bash", nil, run)
+	if err != nil || !res.Decision.Allowed() || res.Value != "done" || res.Decision.ApprovalID == "" {
+		t.Fatalf("approved call: %+v %v", res, err)
+	}
+	if req, _ := e.Approvals().Get(res.Decision.ApprovalID); req.State != ApprovalApproved || !req.Used || req.Note != "ok by test" {
+		t.Errorf("approval record: %+v", req)
+	}
+	res, err = e.Execute(ctx, "shrinks", "Bash", nil, run)
+	if err != nil || res.Decision.Verdict != Deny || res.Decision.Layer != LayerBudget || ran != 1 {
+		t.Fatalf("approved but budget shrank: %+v %v ran=%d; want a budget deny", res.Decision, err, ran)
+	}
+}
+
+func TestApproverDeniesOrFails(t *testing.T) {
+	for name, ap := range map[string]ApproverFunc{
+		"deny": func(context.Context, ApprovalRequest) (bool, string, error) { return false, "no", nil },
+		"fail": func(context.Context, ApprovalRequest) (bool, string, error) { return true, "", errors.New("pager down") },
+	} {
+		e := newTestEnforcer(t, Config{Policies: []PolicySpec{askPolicy()}, Approver: ap})
+		mustAccount(t, e, AccountSpec{ID: "a"})
+		res, err := e.Execute(context.Background(), "a", "Bash", nil, func(context.Context) (any, error) {
+			t.Fatal("tool ran after a refused approval")
+			return nil, nil
+		})
+		if err != nil || res.Decision.Verdict != Deny || res.Decision.Layer != LayerApproval {
+			t.Errorf("%s: %+v %v", name, res.Decision, err)
+		}
+	}
+}
+
+func TestApprovalQueueWaitAndExpiry(t *testing.T) {
+	clock := &stepClock{t: time.Unix(1_700_000_000, 0)}
+	e := newTestEnforcer(t, Config{Policies: []PolicySpec{askPolicy()}, Clock: clock, ApprovalTTL: time.Minute, ApprovalPoll: time.Millisecond})
+	mustAccount(t, e, AccountSpec{ID: "a"})
+	ctx := context.Background()
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // the "server": approves the first pending request it sees
+		defer wg.Done()
+		for {
+			if p := e.Approvals().List(ApprovalPending); len(p) == 1 {
+				if _, err := e.Approvals().Approve(p[0].ID, "yes"); err != nil {
+					t.Error(err)
+				}
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	res, err := e.Execute(ctx, "a", "Bash", nil, func(context.Context) (any, error) { return 1, nil })
+	wg.Wait()
+	if err != nil || !res.Decision.Allowed() {
+		t.Fatalf("queued approval: %+v %v", res.Decision, err)
+	}
+
+	// Nobody answers: the request expires on the injected clock and denies.
+	go func() {
+		for len(e.Approvals().List(ApprovalPending)) == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		clock.advance(2 * time.Minute)
+	}()
+	res, err = e.Execute(ctx, "a", "Bash", nil, func(context.Context) (any, error) { return 1, nil })
+	if err != nil || res.Decision.Verdict != Deny || !strings.Contains(res.Decision.Reason, "expired") {
+		t.Fatalf("expired approval: %+v %v", res.Decision, err)
+	}
+	if _, err := e.Approvals().Approve(res.Decision.ApprovalID, "too late"); !errors.Is(err, ErrApprovalDecided) {
+		t.Errorf("approving an expired request: %v", err)
+	}
+}
+
+func TestReserveWithApprovalID(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnforcer(t, Config{Policies: []PolicySpec{askPolicy()}})
+	mustAccount(t, e, AccountSpec{ID: "a"})
+	mustAccount(t, e, AccountSpec{ID: "b"})
+	call := Call{Account: "a", Tool: "Bash"}
+	d, _, err := e.Reserve(ctx, call, ReserveOptions{})
+	if err != nil || d.Verdict != Ask || d.ApprovalID == "" {
+		t.Fatalf("first reserve: %+v %v", d, err)
+	}
+	if _, _, err := e.Reserve(ctx, call, ReserveOptions{ApprovalID: d.ApprovalID}); err == nil {
+		t.Fatal("a pending approval let the call through")
+	}
+	if _, err := e.Approvals().Approve(d.ApprovalID, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.Reserve(ctx, Call{Account: "b", Tool: "Bash"}, ReserveOptions{ApprovalID: d.ApprovalID}); !errors.Is(err, ErrApprovalMismatch) {
+		t.Fatalf("approval reused for another account: %v", err)
+	}
+	d2, r, err := e.Reserve(ctx, call, ReserveOptions{ApprovalID: d.ApprovalID})
+	if err != nil || !d2.Allowed() || r.State != StatePending {
+		t.Fatalf("approved reserve: %+v %+v %v", d2, r, err)
+	}
+	if _, _, err := e.Reserve(ctx, call, ReserveOptions{ApprovalID: d.ApprovalID}); err == nil {
+		t.Fatal("an approval was used twice")
+	}
+}
+
+type stepClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *stepClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *stepClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
