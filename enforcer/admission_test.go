@@ -167,7 +167,9 @@ func TestApproverApprovesThenBudgetIsRechecked(t *testing.T) {
 func TestApproverDeniesOrFails(t *testing.T) {
 	for name, ap := range map[string]ApproverFunc{
 		"deny": func(context.Context, ApprovalRequest) (bool, string, error) { return false, "no", nil },
-		"fail": func(context.Context, ApprovalRequest) (bool, string, error) { return true, "", errors.New("pager down") },
+		"fail": func(context.Context, ApprovalRequest) (bool, string, error) {
+			return true, "", errors.New("pager down")
+		},
 	} {
 		e := newTestEnforcer(t, Config{Policies: []PolicySpec{askPolicy()}, Approver: ap})
 		mustAccount(t, e, AccountSpec{ID: "a"})
