@@ -24,7 +24,8 @@ import (
 //     (Late) because the money was spent.
 //   - Expired holds stop counting at ExpiresAt, before any sweep runs.
 //   - SetLimit never rewrites what was spent; a limit below the spend makes
-//     the account overdrawn until it is raised again.
+//     the account overdrawn until it is raised again. Entering overdraft (by
+//     a commit or a lowered limit) raises one critical Alert (Overdrawn).
 //   - Thresholds are measured on committed spend (holds come and go and
 //     would re-fire), once per rising crossing, re-armed when the spend
 //     falls back below. Alerts go to the Notifier outside every lock, so a

@@ -49,7 +49,16 @@ func runSimulation(t *testing.T, newLedger NewLedger, o RunOptions) {
 		s.step()
 	}
 	s.checkAllReservations()
-	t.Logf("seed=%d: %d steps, %d reservations, %d accounts", seed, o.SimSteps, len(s.m.res), len(s.m.ids))
+	st := map[enforcer.ReservationState]int{}
+	late := 0
+	for _, r := range s.m.res {
+		st[r.state]++
+		if r.late {
+			late++
+		}
+	}
+	t.Logf("seed=%d: %d steps, %d accounts, %d reservations: %v, %d late commits",
+		seed, o.SimSteps, len(s.m.ids), len(s.m.res), st, late)
 }
 
 func simOptions(clk *FakeClock) enforcer.LedgerOptions {
@@ -104,7 +113,7 @@ func (s *sim) step() {
 		s.commit()
 	case k < 75:
 		s.release()
-	case k < 88:
+	case k < 86:
 		s.clk.Advance(time.Duration(s.src.Intn(3)) * simUnit)
 	case k < 95:
 		s.setLimit()
@@ -160,7 +169,7 @@ func (s *sim) reserve() {
 	s.m.expire(s.clk.Now())
 	req := enforcer.ReserveRequest{
 		ID: fmt.Sprintf("s%d", s.next), Account: s.pickAccount(), Tool: []string{"Bash", "LLM", ""}[s.src.Intn(3)],
-		Estimate: enforcer.Nanos(s.src.Intn(21)) * cent / 2, TTL: time.Duration(1+s.src.Intn(8)) * simUnit,
+		Estimate: enforcer.Nanos(s.src.Intn(11)) * cent / 2, TTL: time.Duration(1+s.src.Intn(8)) * simUnit,
 	}
 	ok, overdrawn, rem := s.m.admits(req.Account, req.Estimate)
 	r, err := s.l.Reserve(s.ctx, req)
@@ -263,7 +272,8 @@ func (s *sim) setLimit() {
 	// sometimes lowered below what was spent.
 	limit := s.randLimit(100)
 	if limit != nil {
-		*limit += max(0, s.m.accts[id].committed-20*cent)
+		a := s.m.accts[id]
+		*limit += max(0, a.committed+a.pending-20*cent)
 	}
 	if _, err := s.l.SetLimit(s.ctx, id, limit); err != nil {
 		s.fail("step %d: set limit of %s: %v", s.steps, id, err)
