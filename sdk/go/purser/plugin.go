@@ -25,6 +25,9 @@ type (
 	Level = abi.LogLevel
 )
 
+// ToolAny in Manifest.Tools means the plugin handles every tool.
+const ToolAny = abi.ToolAny
+
 // Error codes (abi/ABI.md section 4).
 const (
 	CodeInternal       = abi.CodeInternal

@@ -1,0 +1,244 @@
+// Command llm-tokens is purser's LLM estimator plugin: it prices a call
+// from the host-counted prompt characters (tokens = characters / 4), a
+// per-model price table given as plugin config, and the expected output
+// tokens (params.max_tokens or a configured default). See README.md.
+//
+// This file is the plugin's logic and builds on any platform, so it is
+// unit-tested on the host; wasm.go (wasip1 only) registers it.
+package main
+
+import (
+	"encoding/json"
+	"math"
+	"math/bits"
+	"sort"
+	"strconv"
+
+	"github.com/purser-dev/purser/sdk/go/purser"
+	"github.com/purser-dev/purser/sdk/go/usd"
+)
+
+// Version is the plugin's version, reported in its manifest.
+const Version = "1.0.0"
+
+const configSchema = `{"type":"object","additionalProperties":false,"properties":{` +
+	`"aliases":{"type":"array","items":{"type":"string"},"description":"tool names priced like LLM (matched exactly)"},` +
+	`"models":{"type":"object","additionalProperties":{"$ref":"#/$defs/price"},"description":"model name (exact) -> per-token USD prices"},` +
+	`"default_price":{"$ref":"#/$defs/price","description":"prices for models not listed; input defaults to 5e-07 ($0.50 per 1M tokens)"},` +
+	`"minimum_usd":{"type":"string","description":"smallest estimate, decimal USD; default 0.0001"},` +
+	`"default_output_tokens":{"type":"integer","minimum":0,"description":"expected output tokens when params.max_tokens is absent; default 0"},` +
+	`"chars_per_token":{"type":"integer","minimum":1,"description":"characters per token; default 4"}},` +
+	`"$defs":{"price":{"type":"object","additionalProperties":false,"required":["input"],"properties":{` +
+	`"input":{"type":"string","description":"USD per input token, e.g. \"2.5e-06\""},` +
+	`"output":{"type":"string","description":"USD per output token; defaults to input"},` +
+	`"cache_read":{"type":"string","description":"USD per cached input token; defaults to input"}}}}}`
+
+// Plugin declares the estimator. Its manifest lists "*" because the tools
+// it prices (LLM plus configured aliases) are only known after purser_init,
+// while the host reads the manifest before; other tools get "unsupported",
+// which the host answers from its cost table without counting a failure.
+func Plugin() *purser.Plugin {
+	return purser.NewEstimator(purser.Manifest{
+		Name:         "llm-tokens",
+		Version:      Version,
+		Tools:        []string{purser.ToolAny},
+		Description:  "Prices LLM calls (tool LLM plus configured aliases) from prompt characters / 4, a per-model price table and expected output tokens; other tools are unsupported.",
+		ConfigSchema: []byte(configSchema),
+	}, func(cfg []byte) (purser.Estimator, error) { return newEstimator(cfg) })
+}
+
+// Price is one model's prices in nano-USD per million tokens (exact for
+// LiteLLM-style per-token prices such as "2.5e-06").
+type Price struct {
+	Input, Output, CacheRead int64
+}
+
+// Estimator holds the parsed config.
+type Estimator struct {
+	tools         map[string]struct{}
+	models        map[string]Price
+	def           Price
+	minimum       int64
+	defaultOutput int64
+	charsPerToken int64
+}
+
+// Defaults.
+const (
+	DefaultInputPerToken = "5e-07"  // $0.50 per 1M tokens
+	DefaultMinimumUSD    = "0.0001" // $0.0001
+	DefaultCharsPerToken = 4
+)
+
+type priceConfig struct {
+	Input     *string `json:"input"`
+	Output    *string `json:"output"`
+	CacheRead *string `json:"cache_read"`
+}
+
+type config struct {
+	Aliases             []string               `json:"aliases"`
+	Models              map[string]priceConfig `json:"models"`
+	DefaultPrice        *priceConfig           `json:"default_price"`
+	MinimumUSD          *string                `json:"minimum_usd"`
+	DefaultOutputTokens *json.Number           `json:"default_output_tokens"`
+	CharsPerToken       *json.Number           `json:"chars_per_token"`
+}
+
+func newEstimator(raw []byte) (*Estimator, error) {
+	var c config
+	if err := purser.DecodeConfig(raw, &c); err != nil {
+		return nil, err
+	}
+	e := &Estimator{tools: map[string]struct{}{"LLM": {}}, models: make(map[string]Price, len(c.Models)), charsPerToken: DefaultCharsPerToken}
+	for i, a := range c.Aliases {
+		if a == "" {
+			return nil, purser.BadConfig("aliases[" + strconv.Itoa(i) + "]: empty tool name")
+		}
+		e.tools[a] = struct{}{}
+	}
+	def := priceConfig{}
+	if c.DefaultPrice != nil {
+		def = *c.DefaultPrice
+	}
+	if def.Input == nil {
+		s := DefaultInputPerToken
+		def.Input = &s
+	}
+	var err error
+	if e.def, err = parsePrice("default_price", def); err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(c.Models))
+	for name := range c.Models {
+		names = append(names, name)
+	}
+	sort.Strings(names) // report the first bad model deterministically
+	for _, name := range names {
+		p := c.Models[name]
+		if p.Input == nil {
+			return nil, purser.BadConfig("models." + name + ".input: required")
+		}
+		if e.models[name], err = parsePrice("models."+name, p); err != nil {
+			return nil, err
+		}
+	}
+	min := DefaultMinimumUSD
+	if c.MinimumUSD != nil {
+		min = *c.MinimumUSD
+	}
+	if e.minimum, err = usd.Parse(min); err != nil {
+		return nil, purser.BadConfig("minimum_usd: " + err.Error())
+	}
+	if e.defaultOutput, err = nonNegInt("default_output_tokens", c.DefaultOutputTokens, 0); err != nil {
+		return nil, err
+	}
+	if e.charsPerToken, err = nonNegInt("chars_per_token", c.CharsPerToken, DefaultCharsPerToken); err != nil {
+		return nil, err
+	}
+	if e.charsPerToken == 0 {
+		return nil, purser.BadConfig("chars_per_token: must be at least 1")
+	}
+	return e, nil
+}
+
+func parsePrice(where string, p priceConfig) (Price, error) {
+	var out Price
+	var err error
+	if out.Input, err = usd.ParsePerToken(*p.Input); err != nil {
+		return out, purser.BadConfig(where + ".input: " + err.Error())
+	}
+	out.Output, out.CacheRead = out.Input, out.Input
+	if p.Output != nil {
+		if out.Output, err = usd.ParsePerToken(*p.Output); err != nil {
+			return out, purser.BadConfig(where + ".output: " + err.Error())
+		}
+	}
+	if p.CacheRead != nil {
+		if out.CacheRead, err = usd.ParsePerToken(*p.CacheRead); err != nil {
+			return out, purser.BadConfig(where + ".cache_read: " + err.Error())
+		}
+	}
+	return out, nil
+}
+
+func nonNegInt(where string, n *json.Number, def int64) (int64, error) {
+	if n == nil {
+		return def, nil
+	}
+	v, err := strconv.ParseInt(string(*n), 10, 64)
+	if err != nil || v < 0 {
+		return 0, purser.BadConfig(where + ": want a non-negative integer, got " + string(*n))
+	}
+	return v, nil
+}
+
+// Estimate prices one call. Tokens: input = prompt_chars / chars_per_token;
+// of those, params.cache_read_tokens (capped at input) are priced at the
+// cache-read price; output = params.max_tokens, else default_output_tokens.
+// The sum is computed exactly, a fractional nano rounds up, and the result
+// is at least minimum_usd.
+func (e *Estimator) Estimate(req *purser.Request) (int64, error) {
+	if _, ok := e.tools[string(req.Tool())]; !ok {
+		return 0, purser.Unsupported("llm-tokens prices only LLM and its configured aliases")
+	}
+	price, ok := e.models[string(req.Model())]
+	if !ok {
+		price = e.def
+	}
+	chars, _ := req.PromptChars()
+	if chars < 0 {
+		return 0, purser.NewError(purser.CodeBadRequest, "negative prompt_chars")
+	}
+	input := chars / e.charsPerToken
+	var cached int64
+	v, err := req.Param("cache_read_tokens")
+	if err != nil {
+		return 0, err
+	}
+	if v.Exists() && !v.IsNull() {
+		if cached, err = v.Int(); err != nil || cached < 0 {
+			return 0, purser.BadParams("params.cache_read_tokens: want a non-negative integer")
+		}
+		cached = min(cached, input)
+	}
+	output, ok := req.MaxTokens()
+	if !ok {
+		output = e.defaultOutput
+	}
+	total, ok := cost(input-cached, price.Input, cached, price.CacheRead, output, price.Output)
+	if !ok {
+		return 0, purser.Internal("estimate overflows int64 nano-USD")
+	}
+	return max(total, e.minimum), nil
+}
+
+// cost returns ceil((t1*p1 + t2*p2 + t3*p3) / 1e6) exactly, prices being
+// nano-USD per million tokens; ok=false when it does not fit an int64.
+func cost(t1, p1, t2, p2, t3, p3 int64) (int64, bool) {
+	var hi, lo uint64
+	for _, tp := range [3][2]int64{{t1, p1}, {t2, p2}, {t3, p3}} {
+		if tp[0] < 0 || tp[1] < 0 {
+			return 0, false
+		}
+		h, l := bits.Mul64(uint64(tp[0]), uint64(tp[1]))
+		var c uint64
+		lo, c = bits.Add64(lo, l, 0)
+		hi, c = bits.Add64(hi, h, c)
+		if c != 0 {
+			return 0, false
+		}
+	}
+	const den = 1_000_000
+	if hi >= den {
+		return 0, false
+	}
+	q, r := bits.Div64(hi, lo, den)
+	if r != 0 {
+		q++
+	}
+	if q > math.MaxInt64 {
+		return 0, false
+	}
+	return int64(q), true
+}
