@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Commit charges a reservation and releases the rest of its hold.
@@ -37,29 +38,35 @@ func (l *MemoryLedger) Commit(_ context.Context, id string, actual *Nanos, sourc
 		}
 		return Reservation{}, err
 	}
+	r := l.charge(t, rec, charge, source, now)
+	l.unlockAndNotify(t)
+	return r, nil
+}
+
+// charge settles rec for charge and rolls it up every ancestor, queueing
+// any alerts on t; t.mu must be held and commitable must have passed.
+func (l *MemoryLedger) charge(t *memTree, rec *memRes, charge Nanos, source CostSource, now time.Time) Reservation {
 	wasPending := rec.r.State == StatePending
 	if wasPending {
 		t.expiry.remove(rec)
-		t.finish(id, now.UnixNano()) // an expired one was queued when it expired
+		t.finish(rec.r.ID, now.UnixNano()) // an expired one was queued when it expired
 	}
 	rec.r.State, rec.r.Charged, rec.r.CostSource = StateCommitted, charge, source
 	rec.r.SettledAt, rec.r.Late = now, !wasPending
-	r := rec.r
-	for x := a; x != nil; x = x.parent {
+	for x := rec.acct; x != nil; x = x.parent {
 		if wasPending {
-			x.pending -= r.Estimate
+			x.pending -= rec.r.Estimate
 		}
 		x.committed += charge
-		if r.Tool != "" {
-			st := x.tools[r.Tool]
+		if rec.r.Tool != "" {
+			st := x.tools[rec.r.Tool]
 			st.Calls++
 			st.Spent += charge
-			x.tools[r.Tool] = st
+			x.tools[rec.r.Tool] = st
 		}
 		t.scratch = x.settle(l.thresholds, now, t.scratch)
 	}
-	l.unlockAndNotify(t)
-	return r, nil
+	return rec.r
 }
 
 // errSameCommit marks an idempotent repeat of a commit; never returned.
