@@ -184,7 +184,12 @@ type BudgetCheck struct {
 	Overdrawn bool
 }
 
-// ReserveRequest asks to hold Estimate on Account until TTL passes.
+// MaxReservationTTL bounds ReserveRequest.TTL: a hold is for one call, and
+// expiry times must stay representable as Unix nanoseconds.
+const MaxReservationTTL = 365 * 24 * time.Hour
+
+// ReserveRequest asks to hold Estimate on Account until TTL passes
+// (0 < TTL <= MaxReservationTTL).
 type ReserveRequest struct {
 	ID       string
 	Account  string

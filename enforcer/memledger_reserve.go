@@ -65,6 +65,8 @@ func validateReserve(req ReserveRequest) error {
 		why = "negative estimate " + req.Estimate.String()
 	case req.TTL <= 0:
 		why = fmt.Sprintf("ttl %s is not positive", req.TTL)
+	case req.TTL > MaxReservationTTL:
+		why = fmt.Sprintf("ttl %s is above the maximum %s", req.TTL, MaxReservationTTL)
 	default:
 		return nil
 	}

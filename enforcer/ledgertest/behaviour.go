@@ -203,6 +203,7 @@ func testValidation(t *testing.T, e *env) {
 		{ID: "r", Account: "a", Estimate: -1, TTL: time.Minute},
 		{ID: "r", Account: "a", TTL: 0},
 		{ID: "r", Account: "a", TTL: -time.Second},
+		{ID: "r", Account: "a", TTL: enforcer.MaxReservationTTL + 1},
 	}
 	for _, req := range bad {
 		_, err := e.l.Reserve(e.ctx, req)
