@@ -96,7 +96,7 @@ func TestMisbehavingCalls(t *testing.T) {
 		{"guesterror", "x", ErrGuestError, 5, false, "no price for this tool", "", 0},
 		{"gobad", "panic", ErrTrap, 0, true, "unreachable", "panic: gobad: asked to panic", 0},
 		{"gobad", "loop", ErrTimeout, 0, true, "deadline", "", 0},
-		{"gobad", "alloc", ErrTrap, 0, true, "", "out of memory", 0},
+		{"gobad", "alloc", ErrTrap, 0, true, "", "out of memory", 30 * time.Second},
 		{"gobad", "open", ErrGuestError, 1000, false, "open /etc/passwd", "", 0},
 	}
 	for _, c := range cases {

@@ -30,7 +30,7 @@ type version struct {
 	hasInit    bool
 	loadedAt   time.Time
 
-	owner *Plugin // for counters; nil while a load is being smoke-tested
+	owner *Plugin      // for counters; nil while a load is being smoke-tested
 	refs  atomic.Int64 // 1 for the owner (Plugin) + 1 per call in flight
 	live  atomic.Int64 // live instances
 	slots chan struct{}

@@ -1,4 +1,4 @@
-;; garbage-range: see testplugins/README.md. Built to garbage-range.wasm by scripts/wasm-build.sh.
+;; garbage_range: see testplugins/README.md. Built to garbage_range.wasm by scripts/wasm-build.sh.
 (module
   (memory (export "memory") 1)
   ;; manifest at 0 (NUL-terminated), result record at 2048, request buffer at 4096

@@ -1,4 +1,4 @@
-;; garbage-record: see testplugins/README.md. Built to garbage-record.wasm by scripts/wasm-build.sh.
+;; garbage_record: see testplugins/README.md. Built to garbage_record.wasm by scripts/wasm-build.sh.
 (module
   (memory (export "memory") 1)
   ;; manifest at 0 (NUL-terminated), result record at 2048, request buffer at 4096

@@ -1,4 +1,4 @@
-;; garbage-verdict: see testplugins/README.md. Built to garbage-verdict.wasm by scripts/wasm-build.sh.
+;; garbage_verdict: see testplugins/README.md. Built to garbage_verdict.wasm by scripts/wasm-build.sh.
 (module
   (memory (export "memory") 1)
   ;; manifest at 0 (NUL-terminated), result record at 2048, request buffer at 4096

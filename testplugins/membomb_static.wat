@@ -1,4 +1,4 @@
-;; membomb-static: see testplugins/README.md. Built to membomb-static.wasm by scripts/wasm-build.sh.
+;; membomb_static: see testplugins/README.md. Built to membomb_static.wasm by scripts/wasm-build.sh.
 (module
   (memory (export "memory") 4096)
   ;; manifest at 0 (NUL-terminated), result record at 2048, request buffer at 4096
