@@ -1,6 +1,17 @@
 // Package ledgertest is the conformance suite every enforcer.Ledger
 // implementation must pass: behaviour cases, concurrent hammers, property
-// tests and a seeded simulation against a reference model.
+// tests (pgregory.net/rapid) and a seeded simulation against a reference
+// model. A store runs it from its own tests:
+//
+//	func TestConformance(t *testing.T) {
+//		ledgertest.Run(t, func(t *testing.T, opts enforcer.LedgerOptions) enforcer.Ledger {
+//			return newStore(t, opts) // fresh and empty; register cleanup on t
+//		}, ledgertest.RunOptions{SimSteps: 5_000}) // scale down a slow store
+//	}
+//
+// Ledgers get a *FakeClock in opts.Clock and must read time only from it.
+// A failing simulation prints its seed; replay it with -ledger.seed=N or
+// PURSER_LEDGER_SEED=N. Run the suite under -race.
 package ledgertest
 
 import (
