@@ -8,7 +8,7 @@ require (
 	github.com/tetratelabs/wazero v1.12.0
 )
 
-require golang.org/x/sys v0.44.0 // indirect
+require golang.org/x/sys v0.49.0 // indirect
 
 replace (
 	github.com/purser-dev/purser => ..

@@ -61,6 +61,7 @@ type Estimator struct {
 	minimum       int64
 	defaultOutput int64
 	charsPerToken int64
+	unsupported   error // built once: the per-call path does not allocate
 }
 
 // Defaults.
@@ -90,7 +91,8 @@ func newEstimator(raw []byte) (*Estimator, error) {
 	if err := purser.DecodeConfig(raw, &c); err != nil {
 		return nil, err
 	}
-	e := &Estimator{tools: map[string]struct{}{"LLM": {}}, models: make(map[string]Price, len(c.Models)), charsPerToken: DefaultCharsPerToken}
+	e := &Estimator{tools: map[string]struct{}{"LLM": {}}, models: make(map[string]Price, len(c.Models)), charsPerToken: DefaultCharsPerToken,
+		unsupported: purser.Unsupported("llm-tokens prices only LLM and its configured aliases")}
 	for i, a := range c.Aliases {
 		if a == "" {
 			return nil, purser.BadConfig("aliases[" + strconv.Itoa(i) + "]: empty tool name")
@@ -180,7 +182,7 @@ func nonNegInt(where string, n *json.Number, def int64) (int64, error) {
 // is at least minimum_usd.
 func (e *Estimator) Estimate(req *purser.Request) (int64, error) {
 	if _, ok := e.tools[string(req.Tool())]; !ok {
-		return 0, purser.Unsupported("llm-tokens prices only LLM and its configured aliases")
+		return 0, e.unsupported
 	}
 	price, ok := e.models[string(req.Model())]
 	if !ok {

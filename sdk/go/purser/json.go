@@ -1,6 +1,7 @@
 package purser
 
 import (
+	"bytes"
 	"strconv"
 	"unicode/utf8"
 )
@@ -167,20 +168,37 @@ func skipWS(b []byte, i int) int {
 }
 
 // scanString returns the index just past the closing quote of the string
-// starting at b[i] == '"', and whether it contains escapes.
+// starting at b[i] == '"', and whether it contains escapes. It jumps from
+// quote to quote with bytes.IndexByte (assembly on wasm too), so long
+// prompts are skipped at memory speed rather than byte by byte; control
+// characters inside strings are not rejected (the host sends valid JSON).
 func scanString(b []byte, i int) (end int, escaped, ok bool) {
-	for j := i + 1; j < len(b); j++ {
-		switch c := b[j]; {
-		case c == '\\':
-			escaped = true
-			j++
-		case c == '"':
-			return j + 1, escaped, true
-		case c < 0x20:
+	j := i + 1
+	for {
+		q := bytes.IndexByte(b[j:], '"')
+		if q < 0 {
 			return 0, false, false
 		}
+		q += j
+		bs := bytes.IndexByte(b[j:q], '\\')
+		if bs < 0 {
+			return q + 1, escaped, true
+		}
+		// Slow path from the first backslash: step over escapes.
+		escaped = true
+		k := j + bs
+		for k < q {
+			if b[k] == '\\' {
+				k += 2
+			} else {
+				k++
+			}
+		}
+		if k == q {
+			return q + 1, true, true // the quote at q is not escaped
+		}
+		j = q + 1 // the quote at q was escaped: keep looking
 	}
-	return 0, false, false
 }
 
 const maxDepth = 512

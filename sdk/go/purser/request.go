@@ -17,7 +17,7 @@ type Request struct {
 // and abi.AppendAdmitRequest); the SDK does this for every call, tests may
 // use it directly.
 func NewRequest(record []byte) (*Request, error) {
-	r := &Request{}
+	r := &Request{scratch: make([]byte, 0, scratchSize)}
 	return r, r.reset(record)
 }
 
