@@ -108,3 +108,19 @@ func BenchmarkMemoryLedgerReserveCommitParallel(b *testing.B) {
 		}
 	})
 }
+
+// Check is the admission path's read (no hold) on a 3-level hierarchy.
+func BenchmarkMemoryLedgerCheckHierarchy3(b *testing.B) {
+	l := benchLedger(b)
+	mustCreate(b, l, "org", "", enforcer.MaxNanos)
+	mustCreate(b, l, "org/team", "org", enforcer.MaxNanos/2)
+	mustCreate(b, l, "org/team/agent", "org/team", enforcer.MaxNanos/4)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if c, err := l.Check(ctx, "org/team/agent", enforcer.USD(0, 10_000_000)); err != nil || !c.OK {
+			b.Fatal(c, err)
+		}
+	}
+}
