@@ -1,0 +1,106 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/purser-dev/purser/enforcer"
+)
+
+// apiError is an error with an HTTP status and a stable code.
+type apiError struct {
+	status int
+	code   string
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func errBadRequest(format string, args ...any) error {
+	return &apiError{http.StatusBadRequest, "bad_request", fmt.Sprintf(format, args...)}
+}
+
+func errForbidden(format string, args ...any) error {
+	return &apiError{http.StatusForbidden, "forbidden", fmt.Sprintf(format, args...)}
+}
+
+// statusOf maps domain errors to HTTP statuses and codes.
+func statusOf(err error) (int, string) {
+	var ae *apiError
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &ae):
+		return ae.status, ae.code
+	case errors.As(err, &mbe):
+		return http.StatusRequestEntityTooLarge, "body_too_large"
+	case errors.Is(err, enforcer.ErrAccountNotFound):
+		return http.StatusNotFound, "account_not_found"
+	case errors.Is(err, enforcer.ErrReservationNotFound):
+		return http.StatusNotFound, "reservation_not_found"
+	case errors.Is(err, enforcer.ErrApprovalNotFound):
+		return http.StatusNotFound, "approval_not_found"
+	case errors.Is(err, enforcer.ErrReservationConflict), errors.Is(err, enforcer.ErrAccountExists):
+		return http.StatusConflict, "conflict"
+	case errors.Is(err, enforcer.ErrReservationSettled), errors.Is(err, enforcer.ErrApprovalDecided):
+		return http.StatusConflict, "already_settled"
+	case errors.Is(err, enforcer.ErrApprovalMismatch):
+		return http.StatusForbidden, "approval_mismatch"
+	case errors.Is(err, enforcer.ErrInvalidAmount), errors.Is(err, enforcer.ErrInvalidAccount),
+		errors.Is(err, enforcer.ErrSupervisorBudget), errors.Is(err, enforcer.ErrUnknownTier):
+		return http.StatusBadRequest, "invalid"
+	case errors.Is(err, enforcer.ErrApprovalQueueFull):
+		return http.StatusServiceUnavailable, "approval_queue_full"
+	}
+	return http.StatusInternalServerError, "internal"
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status, code := statusOf(err)
+	if status >= 500 {
+		s.logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+	}
+	writeJSON(w, status, errorBody{Error: errorDetail{Code: code, Message: err.Error()}})
+}
+
+// decode reads a JSON body strictly: size-capped, unknown fields refused,
+// exactly one value. Messages say what and where.
+func decode(r *http.Request, dst any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	dec.UseNumber()
+	if err := dec.Decode(dst); err != nil {
+		return describeDecodeError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errBadRequest("request body: unexpected data after the JSON object")
+	}
+	return nil
+}
+
+func describeDecodeError(err error) error {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return &apiError{http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body exceeds %d bytes", mbe.Limit)}
+	case errors.As(err, &se):
+		return errBadRequest("request body: malformed JSON at byte %d: %v", se.Offset, err)
+	case errors.As(err, &te):
+		return errBadRequest("request body: field %q must be %s, got %s", te.Field, te.Type, te.Value)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return errBadRequest("request body: malformed JSON: truncated before the object ended")
+	case errors.Is(err, io.EOF):
+		return errBadRequest("request body: empty; a JSON object is required")
+	}
+	return errBadRequest("request body: %v", err)
+}

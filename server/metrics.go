@@ -1,0 +1,210 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/purser-dev/purser/enforcer"
+)
+
+// Metrics is purser's Prometheus instrumentation, on its own registry (no
+// global state). A nil *Metrics records nothing.
+type Metrics struct {
+	reg         *prometheus.Registry
+	requests    *prometheus.HistogramVec
+	decisions   *prometheus.CounterVec
+	sources     *prometheus.CounterVec
+	settles     *prometheus.CounterVec
+	pluginCalls *prometheus.HistogramVec
+	pluginErrs  *prometheus.CounterVec
+	instances   *prometheus.GaugeVec
+	reloads     *prometheus.CounterVec
+	alerts      *prometheus.CounterVec
+	logDropped  prometheus.CounterFunc
+}
+
+// MetricsOptions bound what per-account series exist.
+type MetricsOptions struct {
+	// Accounts get per-account gauges; every other account is only in the
+	// totals (cardinality stays bounded by config).
+	Accounts []string
+	// DecisionLogDropped, when set, is exported as a counter.
+	DecisionLogDropped func() uint64
+}
+
+// NewMetrics registers purser's collectors; ledger feeds the gauges read
+// at scrape time.
+func NewMetrics(ledger enforcer.Ledger, opts MetricsOptions) *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry()}
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.requests = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "purser_http_request_duration_seconds",
+		Help: "HTTP request latency by route and status class.", Buckets: []float64{.0001, .00025, .0005, .001, .002, .005, .01, .05, .25, 1}},
+		[]string{"route", "code"})
+	m.decisions = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "purser_decisions_total",
+		Help: "Admission decisions by outcome and deciding layer."}, []string{"outcome", "layer"})
+	m.sources = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "purser_estimates_total",
+		Help: "Estimates by source (plugin name without digest, table, llm, unknown, cache)."}, []string{"source"})
+	m.settles = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "purser_settlements_total",
+		Help: "Reservations settled, by final state and cost source."}, []string{"state", "cost_source"})
+	m.pluginCalls = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "purser_plugin_call_duration_seconds",
+		Help: "Wasm plugin call latency.", Buckets: []float64{.000002, .000005, .00001, .00002, .00005, .0001, .0005, .001, .01, .1}},
+		[]string{"plugin", "kind"})
+	m.pluginErrs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "purser_plugin_errors_total",
+		Help: "Wasm plugin call failures by error kind."}, []string{"plugin", "error"})
+	m.instances = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "purser_plugin_instances",
+		Help: "Live Wasm instances per plugin."}, []string{"plugin"})
+	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "purser_plugin_reloads_total",
+		Help: "Plugin reload attempts by result."}, []string{"plugin", "result"})
+	m.alerts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "purser_threshold_alerts_total",
+		Help: "Budget threshold and overdraft alerts by level."}, []string{"level"})
+	m.reg.MustRegister(m.requests, m.decisions, m.sources, m.settles, m.pluginCalls, m.pluginErrs, m.instances, m.reloads, m.alerts)
+	if opts.DecisionLogDropped != nil {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "purser_decision_log_dropped_total",
+			Help: "Decision events dropped because the disk could not keep up."}, func() float64 { return float64(opts.DecisionLogDropped()) }))
+	}
+	if ledger != nil {
+		m.reg.MustRegister(&ledgerCollector{ledger: ledger, accounts: opts.Accounts})
+	}
+	return m
+}
+
+// Handler serves /metrics.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// Registry exposes the registry so other parts (the plugin host) can add
+// collectors.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+func (m *Metrics) observeRequest(route string, status int, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.requests.WithLabelValues(route, strconv.Itoa(status/100)+"xx").Observe(d.Seconds())
+}
+
+func (m *Metrics) observeDecision(d enforcer.Decision) {
+	if m == nil {
+		return
+	}
+	layer := d.Layer
+	if layer == "" {
+		layer = "none"
+	}
+	m.decisions.WithLabelValues(d.Verdict.String(), layer).Inc()
+	m.observeEstimate(d.Estimate.Source)
+}
+
+func (m *Metrics) observeEstimate(source string) {
+	if m == nil {
+		return
+	}
+	if name, _, ok := strings.Cut(source, "@"); ok { // drop the digest: bounded cardinality
+		source = name
+	}
+	m.sources.WithLabelValues(source).Inc()
+}
+
+func (m *Metrics) observeSettle(r enforcer.Reservation) {
+	if m == nil {
+		return
+	}
+	m.settles.WithLabelValues(string(r.State), string(r.CostSource)).Inc()
+}
+
+// ObservePluginCall records one plugin call; errKind is "" on success.
+func (m *Metrics) ObservePluginCall(plugin, kind string, d time.Duration, errKind string) {
+	if m == nil {
+		return
+	}
+	m.pluginCalls.WithLabelValues(plugin, kind).Observe(d.Seconds())
+	if errKind != "" {
+		m.pluginErrs.WithLabelValues(plugin, errKind).Inc()
+	}
+}
+
+// ObservePluginInstances sets the live instance count of a plugin.
+func (m *Metrics) ObservePluginInstances(plugin string, n int) {
+	if m == nil {
+		return
+	}
+	m.instances.WithLabelValues(plugin).Set(float64(n))
+}
+
+// ObservePluginReload counts a reload attempt.
+func (m *Metrics) ObservePluginReload(plugin string, err error) {
+	if m == nil {
+		return
+	}
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	m.reloads.WithLabelValues(plugin, result).Inc()
+}
+
+// Notify counts alerts; wire it into the ledger's notifier chain.
+func (m *Metrics) Notify(a enforcer.Alert) {
+	if m == nil {
+		return
+	}
+	m.alerts.WithLabelValues(string(a.Level)).Inc()
+}
+
+// ledgerCollector reads the ledger at scrape time.
+type ledgerCollector struct {
+	ledger   enforcer.Ledger
+	accounts []string
+}
+
+var (
+	descPending   = prometheus.NewDesc("purser_pending_nanos", "Money held by pending reservations, summed over root accounts.", nil, nil)
+	descOverdrawn = prometheus.NewDesc("purser_overdrawn_accounts", "Accounts currently overdrawn.", nil, nil)
+	descCommitted = prometheus.NewDesc("purser_account_committed_nanos", "Committed spend of a configured account.", []string{"account"}, nil)
+	descRemaining = prometheus.NewDesc("purser_account_remaining_nanos", "Remaining budget of a configured account with a limit.", []string{"account"}, nil)
+)
+
+func (c *ledgerCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descPending
+	ch <- descOverdrawn
+	ch <- descCommitted
+	ch <- descRemaining
+}
+
+func (c *ledgerCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	all, err := c.ledger.Accounts(ctx)
+	if err != nil {
+		return
+	}
+	var pending, overdrawn float64
+	for _, a := range all {
+		if a.Parent == "" {
+			pending += float64(a.Pending) // display only: Prometheus values are floats
+		}
+		if a.Overdrawn {
+			overdrawn++
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, pending)
+	ch <- prometheus.MustNewConstMetric(descOverdrawn, prometheus.GaugeValue, overdrawn)
+	for _, id := range c.accounts {
+		s, err := c.ledger.Snapshot(ctx, id)
+		if err != nil {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(descCommitted, prometheus.GaugeValue, float64(s.Committed), id)
+		if s.Limit != nil {
+			ch <- prometheus.MustNewConstMetric(descRemaining, prometheus.GaugeValue, float64(s.Remaining()), id)
+		}
+	}
+}

@@ -1,0 +1,195 @@
+// Package server is purser's HTTP JSON API: handlers, bearer-token auth
+// with roles and account scopes, the decision log and Prometheus metrics.
+// It depends on the enforcer, never on the Wasm host: plugin listing and
+// reload come in through the PluginAdmin interface.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/purser-dev/purser/enforcer"
+	"github.com/purser-dev/purser/server/decisionlog"
+)
+
+// PluginAdmin lists and reloads plugins; cmd/ adapts the Wasm host to it.
+type PluginAdmin interface {
+	Plugins() []PluginInfo
+	Reload(ctx context.Context) error
+}
+
+// DecisionLogger receives decision events (a *decisionlog.Writer).
+type DecisionLogger interface {
+	Log(decisionlog.Event) bool
+}
+
+// Config is the server's immutable configuration.
+type Config struct {
+	Tokens []Token
+	// BodyBytesMax caps request bodies (default 1 MiB).
+	BodyBytesMax int64
+	// ReservationTTLMax caps ttl_ms (default 24h).
+	ReservationTTLMax time.Duration
+	// ShutdownTimeout bounds the drain of requests in flight (default 15s).
+	ShutdownTimeout time.Duration
+	// LogParams puts raw params into the decision log (default: a hash only).
+	LogParams bool
+
+	DecisionLog DecisionLogger // optional
+	Metrics     *Metrics       // optional
+	Plugins     PluginAdmin    // optional
+	// Ready reports whether dependencies are up; nil means always ready.
+	Ready  func(ctx context.Context) error
+	Clock  enforcer.Clock
+	Logger hclog.Logger
+}
+
+// Server serves the API for one Enforcer.
+type Server struct {
+	cfg    Config
+	e      *enforcer.Enforcer
+	auth   *authenticator
+	logger hclog.Logger
+	mux    *http.ServeMux
+	// patterns lists every registered route ("POST /v1/check"), so a test
+	// can hold openapi.json to the real routes.
+	patterns []string
+}
+
+// New builds a Server.
+func New(e *enforcer.Enforcer, cfg Config) (*Server, error) {
+	if e == nil {
+		return nil, errors.New("server: enforcer is nil")
+	}
+	if cfg.BodyBytesMax <= 0 {
+		cfg.BodyBytesMax = 1 << 20
+	}
+	if cfg.ReservationTTLMax <= 0 {
+		cfg.ReservationTTLMax = 24 * time.Hour
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 15 * time.Second
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = enforcer.SystemClock{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	auth, err := newAuthenticator(cfg.Tokens)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, e: e, auth: auth, logger: cfg.Logger, mux: http.NewServeMux()}
+	s.routes()
+	return s, nil
+}
+
+// AuthEnabled reports whether tokens are configured. Without them the
+// caller must listen on loopback only (cmd/ enforces it).
+func (s *Server) AuthEnabled() bool { return s.auth.enabled() }
+
+// Handler returns the root handler.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Serve answers on ln until ctx ends, then drains requests in flight for
+// up to ShutdownTimeout.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: s.logger.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve on %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("graceful shutdown: %w", err)
+	}
+	return nil
+}
+
+// endpoint is a handler that may fail; the wrapper writes the error.
+type endpoint func(w http.ResponseWriter, r *http.Request, p *principal) error
+
+func (s *Server) handle(pattern, route string, role Role, h endpoint) {
+	s.patterns = append(s.patterns, pattern)
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		defer func() { s.cfg.Metrics.observeRequest(route, sw.status, time.Since(start)) }()
+		p, ok := s.auth.authenticate(r)
+		if !ok {
+			s.writeError(sw, r, &apiError{http.StatusUnauthorized, "unauthorized", "missing or unknown bearer token"})
+			return
+		}
+		if role == RoleAdmin && p.role != RoleAdmin {
+			s.writeError(sw, r, errForbidden("%s needs the admin role; token %q is %s", route, p.name, p.role))
+			return
+		}
+		r.Body = http.MaxBytesReader(sw, r.Body, s.cfg.BodyBytesMax)
+		if err := h(sw, r, p); err != nil {
+			s.writeError(sw, r, err)
+		}
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (s *Server) routes() {
+	s.handle("POST /v1/estimate", "estimate", RoleAgent, s.estimate)
+	s.handle("POST /v1/check", "check", RoleAgent, s.check)
+	s.handle("POST /v1/reservations", "reserve", RoleAgent, s.reserve)
+	s.handle("GET /v1/reservations/{id}", "reservation", RoleAgent, s.getReservation)
+	s.handle("POST /v1/reservations/{id}/commit", "commit", RoleAgent, s.commit)
+	s.handle("POST /v1/reservations/{id}/release", "release", RoleAgent, s.release)
+	s.handle("GET /v1/accounts", "accounts", RoleAgent, s.listAccounts)
+	s.handle("GET /v1/accounts/{id...}", "account", RoleAgent, s.getAccount)
+	s.handle("PUT /v1/accounts/{id...}", "put_account", RoleAdmin, s.putAccount)
+	s.handle("GET /v1/approvals", "approvals", RoleAdmin, s.listApprovals)
+	s.handle("POST /v1/approvals/{id}/approve", "approve", RoleAdmin, s.decideApproval(true))
+	s.handle("POST /v1/approvals/{id}/deny", "deny", RoleAdmin, s.decideApproval(false))
+	s.handle("GET /v1/plugins", "plugins", RoleAgent, s.listPlugins)
+	s.handle("POST /v1/plugins/reload", "reload", RoleAdmin, s.reloadPlugins)
+	s.plain("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	s.plain("GET /readyz", s.readyz)
+	s.plain("GET /openapi.json", serveOpenAPI)
+	if s.cfg.Metrics != nil {
+		s.plain("GET /metrics", s.cfg.Metrics.Handler().ServeHTTP)
+	}
+}
+
+// plain registers an unauthenticated route.
+func (s *Server) plain(pattern string, h http.HandlerFunc) {
+	s.patterns = append(s.patterns, pattern)
+	s.mux.HandleFunc(pattern, h)
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Ready != nil {
+		if err := s.cfg.Ready(r.Context()); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: errorDetail{Code: "not_ready", Message: err.Error()}})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
