@@ -44,6 +44,47 @@ func runBehaviour(t *testing.T, newLedger NewLedger) {
 	}
 	t.Run("CustomThresholds", func(t *testing.T) { testCustomThresholds(t, newEnv(t, newLedger, 10, 200)) })
 	t.Run("NoThresholds", func(t *testing.T) { testNoThresholds(t, newLedger) })
+	t.Run("Retention", func(t *testing.T) { testRetention(t, newLedger) })
+}
+
+// testRetention: settled reservations stay answerable for RetainSettled,
+// then Sweep forgets them and their ids may be reused.
+func testRetention(t *testing.T, newLedger NewLedger) {
+	clk := NewFakeClock(Epoch())
+	e := &env{t: t, ctx: t.Context(), clk: clk}
+	e.l = newLedger(t, enforcer.LedgerOptions{Clock: clk, RetainSettled: time.Hour})
+	e.create("a", "", "10")
+	e.reserve("c", "a", "", "1")
+	e.commit("c", "")
+	e.reserve("x", "a", "", "1") // expires at +1m, retained until +61m
+	e.reserve("p", "a", "", "1")
+	clk.Advance(30 * time.Second)
+	if _, err := e.l.Commit(e.ctx, "p", nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Hour - 30*time.Second) // c settled exactly 1h ago
+	if _, err := e.l.Sweep(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.l.Reservation(e.ctx, "c")
+	wantErr(t, err, enforcer.ErrReservationNotFound)
+	for _, id := range []string{"x", "p"} {
+		if _, err := e.l.Reservation(e.ctx, id); err != nil {
+			t.Errorf("%s forgotten before its retention: %v", id, err)
+		}
+	}
+	if r := e.reserve("c", "a", "Read", "2"); r.State != enforcer.StatePending || r.Estimate != usd("2") {
+		t.Errorf("reused id: %+v", r)
+	}
+	clk.Advance(time.Minute)
+	if _, err := e.l.Sweep(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"x", "p"} {
+		_, err := e.l.Reservation(e.ctx, id)
+		wantErr(t, err, enforcer.ErrReservationNotFound)
+	}
+	e.wantTotals("a", "2", "0") // forgetting never changes the books (the new c expired)
 }
 
 func testCustomThresholds(t *testing.T, e *env) {
