@@ -264,3 +264,27 @@ func (c *stepClock) advance(d time.Duration) {
 	c.t = c.t.Add(d)
 	c.mu.Unlock()
 }
+
+type swappablePolicies struct {
+	mu    sync.Mutex
+	specs []PolicySpec
+}
+
+func (s *swappablePolicies) Policies() []PolicySpec { s.mu.Lock(); defer s.mu.Unlock(); return s.specs }
+
+func TestPolicyProviderIsConsultedPerCall(t *testing.T) {
+	prov := &swappablePolicies{}
+	e := newTestEnforcer(t, Config{Policies: []PolicySpec{verdictPolicy("static", Allow, nil)}, PolicyProvider: prov})
+	mustAccount(t, e, AccountSpec{ID: "a"})
+	ctx := context.Background()
+	if d, _ := e.Check(ctx, Call{Account: "a", Tool: "Read"}); d.Verdict != Allow || len(d.Policies) != 1 {
+		t.Fatalf("before: %+v", d)
+	}
+	prov.mu.Lock()
+	prov.specs = []PolicySpec{verdictPolicy("dropped-in", Deny, nil)}
+	prov.mu.Unlock()
+	d, _ := e.Check(ctx, Call{Account: "a", Tool: "Read"})
+	if d.Verdict != Deny || d.Policy != "dropped-in" || len(d.Policies) != 2 || d.Policies[0].Policy != "static" {
+		t.Fatalf("after the provider changed: %+v", d)
+	}
+}

@@ -84,6 +84,18 @@ type Policy interface {
 	Evaluate(ctx context.Context, in PolicyInput) (PolicyResult, error)
 }
 
+// ErrNotHandled is returned (possibly wrapped) by an Estimator that has no
+// opinion on a call, such as a plugin registry with no plugin for the tool.
+// The chain moves on without recording a fallback error.
+var ErrNotHandled = errors.New("estimator does not handle this call")
+
+// PolicyProvider supplies policies that can change at run time (plugins
+// reloaded from a folder). It is consulted on every admission, after the
+// static Config.Policies, so it must be cheap (an atomic load).
+type PolicyProvider interface {
+	Policies() []PolicySpec
+}
+
 // ErrStrictUnknownTool is returned (wrapped) when strict mode meets a tool
 // that neither an estimator nor the table knows.
 var ErrStrictUnknownTool = errors.New("unknown tool in strict mode")

@@ -69,21 +69,34 @@ func (e *Enforcer) admit(ctx context.Context, call Call, est Estimate, approved 
 		d.Verdict, d.Layer, d.Reason = Deny, LayerBudget, ibe.Error()
 		return d, nil
 	}
-	if len(e.policies) == 0 {
+	policies := e.currentPolicies()
+	if len(policies) == 0 {
 		return d, nil
 	}
 	snap, err := e.ledger.Snapshot(ctx, call.Account)
 	if err != nil {
 		return d, fmt.Errorf("admission of %s on account %q: %w", call.Tool, call.Account, err)
 	}
-	e.runPolicies(ctx, &d, PolicyInput{Call: call, Estimate: est, Budget: snap}, approved)
+	e.runPolicies(ctx, &d, policies, PolicyInput{Call: call, Estimate: est, Budget: snap}, approved)
 	return d, ctx.Err()
 }
 
-func (e *Enforcer) runPolicies(ctx context.Context, d *Decision, in PolicyInput, approved bool) {
-	d.Policies = make([]PolicyOutcome, 0, len(e.policies))
+// currentPolicies is the static chain followed by the provider's.
+func (e *Enforcer) currentPolicies() []PolicySpec {
+	if e.cfg.PolicyProvider == nil {
+		return e.policies
+	}
+	dyn := e.cfg.PolicyProvider.Policies()
+	if len(e.policies) == 0 {
+		return dyn
+	}
+	return append(e.policies[:len(e.policies):len(e.policies)], dyn...)
+}
+
+func (e *Enforcer) runPolicies(ctx context.Context, d *Decision, policies []PolicySpec, in PolicyInput, approved bool) {
+	d.Policies = make([]PolicyOutcome, 0, len(policies))
 	var ask *PolicyOutcome
-	for _, spec := range e.policies {
+	for _, spec := range policies {
 		o := evaluatePolicy(ctx, spec, in)
 		d.Policies = append(d.Policies, o)
 		switch {

@@ -21,6 +21,8 @@ type Config struct {
 	Unknown    UnknownRule
 	Estimators map[string]Estimator // by tool name; "*" for any tool
 	Policies   []PolicySpec         // evaluated in order
+	// PolicyProvider adds run-time policies after Policies (optional).
+	PolicyProvider PolicyProvider
 
 	// Approver decides asks in-process; without one, Execute queues the
 	// request in Approvals and waits for someone to decide it.

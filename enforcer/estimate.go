@@ -69,7 +69,9 @@ func (c *estimationChain) estimate(ctx context.Context, call Call) (Estimate, er
 		if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
 			return Estimate{}, err
 		}
-		fallback = &EstimatorError{Tool: call.Tool, Err: err}
+		if !errors.Is(err, ErrNotHandled) {
+			fallback = &EstimatorError{Tool: call.Tool, Err: err}
+		}
 	}
 	out, err := c.builtin(call)
 	out.FallbackErr = fallback

@@ -3,6 +3,7 @@ package enforcer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -204,5 +205,12 @@ func TestConfigValidation(t *testing.T) {
 	tb, err := DefaultCostTable().With(map[string]Nanos{"Read": 5, "Custom": 9})
 	if err != nil || tb["Read"] != 5 || tb["Custom"] != 9 || tb["Bash"] != MustParseUSD("0.01") {
 		t.Errorf("override: %v %v", tb, err)
+	}
+}
+
+func TestNotHandledFallsBackSilently(t *testing.T) {
+	e := newTestEnforcer(t, Config{Estimators: map[string]Estimator{"*": &fakeEstimator{err: fmt.Errorf("no plugin for Read: %w", ErrNotHandled)}}})
+	if est := estimateOf(t, e, "Read", nil); est.Source != SourceTable || est.FallbackErr != nil {
+		t.Errorf("ErrNotHandled must fall back without recording an error: %+v", est)
 	}
 }
