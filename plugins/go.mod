@@ -6,6 +6,7 @@ require (
 	github.com/purser-dev/purser v0.0.0
 	github.com/purser-dev/purser/sdk/go v0.0.0
 	github.com/tetratelabs/wazero v1.12.0
+	gopkg.in/yaml.v3 v3.0.1
 )
 
 require golang.org/x/sys v0.49.0 // indirect

@@ -14,11 +14,14 @@ import (
 // plugins/build.sh or `task wasm:build`) in wazero, following the call
 // sequence of abi/ABI.md, so the shipped binaries are known to work.
 
+// loader shares compiled modules between tests (Go guests compile slowly).
+var loader = wasmtest.NewLoader()
+
 func str(s string) *string { return &s }
 
 func load(t testing.TB, rel, config string) *wasmtest.Guest {
 	t.Helper()
-	g, err := wasmtest.Load(filepath.FromSlash(rel), str(config))
+	g, err := loader.Load(filepath.FromSlash(rel), str(config))
 	if err != nil {
 		t.Fatalf("load %s with config %s: %v", rel, config, err)
 	}
@@ -58,7 +61,7 @@ func TestLLMTokensWasm(t *testing.T) {
 			t.Errorf("%s %.60s: got %d, %v; want %d, code %v", tc.tool, tc.params, got, err, tc.want, tc.code)
 		}
 	}
-	if _, err := wasmtest.Load(llmWasm, str(`{"models":{"x":{}}}`)); wasmtest.Code(err) != abi.CodeBadConfig ||
+	if _, err := loader.Load(llmWasm, str(`{"models":{"x":{}}}`)); wasmtest.Code(err) != abi.CodeBadConfig ||
 		!strings.Contains(err.Error(), "models.x.input: required") {
 		t.Errorf("bad config: %v", err)
 	}
@@ -70,6 +73,92 @@ func BenchmarkLLMTokensWasm1KBPrompt(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := g.Estimate(c); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+const toolRulesWasm = "policies/tool-rules/tool-rules.wasm"
+
+const toolRulesConfig = `{"deny":["Delete"],"rules":[
+  {"name":"no-rm-rf","action":"deny","tool":"Bash","params":"rm\\s+-rf","reason":"rm -rf is never allowed"},
+  {"name":"git-read","action":"allow","tool":"Bash","params":"\"command\":\"git (status|diff)","priority":10}]}`
+
+func TestToolRulesWasm(t *testing.T) {
+	g := load(t, toolRulesWasm, toolRulesConfig)
+	if g.Manifest.Name != "tool-rules" || g.Manifest.Kind != abi.KindPolicy {
+		t.Fatalf("manifest %+v", g.Manifest)
+	}
+	for _, tc := range []struct {
+		tool, params string
+		want         abi.Verdict
+		reason       string
+	}{
+		{"Read", `{"path":"a"}`, abi.Allow, ""},
+		{"Bash", `{"command":"git status"}`, abi.Allow, ""},
+		{"Bash", `{"command":"git status; rm -rf /"}`, abi.Deny, "rm -rf is never allowed"},
+		{"Bash", `{"command":"make"}`, abi.Ask, "Mode default requires approval for Bash"},
+		{"Delete", `{"path":"x"}`, abi.Deny, "Tool Delete is on the tool-rules deny list"},
+	} {
+		got, err := g.Admit(abi.AdmitRequest{Call: pursertest.NewCall(tc.tool, tc.params), EstimateNanos: 1})
+		if err != nil || got.Verdict != tc.want || got.Reason != tc.reason {
+			t.Errorf("%s %s: %v %q %v; want %v %q", tc.tool, tc.params, got.Verdict, got.Reason, err, tc.want, tc.reason)
+		}
+	}
+	g = load(t, toolRulesWasm, `{"mode":"plan"}`)
+	if got, err := g.Admit(abi.AdmitRequest{Call: pursertest.NewCall("Write", `{}`)}); err != nil || got.Verdict != abi.Deny {
+		t.Errorf("plan mode Write: %v %v", got, err)
+	}
+	_, err := loader.Load(toolRulesWasm, str(`{"rules":[{"action":"deny","params":"("}]}`))
+	if wasmtest.Code(err) != abi.CodeBadConfig || !strings.Contains(err.Error(), "rules[0].params: error parsing regexp") {
+		t.Errorf("bad regex: %v", err)
+	}
+}
+
+func BenchmarkToolRulesWasm(b *testing.B) {
+	g := load(b, toolRulesWasm, toolRulesConfig)
+	r := abi.AdmitRequest{Call: pursertest.NewCall("Bash", `{"command":"git diff HEAD~1 -- src/","description":"show the last change"}`), EstimateNanos: 1}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := g.Admit(r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+const utilizationWasm = "policies/ask-above-utilization/ask-above-utilization.wasm"
+
+func TestAskAboveUtilizationWasm(t *testing.T) {
+	g := load(t, utilizationWasm, `{"ask_above_pct":80}`)
+	if g.Manifest.Name != "ask-above-utilization" || g.Manifest.Kind != abi.KindPolicy {
+		t.Fatalf("manifest %+v", g.Manifest)
+	}
+	const dollar = 1_000_000_000
+	for _, tc := range []struct {
+		limit, committed, pending, est int64
+		want                           abi.Verdict
+		reason                         string
+	}{
+		{-1, 100 * dollar, 0, dollar, abi.Allow, ""},
+		{10 * dollar, 5 * dollar, 2 * dollar, dollar, abi.Allow, ""},
+		{10 * dollar, 5 * dollar, 2 * dollar, 1_550_000_000, abi.Ask,
+			"Utilization would reach 85.5% of the $10.00 limit (committed $5.00 + pending $2.00 + this call $1.55 = $8.55), above the 80% approval threshold"},
+	} {
+		c := pursertest.WithBudget(pursertest.NewCall("Bash", `{"command":"ls"}`), tc.limit, tc.committed, tc.pending)
+		got, err := g.Admit(abi.AdmitRequest{Call: c, EstimateNanos: tc.est})
+		if err != nil || got.Verdict != tc.want || got.Reason != tc.reason {
+			t.Errorf("%+v: %v %q %v", tc, got.Verdict, got.Reason, err)
+		}
+	}
+}
+
+func BenchmarkAskAboveUtilizationWasm(b *testing.B) {
+	g := load(b, utilizationWasm, `{}`)
+	c := pursertest.WithBudget(pursertest.NewCall("Bash", `{"command":"ls"}`), 10_000_000_000, 9_000_000_000, 0)
+	r := abi.AdmitRequest{Call: c, EstimateNanos: 1_000_000}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := g.Admit(r); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -48,16 +48,32 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Code.String() + ": " + e.Message }
 
+// Loader loads guests sharing one compilation cache, so a module compiled
+// once is not compiled again by the next Load (Go guests take seconds).
+type Loader struct {
+	cache wazero.CompilationCache
+}
+
+// NewLoader returns a Loader with an in-memory compilation cache.
+func NewLoader() *Loader { return &Loader{cache: wazero.NewCompilationCache()} }
+
+// Load is Loader.Load without a shared cache.
+func Load(file string, config *string) (*Guest, error) { return (&Loader{}).Load(file, config) }
+
 // Load instantiates the module in file and initialises it with config
 // (nil means the guest gets no purser_init call; "" means "{}").
-func Load(file string, config *string) (*Guest, error) {
+func (l *Loader) Load(file string, config *string) (*Guest, error) {
 	bin, err := os.ReadFile(file)
 	if err != nil {
 		return nil, err
 	}
 	ctx := context.Background()
 	g := &Guest{File: file, ctx: ctx}
-	g.rt = wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().WithMemoryLimitPages(512))
+	rc := wazero.NewRuntimeConfigCompiler().WithMemoryLimitPages(512)
+	if l.cache != nil {
+		rc = rc.WithCompilationCache(l.cache)
+	}
+	g.rt = wazero.NewRuntimeWithConfig(ctx, rc)
 	fail := func(format string, args ...any) (*Guest, error) {
 		g.Close()
 		return nil, fmt.Errorf("%s: "+format, append([]any{file}, args...)...)
