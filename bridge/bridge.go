@@ -1,0 +1,205 @@
+// Package bridge makes Wasm plugins loaded by the host usable by the
+// enforcer: estimator plugins become an enforcer.Estimator and policy
+// plugins an enforcer.PolicyProvider. It is the only package that imports
+// both host/ and enforcer/; the two never import each other.
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"sync/atomic"
+
+	"github.com/purser-dev/purser/abi"
+	"github.com/purser-dev/purser/enforcer"
+	"github.com/purser-dev/purser/host"
+)
+
+// Estimator routes each call to the registry's estimator plugin for the
+// tool; tools without one get enforcer.ErrNotHandled, so the enforcer
+// falls back to its table without recording an error. Register it under
+// "*" in enforcer.Config.Estimators.
+type Estimator struct{ reg *host.Registry }
+
+// NewEstimator wraps reg.
+func NewEstimator(reg *host.Registry) *Estimator { return &Estimator{reg: reg} }
+
+// Estimate asks the plugin; its errors (timeouts, traps, unhealthy) make
+// the enforcer fall back with the error recorded.
+func (e *Estimator) Estimate(ctx context.Context, call enforcer.Call) (enforcer.Nanos, string, error) {
+	p := e.reg.Estimator(call.Tool)
+	if p == nil {
+		return 0, "", enforcer.ErrNotHandled
+	}
+	c, err := abiCall(call, nil)
+	if err != nil {
+		return 0, p.SourceLabel(), err
+	}
+	res, src, err := p.Estimate(ctx, abi.EstimateRequest{Call: c})
+	var ce *host.CallError
+	if errors.As(err, &ce) && ce.Code == uint32(abi.CodeUnsupported) {
+		return 0, src, fmt.Errorf("%w: %v", enforcer.ErrNotHandled, err)
+	}
+	if err != nil {
+		return 0, src, err
+	}
+	return enforcer.Nanos(res.Nanos), src, nil
+}
+
+// Policies is an enforcer.PolicyProvider over the registry's policy
+// plugins, in their configured order. The slice is rebuilt only when the
+// registry's set of policies changes.
+type Policies struct {
+	reg   *host.Registry
+	cache atomic.Pointer[policySet]
+}
+
+type policySet struct {
+	plugins []*host.Plugin
+	specs   []enforcer.PolicySpec
+}
+
+// NewPolicies wraps reg.
+func NewPolicies(reg *host.Registry) *Policies { return &Policies{reg: reg} }
+
+// Policies returns the current policy chain.
+func (p *Policies) Policies() []enforcer.PolicySpec {
+	cur := p.reg.Policies()
+	if set := p.cache.Load(); set != nil && samePlugins(set.plugins, cur) {
+		return set.specs
+	}
+	set := &policySet{plugins: cur, specs: make([]enforcer.PolicySpec, len(cur))}
+	for i, pl := range cur {
+		set.specs[i] = enforcer.PolicySpec{Policy: policy{pl}, FailOpen: pl.FailMode() == host.FailOpen}
+	}
+	p.cache.Store(set)
+	return set.specs
+}
+
+func samePlugins(a, b []*host.Plugin) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// policy adapts one policy plugin. A *host.Plugin survives reloads, so the
+// adapter always calls the current version.
+type policy struct{ p *host.Plugin }
+
+// Name is the plugin's source label, "plugin:<name>@<digest12>", so
+// decisions and the decision log name the exact module that decided.
+func (a policy) Name() string { return a.p.SourceLabel() }
+
+func (a policy) Evaluate(ctx context.Context, in enforcer.PolicyInput) (enforcer.PolicyResult, error) {
+	c, err := abiCall(in.Call, &in.Budget)
+	if err != nil {
+		return enforcer.PolicyResult{}, err
+	}
+	req := abi.AdmitRequest{Call: c, EstimateNanos: int64(in.Estimate.Nanos),
+		EstimateSource: sourceCode(in.Estimate.Source), EstimateSourceLabel: in.Estimate.Source}
+	res, err := a.p.Admit(ctx, req)
+	if err != nil {
+		return enforcer.PolicyResult{}, err
+	}
+	switch res.Verdict {
+	case abi.Allow:
+		return enforcer.PolicyResult{Verdict: enforcer.Allow, Reason: res.Reason}, nil
+	case abi.Ask:
+		return enforcer.PolicyResult{Verdict: enforcer.Ask, Reason: res.Reason}, nil
+	case abi.Deny:
+		return enforcer.PolicyResult{Verdict: enforcer.Deny, Reason: res.Reason}, nil
+	}
+	return enforcer.PolicyResult{}, fmt.Errorf("policy %s: verdict %d is not allow, ask or deny", a.Name(), res.Verdict)
+}
+
+func sourceCode(label string) abi.Source {
+	switch {
+	case strings.HasPrefix(label, "plugin:"):
+		return abi.SourcePlugin
+	case label == enforcer.SourceTable:
+		return abi.SourceTable
+	case label == enforcer.SourceLLM:
+		return abi.SourceLLM
+	case label == enforcer.SourceUnknown:
+		return abi.SourceUnknown
+	}
+	return abi.SourceNone
+}
+
+// abiCall precomputes the fields guests read without JSON: model, prompt
+// characters, max_tokens, and (for policies) the budget and labels.
+func abiCall(call enforcer.Call, budget *enforcer.Snapshot) (abi.Call, error) {
+	c := abi.Call{Tool: call.Tool, Account: call.Account, MaxTokens: -1, Budget: abi.Unlimited(0, 0)}
+	if len(call.Params) > 0 {
+		raw, err := json.Marshal(call.Params) // map keys sorted: canonical
+		if err != nil {
+			return c, fmt.Errorf("params of %s are not JSON-encodable: %w", call.Tool, err)
+		}
+		c.Params = raw
+	}
+	c.Model, _ = call.Params["model"].(string)
+	_, hasPrompt := call.Params["prompt"].(string)
+	_, hasMessages := call.Params["messages"].([]any)
+	if hasPrompt || hasMessages {
+		c.HasPrompt, c.PromptChars = true, int64(enforcer.PromptChars(call.Params))
+	}
+	c.MaxTokens = maxTokens(call.Params["max_tokens"])
+	if budget != nil {
+		c.Budget, c.Labels = abiBudget(*budget), abiLabels(budget.Labels)
+	}
+	return c, nil
+}
+
+func maxTokens(v any) int64 {
+	switch n := v.(type) {
+	case float64:
+		if n >= 0 && n <= math.MaxInt32 {
+			return int64(n)
+		}
+	case json.Number:
+		if i, err := n.Int64(); err == nil && i >= 0 {
+			return i
+		}
+	case int:
+		if n >= 0 {
+			return int64(n)
+		}
+	case int64:
+		if n >= 0 {
+			return n
+		}
+	}
+	return -1
+}
+
+func abiBudget(s enforcer.Snapshot) abi.Budget {
+	if s.Limit == nil {
+		b := abi.Unlimited(int64(s.Committed), int64(s.Pending))
+		b.Overdrawn = s.Overdrawn
+		return b
+	}
+	return abi.Budget{LimitNanos: int64(*s.Limit), CommittedNanos: int64(s.Committed), PendingNanos: int64(s.Pending),
+		RemainingNanos: int64(s.Remaining()), Overdrawn: s.Overdrawn}
+}
+
+func abiLabels(m map[string]string) []abi.Label {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make([]abi.Label, 0, len(m))
+	for k, v := range m {
+		out = append(out, abi.Label{Key: k, Value: v})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
