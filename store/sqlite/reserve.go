@@ -1,0 +1,414 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/purser-dev/purser/enforcer"
+)
+
+// expire marks every hold overdue at now as expired and takes it off the
+// totals on its path. The probe makes the common case (nothing overdue)
+// one index lookup.
+func (l *Ledger) expire(tx *wtx, now int64) error {
+	_, err := l.expireCount(tx, now)
+	return err
+}
+
+func (l *Ledger) expireCount(tx *wtx, now int64) (int, error) {
+	err := tx.st.probeOverdue.QueryRowContext(tx.ctx, now).Scan(new(int))
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, l.dbErr("find expired holds", err)
+	}
+	if _, err := tx.st.expireTotals.ExecContext(tx.ctx, now); err != nil {
+		return 0, l.dbErr("release expired holds", err)
+	}
+	res, err := tx.st.expireHolds.ExecContext(tx.ctx, now)
+	if err != nil {
+		return 0, l.dbErr("mark expired holds", err)
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
+// Check reports whether estimate fits the account and all its ancestors.
+func (l *Ledger) Check(ctx context.Context, account string, estimate enforcer.Nanos) (enforcer.BudgetCheck, error) {
+	if estimate < 0 {
+		return enforcer.BudgetCheck{}, fmt.Errorf("check %q: %w: negative estimate %s", account, enforcer.ErrInvalidAmount, estimate)
+	}
+	var bc enforcer.BudgetCheck
+	err := l.readTx(ctx, func(tx *sql.Tx) error {
+		now := l.now()
+		path, err := scanPath(tx.QueryContext(ctx, selectPath, account))
+		if err != nil {
+			return err
+		}
+		if len(path) == 0 {
+			return fmt.Errorf("check: account %q: %w", account, enforcer.ErrAccountNotFound)
+		}
+		overdue, err := readOverdue(ctx, tx, now)
+		if err != nil {
+			return err
+		}
+		for i := range path {
+			path[i].pending -= overdue[path[i].id]
+		}
+		bc = check(path, estimate)
+		return nil
+	})
+	if err != nil {
+		return enforcer.BudgetCheck{}, l.sqlErr(err, "check %q", account)
+	}
+	return bc, nil
+}
+
+// check finds the tightest account on the path: an overdrawn one if any
+// (it refuses everything), else the one with the least remaining, the
+// lowest of equals.
+func check(path []acctRow, est enforcer.Nanos) enforcer.BudgetCheck {
+	bc := enforcer.BudgetCheck{Account: path[0].id, Remaining: enforcer.MaxNanos}
+	for _, x := range path {
+		if x.limit == nil {
+			continue
+		}
+		rem := remaining(*x.limit, x.committed, x.pending)
+		over := x.committed > *x.limit
+		switch {
+		case over && !bc.Overdrawn:
+			bc = enforcer.BudgetCheck{Account: x.id, Remaining: rem, Overdrawn: true}
+		case !bc.Overdrawn && rem < bc.Remaining:
+			bc.Account, bc.Remaining = x.id, rem
+		}
+	}
+	bc.OK = !bc.Overdrawn && est <= bc.Remaining
+	return bc
+}
+
+// remaining is lim - c - p, saturating at MinInt64 instead of wrapping.
+func remaining(lim, c, p enforcer.Nanos) enforcer.Nanos {
+	r := lim - c // lim, c >= 0: cannot overflow
+	if p > 0 && r < math.MinInt64+p {
+		return math.MinInt64
+	}
+	return r - p
+}
+
+func validateReserve(req enforcer.ReserveRequest) error {
+	var why string
+	switch {
+	case req.ID == "":
+		why = "empty reservation id"
+	case req.Account == "":
+		why = "empty account"
+	case req.Estimate < 0:
+		why = "negative estimate " + req.Estimate.String()
+	case req.TTL <= 0:
+		why = fmt.Sprintf("ttl %s is not positive", req.TTL)
+	case req.TTL > enforcer.MaxReservationTTL:
+		why = fmt.Sprintf("ttl %s is above the maximum %s", req.TTL, enforcer.MaxReservationTTL)
+	default:
+		return nil
+	}
+	return fmt.Errorf("reserve %q on account %q: %w: %s", req.ID, req.Account, enforcer.ErrInvalidReservation, why)
+}
+
+// Reserve holds the estimate on the account and every ancestor.
+func (l *Ledger) Reserve(ctx context.Context, req enforcer.ReserveRequest) (enforcer.Reservation, error) {
+	if err := validateReserve(req); err != nil {
+		return enforcer.Reservation{}, err
+	}
+	var out enforcer.Reservation
+	err := l.w.do(ctx, func(tx *wtx) error {
+		var err error
+		out, err = l.reserve(tx, req)
+		return l.sqlErr(err, "reserve %q on account %q", req.ID, req.Account)
+	})
+	return out, err
+}
+
+func (l *Ledger) reserve(tx *wtx, req enforcer.ReserveRequest) (enforcer.Reservation, error) {
+	now := l.now()
+	if err := l.expire(tx, now); err != nil {
+		return enforcer.Reservation{}, err
+	}
+	path, err := scanPath(tx.st.path.QueryContext(tx.ctx, req.Account))
+	if err != nil {
+		return enforcer.Reservation{}, err
+	}
+	if len(path) == 0 {
+		return enforcer.Reservation{}, fmt.Errorf("reserve %q: account %q: %w", req.ID, req.Account, enforcer.ErrAccountNotFound)
+	}
+	prev, found, err := scanRes(tx.st.getRes.QueryRowContext(tx.ctx, req.ID))
+	if err != nil {
+		return enforcer.Reservation{}, err
+	}
+	if found {
+		if err := sameRequest(prev, req); err != nil {
+			return enforcer.Reservation{}, err
+		}
+		return prev.view(now), nil
+	}
+	if err := admit(path, req); err != nil {
+		return enforcer.Reservation{}, err
+	}
+	r := resRow{id: req.ID, account: req.Account, tool: req.Tool, estimate: req.Estimate, ttl: req.TTL,
+		state: enforcer.StatePending, created: now, expires: now + int64(req.TTL)}
+	if _, err := tx.st.insertRes.ExecContext(tx.ctx, r.id, r.account, r.tool, int64(r.estimate), int64(r.ttl), r.created, r.expires); err != nil {
+		return enforcer.Reservation{}, err
+	}
+	if _, err := tx.st.addPending.ExecContext(tx.ctx, req.Account, int64(req.Estimate)); err != nil {
+		return enforcer.Reservation{}, err
+	}
+	return r.view(now), nil
+}
+
+// admit refuses the hold if it does not fit, or if a pending total would
+// overflow.
+func admit(path []acctRow, req enforcer.ReserveRequest) error {
+	bc := check(path, req.Estimate)
+	if !bc.OK {
+		// Returned bare: its text is the user-facing deny reason.
+		return &enforcer.InsufficientBudgetError{Account: bc.Account, Estimate: req.Estimate, Remaining: bc.Remaining, Overdrawn: bc.Overdrawn}
+	}
+	for _, x := range path {
+		if _, err := x.pending.Add(req.Estimate); err != nil {
+			return fmt.Errorf("reserve %q on account %q: pending on %q: %w", req.ID, req.Account, x.id, err)
+		}
+	}
+	return nil
+}
+
+// sameRequest accepts a retry of the reservation r and names the first
+// field that differs otherwise.
+func sameRequest(r resRow, req enforcer.ReserveRequest) error {
+	var field, was, now string
+	switch {
+	case r.account != req.Account:
+		field, was, now = "account", r.account, req.Account
+	case r.tool != req.Tool:
+		field, was, now = "tool", r.tool, req.Tool
+	case r.estimate != req.Estimate:
+		field, was, now = "estimate", r.estimate.String(), req.Estimate.String()
+	case r.ttl != req.TTL:
+		field, was, now = "ttl", r.ttl.String(), req.TTL.String()
+	default:
+		return nil
+	}
+	return fmt.Errorf("reserve %q on account %q: %w: %s was %q, now %q",
+		req.ID, req.Account, enforcer.ErrReservationConflict, field, was, now)
+}
+
+// Commit charges a reservation and releases the rest of its hold.
+func (l *Ledger) Commit(ctx context.Context, id string, actual *enforcer.Nanos, source enforcer.CostSource) (enforcer.Reservation, error) {
+	if actual != nil && *actual < 0 {
+		return enforcer.Reservation{}, fmt.Errorf("commit %q: %w: negative actual cost %s", id, enforcer.ErrInvalidAmount, *actual)
+	}
+	switch {
+	case actual == nil:
+		source = enforcer.CostEstimated
+	case source == "":
+		source = enforcer.CostActual
+	}
+	var out enforcer.Reservation
+	var alerts []enforcer.Alert
+	err := l.w.do(ctx, func(tx *wtx) error {
+		var err error
+		out, alerts, err = l.commit(tx, id, actual, source)
+		return l.sqlErr(err, "commit %q", id)
+	})
+	if err != nil {
+		return enforcer.Reservation{}, err
+	}
+	l.notify(alerts)
+	return out, nil
+}
+
+func (l *Ledger) commit(tx *wtx, id string, actual *enforcer.Nanos, source enforcer.CostSource) (enforcer.Reservation, []enforcer.Alert, error) {
+	now := l.clock.Now()
+	nowN := now.UnixNano()
+	if err := l.expire(tx, nowN); err != nil {
+		return enforcer.Reservation{}, nil, err
+	}
+	r, found, err := scanRes(tx.st.getRes.QueryRowContext(tx.ctx, id))
+	if err != nil {
+		return enforcer.Reservation{}, nil, err
+	}
+	if !found {
+		return enforcer.Reservation{}, nil, fmt.Errorf("commit %q: %w", id, enforcer.ErrReservationNotFound)
+	}
+	charge := r.estimate
+	if actual != nil {
+		charge = *actual
+	}
+	switch r.state {
+	case enforcer.StateCommitted:
+		if r.charged == charge && r.source == source {
+			return r.view(nowN), nil, nil // an idempotent repeat
+		}
+		return enforcer.Reservation{}, nil, fmt.Errorf("commit %q: %w: committed %s (%s) before", id, enforcer.ErrReservationSettled, r.charged, r.source)
+	case enforcer.StateReleased:
+		return enforcer.Reservation{}, nil, fmt.Errorf("commit %q: %w: released before", id, enforcer.ErrReservationSettled)
+	}
+	path, err := scanPath(tx.st.path.QueryContext(tx.ctx, r.account))
+	if err != nil {
+		return enforcer.Reservation{}, nil, err
+	}
+	for _, x := range path {
+		if _, err := x.committed.Add(charge); err != nil {
+			return enforcer.Reservation{}, nil, fmt.Errorf("commit %q: committed on %q: %w", id, x.id, err)
+		}
+	}
+	return l.charge(tx, r, path, charge, source, now)
+}
+
+// charge records the commit of r (pending, or expired: late) and returns
+// the alerts it raises along path.
+func (l *Ledger) charge(tx *wtx, r resRow, path []acctRow, charge enforcer.Nanos, source enforcer.CostSource,
+	now time.Time) (enforcer.Reservation, []enforcer.Alert, error) {
+	nowN := now.UnixNano()
+	wasPending := r.state == enforcer.StatePending
+	released := enforcer.Nanos(0)
+	if wasPending {
+		released = r.estimate
+	}
+	r.state, r.charged, r.source, r.late = enforcer.StateCommitted, charge, source, !wasPending
+	r.settled = sql.NullInt64{Int64: nowN, Valid: true}
+	if _, err := tx.st.settleRes.ExecContext(tx.ctx, r.id, string(r.state), nowN, int64(charge), string(source), r.late); err != nil {
+		return enforcer.Reservation{}, nil, err
+	}
+	if _, err := tx.st.charge.ExecContext(tx.ctx, r.account, int64(charge), int64(released)); err != nil {
+		return enforcer.Reservation{}, nil, err
+	}
+	if r.tool != "" {
+		if _, err := tx.st.addTool.ExecContext(tx.ctx, r.account, r.tool, int64(charge)); err != nil {
+			return enforcer.Reservation{}, nil, err
+		}
+	}
+	var alerts []enforcer.Alert
+	for _, x := range path {
+		alerts = l.crossings(alerts, x.id, x.committed, x.limit, x.committed+charge, x.limit, now)
+	}
+	return r.view(nowN), alerts, nil
+}
+
+// Release ends a pending reservation at no cost.
+func (l *Ledger) Release(ctx context.Context, id string) (enforcer.Reservation, error) {
+	var out enforcer.Reservation
+	err := l.w.do(ctx, func(tx *wtx) error {
+		var err error
+		out, err = l.release(tx, id)
+		return l.sqlErr(err, "release %q", id)
+	})
+	return out, err
+}
+
+func (l *Ledger) release(tx *wtx, id string) (enforcer.Reservation, error) {
+	now := l.now()
+	if err := l.expire(tx, now); err != nil {
+		return enforcer.Reservation{}, err
+	}
+	r, found, err := scanRes(tx.st.getRes.QueryRowContext(tx.ctx, id))
+	switch {
+	case err != nil:
+		return enforcer.Reservation{}, err
+	case !found:
+		return enforcer.Reservation{}, fmt.Errorf("release %q: %w", id, enforcer.ErrReservationNotFound)
+	case r.state != enforcer.StatePending:
+		return enforcer.Reservation{}, fmt.Errorf("release %q: %w: %s", id, enforcer.ErrReservationSettled, r.state)
+	}
+	r.state, r.settled = enforcer.StateReleased, sql.NullInt64{Int64: now, Valid: true}
+	if _, err := tx.st.settleRes.ExecContext(tx.ctx, r.id, string(r.state), now, 0, "", false); err != nil {
+		return enforcer.Reservation{}, err
+	}
+	if _, err := tx.st.addPending.ExecContext(tx.ctx, r.account, -int64(r.estimate)); err != nil {
+		return enforcer.Reservation{}, err
+	}
+	return r.view(now), nil
+}
+
+// Reservation returns the current state of a reservation.
+func (l *Ledger) Reservation(ctx context.Context, id string) (enforcer.Reservation, error) {
+	r, found, err := scanRes(l.read.QueryRowContext(ctx, selectRes, id))
+	switch {
+	case err != nil:
+		return enforcer.Reservation{}, l.dbErr(fmt.Sprintf("reservation %q", id), err)
+	case !found:
+		return enforcer.Reservation{}, fmt.Errorf("reservation %q: %w", id, enforcer.ErrReservationNotFound)
+	}
+	return r.view(l.now()), nil
+}
+
+// Snapshot returns one account's totals.
+func (l *Ledger) Snapshot(ctx context.Context, account string) (enforcer.Snapshot, error) {
+	snaps, err := l.snapshots(ctx, account)
+	if err != nil {
+		return enforcer.Snapshot{}, l.sqlErr(err, "snapshot %q", account)
+	}
+	if len(snaps) == 0 {
+		return enforcer.Snapshot{}, fmt.Errorf("snapshot: account %q: %w", account, enforcer.ErrAccountNotFound)
+	}
+	return snaps[0], nil
+}
+
+// Accounts returns every account's totals, sorted by id.
+func (l *Ledger) Accounts(ctx context.Context) ([]enforcer.Snapshot, error) {
+	snaps, err := l.snapshots(ctx, "")
+	if err != nil {
+		return nil, l.sqlErr(err, "accounts")
+	}
+	return snaps, nil
+}
+
+// snapshots reads one account (or all) in one read transaction, so the
+// totals and the overdue holds discounted from them are consistent.
+func (l *Ledger) snapshots(ctx context.Context, account string) ([]enforcer.Snapshot, error) {
+	var out []enforcer.Snapshot
+	err := l.readTx(ctx, func(tx *sql.Tx) error {
+		overdue, err := readOverdue(ctx, tx, l.now())
+		if err != nil {
+			return err
+		}
+		out, err = readSnapshots(ctx, tx, account, overdue)
+		return err
+	})
+	return out, err
+}
+
+// readTx runs fn in a read transaction on the read pool.
+func (l *Ledger) readTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := l.read.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	err = fn(tx)
+	return errors.Join(err, tx.Rollback()) // read-only: nothing to commit
+}
+
+// Sweep marks overdue holds expired and forgets reservations settled
+// longer than RetainSettled ago.
+func (l *Ledger) Sweep(ctx context.Context) (int, error) {
+	var n int
+	err := l.w.do(ctx, func(tx *wtx) error {
+		now := l.now()
+		var err error
+		if n, err = l.expireCount(tx, now); err != nil {
+			return err
+		}
+		cutoff := now - int64(l.retain)
+		if now < math.MinInt64+int64(l.retain) {
+			cutoff = math.MinInt64
+		}
+		if _, err := tx.st.pruneSettled.ExecContext(tx.ctx, cutoff); err != nil {
+			return l.dbErr("forget settled reservations", err)
+		}
+		return nil
+	})
+	return n, err
+}

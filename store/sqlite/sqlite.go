@@ -1,0 +1,204 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/purser-dev/purser/enforcer"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// Ledger is an enforcer.Ledger stored in one SQLite file. It is safe for
+// concurrent use; Close it when done.
+type Ledger struct {
+	path       string
+	clock      enforcer.Clock
+	notifier   enforcer.Notifier
+	thresholds []int // ascending, positive, distinct
+	retain     time.Duration
+
+	read *sql.DB // read-only pool
+	w    *writer
+}
+
+var _ enforcer.Ledger = (*Ledger)(nil)
+
+// Synchronous is SQLite's synchronous setting for the write connection.
+type Synchronous string
+
+// Durability levels; see the package documentation.
+const (
+	// SyncFull fsyncs every commit: committed data survives power loss.
+	SyncFull Synchronous = "FULL"
+	// SyncNormal does not fsync commits in WAL mode: committed data
+	// survives the process dying, not the machine.
+	SyncNormal Synchronous = "NORMAL"
+)
+
+// Option tunes Open.
+type Option func(*config)
+
+type config struct {
+	sync        Synchronous
+	maxBatch    int
+	readConns   int
+	busyTimeout time.Duration
+}
+
+// WithSynchronous picks the durability level (default SyncFull).
+func WithSynchronous(s Synchronous) Option { return func(c *config) { c.sync = s } }
+
+// WithMaxBatch caps how many write requests share one transaction (default
+// 256; 1 disables group commit).
+func WithMaxBatch(n int) Option { return func(c *config) { c.maxBatch = n } }
+
+// WithReadConns sets the size of the read pool (default 4).
+func WithReadConns(n int) Option { return func(c *config) { c.readConns = n } }
+
+// WithBusyTimeout sets how long a connection waits for a lock held by
+// another process sharing the file (default 10s). Within one process the
+// single writer means no waiting.
+func WithBusyTimeout(d time.Duration) Option { return func(c *config) { c.busyTimeout = d } }
+
+// ErrClosed is returned by writes after Close.
+var ErrClosed = errors.New("sqlite ledger closed")
+
+// Open opens (creating if needed) the ledger in the file at path, applies
+// pending schema migrations and sweeps holds that expired while it was
+// closed.
+func Open(ctx context.Context, path string, opts enforcer.LedgerOptions, options ...Option) (*Ledger, error) {
+	cfg := config{sync: SyncFull, maxBatch: 256, readConns: 4, busyTimeout: 10 * time.Second}
+	for _, o := range options {
+		o(&cfg)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("open sqlite ledger %s: %w", path, err)
+	}
+	l := newLedger(path, opts)
+	if err := l.open(ctx, cfg); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("open sqlite ledger %s: %w", path, err)
+	}
+	return l, nil
+}
+
+func (c config) validate() error {
+	switch {
+	case c.sync != SyncFull && c.sync != SyncNormal:
+		return fmt.Errorf("synchronous %q: want FULL or NORMAL", c.sync)
+	case c.maxBatch < 1:
+		return fmt.Errorf("max batch %d: want at least 1", c.maxBatch)
+	case c.readConns < 1:
+		return fmt.Errorf("read connections %d: want at least 1", c.readConns)
+	case c.busyTimeout < 0:
+		return fmt.Errorf("busy timeout %s is negative", c.busyTimeout)
+	}
+	return nil
+}
+
+func newLedger(path string, opts enforcer.LedgerOptions) *Ledger {
+	l := &Ledger{path: path, clock: opts.Clock, notifier: opts.Notifier, retain: opts.RetainSettled}
+	if l.clock == nil {
+		l.clock = enforcer.SystemClock{}
+	}
+	if l.retain <= 0 {
+		l.retain = enforcer.DefaultRetainSettled
+	}
+	th := opts.ThresholdsPct
+	if th == nil {
+		th = enforcer.DefaultThresholdsPct()
+	}
+	for _, p := range th {
+		if p > 0 {
+			l.thresholds = append(l.thresholds, p)
+		}
+	}
+	slices.Sort(l.thresholds)
+	l.thresholds = slices.Compact(l.thresholds)
+	return l
+}
+
+// open starts the writer (which migrates the schema), the read pool, and
+// sweeps what expired while the file was closed.
+func (l *Ledger) open(ctx context.Context, cfg config) error {
+	busy := strconv.FormatInt(cfg.busyTimeout.Milliseconds(), 10)
+	wdb, err := sql.Open("sqlite", dsn(l.path, url.Values{
+		"_busy_timeout": {busy}, "_fk": {"1"}, "_journal_mode": {"WAL"}, "_synchronous": {string(cfg.sync)},
+	}))
+	if err != nil {
+		return err
+	}
+	w, err := startWriter(ctx, l.path, wdb, cfg.maxBatch)
+	if err != nil {
+		return err
+	}
+	l.w = w
+	l.read, err = sql.Open("sqlite", dsn(l.path, url.Values{"_busy_timeout": {busy}, "_query_only": {"1"}}))
+	if err != nil {
+		return err
+	}
+	l.read.SetMaxOpenConns(cfg.readConns)
+	l.read.SetMaxIdleConns(cfg.readConns)
+	l.read.SetConnMaxIdleTime(0)
+	if err := l.read.PingContext(ctx); err != nil {
+		return err
+	}
+	_, err = l.Sweep(ctx)
+	return err
+}
+
+// dsn builds a modernc.org/sqlite URI for path with the driver's own
+// parameters; the path is escaped so '?' or '#' in it stay part of it.
+func dsn(path string, params url.Values) string {
+	u := url.URL{Path: path}
+	return "file:" + u.EscapedPath() + "?" + params.Encode()
+}
+
+// Path returns the database file's path.
+func (l *Ledger) Path() string { return l.path }
+
+// Close waits for queued writes to finish and closes the database. Writes
+// after Close return ErrClosed.
+func (l *Ledger) Close() error {
+	var errs []error
+	if l.w != nil {
+		errs = append(errs, l.w.close())
+	}
+	if l.read != nil {
+		errs = append(errs, l.read.Close())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close sqlite ledger %s: %w", l.path, err)
+	}
+	return nil
+}
+
+// now is the ledger clock in Unix nanoseconds, the unit of every stored
+// instant.
+func (l *Ledger) now() int64 { return l.clock.Now().UnixNano() }
+
+// fromNanos is the one conversion from stored instants back to time.Time,
+// so the same reservation read twice compares equal with ==.
+func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
+
+// dbErr wraps a database failure with the file it happened in.
+func (l *Ledger) dbErr(op string, err error) error {
+	return fmt.Errorf("sqlite ledger %s: %s: %w", l.path, op, err)
+}
+
+// notify delivers alerts; it is only called with no transaction open.
+func (l *Ledger) notify(alerts []enforcer.Alert) {
+	if l.notifier == nil {
+		return
+	}
+	for _, a := range alerts {
+		l.notifier.Notify(a)
+	}
+}

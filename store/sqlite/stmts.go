@@ -1,0 +1,109 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// SQL shared by the writer and the readers. Placeholders are numbered so
+// the statements read the same in a PostgreSQL port ($1 for ?1).
+const (
+	// pathCTE lists an account (?1) and its ancestors with their depth.
+	pathCTE = `WITH RECURSIVE path(id, depth) AS (
+		SELECT ?1, 0
+		UNION ALL
+		SELECT a.parent_id, p.depth + 1 FROM accounts a JOIN path p ON a.id = p.id WHERE a.parent_id IS NOT NULL
+	) `
+
+	// overdueCTE rolls the estimate of every hold past its expiry (?1 is
+	// now) up to each account on its path.
+	overdueCTE = `WITH RECURSIVE overdue(id, est) AS (
+		SELECT account_id, estimate_nanos FROM reservations WHERE state = 'pending' AND expires_at <= ?1
+		UNION ALL
+		SELECT a.parent_id, o.est FROM overdue o JOIN accounts a ON a.id = o.id WHERE a.parent_id IS NOT NULL
+	) `
+
+	selectPath = pathCTE + `SELECT a.id, COALESCE(a.parent_id, ''), a.limit_nanos, a.committed_nanos, a.pending_nanos, a.allocate_children
+		FROM path p JOIN accounts a ON a.id = p.id ORDER BY p.depth`
+
+	selectOverdue = overdueCTE + `SELECT id, SUM(est) FROM overdue GROUP BY id`
+
+	resColumns = `id, account_id, tool, estimate_nanos, ttl_nanos, state, created_at, expires_at, settled_at,
+		charged_nanos, cost_source, late`
+
+	selectRes = `SELECT ` + resColumns + ` FROM reservations WHERE id = ?1`
+)
+
+// stmts are the write connection's prepared statements for the hot path.
+type stmts struct {
+	probeOverdue  *sql.Stmt
+	expireTotals  *sql.Stmt
+	expireHolds   *sql.Stmt
+	pruneSettled  *sql.Stmt
+	path          *sql.Stmt
+	getRes        *sql.Stmt
+	insertRes     *sql.Stmt
+	settleRes     *sql.Stmt
+	addPending    *sql.Stmt
+	charge        *sql.Stmt
+	addTool       *sql.Stmt
+	accountExists *sql.Stmt
+	childLimits   *sql.Stmt
+	all           []*sql.Stmt
+}
+
+func prepare(ctx context.Context, conn *sql.Conn) (*stmts, error) {
+	s := &stmts{}
+	for _, p := range []struct {
+		dst **sql.Stmt
+		sql string
+	}{
+		{&s.probeOverdue, `SELECT 1 FROM reservations WHERE state = 'pending' AND expires_at <= ?1 LIMIT 1`},
+		{&s.expireTotals, overdueCTE + `UPDATE accounts SET pending_nanos = pending_nanos - d.total
+			FROM (SELECT id, SUM(est) AS total FROM overdue GROUP BY id) AS d WHERE accounts.id = d.id`},
+		{&s.expireHolds, `UPDATE reservations SET state = 'expired', settled_at = expires_at
+			WHERE state = 'pending' AND expires_at <= ?1`},
+		{&s.pruneSettled, `DELETE FROM reservations WHERE state <> 'pending' AND settled_at <= ?1`},
+		{&s.path, selectPath},
+		{&s.getRes, selectRes},
+		{&s.insertRes, `INSERT INTO reservations (id, account_id, tool, estimate_nanos, ttl_nanos, state, created_at, expires_at)
+			VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7)`},
+		{&s.settleRes, `UPDATE reservations SET state = ?2, settled_at = ?3, charged_nanos = ?4, cost_source = ?5, late = ?6
+			WHERE id = ?1`},
+		{&s.addPending, pathCTE + `UPDATE accounts SET pending_nanos = pending_nanos + ?2 WHERE id IN (SELECT id FROM path)`},
+		{&s.charge, pathCTE + `UPDATE accounts SET committed_nanos = committed_nanos + ?2, pending_nanos = pending_nanos - ?3
+			WHERE id IN (SELECT id FROM path)`},
+		// WHERE true keeps SQLite from parsing ON CONFLICT as a join clause.
+		{&s.addTool, pathCTE + `INSERT INTO account_tools (account_id, tool, calls, spent_nanos)
+			SELECT id, ?2, 1, ?3 FROM path WHERE true
+			ON CONFLICT (account_id, tool) DO UPDATE SET calls = calls + 1, spent_nanos = spent_nanos + excluded.spent_nanos`},
+		{&s.accountExists, `SELECT 1 FROM accounts WHERE id = ?1`},
+		{&s.childLimits, `SELECT id, limit_nanos FROM accounts WHERE parent_id = ?1`},
+	} {
+		st, err := conn.PrepareContext(ctx, p.sql)
+		if err != nil {
+			s.close()
+			return nil, fmt.Errorf("prepare %q: %w", p.sql, err)
+		}
+		*p.dst = st
+		s.all = append(s.all, st)
+	}
+	return s, nil
+}
+
+func (s *stmts) close() error {
+	var errs []error
+	for _, st := range s.all {
+		errs = append(errs, st.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// querier is what both the write connection and a read transaction offer,
+// so snapshots are read the same way on either.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
