@@ -11,7 +11,7 @@ import (
 )
 
 // These tests load the committed .wasm files (rebuild them with
-// plugins/build.sh or `task wasm:build`) in wazero, following the call
+// scripts/wasm-build.sh, i.e. `task wasm:build`) in wazero, following the call
 // sequence of abi/ABI.md, so the shipped binaries are known to work.
 
 // loader shares compiled modules between tests (Go guests compile slowly).

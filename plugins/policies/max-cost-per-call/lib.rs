@@ -7,7 +7,8 @@
 //!
 //! An estimate equal to the limit is allowed. `#![no_std]`, no allocator,
 //! no crates: hand-written ABI glue over static buffers, built with
-//! /usr/bin/rustc --target wasm32-unknown-unknown (see plugins/build.sh).
+//! /usr/bin/rustc --target wasm32-unknown-unknown by scripts/wasm-build.sh
+//! (extra flags in wasm.build).
 //! Its only import is purser.log.
 #![no_std]
 
