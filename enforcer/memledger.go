@@ -90,12 +90,29 @@ type memTree struct {
 	// done lists settled reservations in settling order for retention.
 	done     []doneEntry
 	doneHead int
-	_        [32]byte
+	// free holds forgotten records for reuse by this tree only, so a
+	// record's fields are only ever written under this tree's mu.
+	free []*memRes
+	_    [8]byte
 }
 
 type doneEntry struct {
-	id string
-	at int64 // Unix nanoseconds
+	rec *memRes
+	at  int64 // Unix nanoseconds
+}
+
+// maxFree bounds each tree's pool of reusable reservation records.
+const maxFree = 1024
+
+// newRes returns a blank record of t; t.mu must be held.
+func (t *memTree) newRes() *memRes {
+	if n := len(t.free); n > 0 {
+		rec := t.free[n-1]
+		t.free[n-1] = nil
+		t.free = t.free[:n-1]
+		return rec
+	}
+	return &memRes{tree: t, heapIdx: -1}
 }
 
 // memAccount is guarded by its tree's mu, except the immutable fields.
@@ -118,12 +135,16 @@ type memAccount struct {
 	overdrawn bool
 }
 
-// memRes is a reservation record. ID, Account, Tool, Estimate, CreatedAt,
-// ExpiresAt, acct, ttl and exp never change after insertion and may be read
-// by whoever holds the pointer; everything else is guarded by the tree mu
-// of acct.
+// memRes is a reservation record, reused within its tree once forgotten.
+// tree never changes; every other field is written only under tree.mu. A
+// record is in the id index exactly while r.ID is set, so a holder of
+// tree.mu that finds r.ID == id has the live record for id. ID, Account,
+// Tool, Estimate and ttl may also be read under the index shard's mu while
+// the record is indexed (they are written only before insertion and after
+// removal).
 type memRes struct {
 	r       Reservation
+	tree    *memTree
 	acct    *memAccount
 	ttl     time.Duration
 	exp     int64 // r.ExpiresAt in Unix nanoseconds, the heap key
@@ -195,29 +216,35 @@ func (l *MemoryLedger) expire(t *memTree, now time.Time) int {
 		}
 		rec.r.State = StateExpired
 		rec.r.SettledAt = rec.r.ExpiresAt
-		t.finish(rec.r.ID, rec.exp)
+		t.finish(rec, rec.exp)
 		n++
 	}
 	return n
 }
 
 // finish queues a settled reservation for retention; t.mu must be held.
-func (t *memTree) finish(id string, at int64) {
-	t.done = append(t.done, doneEntry{id: id, at: at})
+func (t *memTree) finish(rec *memRes, at int64) {
+	t.done = append(t.done, doneEntry{rec: rec, at: at})
 }
 
-// prune forgets t's reservations settled at or before cutoff; t.mu must be
-// held. An id is in t.done once and its record is the one indexed (ids are
-// only reinserted after this deletion), so no identity check is needed.
+// prune forgets t's reservations settled at or before cutoff and keeps
+// their records for reuse; t.mu must be held. A record is in t.done once,
+// and it is the one indexed under its id until this deletion.
 func (l *MemoryLedger) prune(t *memTree, cutoff int64) {
 	for t.doneHead < len(t.done) && t.done[t.doneHead].at <= cutoff {
-		id := t.done[t.doneHead].id
+		rec := t.done[t.doneHead].rec
 		t.done[t.doneHead] = doneEntry{}
 		t.doneHead++
-		sh := l.shard(id)
+		sh := l.shard(rec.r.ID)
 		sh.mu.Lock()
-		delete(sh.m, id)
+		delete(sh.m, rec.r.ID)
 		sh.mu.Unlock()
+		// Field by field: rec.tree is read without any lock and must not
+		// even be rewritten.
+		rec.r, rec.acct, rec.ttl, rec.exp, rec.heapIdx = Reservation{}, nil, 0, 0, -1
+		if len(t.free) < maxFree {
+			t.free = append(t.free, rec)
+		}
 	}
 	if t.doneHead > 64 && t.doneHead*2 > len(t.done) {
 		n := copy(t.done, t.done[t.doneHead:])

@@ -15,7 +15,7 @@ import (
 // memory stays flat however large b.N gets and pruning is paid for.
 const (
 	benchIDs   = 1 << 14
-	sweepEvery = 1 << 12
+	sweepEvery = 1 << 10
 )
 
 func benchLedger(b *testing.B) *enforcer.MemoryLedger {

@@ -2,6 +2,7 @@ package enforcer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -74,7 +75,7 @@ func validateReserve(req ReserveRequest) error {
 }
 
 // Reserve holds the estimate on the account and every ancestor.
-func (l *MemoryLedger) Reserve(_ context.Context, req ReserveRequest) (Reservation, error) {
+func (l *MemoryLedger) Reserve(ctx context.Context, req ReserveRequest) (Reservation, error) {
 	if err := validateReserve(req); err != nil {
 		return Reservation{}, err
 	}
@@ -90,12 +91,16 @@ func (l *MemoryLedger) Reserve(_ context.Context, req ReserveRequest) (Reservati
 	// reserves of one id on different trees cannot both succeed.
 	sh.mu.Lock()
 	if rec, ok := sh.m[req.ID]; ok {
+		// Only the request fields may be read here (the state belongs to
+		// the record's tree lock, which may not be t's).
+		first := Reservation{Account: rec.r.Account, Tool: rec.r.Tool, Estimate: rec.r.Estimate}
+		ttl := rec.ttl
 		sh.mu.Unlock()
 		t.mu.Unlock()
-		if err := sameRequest(rec.r, rec.ttl, req); err != nil { // immutable fields only
+		if err := sameRequest(first, ttl, req); err != nil {
 			return Reservation{}, err
 		}
-		return l.read(rec), nil
+		return l.retried(ctx, req)
 	}
 	if err := a.admit(req.Estimate); err != nil {
 		sh.mu.Unlock()
@@ -106,11 +111,10 @@ func (l *MemoryLedger) Reserve(_ context.Context, req ReserveRequest) (Reservati
 		return Reservation{}, fmt.Errorf("reserve %q on account %q: %w", req.ID, req.Account, err)
 	}
 	exp := now.Add(req.TTL)
-	rec := &memRes{
-		r: Reservation{ID: req.ID, Account: req.Account, Tool: req.Tool, Estimate: req.Estimate,
-			State: StatePending, CreatedAt: now, ExpiresAt: exp},
-		acct: a, ttl: req.TTL, exp: exp.UnixNano(),
-	}
+	rec := t.newRes()
+	rec.r = Reservation{ID: req.ID, Account: req.Account, Tool: req.Tool, Estimate: req.Estimate,
+		State: StatePending, CreatedAt: now, ExpiresAt: exp}
+	rec.acct, rec.ttl, rec.exp = a, req.TTL, exp.UnixNano()
 	sh.m[req.ID] = rec
 	r := rec.r
 	sh.mu.Unlock()
@@ -169,29 +173,42 @@ func (rec *memRes) view(now time.Time) Reservation {
 
 // Reservation returns the current state of a reservation.
 func (l *MemoryLedger) Reservation(_ context.Context, id string) (Reservation, error) {
-	rec, err := l.lookup("reservation", id)
+	rec, t, err := l.lockRes("reservation", id)
 	if err != nil {
 		return Reservation{}, err
 	}
-	return l.read(rec), nil
-}
-
-// read returns rec's current view under its tree's lock.
-func (l *MemoryLedger) read(rec *memRes) Reservation {
-	t := rec.acct.tree
-	t.mu.Lock()
 	r := rec.view(l.clock.Now())
 	t.mu.Unlock()
-	return r
+	return r, nil
 }
 
-func (l *MemoryLedger) lookup(op, id string) (*memRes, error) {
-	sh := l.shard(id)
-	sh.mu.Lock()
-	rec, ok := sh.m[id]
-	sh.mu.Unlock()
-	if !ok {
-		return nil, fmt.Errorf("%s %q: %w", op, id, ErrReservationNotFound)
+// retried answers a Reserve whose id exists with the same fields: the
+// reservation as it is now, or a fresh attempt if it was just forgotten.
+func (l *MemoryLedger) retried(ctx context.Context, req ReserveRequest) (Reservation, error) {
+	r, err := l.Reservation(ctx, req.ID)
+	if errors.Is(err, ErrReservationNotFound) {
+		return l.Reserve(ctx, req)
 	}
-	return rec, nil
+	return r, err
+}
+
+// lockRes finds the record of id and returns it with its tree locked. The
+// record may be forgotten and reused between the index lookup and the
+// lock, so the id is checked again under the lock.
+func (l *MemoryLedger) lockRes(op, id string) (*memRes, *memTree, error) {
+	sh := l.shard(id)
+	for {
+		sh.mu.Lock()
+		rec, ok := sh.m[id]
+		sh.mu.Unlock()
+		if !ok {
+			return nil, nil, fmt.Errorf("%s %q: %w", op, id, ErrReservationNotFound)
+		}
+		t := rec.tree
+		t.mu.Lock()
+		if rec.r.ID == id {
+			return rec, t, nil
+		}
+		t.mu.Unlock()
+	}
 }

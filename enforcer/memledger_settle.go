@@ -18,12 +18,11 @@ func (l *MemoryLedger) Commit(_ context.Context, id string, actual *Nanos, sourc
 	case source == "":
 		source = CostActual
 	}
-	rec, err := l.lookup("commit", id)
+	rec, t, err := l.lockRes("commit", id)
 	if err != nil {
 		return Reservation{}, err
 	}
-	a, t := rec.acct, rec.acct.tree
-	t.mu.Lock()
+	a := rec.acct
 	now := l.clock.Now()
 	l.expire(t, now)
 	charge := rec.r.Estimate
@@ -49,7 +48,7 @@ func (l *MemoryLedger) charge(t *memTree, rec *memRes, charge Nanos, source Cost
 	wasPending := rec.r.State == StatePending
 	if wasPending {
 		t.expiry.remove(rec)
-		t.finish(rec.r.ID, now.UnixNano()) // an expired one was queued when it expired
+		t.finish(rec, now.UnixNano()) // an expired one was queued when it expired
 	}
 	rec.r.State, rec.r.Charged, rec.r.CostSource = StateCommitted, charge, source
 	rec.r.SettledAt, rec.r.Late = now, !wasPending
@@ -93,12 +92,11 @@ func commitable(rec *memRes, a *memAccount, charge Nanos, source CostSource) err
 
 // Release ends a pending reservation at no cost.
 func (l *MemoryLedger) Release(_ context.Context, id string) (Reservation, error) {
-	rec, err := l.lookup("release", id)
+	rec, t, err := l.lockRes("release", id)
 	if err != nil {
 		return Reservation{}, err
 	}
-	a, t := rec.acct, rec.acct.tree
-	t.mu.Lock()
+	a := rec.acct
 	defer t.mu.Unlock()
 	now := l.clock.Now()
 	l.expire(t, now)
@@ -110,7 +108,7 @@ func (l *MemoryLedger) Release(_ context.Context, id string) (Reservation, error
 		x.pending -= rec.r.Estimate
 	}
 	rec.r.State, rec.r.SettledAt = StateReleased, now
-	t.finish(id, now.UnixNano())
+	t.finish(rec, now.UnixNano())
 	return rec.r, nil
 }
 

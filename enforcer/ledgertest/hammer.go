@@ -17,6 +17,55 @@ func runHammer(t *testing.T, newLedger NewLedger, o RunOptions) {
 	t.Run("SettleTotals", func(t *testing.T) { hammerSettle(t, newEnv(t, newLedger), o.Goroutines) })
 	t.Run("RetrySameID", func(t *testing.T) { hammerRetry(t, newEnv(t, newLedger), o.Goroutines) })
 	t.Run("Mixed", func(t *testing.T) { hammerMixed(t, newEnv(t, newLedger), o.Goroutines) })
+	t.Run("Forgetting", func(t *testing.T) { hammerForgetting(t, newLedger, o.Goroutines) })
+}
+
+// hammerForgetting: with a tiny retention, ids are forgotten and reused
+// while other goroutines look them up; the books must stay exact.
+func hammerForgetting(t *testing.T, newLedger NewLedger, n int) {
+	clk := NewFakeClock(Epoch())
+	e := &env{t: t, ctx: t.Context(), clk: clk}
+	e.l = newLedger(t, enforcer.LedgerOptions{Clock: clk, RetainSettled: time.Nanosecond})
+	e.create("t0", "", "")
+	e.create("t1", "", "")
+	workers := max(2, n/50)
+	var charged [2]atomic.Int64
+	parallel(workers, func(g int) {
+		acct := g % 2
+		for k := range 50 {
+			id := fmt.Sprintf("g%d-%d", g, k%3) // reused once forgotten
+			other := fmt.Sprintf("g%d-%d", (g+1)%workers, k%3)
+			_, err := e.l.Reserve(e.ctx, enforcer.ReserveRequest{ID: id, Account: fmt.Sprintf("t%d", acct), Estimate: 5, TTL: time.Hour})
+			if err != nil && !errors.Is(err, enforcer.ErrReservationConflict) {
+				t.Errorf("reserve %s: %v", id, err)
+			}
+			if _, err := e.l.Reservation(e.ctx, other); err != nil && !errors.Is(err, enforcer.ErrReservationNotFound) {
+				t.Errorf("lookup %s: %v", other, err)
+			}
+			if k%5 == 0 {
+				clk.Advance(time.Millisecond)
+				if _, err := e.l.Sweep(e.ctx); err != nil {
+					t.Errorf("sweep: %v", err)
+				}
+			}
+			a := enforcer.Nanos(1 + k)
+			r, err := e.l.Commit(e.ctx, id, &a, "")
+			switch {
+			case err == nil && r.Charged == a:
+				charged[acct].Add(int64(a))
+			case err == nil, errors.Is(err, enforcer.ErrReservationSettled), errors.Is(err, enforcer.ErrReservationNotFound):
+				// an earlier reservation under this id, not yet forgotten
+			default:
+				t.Errorf("commit %s: %v", id, err)
+			}
+		}
+	})
+	for i := range 2 {
+		s := e.snap(fmt.Sprintf("t%d", i))
+		if s.Committed != enforcer.Nanos(charged[i].Load()) {
+			t.Errorf("t%d committed %s, commits reported %s", i, s.Committed, enforcer.Nanos(charged[i].Load()))
+		}
+	}
 }
 
 // hammerMixed races every operation, the clock and sweeps on one tree and
