@@ -30,7 +30,8 @@ func newEstimator(config []byte) (purser.Estimator, error) {
 		PerCharUSD string `json:"per_char_usd"`
 	}
 	c.BaseUSD, c.PerCharUSD = "0.01", "0.00001" // defaults
-	if err := purser.DecodeConfig(config, &c); err != nil { // strict: unknown fields are errors
+	// Strict: unknown fields and wrong types are errors naming the field.
+	if err := purser.DecodeConfig(config, &c); err != nil {
 		return nil, err
 	}
 	e := &Estimator{}
