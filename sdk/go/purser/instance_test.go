@@ -105,7 +105,7 @@ func TestEstimatorDispatch(t *testing.T) {
 		{"Neg", "", CodeInternal, 0, "flat: negative estimate -1 nanos"},
 		{"Boom", "", CodeInternal, 0, "boom"},
 		{"Params", `{"n":77}`, abi.CodeOK, 77, ""},
-		{"Params", `{"n":"x"}`, CodeBadParams, 0, `params: not an int64 integer: "\"x\""`},
+		{"Params", `{"n":"x"}`, CodeBadParams, 0, `params.n: not an int64 integer: "\"x\""`},
 		{"Params", `{"n":`, CodeBadParams, 0, "params.n: malformed JSON at byte 5 of 5: malformed value"},
 	} {
 		r := run(t, x, abi.ExportEstimate, estimateRecord(tc.tool, tc.params))

@@ -11,6 +11,7 @@ import (
 // "absent".
 type Value struct {
 	raw []byte
+	key string // for error messages
 }
 
 // Exists reports whether the field was present (even as null).
@@ -28,11 +29,11 @@ func (v Value) IsString() bool { return len(v.raw) > 0 && v.raw[0] == '"' }
 // Int reads an integer value (no fraction, no exponent) without allocating.
 func (v Value) Int() (int64, error) {
 	if !v.Exists() {
-		return 0, &FieldError{Reason: "absent"}
+		return 0, &FieldError{Key: v.key, Reason: "absent"}
 	}
 	n, err := strconv.ParseInt(bytesString(v.raw), 10, 64)
 	if err != nil {
-		return 0, &FieldError{Reason: "not an int64 integer: " + clip(v.raw)}
+		return 0, &FieldError{Key: v.key, Reason: "not an int64 integer: " + clip(v.raw)}
 	}
 	return n, nil
 }
@@ -45,7 +46,7 @@ func (v Value) Bool() (bool, error) {
 	case "false":
 		return false, nil
 	}
-	return false, &FieldError{Reason: "not a boolean: " + clip(v.raw)}
+	return false, &FieldError{Key: v.key, Reason: "not a boolean: " + clip(v.raw)}
 }
 
 // AppendString appends the decoded contents of a string value to dst.
@@ -53,7 +54,7 @@ func (v Value) Bool() (bool, error) {
 // them without copying.
 func (v Value) AppendString(dst []byte) ([]byte, error) {
 	if !v.IsString() || len(v.raw) < 2 {
-		return dst, &FieldError{Reason: "not a string: " + clip(v.raw)}
+		return dst, &FieldError{Key: v.key, Reason: "not a string: " + clip(v.raw)}
 	}
 	return unescape(dst, v.raw[1:len(v.raw)-1])
 }
@@ -63,13 +64,16 @@ func (v Value) AppendString(dst []byte) ([]byte, error) {
 // into scratch (which may be nil) and the grown scratch is returned too.
 func (v Value) StringBytes(scratch []byte) (s, grown []byte, err error) {
 	if !v.IsString() || len(v.raw) < 2 {
-		return nil, scratch, &FieldError{Reason: "not a string: " + clip(v.raw)}
+		return nil, scratch, &FieldError{Key: v.key, Reason: "not a string: " + clip(v.raw)}
 	}
 	body := v.raw[1 : len(v.raw)-1]
 	if indexByte(body, '\\') < 0 {
 		return body, scratch, nil
 	}
 	out, err := unescape(scratch[:0], body)
+	if fe, ok := err.(*FieldError); ok {
+		fe.Key = v.key
+	}
 	return out, out, err
 }
 
@@ -124,7 +128,7 @@ func Field(obj []byte, key string) (Value, error) {
 			return Value{}, syntaxErr(obj, i, "malformed value")
 		}
 		if match {
-			return Value{raw: obj[i:vEnd:vEnd]}, nil
+			return Value{raw: obj[i:vEnd:vEnd], key: key}, nil
 		}
 		i = skipWS(obj, vEnd)
 		if i >= len(obj) {
