@@ -110,20 +110,26 @@ func (l *MemoryLedger) Reserve(ctx context.Context, req ReserveRequest) (Reserva
 		}
 		return Reservation{}, fmt.Errorf("reserve %q on account %q: %w", req.ID, req.Account, err)
 	}
+	r := hold(t, sh, a, req, now)
+	t.mu.Unlock()
+	return r, nil
+}
+
+// hold records an admitted reservation: it indexes it (and unlocks sh),
+// then adds it to every pending total and the expiry heap; t.mu is held.
+func hold(t *memTree, sh *resShard, a *memAccount, req ReserveRequest, now time.Time) Reservation {
 	exp := now.Add(req.TTL)
 	rec := t.newRes()
 	rec.r = Reservation{ID: req.ID, Account: req.Account, Tool: req.Tool, Estimate: req.Estimate,
 		State: StatePending, CreatedAt: now, ExpiresAt: exp}
 	rec.acct, rec.ttl, rec.exp = a, req.TTL, exp.UnixNano()
 	sh.m[req.ID] = rec
-	r := rec.r
 	sh.mu.Unlock()
 	for x := a; x != nil; x = x.parent {
 		x.pending += req.Estimate
 	}
 	t.expiry.push(rec)
-	t.mu.Unlock()
-	return r, nil
+	return rec.r
 }
 
 // admit refuses est if it does not fit, or if a pending total would
