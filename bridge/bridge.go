@@ -35,11 +35,11 @@ func (e *Estimator) Estimate(ctx context.Context, call enforcer.Call) (enforcer.
 	if p == nil {
 		return 0, "", enforcer.ErrNotHandled
 	}
-	c, err := abiCall(call, nil)
+	req, err := EstimateRequest(call)
 	if err != nil {
 		return 0, p.SourceLabel(), err
 	}
-	res, src, err := p.Estimate(ctx, abi.EstimateRequest{Call: c})
+	res, src, err := p.Estimate(ctx, req)
 	var ce *host.CallError
 	if errors.As(err, &ce) && ce.Code == uint32(abi.CodeUnsupported) {
 		return 0, src, fmt.Errorf("%w: %v", enforcer.ErrNotHandled, err)
@@ -101,12 +101,10 @@ type policy struct{ p *host.Plugin }
 func (a policy) Name() string { return a.p.SourceLabel() }
 
 func (a policy) Evaluate(ctx context.Context, in enforcer.PolicyInput) (enforcer.PolicyResult, error) {
-	c, err := abiCall(in.Call, &in.Budget)
+	req, err := AdmitRequest(in)
 	if err != nil {
 		return enforcer.PolicyResult{}, err
 	}
-	req := abi.AdmitRequest{Call: c, EstimateNanos: int64(in.Estimate.Nanos),
-		EstimateSource: sourceCode(in.Estimate.Source), EstimateSourceLabel: in.Estimate.Source}
 	res, err := a.p.Admit(ctx, req)
 	if err != nil {
 		return enforcer.PolicyResult{}, err
@@ -120,6 +118,19 @@ func (a policy) Evaluate(ctx context.Context, in enforcer.PolicyInput) (enforcer
 		return enforcer.PolicyResult{Verdict: enforcer.Deny, Reason: res.Reason}, nil
 	}
 	return enforcer.PolicyResult{}, fmt.Errorf("policy %s: verdict %d is not allow, ask or deny", a.Name(), res.Verdict)
+}
+
+// EstimateRequest encodes a call the way estimator plugins see it.
+func EstimateRequest(call enforcer.Call) (abi.EstimateRequest, error) {
+	c, err := abiCall(call, nil)
+	return abi.EstimateRequest{Call: c}, err
+}
+
+// AdmitRequest encodes a policy input the way policy plugins see it.
+func AdmitRequest(in enforcer.PolicyInput) (abi.AdmitRequest, error) {
+	c, err := abiCall(in.Call, &in.Budget)
+	return abi.AdmitRequest{Call: c, EstimateNanos: int64(in.Estimate.Nanos),
+		EstimateSource: sourceCode(in.Estimate.Source), EstimateSourceLabel: in.Estimate.Source}, err
 }
 
 func sourceCode(label string) abi.Source {

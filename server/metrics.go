@@ -70,9 +70,15 @@ func NewMetrics(ledger enforcer.Ledger, opts MetricsOptions) *Metrics {
 			Help: "Decision events dropped because the disk could not keep up."}, func() float64 { return float64(opts.DecisionLogDropped()) }))
 	}
 	if ledger != nil {
-		m.reg.MustRegister(&ledgerCollector{ledger: ledger, accounts: opts.Accounts})
+		m.WatchLedger(ledger, opts.Accounts)
 	}
 	return m
+}
+
+// WatchLedger exports the ledger's gauges (read at scrape time), with
+// per-account series for accounts only. Call it once.
+func (m *Metrics) WatchLedger(ledger enforcer.Ledger, accounts []string) {
+	m.reg.MustRegister(&ledgerCollector{ledger: ledger, accounts: append([]string(nil), accounts...)})
 }
 
 // Handler serves /metrics.

@@ -1,0 +1,289 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/knadh/koanf/parsers/yaml"
+	"github.com/knadh/koanf/providers/confmap"
+	"github.com/knadh/koanf/providers/env/v2"
+	"github.com/knadh/koanf/providers/file"
+	"github.com/knadh/koanf/v2"
+)
+
+// Config is purser's whole configuration, read once at the edge (defaults,
+// then a YAML file, then PURSER_ environment variables, then flags) and
+// validated with every problem reported at once, each with its key path.
+type Config struct {
+	DataDir     string            `koanf:"data_dir"`
+	Server      ServerConfig      `koanf:"server"`
+	Store       StoreConfig       `koanf:"store"`
+	Pricing     PricingConfig     `koanf:"pricing"`
+	Reservation ReservationConfig `koanf:"reservations"`
+	Approvals   ApprovalsConfig   `koanf:"approvals"`
+	Plugins     PluginsConfig     `koanf:"plugins"`
+	Tiers       map[string]string `koanf:"tiers"`
+	Accounts    []AccountConfig   `koanf:"accounts"`
+	Thresholds  []int             `koanf:"thresholds_pct"`
+	Notifier    NotifierConfig    `koanf:"notifier"`
+	Auth        AuthConfig        `koanf:"auth"`
+	DecisionLog DecisionLogConfig `koanf:"decision_log"`
+	Metrics     MetricsConfig     `koanf:"metrics"`
+	Log         LogConfig         `koanf:"log"`
+}
+
+type ServerConfig struct {
+	Addr            string        `koanf:"addr"`
+	BodyBytesMax    int64         `koanf:"body_bytes_max"`
+	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
+}
+
+type StoreConfig struct {
+	// Kind is "sqlite" (the server default) or "memory".
+	Kind string `koanf:"kind"`
+	// Path of the SQLite file; default <data_dir>/ledger.db.
+	Path string `koanf:"path"`
+}
+
+type PricingConfig struct {
+	Table   map[string]string `koanf:"table"`
+	Unknown UnknownConfig     `koanf:"unknown"`
+	LLM     LLMConfig         `koanf:"llm"`
+}
+
+type UnknownConfig struct {
+	BaseUSD string `koanf:"base_usd"`
+	Buffer  string `koanf:"buffer"`
+	Strict  bool   `koanf:"strict"`
+}
+
+type LLMConfig struct {
+	Aliases           []string               `koanf:"aliases"`
+	DefaultUSDPerMTok string                 `koanf:"default_usd_per_mtok"`
+	MinimumUSD        string                 `koanf:"minimum_usd"`
+	LiteLLMFile       string                 `koanf:"litellm_file"`
+	Models            map[string]ModelConfig `koanf:"models"`
+}
+
+type ModelConfig struct {
+	InputUSDPerToken     string `koanf:"input_usd_per_token"`
+	OutputUSDPerToken    string `koanf:"output_usd_per_token"`
+	CacheReadUSDPerToken string `koanf:"cache_read_usd_per_token"`
+}
+
+type ReservationConfig struct {
+	TTL    time.Duration `koanf:"ttl"`
+	TTLMax time.Duration `koanf:"ttl_max"`
+}
+
+type ApprovalsConfig struct {
+	TTL        time.Duration `koanf:"ttl"`
+	PendingMax int           `koanf:"pending_max"`
+}
+
+type PluginsConfig struct {
+	Dir                 string         `koanf:"dir"`
+	Watch               bool           `koanf:"watch"`
+	CompilationCacheDir string         `koanf:"compilation_cache_dir"`
+	Limits              LimitsConfig   `koanf:"limits"`
+	Entries             []PluginConfig `koanf:"entries"`
+}
+
+type LimitsConfig struct {
+	MemoryPagesMax          uint32        `koanf:"memory_pages_max"`
+	CallTimeout             time.Duration `koanf:"call_timeout"`
+	InitTimeout             time.Duration `koanf:"init_timeout"`
+	InputBytesMax           int           `koanf:"input_bytes_max"`
+	OutputBytesMax          int           `koanf:"output_bytes_max"`
+	LogBytesPerCallMax      int           `koanf:"log_bytes_per_call_max"`
+	InstancesMax            int           `koanf:"instances_max"`
+	FailuresBeforeUnhealthy int           `koanf:"failures_before_unhealthy"`
+}
+
+type PluginConfig struct {
+	Path     string         `koanf:"path"`
+	SHA256   string         `koanf:"sha256"`
+	Config   map[string]any `koanf:"config"`
+	Order    int            `koanf:"order"`
+	FailMode string         `koanf:"fail_mode"`
+	Limits   LimitsConfig   `koanf:"limits"`
+}
+
+type AccountConfig struct {
+	ID              string            `koanf:"id"`
+	Parent          string            `koanf:"parent"`
+	LimitUSD        string            `koanf:"limit_usd"`
+	Tier            string            `koanf:"tier"`
+	PercentOfParent int               `koanf:"percent_of_parent"`
+	Supervisor      bool              `koanf:"supervisor"`
+	Labels          map[string]string `koanf:"labels"`
+}
+
+type NotifierConfig struct {
+	Log     bool          `koanf:"log"`
+	Webhook WebhookConfig `koanf:"webhook"`
+}
+
+type WebhookConfig struct {
+	URL      string        `koanf:"url"`
+	Timeout  time.Duration `koanf:"timeout"`
+	QueueMax int           `koanf:"queue_max"`
+}
+
+type AuthConfig struct {
+	Tokens []TokenConfig `koanf:"tokens"`
+}
+
+type TokenConfig struct {
+	Name     string   `koanf:"name"`
+	SHA256   string   `koanf:"sha256"`
+	Role     string   `koanf:"role"`
+	Accounts []string `koanf:"accounts"`
+}
+
+type DecisionLogConfig struct {
+	Enabled      bool   `koanf:"enabled"`
+	Path         string `koanf:"path"`
+	FileBytesMax int64  `koanf:"file_bytes_max"`
+	Backups      int    `koanf:"backups"`
+	QueueMax     int    `koanf:"queue_max"`
+	LogParams    bool   `koanf:"log_params"`
+}
+
+type MetricsConfig struct {
+	Accounts []string `koanf:"accounts"`
+}
+
+type LogConfig struct {
+	Level string `koanf:"level"`
+	JSON  bool   `koanf:"json"`
+}
+
+// defaults are the embedded defaults: a loopback server, a SQLite ledger
+// in ./purser-data, the shipped plugins when run from the repository.
+func defaults() map[string]any {
+	return map[string]any{
+		"data_dir":                         "purser-data",
+		"server.addr":                      "127.0.0.1:8181",
+		"server.body_bytes_max":            1 << 20,
+		"server.shutdown_timeout":          "15s",
+		"store.kind":                       "sqlite",
+		"pricing.unknown.base_usd":         "0.01",
+		"pricing.unknown.buffer":           "1.20",
+		"pricing.llm.default_usd_per_mtok": "0.50",
+		"pricing.llm.minimum_usd":          "0.0001",
+		"reservations.ttl":                 "5m",
+		"reservations.ttl_max":             "24h",
+		"approvals.ttl":                    "10m",
+		"approvals.pending_max":            1024,
+		"plugins.watch":                    true,
+		"plugins.entries":                  defaultPluginEntries(),
+		"tiers":                            map[string]any{"LOW": "1", "MEDIUM": "5", "HIGH": "20", "CRITICAL": "100"},
+		"thresholds_pct":                   []int{50, 75, 90, 100},
+		"notifier.log":                     true,
+		"notifier.webhook.timeout":         "5s",
+		"notifier.webhook.queue_max":       256,
+		"decision_log.enabled":             true,
+		"decision_log.file_bytes_max":      64 << 20,
+		"decision_log.backups":             5,
+		"decision_log.queue_max":           4096,
+		"log.level":                        "info",
+	}
+}
+
+// defaultPluginEntries are the shipped plugins, found relative to the
+// working directory (the repository root); missing files are skipped.
+func defaultPluginEntries() []any {
+	return []any{
+		map[string]any{"path": "plugins/estimators/llm-tokens/llm-tokens.wasm", "fail_mode": "open"},
+		map[string]any{"path": "plugins/policies/max-cost-per-call/max-cost-per-call.wasm", "order": 10,
+			"config": map[string]any{"limit_usd": "1.00"}},
+	}
+}
+
+// loadConfig layers defaults, the file (if any), PURSER_ environment
+// variables (PURSER_SERVER__ADDR -> server.addr) and flag overrides.
+func loadConfig(path string, overrides map[string]any) (*Config, error) {
+	k := koanf.New(".")
+	if err := k.Load(confmap.Provider(defaults(), "."), nil); err != nil {
+		return nil, fmt.Errorf("config defaults: %w", err)
+	}
+	if path != "" {
+		if err := k.Load(file.Provider(path), yaml.Parser()); err != nil {
+			return nil, fmt.Errorf("config file %s: %w", path, err)
+		}
+	}
+	err := k.Load(env.Provider(".", env.Opt{Prefix: "PURSER_", TransformFunc: func(key, v string) (string, any) {
+		return strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(key, "PURSER_")), "__", "."), v
+	}}), nil)
+	if err != nil {
+		return nil, fmt.Errorf("config from environment: %w", err)
+	}
+	if len(overrides) > 0 {
+		if err := k.Load(confmap.Provider(overrides, "."), nil); err != nil {
+			return nil, fmt.Errorf("config from flags: %w", err)
+		}
+	}
+	var cfg Config
+	if err := k.UnmarshalWithConf("", &cfg, koanf.UnmarshalConf{Tag: "koanf", FlatPaths: false}); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if err := checkUnknownKeys(k); err != nil {
+		return nil, err
+	}
+	cfg.fillPaths()
+	return &cfg, nil
+}
+
+func (c *Config) fillPaths() {
+	if c.Store.Path == "" {
+		c.Store.Path = filepath.Join(c.DataDir, "ledger.db")
+	}
+	if c.DecisionLog.Path == "" {
+		c.DecisionLog.Path = filepath.Join(c.DataDir, "decisions.jsonl")
+	}
+	if c.Plugins.CompilationCacheDir == "" {
+		c.Plugins.CompilationCacheDir = filepath.Join(c.DataDir, "wasm-cache")
+	}
+}
+
+// knownTop are the accepted top-level keys; a typo is an error, not a
+// silently ignored setting.
+var knownTop = []string{"data_dir", "server", "store", "pricing", "reservations", "approvals", "plugins", "tiers",
+	"accounts", "thresholds_pct", "notifier", "auth", "decision_log", "metrics", "log"}
+
+func checkUnknownKeys(k *koanf.Koanf) error {
+	var errs []error
+	for _, key := range k.Keys() {
+		top, _, _ := strings.Cut(key, ".")
+		if !contains(knownTop, top) {
+			errs = append(errs, fmt.Errorf("%s: unknown key (known: %s)", key, strings.Join(sortedCopy(knownTop), ", ")))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func sortedCopy(s []string) []string {
+	out := append([]string(nil), s...)
+	sort.Strings(out)
+	return out
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
+}

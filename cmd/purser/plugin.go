@@ -1,0 +1,328 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/knadh/koanf/parsers/yaml"
+
+	"github.com/purser-dev/purser/abi"
+	"github.com/purser-dev/purser/bridge"
+	"github.com/purser-dev/purser/enforcer"
+	"github.com/purser-dev/purser/host"
+)
+
+func runPlugin(ctx context.Context, args []string, out io.Writer) error {
+	if len(args) == 0 {
+		return usagef("usage: purser plugin inspect FILE.wasm [--json] | test FILE.wasm --cases CASES.yaml | new --lang go NAME")
+	}
+	switch args[0] {
+	case "inspect":
+		return runPluginInspect(ctx, args[1:], out)
+	case "test":
+		return runPluginTest(ctx, args[1:], out)
+	case "new":
+		return runPluginNew(ctx, args[1:], out)
+	}
+	return usagef("purser plugin: unknown subcommand %q (inspect, test, new)", args[0])
+}
+
+// splitFileArg accepts FILE before or after the flags.
+func splitFileArg(args []string) (string, []string) {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		return args[0], args[1:]
+	}
+	return "", args
+}
+
+func quietHost(ctx context.Context) (*host.Host, error) {
+	return host.New(ctx, host.Config{})
+}
+
+func runPluginInspect(ctx context.Context, args []string, out io.Writer) error {
+	file, rest := splitFileArg(args)
+	fs := newFlags("plugin inspect", out)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parseFlags(fs, rest); err != nil {
+		return err
+	}
+	if file == "" && fs.NArg() == 1 {
+		file = fs.Arg(0)
+	}
+	if file == "" {
+		return usagef("usage: purser plugin inspect FILE.wasm [--json]")
+	}
+	h, err := quietHost(ctx)
+	if err != nil {
+		return err
+	}
+	defer h.Close(ctx)
+	in, err := h.Inspect(ctx, host.Spec{File: file})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(out, inspectionJSON(in))
+	}
+	printInspection(out, in)
+	if in.LoadError != nil {
+		return &exitError{exitDeny}
+	}
+	return nil
+}
+
+func inspectionJSON(in host.Inspection) map[string]any {
+	m := map[string]any{"file": in.File, "sha256": in.SHA256, "size_bytes": in.SizeBytes, "exports": in.Exports, "imports": in.Imports,
+		"valid": in.LoadError == nil}
+	if in.LoadError != nil {
+		m["error"] = in.LoadError.Error()
+	}
+	if mf := in.Manifest; mf != nil {
+		m["name"], m["version"], m["kind"], m["abi_version"], m["tools"] = mf.Name, mf.Version, mf.Kind, mf.ABI, mf.Tools
+		manifest := map[string]any{}
+		_ = json.Unmarshal(mf.AppendJSON(nil), &manifest)
+		m["manifest"] = manifest
+	}
+	return m
+}
+
+func printInspection(out io.Writer, in host.Inspection) {
+	fmt.Fprintf(out, "file:     %s\nsha256:   %s\nsize:     %d bytes\n", in.File, in.SHA256, in.SizeBytes)
+	if mf := in.Manifest; mf != nil {
+		fmt.Fprintf(out, "name:     %s\nversion:  %s\nkind:     %s\nabi:      %s\ntools:    %s\n", mf.Name, mf.Version, mf.Kind, mf.ABI, strings.Join(mf.Tools, ", "))
+		if len(mf.ConfigSchema) > 0 {
+			fmt.Fprintf(out, "config:   %s\n", mf.ConfigSchema)
+		}
+	}
+	fmt.Fprintf(out, "exports:\n  %s\nimports:\n  %s\n", strings.Join(in.Exports, "\n  "), strings.Join(in.Imports, "\n  "))
+	if in.LoadError != nil {
+		fmt.Fprintf(out, "INVALID:  %v\n", in.LoadError)
+	} else {
+		fmt.Fprintln(out, "valid:    yes (validated and smoke-tested)")
+	}
+}
+
+// testCase is one row of a plugin test table (YAML).
+type testCase struct {
+	Name     string            `json:"name"`
+	Config   any               `json:"config"` // JSON text or a YAML mapping; overrides the file's config
+	Tool     string            `json:"tool"`
+	Account  string            `json:"account"`
+	Params   map[string]any    `json:"params"`
+	Labels   map[string]string `json:"labels"`
+	Estimate string            `json:"estimate_usd"` // policies: the estimate under judgement
+	Budget   struct {
+		LimitUSD     string `json:"limit_usd"`
+		CommittedUSD string `json:"committed_usd"`
+		PendingUSD   string `json:"pending_usd"`
+	} `json:"budget"`
+	Want         string `json:"want"`          // policies: allow, ask, deny
+	Reason       string `json:"reason"`        // exact reason, when given
+	WantEstimate string `json:"want_estimate"` // estimators: decimal USD
+	WantError    string `json:"want_error"`    // an ABI code name (bad_config, unsupported, ...)
+	Message      string `json:"message"`
+}
+
+type caseFile struct {
+	Config any        `json:"config"`
+	Cases  []testCase `json:"cases"`
+}
+
+func runPluginTest(ctx context.Context, args []string, out io.Writer) error {
+	file, rest := splitFileArg(args)
+	fs := newFlags("plugin test", out)
+	casesPath := fs.String("cases", "", "YAML table of cases (required)")
+	if err := parseFlags(fs, rest); err != nil {
+		return err
+	}
+	if file == "" || *casesPath == "" {
+		return usagef("usage: purser plugin test FILE.wasm --cases CASES.yaml")
+	}
+	cf, err := readCases(*casesPath)
+	if err != nil {
+		return err
+	}
+	h, err := quietHost(ctx)
+	if err != nil {
+		return err
+	}
+	defer h.Close(ctx)
+	failed := 0
+	for i, c := range cf.Cases {
+		if err := runCase(ctx, h, file, cf.Config, c); err != nil {
+			failed++
+			fmt.Fprintf(out, "FAIL %s (case %d): %v\n", c.Name, i+1, err)
+			continue
+		}
+		fmt.Fprintf(out, "ok   %s\n", c.Name)
+	}
+	fmt.Fprintf(out, "%d passed, %d failed\n", len(cf.Cases)-failed, failed)
+	if failed > 0 {
+		return &exitError{exitDeny}
+	}
+	return nil
+}
+
+func readCases(path string) (*caseFile, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, usagef("--cases: %v", err)
+	}
+	m, err := yaml.Parser().Unmarshal(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: not YAML: %w", path, err)
+	}
+	j, _ := json.Marshal(m)
+	var cf caseFile
+	dec := json.NewDecoder(strings.NewReader(string(j)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cf); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(cf.Cases) == 0 {
+		return nil, fmt.Errorf("%s: no cases", path)
+	}
+	return &cf, nil
+}
+
+func configJSON(v any) (json.RawMessage, error) {
+	switch c := v.(type) {
+	case nil:
+		return nil, nil
+	case string:
+		if !json.Valid([]byte(c)) {
+			return nil, fmt.Errorf("config %q is not JSON", c)
+		}
+		return json.RawMessage(c), nil
+	}
+	return json.Marshal(v)
+}
+
+func runCase(ctx context.Context, h *host.Host, file string, fileCfg any, c testCase) error {
+	cfgV := fileCfg
+	if c.Config != nil {
+		cfgV = c.Config
+	}
+	cfg, err := configJSON(cfgV)
+	if err != nil {
+		return err
+	}
+	p, err := h.Load(ctx, host.Spec{File: file, Config: cfg})
+	if err != nil {
+		return checkError(c, err, "load")
+	}
+	defer p.Close()
+	call := enforcer.Call{Account: c.Account, Tool: c.Tool, Params: c.Params}
+	if p.Kind() == abi.KindEstimator {
+		return runEstimateCase(ctx, p, call, c)
+	}
+	return runAdmitCase(ctx, p, call, c)
+}
+
+func runEstimateCase(ctx context.Context, p *host.Plugin, call enforcer.Call, c testCase) error {
+	req, err := bridge.EstimateRequest(call)
+	if err != nil {
+		return err
+	}
+	res, _, err := p.Estimate(ctx, req)
+	if err != nil || c.WantError != "" {
+		return checkError(c, err, "estimate")
+	}
+	want, err := enforcer.ParseUSD(c.WantEstimate)
+	if err != nil {
+		return fmt.Errorf("want_estimate: %v", err)
+	}
+	if got := enforcer.Nanos(res.Nanos); got != want {
+		return fmt.Errorf("estimate %s, want %s", got, want)
+	}
+	return nil
+}
+
+func runAdmitCase(ctx context.Context, p *host.Plugin, call enforcer.Call, c testCase) error {
+	in, err := c.policyInput(call)
+	if err != nil {
+		return err
+	}
+	req, err := bridge.AdmitRequest(in)
+	if err != nil {
+		return err
+	}
+	res, err := p.Admit(ctx, req)
+	if err != nil || c.WantError != "" {
+		return checkError(c, err, "admit")
+	}
+	if res.Verdict.String() != c.Want {
+		return fmt.Errorf("verdict %s (%q), want %s", res.Verdict, res.Reason, c.Want)
+	}
+	if c.Reason != "" && res.Reason != c.Reason {
+		return fmt.Errorf("reason %q, want %q", res.Reason, c.Reason)
+	}
+	return nil
+}
+
+func (c testCase) policyInput(call enforcer.Call) (enforcer.PolicyInput, error) {
+	in := enforcer.PolicyInput{Call: call, Budget: enforcer.Snapshot{ID: call.Account, Labels: c.Labels}}
+	parse := func(field, s string) (enforcer.Nanos, error) {
+		if s == "" {
+			return 0, nil
+		}
+		n, err := enforcer.ParseUSD(s)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %v", field, err)
+		}
+		return n, nil
+	}
+	var err error
+	var errs []error
+	in.Estimate.Nanos, err = parse("estimate_usd", c.Estimate)
+	errs = append(errs, err)
+	in.Estimate.Source = enforcer.SourceTable
+	in.Budget.Committed, err = parse("budget.committed_usd", c.Budget.CommittedUSD)
+	errs = append(errs, err)
+	in.Budget.Pending, err = parse("budget.pending_usd", c.Budget.PendingUSD)
+	errs = append(errs, err)
+	if c.Budget.LimitUSD != "" {
+		l, err := parse("budget.limit_usd", c.Budget.LimitUSD)
+		errs = append(errs, err)
+		in.Budget.Limit = &l
+	}
+	return in, errors.Join(errs...)
+}
+
+// checkError compares a failure with the case's want_error (a code name
+// such as "bad_config") and message.
+func checkError(c testCase, err error, op string) error {
+	if c.WantError == "" {
+		return fmt.Errorf("%s failed: %w", op, err)
+	}
+	if err == nil {
+		return fmt.Errorf("%s succeeded, want error %s", op, c.WantError)
+	}
+	var ce *host.CallError
+	var le *host.LoadError
+	msg := err.Error()
+	code := ""
+	switch {
+	case errors.As(err, &ce):
+		code, msg = abi.Code(ce.Code).String(), ce.Message
+	case errors.As(err, &le):
+		code = "load_error"
+		if errors.As(le.Err, &ce) {
+			code, msg = abi.Code(ce.Code).String(), ce.Message
+		}
+	}
+	if !strings.EqualFold(normalizeCode(code), normalizeCode(c.WantError)) {
+		return fmt.Errorf("error code %s (%v), want %s", code, err, c.WantError)
+	}
+	if c.Message != "" && msg != c.Message {
+		return fmt.Errorf("error message %q, want %q", msg, c.Message)
+	}
+	return nil
+}
+
+func normalizeCode(s string) string { return strings.ReplaceAll(strings.ToLower(s), "-", "_") }

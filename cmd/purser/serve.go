@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/purser-dev/purser/enforcer"
+	"github.com/purser-dev/purser/host"
+	"github.com/purser-dev/purser/server"
+	"github.com/purser-dev/purser/server/decisionlog"
+)
+
+func runServe(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("serve", out)
+	configPath := fs.String("config", "", "YAML config file (default: embedded defaults)")
+	addr := fs.String("addr", "", "listen address (default 127.0.0.1:8181)")
+	dataDir := fs.String("data-dir", "", "data folder for the SQLite ledger, decision log and compile cache (default ./purser-data)")
+	store := fs.String("store", "", "ledger store: sqlite or memory")
+	if err := (&flagSet{fs}).parse(args); err != nil {
+		return err
+	}
+	over := map[string]any{}
+	for k, v := range map[string]string{"server.addr": *addr, "data_dir": *dataDir, "store.kind": *store} {
+		if v != "" {
+			over[k] = v
+		}
+	}
+	cfg, err := loadConfig(*configPath, over)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, cfg, nil)
+}
+
+// serve runs the server until ctx ends. ready, if non-nil, receives the
+// bound address once the listener is up (tests use it).
+func serve(ctx context.Context, cfg *Config, ready chan<- string) error {
+	start := time.Now()
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("data_dir %s: %w", cfg.DataDir, err)
+	}
+	b, err := cfg.build()
+	if err != nil {
+		return err
+	}
+	logger := newLogger(b, cfg, nil)
+	metrics := server.NewMetrics(nil, server.MetricsOptions{})
+	notifiers, closeNotifiers := alertNotifiers(cfg, logger, metrics)
+	defer closeNotifiers()
+	eng, err := buildEngine(ctx, cfg, engineOptions{plugins: true, notifier: notifiers, observer: hostObserver{metrics}, logger: logger})
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	metrics.WatchLedger(eng.ledger, cfg.Metrics.Accounts)
+	if err := eng.applyAccounts(ctx); err != nil {
+		return err
+	}
+	srv, dl, err := eng.newServer(b, metrics)
+	if err != nil {
+		return err
+	}
+	if dl != nil {
+		defer dl.Close()
+	}
+	ln, err := listen(cfg.Server.Addr, srv.AuthEnabled())
+	if err != nil {
+		return err
+	}
+	if !srv.AuthEnabled() {
+		eng.logger.Warn("auth is off (no tokens configured): listening on loopback only", "addr", ln.Addr().String())
+	}
+	eng.logger.Info("purser serving", "addr", ln.Addr().String(), "store", cfg.Store.Kind, "plugins", len(eng.pluginInfos()),
+		"startup", time.Since(start).Round(time.Millisecond).String())
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+	err = srv.Serve(ctx, ln)
+	eng.logger.Info("purser stopped", "error", err)
+	return err
+}
+
+func listen(addr string, authOn bool) (net.Listener, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("server.addr %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); !authOn && (ip == nil || !ip.IsLoopback()) && host != "localhost" {
+		return nil, fmt.Errorf("server.addr %q: auth is off (no auth.tokens configured), so purser listens on loopback only; use 127.0.0.1 or configure tokens", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
+// alertNotifiers fans threshold and overdraft alerts out to metrics, the
+// log and the webhook; the returned func stops the webhook sender.
+func alertNotifiers(cfg *Config, logger hclog.Logger, metrics *server.Metrics) (enforcer.Notifier, func()) {
+	out := enforcer.MultiNotifier{metrics}
+	if cfg.Notifier.Log {
+		out = append(out, enforcer.LogNotifier{Logger: logger.Named("alerts")})
+	}
+	closeFn := func() {}
+	if wh := cfg.Notifier.Webhook; wh.URL != "" {
+		w := server.NewWebhook(wh.URL, wh.Timeout, wh.QueueMax, logger.Named("webhook"))
+		out = append(out, w)
+		closeFn = func() { _ = w.Close() }
+	}
+	return out, closeFn
+}
+
+func (eng *engine) newServer(b *built, metrics *server.Metrics) (*server.Server, *decisionlog.Writer, error) {
+	sc := server.Config{Tokens: b.tokens, BodyBytesMax: eng.cfg.Server.BodyBytesMax, ReservationTTLMax: eng.cfg.Reservation.TTLMax,
+		ShutdownTimeout: eng.cfg.Server.ShutdownTimeout, LogParams: eng.cfg.DecisionLog.LogParams, Metrics: metrics,
+		Logger: eng.logger.Named("server"), Ready: eng.ready}
+	if eng.registry != nil {
+		sc.Plugins = pluginAdmin{eng}
+	}
+	var dl *decisionlog.Writer
+	if eng.cfg.DecisionLog.Enabled {
+		var err error
+		dl, err = decisionlog.Open(eng.cfg.DecisionLog.Path, decisionlog.Options{FileBytesMax: eng.cfg.DecisionLog.FileBytesMax,
+			Backups: eng.cfg.DecisionLog.Backups, QueueEventsMax: eng.cfg.DecisionLog.QueueMax})
+		if err != nil {
+			return nil, nil, err
+		}
+		sc.DecisionLog = dl
+	}
+	srv, err := server.New(eng.enforcer, sc)
+	if err != nil && dl != nil {
+		dl.Close()
+	}
+	return srv, dl, err
+}
+
+// ready: the ledger answers. Plugins that failed have fallbacks, so they
+// do not make the server unready; they show in /v1/plugins.
+func (eng *engine) ready(ctx context.Context) error {
+	if _, err := eng.ledger.Accounts(ctx); err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	return nil
+}
+
+type pluginAdmin struct{ eng *engine }
+
+func (p pluginAdmin) Plugins() []server.PluginInfo { return p.eng.pluginInfos() }
+
+func (p pluginAdmin) Reload(ctx context.Context) error { return p.eng.registry.Reload(ctx) }
+
+func (eng *engine) pluginInfos() []server.PluginInfo {
+	if eng.registry == nil {
+		return nil
+	}
+	var out []server.PluginInfo
+	for _, st := range eng.registry.Status() {
+		health := "healthy"
+		if !st.Health.Healthy {
+			health = "unhealthy"
+		}
+		if !st.Loaded {
+			health = "not loaded"
+		}
+		var errs uint64
+		for _, n := range st.Stats.Errors {
+			errs += n
+		}
+		out = append(out, server.PluginInfo{Name: st.Name, Version: st.Version, Kind: string(st.Kind), SHA256: st.Digest,
+			Health: health, Calls: st.Stats.Calls, Errors: errs, LastError: st.LastError, Path: st.File})
+	}
+	return out
+}
+
+// hostObserver forwards host events to Prometheus.
+type hostObserver struct{ m *server.Metrics }
+
+func (o hostObserver) ObserveCall(plugin, kind string, d time.Duration, err error) {
+	ek := ""
+	if err != nil {
+		ek = host.ErrorKind(err)
+	}
+	o.m.ObservePluginCall(plugin, kind, d, ek)
+}
+
+func (o hostObserver) ObserveInstances(plugin string, n int) { o.m.ObservePluginInstances(plugin, n) }
+
+func (o hostObserver) ObserveReload(plugin string, err error) { o.m.ObservePluginReload(plugin, err) }

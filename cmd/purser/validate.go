@@ -1,0 +1,265 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/purser-dev/purser/enforcer"
+	"github.com/purser-dev/purser/host"
+	"github.com/purser-dev/purser/server"
+)
+
+// problems collects every configuration error with its key path, so one
+// run reports them all.
+type problems struct{ errs []error }
+
+func (p *problems) add(path, format string, args ...any) {
+	p.errs = append(p.errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
+}
+
+func (p *problems) err() error {
+	if len(p.errs) == 0 {
+		return nil
+	}
+	return &ConfigError{Problems: p.errs}
+}
+
+// ConfigError lists every problem found in the configuration.
+type ConfigError struct{ Problems []error }
+
+func (e *ConfigError) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = "  " + p.Error()
+	}
+	return fmt.Sprintf("invalid configuration (%d problem(s)):\n%s", len(e.Problems), strings.Join(lines, "\n"))
+}
+
+func (p *problems) usd(path, s string) enforcer.Nanos {
+	n, err := enforcer.ParseUSD(s)
+	if err != nil {
+		p.add(path, "%v", err)
+	}
+	return n
+}
+
+// built is the typed result of a valid Config.
+type built struct {
+	enforcer enforcer.Config
+	accounts []enforcer.AccountOptions
+	tokens   []server.Token
+	plugins  []host.Spec
+	limits   host.Limits
+	logLevel hclog.Level
+}
+
+func (c *Config) build() (*built, error) {
+	var p problems
+	b := &built{enforcer: enforcer.DefaultConfig()}
+	c.buildPricing(&p, &b.enforcer)
+	c.buildLedgerRules(&p, b)
+	b.tokens = c.buildTokens(&p)
+	b.limits = c.Plugins.Limits.toHost(&p, "plugins.limits")
+	b.plugins = c.buildPlugins(&p)
+	if _, _, err := net.SplitHostPort(c.Server.Addr); err != nil {
+		p.add("server.addr", "%v", err)
+	}
+	switch c.Store.Kind {
+	case "sqlite", "memory":
+	default:
+		p.add("store.kind", "must be sqlite or memory, got %q", c.Store.Kind)
+	}
+	b.logLevel = hclog.LevelFromString(c.Log.Level)
+	if b.logLevel == hclog.NoLevel {
+		p.add("log.level", "must be trace, debug, info, warn or error, got %q", c.Log.Level)
+	}
+	return b, p.err()
+}
+
+func (c *Config) buildPricing(p *problems, ec *enforcer.Config) {
+	over := map[string]enforcer.Nanos{}
+	for _, tool := range sortedKeys(c.Pricing.Table) {
+		over[tool] = p.usd("pricing.table."+tool, c.Pricing.Table[tool])
+	}
+	if t, err := ec.Table.With(over); err == nil {
+		ec.Table = t
+	}
+	ec.Unknown.Base = p.usd("pricing.unknown.base_usd", c.Pricing.Unknown.BaseUSD)
+	buf, err := enforcer.ParseUSD(c.Pricing.Unknown.Buffer) // a ratio, read exactly like money
+	if err != nil || buf < enforcer.NanosPerUSD {
+		p.add("pricing.unknown.buffer", "must be a decimal >= 1.0 (e.g. 1.20), got %q", c.Pricing.Unknown.Buffer)
+	}
+	ec.Unknown.BufferBP = int64(buf) / 100_000
+	ec.Unknown.Strict = c.Pricing.Unknown.Strict
+	if ec.Unknown.Base <= 0 {
+		p.add("pricing.unknown.base_usd", "must be > 0 so unknown tools are never free")
+	}
+	c.buildLLM(p, &ec.LLM)
+}
+
+func (c *Config) buildLLM(p *problems, r *enforcer.LLMRule) {
+	l := c.Pricing.LLM
+	r.Tools = append([]string{"LLM"}, l.Aliases...)
+	r.Minimum = p.usd("pricing.llm.minimum_usd", l.MinimumUSD)
+	def, err := enforcer.ParsePerMTokUSD(l.DefaultUSDPerMTok)
+	if err != nil {
+		p.add("pricing.llm.default_usd_per_mtok", "%v", err)
+	}
+	r.DefaultPrice = def
+	if l.LiteLLMFile != "" {
+		c.loadLiteLLM(p, r)
+	}
+	for _, m := range sortedKeys(l.Models) {
+		r.Prices[m] = modelPrice(p, "pricing.llm.models."+m, l.Models[m])
+	}
+}
+
+func (c *Config) loadLiteLLM(p *problems, r *enforcer.LLMRule) {
+	f, err := os.Open(c.Pricing.LLM.LiteLLMFile)
+	if err != nil {
+		p.add("pricing.llm.litellm_file", "%v", err)
+		return
+	}
+	defer f.Close()
+	pt, err := enforcer.LoadLiteLLM(f)
+	if err != nil {
+		p.add("pricing.llm.litellm_file", "%s: %v", c.Pricing.LLM.LiteLLMFile, err)
+		return
+	}
+	for k, v := range pt {
+		r.Prices[k] = v
+	}
+}
+
+func modelPrice(p *problems, path string, m ModelConfig) enforcer.ModelPrice {
+	parse := func(field, s string) enforcer.PerMTok {
+		if s == "" {
+			return 0
+		}
+		v, err := enforcer.ParsePerTokenUSD(s)
+		if err != nil {
+			p.add(path+"."+field, "%v", err)
+		}
+		return v
+	}
+	if m.InputUSDPerToken == "" {
+		p.add(path+".input_usd_per_token", "is required")
+	}
+	return enforcer.ModelPrice{Input: parse("input_usd_per_token", m.InputUSDPerToken),
+		Output: parse("output_usd_per_token", m.OutputUSDPerToken), CacheRead: parse("cache_read_usd_per_token", m.CacheReadUSDPerToken)}
+}
+
+func (c *Config) buildLedgerRules(p *problems, b *built) {
+	ec := &b.enforcer
+	ec.ReservationTTL, ec.ApprovalTTL, ec.ApprovalsPendingMax = c.Reservation.TTL, c.Approvals.TTL, c.Approvals.PendingMax
+	if c.Reservation.TTL <= 0 || c.Reservation.TTL > c.Reservation.TTLMax {
+		p.add("reservations.ttl", "must be > 0 and <= reservations.ttl_max (%s), got %s", c.Reservation.TTLMax, c.Reservation.TTL)
+	}
+	ec.Tiers = map[string]enforcer.Nanos{}
+	for _, t := range sortedKeys(c.Tiers) {
+		ec.Tiers[t] = p.usd("tiers."+t, c.Tiers[t])
+	}
+	for i, pct := range c.Thresholds {
+		if pct <= 0 || pct > 1000 {
+			p.add(fmt.Sprintf("thresholds_pct[%d]", i), "must be within 1..1000, got %d", pct)
+		}
+	}
+	seen := map[string]bool{}
+	for i, a := range c.Accounts {
+		path := fmt.Sprintf("accounts[%d]", i)
+		if a.ID == "" {
+			p.add(path+".id", "is required")
+		}
+		if seen[a.ID] {
+			p.add(path+".id", "%q is declared twice", a.ID)
+		}
+		seen[a.ID] = true
+		if a.Parent != "" && !seen[a.Parent] {
+			p.add(path+".parent", "%q must be declared before its child %q", a.Parent, a.ID)
+		}
+		opt := enforcer.AccountOptions{ID: a.ID, Parent: a.Parent, Tier: a.Tier, PercentOfParent: a.PercentOfParent,
+			Supervisor: a.Supervisor, Labels: a.Labels}
+		if a.LimitUSD != "" {
+			l := p.usd(path+".limit_usd", a.LimitUSD)
+			opt.Limit = &l
+		}
+		if _, ok := ec.Tiers[a.Tier]; a.Tier != "" && !ok {
+			p.add(path+".tier", "unknown tier %q (known: %s)", a.Tier, strings.Join(sortedKeys(ec.Tiers), ", "))
+		}
+		b.accounts = append(b.accounts, opt)
+	}
+}
+
+func (c *Config) buildTokens(p *problems) []server.Token {
+	var out []server.Token
+	for i, t := range c.Auth.Tokens {
+		path := fmt.Sprintf("auth.tokens[%d]", i)
+		if t.Role != string(server.RoleAdmin) && t.Role != string(server.RoleAgent) {
+			p.add(path+".role", "must be admin or agent, got %q", t.Role)
+		}
+		if len(t.SHA256) != 64 {
+			p.add(path+".sha256", "must be the 64-hex SHA-256 of the token (purser token hash TOKEN prints it)")
+		}
+		out = append(out, server.Token{Name: t.Name, SHA256: strings.ToLower(t.SHA256), Role: server.Role(t.Role), Accounts: t.Accounts})
+	}
+	return out
+}
+
+func (c *Config) buildPlugins(p *problems) []host.Spec {
+	var out []host.Spec
+	for i, e := range c.Plugins.Entries {
+		path := fmt.Sprintf("plugins.entries[%d]", i)
+		if e.Path == "" {
+			p.add(path+".path", "is required")
+			continue
+		}
+		spec := host.Spec{File: e.Path, SHA256: strings.ToLower(e.SHA256), Order: e.Order, Limits: e.Limits.toHost(p, path+".limits")}
+		switch e.FailMode {
+		case "", "closed":
+		case "open":
+			spec.FailMode = host.FailOpen
+		default:
+			p.add(path+".fail_mode", "must be closed or open, got %q", e.FailMode)
+		}
+		if e.Config != nil {
+			raw, err := json.Marshal(e.Config)
+			if err != nil {
+				p.add(path+".config", "%v", err)
+			}
+			spec.Config = raw
+		}
+		out = append(out, spec)
+	}
+	return out
+}
+
+func (l LimitsConfig) toHost(p *problems, path string) host.Limits {
+	for name, v := range map[string]int64{"input_bytes_max": int64(l.InputBytesMax), "output_bytes_max": int64(l.OutputBytesMax),
+		"log_bytes_per_call_max": int64(l.LogBytesPerCallMax), "instances_max": int64(l.InstancesMax),
+		"failures_before_unhealthy": int64(l.FailuresBeforeUnhealthy), "call_timeout": int64(l.CallTimeout), "init_timeout": int64(l.InitTimeout)} {
+		if v < 0 {
+			p.add(path+"."+name, "must be >= 0 (0 = default), got %d", v)
+		}
+	}
+	if l.MemoryPagesMax > 65536 {
+		p.add(path+".memory_pages_max", "must be <= 65536 (4 GiB), got %d", l.MemoryPagesMax)
+	}
+	return host.Limits{MemoryPagesMax: l.MemoryPagesMax, CallTimeout: l.CallTimeout, InitTimeout: l.InitTimeout,
+		InputBytesMax: l.InputBytesMax, OutputBytesMax: l.OutputBytesMax, LogBytesPerCallMax: l.LogBytesPerCallMax,
+		InstancesMax: l.InstancesMax, FailuresBeforeUnhealthy: l.FailuresBeforeUnhealthy}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

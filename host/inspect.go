@@ -1,0 +1,82 @@
+package host
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/purser-dev/purser/abi"
+)
+
+// Inspection describes a module without serving it: identity, the
+// exports and imports with their signatures, and (when it loads) the
+// manifest. A module that fails validation still gets its static part,
+// plus LoadError saying why it was refused.
+type Inspection struct {
+	File      string
+	SHA256    string
+	SizeBytes int
+	Exports   []string // "name(params) -> results"
+	Imports   []string // "module.name(params) -> results"
+	Manifest  *abi.Manifest
+	LoadError error
+}
+
+// Inspect compiles spec's module, lists its interface, then tries a full
+// Load (validation, smoke test) and reports the manifest or the refusal.
+func (h *Host) Inspect(ctx context.Context, spec Spec) (Inspection, error) {
+	bin := spec.Bytes
+	if bin == nil {
+		b, err := os.ReadFile(spec.File)
+		if err != nil {
+			return Inspection{}, fmt.Errorf("inspect %s: %w", spec.File, err)
+		}
+		bin = b
+	}
+	in := Inspection{File: spec.label(), SHA256: Digest(bin), SizeBytes: len(bin)}
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
+	defer rt.Close(ctx)
+	cm, err := rt.CompileModule(ctx, bin)
+	if err != nil {
+		return in, fmt.Errorf("inspect %s: not a valid WebAssembly module: %w", spec.label(), err)
+	}
+	for name, def := range cm.ExportedFunctions() {
+		in.Exports = append(in.Exports, name+signature(def))
+	}
+	for _, def := range cm.ImportedFunctions() {
+		mod, name, _ := def.Import()
+		in.Imports = append(in.Imports, mod+"."+name+signature(def))
+	}
+	sort.Strings(in.Exports)
+	sort.Strings(in.Imports)
+	spec.Bytes = bin
+	p, err := h.Load(ctx, spec)
+	if err != nil {
+		in.LoadError = err
+		return in, nil
+	}
+	m := p.Manifest()
+	in.Manifest = &m
+	p.Close()
+	return in, nil
+}
+
+func signature(def api.FunctionDefinition) string {
+	names := func(ts []api.ValueType) string {
+		out := make([]string, len(ts))
+		for i, t := range ts {
+			out[i] = api.ValueTypeName(t)
+		}
+		return strings.Join(out, ", ")
+	}
+	s := "(" + names(def.ParamTypes()) + ")"
+	if len(def.ResultTypes()) > 0 {
+		s += " -> " + names(def.ResultTypes())
+	}
+	return s
+}
