@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/tetratelabs/wazero"
@@ -61,7 +62,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	cfg = cfg.withDefaults()
 	h := &Host{
 		cfg:      cfg,
-		stop:     newStopper(cfg.stop),
+		stop:     newStopper(cfg.stop, watchdogTick(cfg.Limits.CallTimeout)),
 		runtimes: map[uint32]*wruntime{},
 		compiled: map[compiledKey]*compiledEntry{},
 	}
@@ -77,6 +78,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	// Build the default runtime now so configuration errors surface here.
 	if _, err := h.runtime(ctx, cfg.Limits.MemoryPagesMax); err != nil {
 		_ = h.cache.Close(ctx)
+		h.stop.close()
 		return nil, err
 	}
 	return h, nil
@@ -102,6 +104,7 @@ func (h *Host) Close(ctx context.Context) error {
 		errs = append(errs, rt.r.Close(ctx))
 	}
 	errs = append(errs, h.cache.Close(ctx))
+	h.stop.close()
 	return errors.Join(errs...)
 }
 
@@ -223,6 +226,12 @@ func hclogLevel(l int32) hclog.Level {
 		return hclog.Trace
 	}
 	return hclog.Error
+}
+
+// watchdogTick is how often the watchdog looks for overdue calls: a tenth
+// of the call deadline, within [1ms, 10ms].
+func watchdogTick(callTimeout time.Duration) time.Duration {
+	return min(max(callTimeout/10, time.Millisecond), 10*time.Millisecond)
 }
 
 // Digest returns the hex sha256 of bin, the identity of a module.

@@ -30,6 +30,7 @@ type instance struct {
 	scratch  []byte // reused request encoding
 	sink     *logSink
 	out, err *stream
+	cctx     *callCtx // the watchdog's reusable call context
 }
 
 // instantiate creates an instance and runs _initialize. It does not bind
@@ -72,6 +73,7 @@ func (in *instance) flushLogs() {
 // close discards the instance; the pool creates a new one when needed.
 func (in *instance) close() {
 	_ = in.mod.Close(context.Background())
+	in.v.h.stop.forget(in)
 	in.v.h.sinks.Delete(in.name)
 	in.v.h.instances.Add(-1)
 	n := in.v.live.Add(-1)

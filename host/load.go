@@ -141,7 +141,7 @@ func (v *version) start(ctx context.Context, config []byte) error {
 	if _, ok := exports[abi.ExportStart]; ok {
 		return &LoadError{Reason: "exports _start: it is a WASI command, not a reactor; build Go guests with -buildmode=c-shared, Rust as cdylib", Err: ErrBadSignature}
 	}
-	ictx, cancel := v.h.stop.bound(ctx, v.limits.InitTimeout)
+	ictx, cancel := initContext(ctx, v.limits.InitTimeout)
 	defer cancel()
 	in, err := v.instantiate(ictx)
 	if err != nil {

@@ -225,7 +225,7 @@ func TestGCCompletesWhileGuestLoops(t *testing.T) {
 }
 
 func TestMemoryBombIsCapped(t *testing.T) {
-	h, _ := newTestHost(t, Config{Limits: Limits{MemoryPagesMax: 64}})
+	h, _ := newTestHost(t, Config{Limits: Limits{MemoryPagesMax: 64, CallTimeout: 30 * time.Second}})
 	checkNoLeaks(t, h)
 	p := load(t, h, "membomb", Spec{})
 	defer p.Close()

@@ -112,7 +112,7 @@ func (v *version) get(ctx context.Context) (*instance, error) {
 
 // newInstance replaces a discarded instance (or grows the pool).
 func (v *version) newInstance(ctx context.Context) (*instance, error) {
-	ictx, cancel := v.h.stop.bound(ctx, v.limits.InitTimeout)
+	ictx, cancel := initContext(ctx, v.limits.InitTimeout)
 	defer cancel()
 	in, err := v.instantiate(ictx)
 	if err != nil {
@@ -230,16 +230,9 @@ func (o op) String() string {
 	return "estimate"
 }
 
-// result is what run hands back: the decoded record with its text copied
-// out of guest memory.
-type result struct{ abi.Result }
-
-func (r *result) Estimate() (abi.EstimateResult, error) { return r.Result.Estimate() }
-func (r *result) Admit() (abi.AdmitResult, error)       { return r.Result.Admit() }
-
 // run performs one call on the current version: health gate, pool, limits,
 // classification of failures, health and stats bookkeeping.
-func (p *Plugin) run(ctx context.Context, o op, est *abi.EstimateRequest, adm *abi.AdmitRequest, size int) (*result, *version, error) {
+func (p *Plugin) run(ctx context.Context, o op, est *abi.EstimateRequest, adm *abi.AdmitRequest, size int) (abi.Result, *version, error) {
 	var start time.Time
 	observe := p.h.observing()
 	if observe {
@@ -253,10 +246,10 @@ func (p *Plugin) run(ctx context.Context, o op, est *abi.EstimateRequest, adm *a
 	return r, v, err
 }
 
-func (p *Plugin) runOnce(ctx context.Context, o op, est *abi.EstimateRequest, adm *abi.AdmitRequest, size int) (*result, *version, error) {
+func (p *Plugin) runOnce(ctx context.Context, o op, est *abi.EstimateRequest, adm *abi.AdmitRequest, size int) (res abi.Result, _ *version, _ error) {
 	v := p.acquire()
 	if v == nil {
-		return nil, nil, &CallError{Plugin: p.spec.provisionalName(), Op: o.String(), Err: ErrClosed}
+		return res, nil, &CallError{Plugin: p.spec.provisionalName(), Op: o.String(), Err: ErrClosed}
 	}
 	defer v.unref()
 	want := abi.KindEstimator
@@ -264,52 +257,51 @@ func (p *Plugin) runOnce(ctx context.Context, o op, est *abi.EstimateRequest, ad
 		want = abi.KindPolicy
 	}
 	if v.manifest.Kind != want {
-		return nil, v, p.fail(v, o, ErrWrongKind, 0, "plugin kind is "+string(v.manifest.Kind))
+		return res, v, p.fail(v, o, ErrWrongKind, 0, "plugin kind is "+string(v.manifest.Kind))
 	}
 	if size > v.limits.InputBytesMax {
-		return nil, v, p.fail(v, o, ErrInputTooLarge, 0, "request is "+itoa(size)+" bytes, limit "+itoa(v.limits.InputBytesMax))
+		return res, v, p.fail(v, o, ErrInputTooLarge, 0, "request is "+itoa(size)+" bytes, limit "+itoa(v.limits.InputBytesMax))
 	}
 	if !p.allowCall(v) {
-		return nil, v, p.fail(v, o, ErrUnhealthy, 0, "after "+itoa(int(p.failures.Load()))+" consecutive failures; last: "+p.LastError())
+		return res, v, p.fail(v, o, ErrUnhealthy, 0, "after "+itoa(int(p.failures.Load()))+" consecutive failures; last: "+p.LastError())
 	}
 	in, err := v.get(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, v, p.fail(v, o, ctx.Err(), 0, "waiting for an instance")
+			return res, v, p.fail(v, o, ctx.Err(), 0, "waiting for an instance")
 		}
-		return nil, v, p.fail(v, o, ErrInit, 0, "creating an instance: "+firstLine(err.Error()))
+		return res, v, p.fail(v, o, ErrInit, 0, "creating an instance: "+firstLine(err.Error()))
 	}
 	if est != nil {
 		in.scratch = abi.AppendEstimateRequest(in.scratch[:0], est)
 	} else {
 		in.scratch = abi.AppendAdmitRequest(in.scratch[:0], adm)
 	}
-	cctx, cancel := p.h.stop.bound(ctx, v.limits.CallTimeout)
+	cctx := p.h.stop.begin(ctx, in, v.limits.CallTimeout)
 	in.sink.reset()
-	res, err := in.invoke(cctx, in.call, in.scratch)
+	res, err = in.invoke(cctx, in.call, in.scratch)
 	in.flushLogs()
 	if err != nil {
 		kind, msg := classify(ctx, cctx, err)
-		cancel()
+		p.h.stop.end(in, cctx)
 		v.put(in, false, true)
 		if kind == ErrTrap {
 			v.logger.Debug("guest trapped", "op", o.String(), "error", err.Error())
 		}
-		return nil, v, p.fail(v, o, kind, 0, msg)
+		return res, v, p.fail(v, o, kind, 0, msg)
 	}
-	cancel()
+	p.h.stop.end(in, cctx)
 	if res.Status != abi.CodeOK {
 		msg := string(res.Text)
 		v.put(in, true, true)
-		return nil, v, p.fail(v, o, ErrGuestError, uint32(res.Status), msg)
+		return res, v, p.fail(v, o, ErrGuestError, uint32(res.Status), msg)
 	}
-	out := &result{res}
 	if len(res.Text) > 0 {
-		out.Text = append([]byte(nil), res.Text...) // guest memory is reused by the next call
+		res.Text = append([]byte(nil), res.Text...) // guest memory is reused by the next call
 	}
 	v.put(in, true, true)
 	p.succeed(v)
-	return out, v, nil
+	return res, v, nil
 }
 
 // acquire references the current version, retrying if a reload retired it
