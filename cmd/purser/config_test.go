@@ -1,0 +1,125 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/purser-dev/purser/enforcer"
+)
+
+func writeFile(t *testing.T, name, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestDefaultsBuild(t *testing.T) {
+	cfg, err := loadConfig("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := cfg.build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Server.Addr != "127.0.0.1:8181" || cfg.Store.Kind != "sqlite" || cfg.Store.Path != filepath.Join("purser-data", "ledger.db") {
+		t.Errorf("defaults: %+v", cfg)
+	}
+	if u, _ := b.enforcer.Unknown.Estimate(); u != enforcer.MustParseUSD("0.012") || b.enforcer.Tiers["HIGH"] != enforcer.USD(20, 0) {
+		t.Errorf("unknown rule %s, tiers %v", u, b.enforcer.Tiers)
+	}
+}
+
+func TestLayering(t *testing.T) {
+	file := writeFile(t, "purser.yaml", `
+server: {addr: "127.0.0.1:9000"}
+store: {kind: memory}
+pricing:
+  table: {Read: "0.002", Custom: "0.5"}
+  llm:
+    aliases: [chat]
+    models: {tiny: {input_usd_per_token: "1e-08"}}
+accounts:
+  - {id: team, limit_usd: "10"}
+  - {id: team/a, parent: team, percent_of_parent: 25}
+`)
+	t.Setenv("PURSER_SERVER__ADDR", "127.0.0.1:9001")
+	t.Setenv("PURSER_LOG__LEVEL", "debug")
+	cfg, err := loadConfig(file, map[string]any{"data_dir": "/tmp/x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := cfg.build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Server.Addr != "127.0.0.1:9001" || cfg.Log.Level != "debug" || cfg.DataDir != "/tmp/x" || cfg.Store.Kind != "memory" {
+		t.Errorf("env and flags must override the file: %+v", cfg)
+	}
+	ec := b.enforcer
+	if ec.Table["Read"] != enforcer.MustParseUSD("0.002") || ec.Table["Custom"] != enforcer.MustParseUSD("0.5") || ec.Table["Bash"] != enforcer.MustParseUSD("0.01") {
+		t.Errorf("table overrides: %v", ec.Table)
+	}
+	if !ec.LLM.IsLLMTool("chat") || ec.LLM.Prices["tiny"].Input != 10_000_000 || ec.LLM.Prices["gpt-4o"].Input == 0 {
+		t.Errorf("llm rule: %+v", ec.LLM)
+	}
+	if len(b.accounts) != 2 || b.accounts[1].PercentOfParent != 25 || *b.accounts[0].Limit != enforcer.USD(10, 0) {
+		t.Errorf("accounts: %+v", b.accounts)
+	}
+}
+
+func TestValidationReportsEveryProblemWithItsPath(t *testing.T) {
+	file := writeFile(t, "bad.yaml", `
+server: {addr: "nonsense"}
+store: {kind: cassandra}
+pricing:
+  table: {Read: "-1"}
+  unknown: {base_usd: "0", buffer: "0.9"}
+  llm: {models: {m: {output_usd_per_token: "abc"}}}
+accounts:
+  - {id: a, limit_usd: "NaN"}
+  - {id: b, parent: ghost, tier: GOLD}
+auth:
+  tokens: [{name: x, sha256: "short", role: root}]
+plugins:
+  entries: [{path: p.wasm, fail_mode: sometimes}]
+thresholds_pct: [0]
+`)
+	cfg, err := loadConfig(file, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = cfg.build()
+	var ce *ConfigError
+	if !errors.As(err, &ce) {
+		t.Fatalf("err = %v; want *ConfigError", err)
+	}
+	msg := err.Error()
+	for _, path := range []string{"server.addr", "store.kind", "pricing.table.Read", "pricing.unknown.base_usd", "pricing.unknown.buffer",
+		"pricing.llm.models.m.input_usd_per_token", "pricing.llm.models.m.output_usd_per_token", "accounts[0].limit_usd",
+		"accounts[1].parent", "accounts[1].tier", "auth.tokens[0].role", "auth.tokens[0].sha256", "plugins.entries[0].fail_mode", "thresholds_pct[0]"} {
+		if !strings.Contains(msg, path+":") {
+			t.Errorf("no problem reported at %s in:\n%s", path, msg)
+		}
+	}
+}
+
+func TestUnknownKeysAndBadFiles(t *testing.T) {
+	file := writeFile(t, "typo.yaml", "sever: {addr: x}\n")
+	if _, err := loadConfig(file, nil); err == nil || !strings.Contains(err.Error(), "sever") {
+		t.Errorf("typo not reported: %v", err)
+	}
+	file = writeFile(t, "broken.yaml", "server: [unclosed\n")
+	if _, err := loadConfig(file, nil); err == nil || !strings.Contains(err.Error(), file) {
+		t.Errorf("broken YAML error must name the file: %v", err)
+	}
+	if _, err := loadConfig(filepath.Join(t.TempDir(), "missing.yaml"), nil); err == nil || !strings.Contains(err.Error(), "missing.yaml") {
+		t.Errorf("missing file: %v", err)
+	}
+}
