@@ -123,3 +123,14 @@ func TestUnknownKeysAndBadFiles(t *testing.T) {
 		t.Errorf("missing file: %v", err)
 	}
 }
+
+// The documented example must stay loadable and valid.
+func TestExampleConfigIsValid(t *testing.T) {
+	cfg, err := loadConfig("../../examples/purser.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cfg.build(); err != nil {
+		t.Fatal(err)
+	}
+}
