@@ -66,7 +66,7 @@ func LatestSchemaVersion() int {
 // migrate brings the file's schema up to date in one transaction, so a
 // crash mid-way leaves the previous version intact. BEGIN IMMEDIATE also
 // keeps two processes opening one new file from both applying 0001.
-func migrate(ctx context.Context, conn *sql.Conn, file string) (err error) {
+func migrate(ctx context.Context, conn *sql.Conn) (err error) {
 	ms, err := migrations()
 	if err != nil {
 		return err
@@ -90,8 +90,8 @@ func migrate(ctx context.Context, conn *sql.Conn, file string) (err error) {
 		return fmt.Errorf("migrate: read schema version: %w", err)
 	}
 	if latest := len(ms); cur > latest {
-		return fmt.Errorf("%w: %s is at schema version %d, this build knows versions up to %d; upgrade purser or use another file",
-			ErrSchemaTooNew, file, cur, latest)
+		return fmt.Errorf("%w: the file is at schema version %d, this build knows versions up to %d; upgrade purser or use another file",
+			ErrSchemaTooNew, cur, latest)
 	}
 	for _, m := range ms[cur:] {
 		if _, err := conn.ExecContext(ctx, m.sql); err != nil {

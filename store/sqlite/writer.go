@@ -50,7 +50,7 @@ func startWriter(ctx context.Context, path string, db *sql.DB, maxBatch int) (*w
 	}
 	w := &writer{path: path, db: db, conn: conn, maxBatch: maxBatch,
 		reqs: make(chan *writeReq, 4*maxBatch), done: make(chan struct{})}
-	if err := migrate(ctx, conn, path); err != nil {
+	if err := migrate(ctx, conn); err != nil {
 		w.closeConns()
 		return nil, err
 	}
