@@ -268,3 +268,95 @@ accounts:
 		}
 	})
 }
+
+func TestKill9KeepsEveryCommittedCharge(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the real server twice")
+	}
+	dir := t.TempDir()
+	cfg := "store: {kind: sqlite}\nplugins: {entries: [], watch: false}\naccounts: [{id: team, limit_usd: \"1000\"}]\n"
+	p := startServer(t, dir, cfg)
+	var mu sync.Mutex
+	acked := map[string]bool{} // commits the server confirmed
+	tried := []string{}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			client := &http.Client{Timeout: 5 * time.Second}
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id := fmt.Sprintf("k-%d-%d", w, i)
+				mu.Lock()
+				tried = append(tried, id)
+				mu.Unlock()
+				if !post(client, p.base+"/v1/reservations", fmt.Sprintf(`{"id":%q,"account":"team","tool":"Bash","ttl_ms":1000}`, id)) {
+					return
+				}
+				if !post(client, p.base+"/v1/reservations/"+id+"/commit", `{"actual_nanos":1000}`) {
+					return
+				}
+				mu.Lock()
+				acked[id] = true
+				n := len(acked)
+				mu.Unlock()
+				if n == 150 {
+					_ = p.cmd.Process.Kill() // kill -9 mid-load
+				}
+			}
+		}()
+	}
+	<-p.done
+	p.done <- nil
+	close(stop)
+	wg.Wait()
+	if len(acked) < 150 {
+		t.Fatalf("only %d commits acknowledged before the kill\n%s", len(acked), p.logs)
+	}
+
+	p2 := startServer(t, dir, cfg)
+	committed, pending := int64(0), 0
+	for _, id := range tried {
+		st, r := p2.do("GET", "/v1/reservations/"+id, nil)
+		switch {
+		case acked[id] && (st != 200 || r["state"] != "committed" || r["charged_nanos"] != float64(1000)):
+			t.Errorf("acknowledged commit %s lost after kill -9: %d %v", id, st, r)
+		case st == 200 && r["state"] == "committed":
+			committed += 1000
+		case st == 200 && r["state"] == "pending":
+			pending++
+		}
+	}
+	team := p2.must("GET", "/v1/accounts/team", nil, 200)
+	if team["committed_nanos"] != float64(committed) {
+		t.Errorf("team committed %v; the reservations add up to %d", team["committed_nanos"], committed)
+	}
+	// Holds left pending by the kill expire (ttl 1s) and stop counting.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		team = p2.must("GET", "/v1/accounts/team", nil, 200)
+		if team["pending_nanos"] == float64(0) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pending holds never expired: %v (had %d pending)", team, pending)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func post(c *http.Client, url, body string) bool {
+	resp, err := c.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode == 200
+}
