@@ -58,10 +58,8 @@ func (v *version) instantiate(ctx context.Context) (*instance, error) {
 	in.mod = mod
 	in.mem = mod.ExportedMemory(abi.ExportMemory)
 	in.alloc = mod.ExportedFunction(abi.ExportAlloc)
-	n := h.instances.Add(1)
-	v.live.Add(1)
-	_ = n
-	h.cfg.Observer.ObserveInstances(v.name, int(v.live.Load()))
+	h.instances.Add(1)
+	h.cfg.Observer.ObserveInstances(v.name, int(v.live.Add(1)))
 	return in, nil
 }
 

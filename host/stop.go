@@ -54,8 +54,7 @@ type ctxStop struct{}
 
 func (ctxStop) begin(ctx context.Context, _ *instance, d time.Duration) context.Context {
 	c, cancel := context.WithTimeout(ctx, d)
-	_ = cancel // released by end through the context's own timer; see end
-	return &cancelCtx{Context: c, cancel: cancel}
+	return &cancelCtx{Context: c, cancel: cancel} // end calls cancel
 }
 
 func (ctxStop) end(_ *instance, ctx context.Context) { ctx.(*cancelCtx).cancel() }
