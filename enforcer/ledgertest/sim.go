@@ -5,8 +5,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -133,14 +135,9 @@ func (s *sim) pickRes() *mRes {
 	}
 	id := fmt.Sprintf("s%d", s.src.Intn(s.next))
 	if s.src.Intn(4) != 0 && len(s.m.live) > 0 {
-		k := s.src.Intn(len(s.m.live))
-		for lid := range s.m.live {
-			if k == 0 {
-				id = lid
-				break
-			}
-			k--
-		}
+		// Sorted, not map order, so a seed replays exactly.
+		live := slices.Sorted(maps.Keys(s.m.live))
+		id = live[s.src.Intn(len(live))]
 	}
 	return s.m.res[id]
 }
