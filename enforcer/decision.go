@@ -73,9 +73,11 @@ func (e *Enforcer) admit(ctx context.Context, call Call, est Estimate, approved 
 	if len(policies) == 0 {
 		return d, nil
 	}
-	snap, err := e.ledger.Snapshot(ctx, call.Account)
-	if err != nil {
-		return d, fmt.Errorf("admission of %s on account %q: %w", call.Tool, call.Account, err)
+	var snap Snapshot
+	if needsBudget(policies) {
+		if snap, err = e.ledger.Snapshot(ctx, call.Account); err != nil {
+			return d, fmt.Errorf("admission of %s on account %q: %w", call.Tool, call.Account, err)
+		}
 	}
 	e.runPolicies(ctx, &d, policies, PolicyInput{Call: call, Estimate: est, Budget: snap}, approved)
 	return d, ctx.Err()
@@ -91,6 +93,20 @@ func (e *Enforcer) currentPolicies() []PolicySpec {
 		return dyn
 	}
 	return append(e.policies[:len(e.policies):len(e.policies)], dyn...)
+}
+
+// BudgetBlind is implemented by policies that never read
+// PolicyInput.Budget; when every policy in the chain is blind, admission
+// skips the ledger snapshot (a copy of labels and per-tool stats).
+type BudgetBlind interface{ BudgetBlind() bool }
+
+func needsBudget(policies []PolicySpec) bool {
+	for _, p := range policies {
+		if b, ok := p.Policy.(BudgetBlind); !ok || !b.BudgetBlind() {
+			return true
+		}
+	}
+	return false
 }
 
 func (e *Enforcer) runPolicies(ctx context.Context, d *Decision, policies []PolicySpec, in PolicyInput, approved bool) {
@@ -143,6 +159,9 @@ type MaxCostPerCall struct{ Limit Nanos }
 
 // Name is "max-cost-per-call".
 func (MaxCostPerCall) Name() string { return "max-cost-per-call" }
+
+// BudgetBlind: the per-operation maximum looks only at the estimate.
+func (MaxCostPerCall) BudgetBlind() bool { return true }
 
 // Evaluate denies with "Operation cost $0.15 exceeds limit $0.10".
 func (p MaxCostPerCall) Evaluate(_ context.Context, in PolicyInput) (PolicyResult, error) {

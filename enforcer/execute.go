@@ -91,6 +91,16 @@ func (e *Enforcer) Execute(ctx context.Context, account, tool string, params map
 	return res, err
 }
 
+// detached keeps ctx's values but not its cancellation, so settlement is
+// recorded even when the caller gave up; a context that can never be
+// cancelled is used as is (no allocation on the hot path).
+func detached(ctx context.Context) context.Context {
+	if ctx.Done() == nil {
+		return ctx
+	}
+	return context.WithoutCancel(ctx)
+}
+
 // run calls the tool; a failure or panic releases the hold.
 func (e *Enforcer) run(ctx context.Context, call Call, r Reservation, run RunFunc) (value any, err error) {
 	settled := false
@@ -98,7 +108,7 @@ func (e *Enforcer) run(ctx context.Context, call Call, r Reservation, run RunFun
 		if settled {
 			return
 		}
-		if _, relErr := e.ledger.Release(context.WithoutCancel(ctx), r.ID); relErr != nil {
+		if _, relErr := e.ledger.Release(detached(ctx), r.ID); relErr != nil {
 			e.logger.Error("release after failed tool", "reservation", r.ID, "error", relErr)
 		}
 	}()
@@ -120,7 +130,7 @@ func (e *Enforcer) settle(ctx context.Context, call Call, d Decision, r Reservat
 		actual, src = &n, CostActual
 	}
 	// The money is spent even if the caller gave up: settle regardless.
-	cr, err := e.ledger.Commit(context.WithoutCancel(ctx), r.ID, actual, src)
+	cr, err := e.ledger.Commit(detached(ctx), r.ID, actual, src)
 	if err != nil {
 		return Result{Value: value, Decision: d, Reservation: r}, fmt.Errorf("commit %s: %w", r.ID, err)
 	}
@@ -140,7 +150,7 @@ func (e *Enforcer) executeCached(ctx context.Context, call Call, o execOptions) 
 		return Result{Decision: d}, true, err
 	}
 	zero := Nanos(0)
-	cr, err := e.ledger.Commit(context.WithoutCancel(ctx), r.ID, &zero, CostCache)
+	cr, err := e.ledger.Commit(detached(ctx), r.ID, &zero, CostCache)
 	if err != nil {
 		return Result{Decision: d, Reservation: r}, true, fmt.Errorf("commit cached %s: %w", r.ID, err)
 	}
