@@ -27,7 +27,19 @@ type LoadError struct {
 }
 
 func (e *LoadError) Error() string {
-	return fmt.Sprintf("plugin %q (%s): %s: %s", e.Plugin, e.File, e.Err.Error(), e.Reason)
+	return fmt.Sprintf("plugin %q (%s): %s: %s", e.Plugin, e.File, loadSentinel(e.Err), e.Reason)
+}
+
+// loadSentinel names the refusal without repeating the cause, which
+// Reason already spells out.
+func loadSentinel(err error) string {
+	for _, s := range []error{ErrABIVersion, ErrMissingExport, ErrBadSignature, ErrUnknownImport,
+		ErrBadManifest, ErrDigestMismatch, ErrInvalidModule, ErrInit, ErrRead} {
+		if errors.Is(err, s) {
+			return s.Error()
+		}
+	}
+	return err.Error()
 }
 
 // Unwrap returns the sentinel (and its cause).

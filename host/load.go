@@ -176,7 +176,12 @@ func (v *version) start(ctx context.Context, config []byte) error {
 		v.config = []byte("{}")
 	}
 	if err := in.initialize(ictx); err != nil {
-		return &LoadError{Plugin: v.name, Reason: err.Error(), Err: fmt.Errorf("%w: %w", ErrInit, err)}
+		reason := err.Error()
+		var ce *CallError
+		if errors.As(err, &ce) {
+			reason = fmt.Sprintf("purser_init refused the config: %s (code %d): %s", abi.Code(ce.Code), ce.Code, ce.Message)
+		}
+		return &LoadError{Plugin: v.name, Reason: reason, Err: fmt.Errorf("%w: %w", ErrInit, err)}
 	}
 	ok = true
 	v.put(in, true, false)
@@ -360,7 +365,9 @@ func (in *instance) initialize(ctx context.Context) error {
 				return fmt.Errorf("purser_init result: %w", err)
 			}
 			if res.Status != abi.CodeOK {
-				return fmt.Errorf("purser_init refused the config: %s (code %d): %s", res.Status, uint32(res.Status), res.Text)
+				// A *CallError so callers can read the guest's code and message.
+				return &CallError{Plugin: v.name, Digest: v.hexDigest, Op: "init", Code: uint32(res.Status),
+					Message: string(res.Text), Err: ErrGuestError}
 			}
 		}
 	}

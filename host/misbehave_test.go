@@ -58,6 +58,12 @@ func TestLoadRefusals(t *testing.T) {
 			if le.Plugin == "" || le.File != spec.File || !strings.Contains(err.Error(), le.Plugin) || !strings.Contains(err.Error(), spec.File) {
 				t.Fatalf("error does not name plugin and file: %+v", le)
 			}
+			if c.name == "badinit" {
+				var ce *CallError
+				if !errors.As(err, &ce) || abi.Code(ce.Code) != abi.CodeBadConfig || ce.Message != "missing price table" {
+					t.Fatalf("init refusal does not carry the guest's code and message: %+v", ce)
+				}
+			}
 			for _, s := range c.reason {
 				if !strings.Contains(err.Error(), s) {
 					t.Errorf("error %q lacks %q", err, s)
