@@ -29,5 +29,5 @@ func openTemp(t testing.TB, opts enforcer.LedgerOptions, options ...sqlite.Optio
 func TestSQLiteLedgerConformance(t *testing.T) {
 	ledgertest.Run(t, func(t *testing.T, opts enforcer.LedgerOptions) enforcer.Ledger {
 		return openTemp(t, opts)
-	}, ledgertest.RunOptions{SimSteps: simSteps()})
+	}, suiteOptions())
 }

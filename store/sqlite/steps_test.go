@@ -1,12 +1,25 @@
 package sqlite_test
 
-import "testing"
+import (
+	"testing"
 
-// simSteps scales the conformance simulation to a durable store: every
-// write is an fsynced transaction, so 100,000 steps would take minutes.
-func simSteps() int {
-	if testing.Short() {
-		return 2_000
+	"github.com/purser-dev/purser/enforcer/ledgertest"
+)
+
+// suiteOptions scales the conformance suite to a durable store. Every
+// write is an fsynced transaction (about 1 ms here), so the default
+// 100,000 simulation steps would take minutes: 10,000 steps still reach
+// every account shape (12 accounts, three levels), ~1,000 reservations and
+// all terminal states including late commits. Under the race detector,
+// SQLite itself (translated C) runs several times slower, so the
+// simulation and property sequences shrink again.
+func suiteOptions() ledgertest.RunOptions {
+	o := ledgertest.RunOptions{SimSteps: 10_000}
+	if raceEnabled {
+		o.SimSteps, o.PropertySteps = 3_000, 50
 	}
-	return 10_000
+	if testing.Short() {
+		o.SimSteps = 2_000
+	}
+	return o
 }

@@ -71,9 +71,14 @@ func (w *writer) do(ctx context.Context, fn func(tx *wtx) error) error {
 		w.mu.RUnlock()
 		return fmt.Errorf("sqlite ledger %s: %w", w.path, ErrClosed)
 	}
-	w.reqs <- req // the loop drains until close, so this cannot block forever
+	select {
+	case w.reqs <- req: // the loop drains until close, so this cannot block forever
+	case <-ctx.Done():
+		w.mu.RUnlock()
+		return ctx.Err() // not queued: nothing happened
+	}
 	w.mu.RUnlock()
-	<-req.done
+	<-req.done // once queued, wait: the request may already be in a committing batch
 	return req.err
 }
 
