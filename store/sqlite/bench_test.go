@@ -79,3 +79,20 @@ func BenchmarkSQLiteReserveCommitParallel(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSQLiteCheck is the admission read (no hold) on a three-level
+// path, from the read pool while nothing is overdue.
+func BenchmarkSQLiteCheck(b *testing.B) {
+	l := benchLedger(b)
+	ctx := context.Background()
+	if _, err := l.CreateAccount(ctx, enforcer.AccountSpec{ID: "team/agent/session", Parent: "team/agent"}); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if c, err := l.Check(ctx, "team/agent/session", enforcer.USD(0, 10_000_000)); err != nil || !c.OK {
+			b.Fatal(c, err)
+		}
+	}
+}

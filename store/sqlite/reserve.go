@@ -44,7 +44,7 @@ func (l *Ledger) Check(ctx context.Context, account string, estimate enforcer.Na
 		return enforcer.BudgetCheck{}, fmt.Errorf("check %q: %w: negative estimate %s", account, enforcer.ErrInvalidAmount, estimate)
 	}
 	var bc enforcer.BudgetCheck
-	err := l.readTx(ctx, func(tx *sql.Tx) error {
+	err := l.readTx(ctx, func(tx readTx) error {
 		now := l.now()
 		path, err := scanPath(tx.QueryContext(ctx, selectPath, account))
 		if err != nil {
@@ -335,7 +335,7 @@ func (l *Ledger) release(tx *wtx, id string) (enforcer.Reservation, error) {
 
 // Reservation returns the current state of a reservation.
 func (l *Ledger) Reservation(ctx context.Context, id string) (enforcer.Reservation, error) {
-	r, found, err := scanRes(l.read.QueryRowContext(ctx, selectRes, id))
+	r, found, err := scanRes(l.readStmts[selectRes].QueryRowContext(ctx, id))
 	switch {
 	case err != nil:
 		return enforcer.Reservation{}, l.dbErr(fmt.Sprintf("reservation %q", id), err)
@@ -370,7 +370,7 @@ func (l *Ledger) Accounts(ctx context.Context) ([]enforcer.Snapshot, error) {
 // totals and the overdue holds discounted from them are consistent.
 func (l *Ledger) snapshots(ctx context.Context, account string) ([]enforcer.Snapshot, error) {
 	var out []enforcer.Snapshot
-	err := l.readTx(ctx, func(tx *sql.Tx) error {
+	err := l.readTx(ctx, func(tx readTx) error {
 		overdue, err := readOverdue(ctx, tx, l.now())
 		if err != nil {
 			return err
@@ -382,12 +382,12 @@ func (l *Ledger) snapshots(ctx context.Context, account string) ([]enforcer.Snap
 }
 
 // readTx runs fn in a read transaction on the read pool.
-func (l *Ledger) readTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+func (l *Ledger) readTx(ctx context.Context, fn func(tx readTx) error) error {
 	tx, err := l.read.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
-	err = fn(tx)
+	err = fn(readTx{tx: tx, stmts: l.readStmts})
 	return errors.Join(err, tx.Rollback()) // read-only: nothing to commit
 }
 

@@ -51,22 +51,27 @@ func scanPath(rows *sql.Rows, err error) ([]acctRow, error) {
 	return out, rows.Err()
 }
 
-// readOverdue sums the overdue holds under each account (selectOverdue).
+// readOverdue sums the overdue holds under each account (selectOverdue);
+// it returns nil, after one index probe, when nothing is overdue.
 func readOverdue(ctx context.Context, q querier, now int64) (map[string]enforcer.Nanos, error) {
+	err := q.QueryRowContext(ctx, probeOverdue, now).Scan(new(int))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
 	rows, err := q.QueryContext(ctx, selectOverdue, now)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out map[string]enforcer.Nanos
+	out := make(map[string]enforcer.Nanos)
 	for rows.Next() {
 		var id string
 		var sum enforcer.Nanos
 		if err := rows.Scan(&id, &sum); err != nil {
 			return nil, err
-		}
-		if out == nil {
-			out = make(map[string]enforcer.Nanos)
 		}
 		out[id] = sum
 	}
@@ -113,17 +118,14 @@ func (r resRow) view(now int64) enforcer.Reservation {
 	return out
 }
 
-const selectSnapshot = `SELECT id, COALESCE(parent_id, ''), limit_nanos, committed_nanos, pending_nanos, allocate_children, labels
-	FROM accounts`
-
 // readSnapshots reads accounts (all when id is "") with their tool stats,
 // discounting overdue holds (nil when there are none), sorted by id.
 func readSnapshots(ctx context.Context, q querier, id string, overdue map[string]enforcer.Nanos) ([]enforcer.Snapshot, error) {
-	where, toolWhere, args := " ORDER BY id", "", []any{}
+	accts, tools, args := selectSnapshotAll, selectToolsAll, []any{}
 	if id != "" {
-		where, toolWhere, args = " WHERE id = ?1", " WHERE account_id = ?1", []any{id}
+		accts, tools, args = selectSnapshotOne, selectToolsOne, []any{id}
 	}
-	rows, err := q.QueryContext(ctx, selectSnapshot+where, args...)
+	rows, err := q.QueryContext(ctx, accts, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +147,7 @@ func readSnapshots(ctx context.Context, q querier, id string, overdue map[string
 	if len(out) == 0 {
 		return nil, nil
 	}
-	return out, readTools(ctx, q, toolWhere, args, out, index)
+	return out, readTools(ctx, q, tools, args, out, index)
 }
 
 func scanSnapshot(rows *sql.Rows) (enforcer.Snapshot, error) {
@@ -170,8 +172,8 @@ func scanSnapshot(rows *sql.Rows) (enforcer.Snapshot, error) {
 	return s, nil
 }
 
-func readTools(ctx context.Context, q querier, where string, args []any, out []enforcer.Snapshot, index map[string]int) error {
-	rows, err := q.QueryContext(ctx, "SELECT account_id, tool, calls, spent_nanos FROM account_tools"+where, args...)
+func readTools(ctx context.Context, q querier, query string, args []any, out []enforcer.Snapshot, index map[string]int) error {
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return err
 	}

@@ -24,8 +24,9 @@ type Ledger struct {
 	thresholds []int // ascending, positive, distinct
 	retain     time.Duration
 
-	read *sql.DB // read-only pool
-	w    *writer
+	read      *sql.DB // read-only pool
+	readStmts map[string]*sql.Stmt
+	w         *writer
 }
 
 var _ enforcer.Ledger = (*Ledger)(nil)
@@ -147,7 +148,7 @@ func (l *Ledger) open(ctx context.Context, cfg config) error {
 	l.read.SetMaxOpenConns(cfg.readConns)
 	l.read.SetMaxIdleConns(cfg.readConns)
 	l.read.SetConnMaxIdleTime(0)
-	if err := l.read.PingContext(ctx); err != nil {
+	if l.readStmts, err = prepareReads(ctx, l.read); err != nil {
 		return err
 	}
 	_, err = l.Sweep(ctx)
@@ -170,6 +171,9 @@ func (l *Ledger) Close() error {
 	var errs []error
 	if l.w != nil {
 		errs = append(errs, l.w.close())
+	}
+	for _, st := range l.readStmts {
+		errs = append(errs, st.Close())
 	}
 	if l.read != nil {
 		errs = append(errs, l.read.Close())

@@ -34,7 +34,57 @@ const (
 		charged_nanos, cost_source, late`
 
 	selectRes = `SELECT ` + resColumns + ` FROM reservations WHERE id = ?1`
+
+	probeOverdue = `SELECT 1 FROM reservations WHERE state = 'pending' AND expires_at <= ?1 LIMIT 1`
+
+	snapshotColumns = `SELECT id, COALESCE(parent_id, ''), limit_nanos, committed_nanos, pending_nanos, allocate_children, labels
+		FROM accounts`
+	selectSnapshotAll = snapshotColumns + ` ORDER BY id`
+	selectSnapshotOne = snapshotColumns + ` WHERE id = ?1`
+	selectToolsAll    = `SELECT account_id, tool, calls, spent_nanos FROM account_tools`
+	selectToolsOne    = selectToolsAll + ` WHERE account_id = ?1`
 )
+
+// readQueries are prepared once on the read pool (database/sql then
+// prepares each on a connection the first time it runs there): parsing
+// the recursive queries costs more than running them.
+var readQueries = [...]string{selectPath, selectOverdue, probeOverdue, selectRes,
+	selectSnapshotAll, selectSnapshotOne, selectToolsAll, selectToolsOne}
+
+func prepareReads(ctx context.Context, db *sql.DB) (map[string]*sql.Stmt, error) {
+	out := make(map[string]*sql.Stmt, len(readQueries))
+	for _, q := range readQueries {
+		st, err := db.PrepareContext(ctx, q)
+		if err != nil {
+			for _, st := range out {
+				st.Close()
+			}
+			return nil, fmt.Errorf("prepare %q: %w", q, err)
+		}
+		out[q] = st
+	}
+	return out, nil
+}
+
+// readTx runs the read pool's prepared statements inside one transaction.
+type readTx struct {
+	tx    *sql.Tx
+	stmts map[string]*sql.Stmt
+}
+
+func (r readTx) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if st, ok := r.stmts[q]; ok {
+		return r.tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+	}
+	return r.tx.QueryContext(ctx, q, args...)
+}
+
+func (r readTx) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	if st, ok := r.stmts[q]; ok {
+		return r.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	}
+	return r.tx.QueryRowContext(ctx, q, args...)
+}
 
 // stmts are the write connection's prepared statements for the hot path.
 type stmts struct {
@@ -60,7 +110,7 @@ func prepare(ctx context.Context, conn *sql.Conn) (*stmts, error) {
 		dst **sql.Stmt
 		sql string
 	}{
-		{&s.probeOverdue, `SELECT 1 FROM reservations WHERE state = 'pending' AND expires_at <= ?1 LIMIT 1`},
+		{&s.probeOverdue, probeOverdue},
 		{&s.expireTotals, overdueCTE + `UPDATE accounts SET pending_nanos = pending_nanos - d.total
 			FROM (SELECT id, SUM(est) AS total FROM overdue GROUP BY id) AS d WHERE accounts.id = d.id`},
 		{&s.expireHolds, `UPDATE reservations SET state = 'expired', settled_at = expires_at
