@@ -30,7 +30,13 @@
 // caller gets its result only after the COMMIT is durable. A lone request
 // costs one transaction as before; under load one fsync is shared by many.
 // Reads (Snapshot, Accounts, Check, Reservation) use a separate pool of
-// read-only connections and never wait for the writer.
+// read-only connections with prepared statements and never wait for the
+// writer (WAL readers see the last committed state).
+//
+// Every check reads the account rows inside the write transaction, so a
+// second process opening the same file stays correct: BEGIN IMMEDIATE and
+// the busy timeout (WithBusyTimeout) serialise the two writers. Sharing a
+// budget across machines is store/postgres's job, not this package's.
 //
 // # Totals and expiry
 //
@@ -59,6 +65,16 @@
 // function of the two, so nothing needs storing) and delivered to the
 // Notifier by the calling goroutine after the transaction has committed,
 // never inside it.
+//
+// # Usage
+//
+//	l, err := sqlite.Open(ctx, "purser-data/ledger.db", enforcer.LedgerOptions{Notifier: n})
+//	if err != nil { ... }
+//	defer l.Close()
+//
+// Call Sweep periodically (say every minute) to mark expired holds and
+// forget settled reservations older than RetainSettled; correctness does
+// not depend on it, the file's size does.
 //
 // # Schema
 //

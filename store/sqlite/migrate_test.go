@@ -128,6 +128,11 @@ func TestOpenErrorsNameTheFile(t *testing.T) {
 			t.Errorf("open %s: %v, want an error naming the file", path, err)
 		}
 	}
+	for _, path := range []string{"", ":memory:", "file:x.db?mode=memory"} {
+		if _, err := sqlite.Open(context.Background(), path, enforcer.LedgerOptions{}); err == nil {
+			t.Errorf("open %q: accepted, want refused", path)
+		}
+	}
 	_, err := sqlite.Open(context.Background(), filepath.Join(dir, "x.db"), enforcer.LedgerOptions{}, sqlite.WithSynchronous("OFF"))
 	if err == nil || !strings.Contains(err.Error(), "OFF") {
 		t.Errorf("synchronous OFF: %v, want refused", err)

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/purser-dev/purser/enforcer"
@@ -79,7 +80,7 @@ func Open(ctx context.Context, path string, opts enforcer.LedgerOptions, options
 	for _, o := range options {
 		o(&cfg)
 	}
-	if err := cfg.validate(); err != nil {
+	if err := cfg.validate(path); err != nil {
 		return nil, fmt.Errorf("open sqlite ledger %s: %w", path, err)
 	}
 	l := newLedger(path, opts)
@@ -90,8 +91,12 @@ func Open(ctx context.Context, path string, opts enforcer.LedgerOptions, options
 	return l, nil
 }
 
-func (c config) validate() error {
+func (c config) validate(path string) error {
 	switch {
+	case path == "" || path == ":memory:" || strings.HasPrefix(path, "file:"):
+		// The writer and the read pool are separate connections, which
+		// would each get their own private in-memory database.
+		return fmt.Errorf("path %q: want a file path (for an in-memory ledger use enforcer.NewMemoryLedger)", path)
 	case c.sync != SyncFull && c.sync != SyncNormal:
 		return fmt.Errorf("synchronous %q: want FULL or NORMAL", c.sync)
 	case c.maxBatch < 1:

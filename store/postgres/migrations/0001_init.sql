@@ -1,0 +1,278 @@
+-- 0001: accounts, per-tool stats, reservations, and the functions that
+-- reserve, commit and release in one round trip.
+--
+-- Money is BIGINT nano-USD; instants are BIGINT Unix nanoseconds (on the
+-- database's clock unless the caller passes its own "now").
+--
+-- Locking: every write to a tree (a root account and its descendants)
+-- first locks the root's row (FOR NO KEY UPDATE). A hold or a charge
+-- touches the root's totals anyway, so this costs no concurrency, and it
+-- makes every other row of the tree safe to read and write in any order:
+-- two writers of one tree never hold locks the other waits for. A batch
+-- touching several trees locks their roots in id order, so batches cannot
+-- deadlock either.
+
+CREATE TABLE accounts (
+    id                TEXT    NOT NULL PRIMARY KEY,
+    parent_id         TEXT    REFERENCES accounts (id),
+    root_id           TEXT    NOT NULL, -- the tree's root (the account itself for a root)
+    path              TEXT[]  NOT NULL, -- the account, then each ancestor up to the root (fixed at creation)
+    limit_nanos       BIGINT  CHECK (limit_nanos IS NULL OR limit_nanos >= 0), -- NULL: unlimited
+    -- Totals of the account and all its descendants, kept in the same
+    -- transaction as the reservation rows they summarise, so a budget check
+    -- reads O(depth) rows. pending_nanos still includes holds past their
+    -- expiry until a write to the tree expires them; readers subtract those.
+    committed_nanos   BIGINT  NOT NULL DEFAULT 0 CHECK (committed_nanos >= 0),
+    pending_nanos     BIGINT  NOT NULL DEFAULT 0 CHECK (pending_nanos >= 0),
+    allocate_children BOOLEAN NOT NULL DEFAULT false, -- supervisor: children's fixed limits fit in ours
+    labels            TEXT    NOT NULL DEFAULT '{}',  -- JSON object of strings
+    created_at        BIGINT  NOT NULL
+);
+
+CREATE INDEX accounts_parent ON accounts (parent_id);
+
+-- Committed calls per tool, rolled up: one row per (account, tool) for the
+-- account charged and each of its ancestors.
+CREATE TABLE account_tools (
+    account_id  TEXT   NOT NULL,
+    tool        TEXT   NOT NULL,
+    calls       BIGINT NOT NULL,
+    spent_nanos BIGINT NOT NULL,
+    PRIMARY KEY (account_id, tool)
+);
+
+-- No foreign key to accounts: the functions below check the account under
+-- the tree lock, and a key check per hold would only add work.
+CREATE TABLE reservations (
+    id             TEXT    NOT NULL PRIMARY KEY, -- chosen by the caller
+    account_id     TEXT    NOT NULL,
+    root_id        TEXT    NOT NULL, -- the account's tree, whose root row is the lock
+    path           TEXT[]  NOT NULL, -- the account's path, copied so expiry needs no join
+    tool           TEXT    NOT NULL,
+    estimate_nanos BIGINT  NOT NULL CHECK (estimate_nanos >= 0),
+    ttl_nanos      BIGINT  NOT NULL CHECK (ttl_nanos > 0), -- kept to tell a retry from a conflict
+    state          TEXT    NOT NULL CHECK (state IN ('pending', 'committed', 'released', 'expired')),
+    created_at     BIGINT  NOT NULL,
+    expires_at     BIGINT  NOT NULL,
+    settled_at     BIGINT, -- NULL while pending; expires_at for an expired hold
+    charged_nanos  BIGINT  NOT NULL DEFAULT 0,
+    cost_source    TEXT    NOT NULL DEFAULT '',
+    late           BOOLEAN NOT NULL DEFAULT false
+);
+
+-- Live holds of a tree by expiry: finds overdue holds (to expire or to
+-- discount) with one index probe when there are none.
+CREATE INDEX reservations_pending_expiry ON reservations (root_id, expires_at) WHERE state = 'pending';
+
+-- Settled reservations by settling time, for retention.
+CREATE INDEX reservations_settled ON reservations (settled_at) WHERE state <> 'pending';
+
+-- purser_now is p_now, or the database's clock when p_now is NULL.
+-- clock_timestamp() (not now()) so the time is read after the tree lock was
+-- taken: successive writers of one tree see increasing times.
+CREATE FUNCTION purser_now(p_now BIGINT) RETURNS BIGINT LANGUAGE sql VOLATILE AS $$
+    SELECT COALESCE(p_now, (extract(epoch FROM clock_timestamp()) * 1000000000)::BIGINT)
+$$;
+
+-- purser_expire_tree marks the tree's holds overdue at p_now as expired and
+-- takes them off every total on their path. The caller holds the root lock.
+CREATE FUNCTION purser_expire_tree(p_root TEXT, p_now BIGINT) RETURNS INT LANGUAGE plpgsql AS $$
+DECLARE
+    n INT;
+BEGIN
+    PERFORM 1 FROM reservations WHERE root_id = p_root AND state = 'pending' AND expires_at <= p_now LIMIT 1;
+    IF NOT FOUND THEN
+        RETURN 0;
+    END IF;
+    WITH gone AS (
+        UPDATE reservations SET state = 'expired', settled_at = expires_at
+        WHERE root_id = p_root AND state = 'pending' AND expires_at <= p_now
+        RETURNING path, estimate_nanos
+    ), totals AS (
+        SELECT p.id, sum(g.estimate_nanos)::BIGINT AS total
+        FROM gone g CROSS JOIN LATERAL unnest(g.path) AS p(id)
+        GROUP BY p.id
+    ), upd AS (
+        UPDATE accounts a SET pending_nanos = a.pending_nanos - t.total FROM totals t WHERE a.id = t.id RETURNING 1
+    )
+    SELECT count(*) INTO n FROM gone;
+    RETURN n;
+END
+$$;
+
+-- purser_lock_trees locks the root rows of p_roots in id order.
+CREATE FUNCTION purser_lock_trees(p_roots TEXT[]) RETURNS INT LANGUAGE sql AS $$
+    SELECT count(*)::INT FROM (SELECT 1 FROM accounts WHERE id = ANY(p_roots) ORDER BY id FOR NO KEY UPDATE) locked
+$$;
+
+-- purser_apply runs a batch of reserve, commit and release operations in
+-- one transaction (the caller's statement) and returns one row per
+-- operation, in order. Refusals are statuses, not exceptions, so one
+-- refused operation does not undo the others:
+--
+--   ok                 done; r_* is the reservation now
+--   exists             reserve: the id exists; r_* is that reservation (same or conflicting fields)
+--   account_not_found  reserve: no such account
+--   not_found          commit/release: no such reservation
+--   settled            commit/release: r_* is already settled (commit may be an idempotent repeat)
+--   denied             reserve: d_* is the tightest account (InsufficientBudgetError)
+--   overflow           a total on d_account would pass 2^63-1
+--
+-- For a commit, a_* list the accounts charged with their new committed
+-- totals and limits, from which the caller derives threshold alerts: the
+-- rows were updated under the tree lock, so each crossing is seen by
+-- exactly one transaction even when several hosts commit at once.
+--
+-- p_amount is the estimate for a reserve, the actual cost for a commit
+-- (NULL: the estimate). p_ttl is in nanoseconds.
+CREATE FUNCTION purser_apply(
+    p_now BIGINT, p_kind TEXT[], p_id TEXT[], p_account TEXT[], p_tool TEXT[],
+    p_amount BIGINT[], p_ttl BIGINT[], p_source TEXT[])
+RETURNS TABLE (
+    op INT, status TEXT, now_ns BIGINT,
+    r_id TEXT, r_account TEXT, r_tool TEXT, r_estimate BIGINT, r_ttl BIGINT, r_state TEXT,
+    r_created BIGINT, r_expires BIGINT, r_settled BIGINT, r_charged BIGINT, r_source TEXT, r_late BOOLEAN,
+    d_account TEXT, d_remaining BIGINT, d_overdrawn BOOLEAN,
+    a_ids TEXT[], a_committed BIGINT[], a_limits BIGINT[])
+LANGUAGE plpgsql AS $$
+DECLARE
+    max_nanos CONSTANT NUMERIC := 9223372036854775807;
+    min_nanos CONSTANT NUMERIC := -9223372036854775808;
+    v_roots TEXT[];
+    v_root TEXT;
+    v_path TEXT[];
+    v_now BIGINT;
+    v_rem BIGINT;
+    v_charge BIGINT;
+    v_pending BOOLEAN;
+    v_over TEXT;
+    r reservations%ROWTYPE;
+    a RECORD;
+BEGIN
+    SELECT array_agg(DISTINCT x.root ORDER BY x.root) INTO v_roots FROM (
+        SELECT ac.root_id AS root FROM unnest(p_kind, p_account) AS o(kind, acct)
+            JOIN accounts ac ON ac.id = o.acct WHERE o.kind = 'reserve'
+        UNION ALL
+        SELECT rs.root_id FROM unnest(p_kind, p_id) AS o(kind, id)
+            JOIN reservations rs ON rs.id = o.id WHERE o.kind <> 'reserve'
+    ) x;
+    v_roots := COALESCE(v_roots, '{}');
+    PERFORM purser_lock_trees(v_roots);
+    v_now := purser_now(p_now);
+    FOREACH v_root IN ARRAY v_roots LOOP
+        PERFORM purser_expire_tree(v_root, v_now);
+    END LOOP;
+
+    FOR i IN 1 .. COALESCE(array_length(p_kind, 1), 0) LOOP
+        op := i - 1; status := 'ok'; now_ns := v_now;
+        r_id := NULL; r_account := NULL; r_tool := NULL; r_estimate := NULL; r_ttl := NULL; r_state := NULL;
+        r_created := NULL; r_expires := NULL; r_settled := NULL; r_charged := NULL; r_source := NULL; r_late := NULL;
+        d_account := NULL; d_remaining := NULL; d_overdrawn := NULL;
+        a_ids := NULL; a_committed := NULL; a_limits := NULL;
+
+        IF p_kind[i] = 'reserve' THEN
+            SELECT ac.root_id, ac.path INTO v_root, v_path FROM accounts ac WHERE ac.id = p_account[i];
+            IF NOT FOUND OR NOT (v_root = ANY(v_roots)) THEN
+                -- (an account created after this batch began is not visible to it)
+                status := 'account_not_found';
+                RETURN NEXT;
+                CONTINUE;
+            END IF;
+            SELECT * INTO r FROM reservations WHERE id = p_id[i];
+            IF NOT FOUND THEN
+                -- The budget check: the tightest account on the path, an
+                -- overdrawn one first (it refuses everything).
+                d_account := v_path[1]; d_remaining := max_nanos; d_overdrawn := false; v_over := NULL;
+                FOR a IN SELECT x.id, x.limit_nanos, x.committed_nanos, x.pending_nanos
+                         FROM unnest(v_path) WITH ORDINALITY AS p(id, ord) JOIN accounts x ON x.id = p.id
+                         ORDER BY p.ord LOOP
+                    IF v_over IS NULL AND a.pending_nanos::NUMERIC + p_amount[i] > max_nanos THEN
+                        v_over := a.id;
+                    END IF;
+                    CONTINUE WHEN a.limit_nanos IS NULL;
+                    v_rem := greatest(a.limit_nanos::NUMERIC - a.committed_nanos - a.pending_nanos, min_nanos)::BIGINT;
+                    IF a.committed_nanos > a.limit_nanos AND NOT d_overdrawn THEN
+                        d_account := a.id; d_remaining := v_rem; d_overdrawn := true;
+                    ELSIF NOT d_overdrawn AND v_rem < d_remaining THEN
+                        d_account := a.id; d_remaining := v_rem;
+                    END IF;
+                END LOOP;
+                IF d_overdrawn OR p_amount[i] > d_remaining THEN
+                    status := 'denied';
+                    RETURN NEXT;
+                    CONTINUE;
+                END IF;
+                d_account := NULL; d_remaining := NULL; d_overdrawn := NULL;
+                IF v_over IS NOT NULL THEN
+                    status := 'overflow'; d_account := v_over;
+                    RETURN NEXT;
+                    CONTINUE;
+                END IF;
+                INSERT INTO reservations (id, account_id, root_id, path, tool, estimate_nanos, ttl_nanos, state, created_at, expires_at)
+                    VALUES (p_id[i], p_account[i], v_root, v_path, p_tool[i], p_amount[i], p_ttl[i], 'pending', v_now, v_now + p_ttl[i])
+                    ON CONFLICT (id) DO NOTHING;
+                IF FOUND THEN
+                    UPDATE accounts SET pending_nanos = pending_nanos + p_amount[i] WHERE id = ANY(v_path);
+                    r_id := p_id[i]; r_account := p_account[i]; r_tool := p_tool[i]; r_estimate := p_amount[i];
+                    r_ttl := p_ttl[i]; r_state := 'pending'; r_created := v_now; r_expires := v_now + p_ttl[i];
+                    r_charged := 0; r_source := ''; r_late := false;
+                    RETURN NEXT;
+                    CONTINUE;
+                END IF;
+                -- A reserve of the same id on another tree committed first.
+                SELECT * INTO r FROM reservations WHERE id = p_id[i];
+                IF NOT FOUND THEN
+                    RAISE EXCEPTION 'reservation % vanished during a concurrent reserve', p_id[i] USING ERRCODE = '40001';
+                END IF;
+            END IF;
+            status := 'exists';
+        ELSE
+            SELECT * INTO r FROM reservations WHERE id = p_id[i] FOR UPDATE;
+            IF NOT FOUND OR NOT (r.root_id = ANY(v_roots)) THEN
+                status := 'not_found';
+                RETURN NEXT;
+                CONTINUE;
+            END IF;
+            IF r.state IN ('committed', 'released') OR (p_kind[i] = 'release' AND r.state <> 'pending') THEN
+                status := 'settled';
+            ELSIF p_kind[i] = 'release' THEN
+                UPDATE reservations SET state = 'released', settled_at = v_now WHERE id = r.id
+                    RETURNING * INTO r;
+                UPDATE accounts SET pending_nanos = pending_nanos - r.estimate_nanos WHERE id = ANY(r.path);
+            ELSE
+                v_charge := COALESCE(p_amount[i], r.estimate_nanos);
+                SELECT x.id INTO v_over FROM accounts x
+                    WHERE x.id = ANY(r.path) AND x.committed_nanos::NUMERIC + v_charge > max_nanos
+                    ORDER BY array_position(r.path, x.id) LIMIT 1;
+                IF FOUND THEN
+                    status := 'overflow'; d_account := v_over;
+                    RETURN NEXT;
+                    CONTINUE;
+                END IF;
+                v_pending := r.state = 'pending';
+                UPDATE reservations SET state = 'committed', settled_at = v_now, charged_nanos = v_charge,
+                        cost_source = p_source[i], late = NOT v_pending
+                    WHERE id = r.id RETURNING * INTO r;
+                WITH u AS (
+                    UPDATE accounts SET committed_nanos = committed_nanos + v_charge,
+                            pending_nanos = pending_nanos - CASE WHEN v_pending THEN r.estimate_nanos ELSE 0 END
+                        WHERE id = ANY(r.path)
+                        RETURNING id, committed_nanos, limit_nanos
+                )
+                SELECT array_agg(u.id), array_agg(u.committed_nanos), array_agg(u.limit_nanos)
+                    INTO a_ids, a_committed, a_limits FROM u;
+                IF r.tool <> '' THEN
+                    INSERT INTO account_tools (account_id, tool, calls, spent_nanos)
+                        SELECT p.id, r.tool, 1, v_charge FROM unnest(r.path) AS p(id)
+                        ON CONFLICT (account_id, tool) DO UPDATE
+                        SET calls = account_tools.calls + 1, spent_nanos = account_tools.spent_nanos + excluded.spent_nanos;
+                END IF;
+            END IF;
+        END IF;
+        r_id := r.id; r_account := r.account_id; r_tool := r.tool; r_estimate := r.estimate_nanos; r_ttl := r.ttl_nanos;
+        r_state := r.state; r_created := r.created_at; r_expires := r.expires_at; r_settled := r.settled_at;
+        r_charged := r.charged_nanos; r_source := r.cost_source; r_late := r.late;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
