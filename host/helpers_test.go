@@ -46,6 +46,11 @@ func (s *syncBuffer) String() string {
 func newTestHost(t testing.TB, cfg Config) (*Host, *syncBuffer) {
 	t.Helper()
 	logs := &syncBuffer{}
+	if cfg.Limits.CallTimeout == 0 {
+		// Generous: a loaded 2-core CI machine shows 50-130 ms stalls even
+		// for trivial calls; tests that want timeouts set their own.
+		cfg.Limits.CallTimeout = 10 * time.Second
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "test", Output: logs, Level: hclog.Trace})
 	}

@@ -184,7 +184,8 @@ func (v *version) start(ctx context.Context, config []byte) error {
 		return &LoadError{Plugin: v.name, Reason: reason, Err: fmt.Errorf("%w: %w", ErrInit, err)}
 	}
 	ok = true
-	v.put(in, true, false)
+	v.pool.live++ // the smoke-test instance takes the first slot
+	v.put(in, true)
 	return nil
 }
 

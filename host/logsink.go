@@ -2,20 +2,17 @@ package host
 
 import (
 	"bytes"
-	"sync"
 
 	"github.com/hashicorp/go-hclog"
 )
 
 // logSink forwards one instance's log import, stdout and stderr to the
-// plugin's logger under a per-call byte budget. An instance runs one call
-// at a time, but wazero may write stdout from the calling goroutine while
-// the host resets the budget from another, so a mutex keeps it simple.
+// plugin's logger under a per-call byte budget. It needs no lock: an
+// instance serves one call at a time, host functions (log, fd_write) run on
+// the calling goroutine, and the pool's mutex orders successive callers.
 type logSink struct {
-	logger hclog.Logger
-	limit  int
-
-	mu        sync.Mutex
+	logger    hclog.Logger
+	limit     int
 	remaining int
 	truncated bool
 }
@@ -25,17 +22,11 @@ func newLogSink(l hclog.Logger, limit int) *logSink {
 }
 
 // reset starts a new call's budget.
-func (s *logSink) reset() {
-	s.mu.Lock()
-	s.remaining, s.truncated = s.limit, false
-	s.mu.Unlock()
-}
+func (s *logSink) reset() { s.remaining, s.truncated = s.limit, false }
 
 // take reserves up to n bytes of budget and returns how many were granted,
 // logging the truncation once.
 func (s *logSink) take(n int) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if n <= s.remaining {
 		s.remaining -= n
 		return n
@@ -49,23 +40,18 @@ func (s *logSink) take(n int) int {
 	return granted
 }
 
-func (s *logSink) emit(level hclog.Level, msg string) {
-	s.logger.Log(level, msg)
-}
+func (s *logSink) emit(level hclog.Level, msg string) { s.logger.Log(level, msg) }
 
 // stream is a guest's stdout or stderr: it logs whole lines.
 type stream struct {
 	sink  *logSink
 	level hclog.Level
-	mu    sync.Mutex
 	line  []byte
 }
 
 func (w *stream) Write(p []byte) (int, error) {
 	n := len(p)
 	take := w.sink.take(n)
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	w.line = append(w.line, p[:take]...)
 	for {
 		i := bytes.IndexByte(w.line, '\n')
@@ -84,8 +70,6 @@ func (w *stream) Write(p []byte) (int, error) {
 
 // flush logs a partial line left at the end of a call.
 func (w *stream) flush() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	if len(w.line) > 0 {
 		w.sink.emit(w.level, string(w.line))
 		w.line = w.line[:0]

@@ -79,7 +79,7 @@ func TestLoadRefusals(t *testing.T) {
 func TestMisbehavingCalls(t *testing.T) {
 	h, logs := newTestHost(t, Config{Limits: Limits{CallTimeout: 200 * time.Millisecond, InstancesMax: 1}})
 	checkNoLeaks(t, h)
-	good := load(t, h, "estimator", Spec{})
+	good := load(t, h, "estimator", Spec{Limits: Limits{CallTimeout: 10 * time.Second}})
 	defer good.Close()
 	cases := []struct {
 		name     string
@@ -107,7 +107,11 @@ func TestMisbehavingCalls(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name+"/"+c.tool, func(t *testing.T) {
-			p := load(t, h, c.name, Spec{Limits: Limits{CallTimeout: c.timeout}})
+			timeout := c.timeout
+			if timeout == 0 && c.want != ErrTimeout {
+				timeout = 10 * time.Second // only timeout cases use the host's 200 ms
+			}
+			p := load(t, h, c.name, Spec{Limits: Limits{CallTimeout: timeout}})
 			defer p.Close()
 			stopGC := gcWhileCalling(t, good)
 			_, _, err := p.Estimate(context.Background(), estReq(c.tool))
@@ -205,7 +209,7 @@ func TestGCCompletesWhileGuestLoops(t *testing.T) {
 			_, _, err := p.Estimate(ctx, estReq("loop"))
 			errc <- err
 		}()
-		eventually(t, "the guest to start looping", func() bool { return p.Stats().Instances == 1 && len(p.cur.Load().slots) == 1 })
+		eventually(t, "the guest to start looping", func() bool { return p.Stats().Instances == 1 && p.cur.Load().pool.busy() == 1 })
 		time.Sleep(20 * time.Millisecond) // let it enter the loop; not an assertion
 		gcDone := make(chan struct{})
 		go func() { runtime.GC(); close(gcDone) }()
@@ -370,7 +374,7 @@ func TestCallerDeadlineWhileWaitingForInstance(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { _, _, err := p.Estimate(ctx, estReq("x")); errc <- err }()
-	eventually(t, "the first call to hold the instance", func() bool { return len(p.cur.Load().slots) == 1 })
+	eventually(t, "the first call to hold the instance", func() bool { return p.cur.Load().pool.busy() == 1 })
 	short, cancel2 := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel2()
 	if _, _, err := p.Estimate(short, estReq("x")); !errors.Is(err, context.DeadlineExceeded) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -33,14 +32,12 @@ type version struct {
 	owner *Plugin      // for counters; nil while a load is being smoke-tested
 	refs  atomic.Int64 // 1 for the owner (Plugin) + 1 per call in flight
 	live  atomic.Int64 // live instances
-	slots chan struct{}
-	mu    sync.Mutex
-	idle  []*instance
+	pool  pool
 }
 
 func newVersion(h *Host, spec *Spec, ce *compiledEntry, digest [32]byte, hexDigest string, limits Limits) *version {
 	v := &version{h: h, compiled: ce, digest: digest, hexDigest: hexDigest, limits: limits,
-		slots: make(chan struct{}, limits.InstancesMax), loadedAt: time.Now()}
+		pool: pool{max: limits.InstancesMax}, loadedAt: time.Now()}
 	v.refs.Store(1)
 	v.setName(spec.provisionalName())
 	return v
@@ -73,38 +70,21 @@ func (v *version) unref() {
 }
 
 func (v *version) close() {
-	v.mu.Lock()
-	idle := v.idle
-	v.idle = nil
-	v.mu.Unlock()
-	for _, in := range idle {
+	for _, in := range v.pool.drain() {
 		in.close()
 	}
 	v.h.releaseCompiled(context.Background(), v.digest, v.limits.MemoryPagesMax)
 }
 
-// get takes an instance slot and an instance, creating one if none is idle.
+// get takes an idle instance or creates one, waiting for a free slot.
 func (v *version) get(ctx context.Context) (*instance, error) {
-	select {
-	case v.slots <- struct{}{}:
-	default:
-		select {
-		case v.slots <- struct{}{}:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+	in, create, err := v.pool.get(ctx)
+	if err != nil || !create {
+		return in, err
 	}
-	v.mu.Lock()
-	if n := len(v.idle); n > 0 {
-		in := v.idle[n-1]
-		v.idle = v.idle[:n-1]
-		v.mu.Unlock()
-		return in, nil
-	}
-	v.mu.Unlock()
-	in, err := v.newInstance(ctx)
+	in, err = v.newInstance(ctx)
 	if err != nil {
-		<-v.slots
+		v.pool.release()
 		return nil, err
 	}
 	return in, nil
@@ -130,16 +110,13 @@ func (v *version) newInstance(ctx context.Context) (*instance, error) {
 }
 
 // put returns an instance to the pool, or closes it when it misbehaved.
-func (v *version) put(in *instance, ok, holdsSlot bool) {
-	if ok {
-		v.mu.Lock()
-		v.idle = append(v.idle, in)
-		v.mu.Unlock()
-	} else {
-		in.close()
+func (v *version) put(in *instance, ok bool) {
+	if ok && v.pool.put(in) {
+		return
 	}
-	if holdsSlot {
-		<-v.slots
+	in.close()
+	if !ok {
+		v.pool.release()
 	}
 }
 
@@ -284,7 +261,7 @@ func (p *Plugin) runOnce(ctx context.Context, o op, est *abi.EstimateRequest, ad
 	if err != nil {
 		kind, msg := classify(ctx, cctx, err)
 		p.h.stop.end(in, cctx)
-		v.put(in, false, true)
+		v.put(in, false)
 		if kind == ErrTrap {
 			v.logger.Debug("guest trapped", "op", o.String(), "error", err.Error())
 		}
@@ -293,13 +270,13 @@ func (p *Plugin) runOnce(ctx context.Context, o op, est *abi.EstimateRequest, ad
 	p.h.stop.end(in, cctx)
 	if res.Status != abi.CodeOK {
 		msg := string(res.Text)
-		v.put(in, true, true)
+		v.put(in, true)
 		return res, v, p.fail(v, o, ErrGuestError, uint32(res.Status), msg)
 	}
 	if len(res.Text) > 0 {
 		res.Text = append([]byte(nil), res.Text...) // guest memory is reused by the next call
 	}
-	v.put(in, true, true)
+	v.put(in, true)
 	p.succeed(v)
 	return res, v, nil
 }
