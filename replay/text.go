@@ -1,0 +1,124 @@
+package replay
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+)
+
+// WriteText prints the report for people.
+func (r *Report) WriteText(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Replayed %d traces: %d steps (%d LLM calls, %d tool calls)", r.Traces, r.Steps, r.LLMCalls, r.ToolCalls)
+	if r.SkippedLines > 0 {
+		fmt.Fprintf(&b, "; %d unparseable lines skipped", r.SkippedLines)
+	}
+	b.WriteString("\n")
+	b.WriteString("Tool calls by tool: " + toolCounts(r.CallsByTool) + "\n\n")
+	fmt.Fprintf(&b, "Admitted %d, denied %d, asked %d (asks are not approved: not run, not charged)\n", r.Admitted, r.Denied, r.Asked)
+	if r.Budget != nil {
+		fmt.Fprintf(&b, "Spent %s of %s budget, %s remaining", r.Spent, *r.Budget, *r.Remaining)
+	} else {
+		fmt.Fprintf(&b, "Spent %s (no budget)", r.Spent)
+	}
+	if r.Overdrawn {
+		b.WriteString(" - OVERDRAWN")
+	}
+	b.WriteString("\n")
+	r.writeDenials(&b)
+	r.writeAlerts(&b)
+	r.writeTop(&b)
+	r.writeAccuracy(&b)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func toolCounts(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if m[keys[i]] != m[keys[j]] {
+			return m[keys[i]] > m[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d", k, m[k])
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (r *Report) writeDenials(b *strings.Builder) {
+	if len(r.FirstDenials) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "\nFirst denial per trace (%d traces):\n", len(r.FirstDenials))
+	const shown = 20
+	for i, d := range r.FirstDenials {
+		if i == shown {
+			fmt.Fprintf(b, "  ... and %d more (see --json)\n", len(r.FirstDenials)-shown)
+			break
+		}
+		fmt.Fprintf(b, "  %s step %d %s: %s\n", d.Trace, d.Step, d.Tool, d.Reason)
+	}
+}
+
+func (r *Report) writeAlerts(b *strings.Builder) {
+	if len(r.Alerts) == 0 {
+		b.WriteString("\nNo threshold alerts fired.\n")
+		return
+	}
+	fmt.Fprintf(b, "\nThreshold alerts (%d):\n", len(r.Alerts))
+	const shown = 20
+	for i, a := range r.Alerts {
+		if i == shown {
+			fmt.Fprintf(b, "  ... and %d more (see --json)\n", len(r.Alerts)-shown)
+			break
+		}
+		what := fmt.Sprintf("%d%%", a.ThresholdPct)
+		if a.Overdrawn {
+			what = "overdrawn"
+		}
+		fmt.Fprintf(b, "  step %d  %-8s %-9s %s: %s of %s\n", a.Step, a.Level, what, a.Account, a.Committed, a.Limit)
+	}
+}
+
+func (r *Report) writeTop(b *strings.Builder) {
+	if len(r.TopCosts) == 0 {
+		return
+	}
+	b.WriteString("\nTop costs:\n")
+	tw := tabwriter.NewWriter(b, 2, 4, 2, ' ', 0)
+	for _, c := range r.TopCosts {
+		fmt.Fprintf(tw, "  %s\tstep %d\t%s\tcharged %s\testimate %s\n", c.Trace, c.Step, c.Tool, c.Charged, c.Estimate)
+	}
+	tw.Flush()
+}
+
+func (r *Report) writeAccuracy(b *strings.Builder) {
+	a := r.Accuracy
+	fmt.Fprintf(b, "\nEstimator accuracy (%d steps with an actual cost; %d charged their estimate are left out):\n",
+		a.Overall.Calls, a.Unmeasured)
+	tw := tabwriter.NewWriter(b, 2, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "  \tcalls\testimate\tactual\test/act\tmedian |err|\tp90 |err|\tmedian err\tunder-estimated\t")
+	line := func(label string, row AccuracyRow) {
+		fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%.2fx\t%s\t%s\t%s\t%s (%d)\t\n", label, row.Calls, row.Estimate, row.Actual, row.Ratio,
+			pct(row.MedianAbsRelErr), pct(row.P90AbsRelErr), pct(row.MedianRelErr), pct(row.UnderShare), row.Under)
+	}
+	line("all", a.Overall)
+	for _, row := range a.ByTool {
+		line("tool "+row.Key, row)
+	}
+	for _, row := range a.BySource {
+		line("source "+row.Key, row)
+	}
+	tw.Flush()
+}
