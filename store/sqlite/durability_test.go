@@ -96,9 +96,6 @@ type acked struct {
 // reopens the file and checks that every acknowledged commit and hold is
 // there and that the denormalised totals equal the sums over reservations.
 func TestKillDuringLoad(t *testing.T) {
-	if testing.Short() {
-		t.Skip("spawns a child process")
-	}
 	path := filepath.Join(t.TempDir(), "crash.db")
 	setupCrashDB(t, path)
 

@@ -12,11 +12,12 @@ import (
 // every account shape (12 accounts, three levels), ~1,000 reservations and
 // all terminal states including late commits. Under the race detector,
 // SQLite itself (translated C) runs several times slower, so the
-// simulation and property sequences shrink again.
+// simulation, property sequences and hammers shrink again (400
+// goroutines still make every hammer's exact checks apply).
 func suiteOptions() ledgertest.RunOptions {
 	o := ledgertest.RunOptions{SimSteps: 10_000}
 	if raceEnabled {
-		o.SimSteps, o.PropertySteps = 3_000, 50
+		o.SimSteps, o.PropertySteps, o.Goroutines = 3_000, 50, 400
 	}
 	if testing.Short() {
 		o.SimSteps = 2_000

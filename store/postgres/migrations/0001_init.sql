@@ -259,7 +259,9 @@ BEGIN
                         WHERE id = ANY(r.path)
                         RETURNING id, committed_nanos, limit_nanos
                 )
-                SELECT array_agg(u.id), array_agg(u.committed_nanos), array_agg(u.limit_nanos)
+                SELECT array_agg(u.id ORDER BY array_position(r.path, u.id)),
+                       array_agg(u.committed_nanos ORDER BY array_position(r.path, u.id)),
+                       array_agg(u.limit_nanos ORDER BY array_position(r.path, u.id))
                     INTO a_ids, a_committed, a_limits FROM u;
                 IF r.tool <> '' THEN
                     INSERT INTO account_tools (account_id, tool, calls, spent_nanos)

@@ -1,0 +1,252 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// batcher runs reserve, commit and release operations. Requests queue on
+// reqs; each of a few writer goroutines takes whatever has queued (up to
+// maxBatch) and runs it as one call of purser_apply: one round trip and one
+// transaction (one WAL flush) for the whole batch. Under load a hot tree's
+// root row is then locked once per batch instead of once per operation,
+// which is what lets one hot account take thousands of holds a second.
+type batcher struct {
+	l   *Ledger
+	cfg config
+
+	mu     sync.RWMutex // guards closed and sending on reqs against close
+	closed bool
+	reqs   chan *op
+	wg     sync.WaitGroup
+}
+
+// op is one operation; the caller reads res only after done is closed and
+// err is nil.
+type op struct {
+	ctx     context.Context
+	kind    string // reserve, commit, release
+	id      string
+	account string // reserve
+	tool    string // reserve
+	amount  *int64 // reserve: estimate; commit: actual (nil: the estimate)
+	ttl     int64  // reserve, nanoseconds
+	source  string // commit
+	res     opResult
+	err     error
+	done    chan struct{}
+}
+
+// opResult is purser_apply's row for one operation.
+type opResult struct {
+	status     string
+	now        int64
+	r          resRow
+	hasRes     bool
+	dAccount   string
+	dRemaining int64
+	dOverdrawn bool
+	aIDs       []string
+	aCommitted []int64
+	aLimits    []pgtype.Int8
+}
+
+func newBatcher(l *Ledger, cfg config) *batcher {
+	b := &batcher{l: l, cfg: cfg, reqs: make(chan *op, 4*cfg.maxBatch*cfg.writers)}
+	for range cfg.writers {
+		b.wg.Add(1)
+		go b.loop()
+	}
+	return b
+}
+
+// do queues o and waits for its batch to finish.
+func (b *batcher) do(o *op) error {
+	o.done = make(chan struct{})
+	b.mu.RLock()
+	if b.closed {
+		b.mu.RUnlock()
+		return ErrClosed
+	}
+	b.reqs <- o // writers drain until close, so this cannot block forever
+	b.mu.RUnlock()
+	<-o.done
+	return o.err
+}
+
+func (b *batcher) close() {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return
+	}
+	b.closed = true
+	close(b.reqs)
+	b.mu.Unlock()
+	b.wg.Wait()
+}
+
+func (b *batcher) loop() {
+	defer b.wg.Done()
+	batch := make([]*op, 0, b.cfg.maxBatch)
+	for first := range b.reqs {
+		batch = append(batch[:0], first)
+	fill:
+		for len(batch) < b.cfg.maxBatch {
+			select {
+			case o, ok := <-b.reqs:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, o)
+			default:
+				break fill
+			}
+		}
+		b.run(batch)
+		for i, o := range batch {
+			close(o.done)
+			batch[i] = nil
+		}
+	}
+}
+
+// run executes one batch. An operation whose caller gave up before its
+// turn is skipped. If the batch fails with an error the server raised (a
+// constraint, say), each operation is run alone so only the guilty one
+// fails; a connection failure fails them all (fail closed).
+func (b *batcher) run(batch []*op) {
+	live := batch[:0:0]
+	for _, o := range batch {
+		if o.err = o.ctx.Err(); o.err == nil {
+			live = append(live, o)
+		}
+	}
+	if len(live) == 0 {
+		return
+	}
+	err := b.apply(live)
+	if err == nil {
+		return
+	}
+	var pgErr *pgconn.PgError
+	if len(live) > 1 && errors.As(err, &pgErr) {
+		for _, o := range live {
+			o.err = b.apply([]*op{o})
+		}
+		return
+	}
+	for _, o := range live {
+		o.err = err
+	}
+}
+
+// apply runs ops in one transaction, retrying serialization failures and
+// deadlocks (and a connection that died before the statement was sent)
+// with jittered exponential backoff, so none reaches a client unless it
+// persists past cfg.retries.
+func (b *batcher) apply(ops []*op) error {
+	for attempt := 0; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), b.cfg.opTimeout)
+		err := b.exec(ctx, ops)
+		cancel()
+		if err == nil || !b.retryable(err, attempt) {
+			return err
+		}
+		backoff(attempt)
+	}
+}
+
+// retryable: a transaction PostgreSQL rolled back for a conflict is safe
+// to run again; so is one that never reached the server (once: a pooled
+// connection the server closed, e.g. after a failover).
+func (b *batcher) retryable(err error, attempt int) bool {
+	if attempt >= b.cfg.retries {
+		return false
+	}
+	if isConflict(err) {
+		return true
+	}
+	return attempt == 0 && pgconn.SafeToRetry(err)
+}
+
+// isConflict: serialization_failure or deadlock_detected.
+func isConflict(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01")
+}
+
+func backoff(attempt int) {
+	d := time.Millisecond << min(attempt, 7) // 1ms .. 128ms
+	time.Sleep(d/2 + rand.N(d))
+}
+
+const applySQL = `SELECT op, status, now_ns, r_id, r_account, r_tool, r_estimate, r_ttl, r_state, r_created, r_expires,
+	r_settled, r_charged, r_source, r_late, d_account, d_remaining, d_overdrawn, a_ids, a_committed, a_limits
+	FROM purser_apply($1, $2, $3, $4, $5, $6, $7, $8)`
+
+func (b *batcher) exec(ctx context.Context, ops []*op) error {
+	n := len(ops)
+	kinds, ids, accts, tools, sources := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	amounts, ttls := make([]pgtype.Int8, n), make([]int64, n)
+	for i, o := range ops {
+		kinds[i], ids[i], accts[i], tools[i], sources[i], ttls[i] = o.kind, o.id, o.account, o.tool, o.source, o.ttl
+		if o.amount != nil {
+			amounts[i] = pgtype.Int8{Int64: *o.amount, Valid: true}
+		}
+	}
+	rows, err := b.l.pool.Query(ctx, applySQL, b.l.nowArg(), kinds, ids, accts, tools, amounts, ttls, sources)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	seen := 0
+	for rows.Next() {
+		var (
+			idx                                    int32
+			res                                    opResult
+			rid, racct, rtool, rstate, rsrc, dacct *string
+			rest, rttl, rcreated, rexp, rcharged   *int64
+			rsettled                               pgtype.Int8
+			rlate, dover                           *bool
+			drem                                   *int64
+		)
+		if err := rows.Scan(&idx, &res.status, &res.now, &rid, &racct, &rtool, &rest, &rttl, &rstate, &rcreated, &rexp,
+			&rsettled, &rcharged, &rsrc, &rlate, &dacct, &drem, &dover, &res.aIDs, &res.aCommitted, &res.aLimits); err != nil {
+			return err
+		}
+		if int(idx) < 0 || int(idx) >= n {
+			return errors.New("purser_apply returned an operation index out of range")
+		}
+		if rid != nil {
+			res.hasRes = true
+			res.r = resRow{id: *rid, account: deref(racct), tool: deref(rtool), estimate: deref(rest), ttl: deref(rttl),
+				state: deref(rstate), created: deref(rcreated), expires: deref(rexp), settled: rsettled,
+				charged: deref(rcharged), source: deref(rsrc), late: deref(rlate)}
+		}
+		res.dAccount, res.dRemaining, res.dOverdrawn = deref(dacct), deref(drem), deref(dover)
+		ops[idx].res = res
+		seen++
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if seen != n {
+		return errors.New("purser_apply returned fewer rows than operations")
+	}
+	return nil
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}

@@ -1,0 +1,257 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/purser-dev/purser/enforcer"
+)
+
+// resRow is a reservation row as stored.
+type resRow struct {
+	id, account, tool string
+	estimate, ttl     int64
+	state             string
+	created, expires  int64
+	settled           pgtype.Int8
+	charged           int64
+	source            string
+	late              bool
+}
+
+const resColumns = `id, account_id, tool, estimate_nanos, ttl_nanos, state, created_at, expires_at, settled_at,
+	charged_nanos, cost_source, late`
+
+func (r *resRow) scanDest() []any {
+	return []any{&r.id, &r.account, &r.tool, &r.estimate, &r.ttl, &r.state, &r.created, &r.expires,
+		&r.settled, &r.charged, &r.source, &r.late}
+}
+
+// view is the reservation as callers see it at now: a hold past its expiry
+// reads as expired even before a write to its tree marked it.
+func (r resRow) view(now int64) enforcer.Reservation {
+	if r.state == string(enforcer.StatePending) && r.expires <= now {
+		r.state, r.settled = string(enforcer.StateExpired), pgtype.Int8{Int64: r.expires, Valid: true}
+	}
+	out := enforcer.Reservation{
+		ID: r.id, Account: r.account, Tool: r.tool, Estimate: enforcer.Nanos(r.estimate),
+		State: enforcer.ReservationState(r.state), CreatedAt: fromNanos(r.created), ExpiresAt: fromNanos(r.expires),
+		Charged: enforcer.Nanos(r.charged), CostSource: enforcer.CostSource(r.source), Late: r.late,
+	}
+	if r.settled.Valid {
+		out.SettledAt = fromNanos(r.settled.Int64)
+	}
+	return out
+}
+
+func validateReserve(req enforcer.ReserveRequest) error {
+	var why string
+	switch {
+	case req.ID == "":
+		why = "empty reservation id"
+	case req.Account == "":
+		why = "empty account"
+	case req.Estimate < 0:
+		why = "negative estimate " + req.Estimate.String()
+	case req.TTL <= 0:
+		why = fmt.Sprintf("ttl %s is not positive", req.TTL)
+	case req.TTL > enforcer.MaxReservationTTL:
+		why = fmt.Sprintf("ttl %s is above the maximum %s", req.TTL, enforcer.MaxReservationTTL)
+	default:
+		return nil
+	}
+	return fmt.Errorf("reserve %q on account %q: %w: %s", req.ID, req.Account, enforcer.ErrInvalidReservation, why)
+}
+
+// Reserve holds the estimate on the account and every ancestor.
+func (l *Ledger) Reserve(ctx context.Context, req enforcer.ReserveRequest) (enforcer.Reservation, error) {
+	if err := validateReserve(req); err != nil {
+		return enforcer.Reservation{}, err
+	}
+	est := int64(req.Estimate)
+	o := &op{ctx: ctx, kind: "reserve", id: req.ID, account: req.Account, tool: req.Tool, amount: &est, ttl: int64(req.TTL)}
+	if err := l.w.do(o); err != nil {
+		return enforcer.Reservation{}, l.sqlErr(err, "reserve %q on account %q", req.ID, req.Account)
+	}
+	res := o.res
+	switch res.status {
+	case "ok":
+		return res.r.view(res.now), nil
+	case "exists":
+		if err := sameRequest(res.r, req); err != nil {
+			return enforcer.Reservation{}, err
+		}
+		return res.r.view(res.now), nil
+	case "account_not_found":
+		return enforcer.Reservation{}, fmt.Errorf("reserve %q: account %q: %w", req.ID, req.Account, enforcer.ErrAccountNotFound)
+	case "denied":
+		// Returned bare: its text is the user-facing deny reason.
+		return enforcer.Reservation{}, &enforcer.InsufficientBudgetError{Account: res.dAccount, Estimate: req.Estimate,
+			Remaining: enforcer.Nanos(res.dRemaining), Overdrawn: res.dOverdrawn}
+	case "overflow":
+		return enforcer.Reservation{}, fmt.Errorf("reserve %q on account %q: pending on %q: %w: adding %s overflows",
+			req.ID, req.Account, res.dAccount, enforcer.ErrInvalidAmount, req.Estimate)
+	}
+	return enforcer.Reservation{}, l.dbErr(fmt.Sprintf("reserve %q", req.ID), fmt.Errorf("unexpected status %q", res.status))
+}
+
+// sameRequest accepts a retry of the reservation r and names the first
+// field that differs otherwise.
+func sameRequest(r resRow, req enforcer.ReserveRequest) error {
+	var field, was, now string
+	switch {
+	case r.account != req.Account:
+		field, was, now = "account", r.account, req.Account
+	case r.tool != req.Tool:
+		field, was, now = "tool", r.tool, req.Tool
+	case enforcer.Nanos(r.estimate) != req.Estimate:
+		field, was, now = "estimate", enforcer.Nanos(r.estimate).String(), req.Estimate.String()
+	case time.Duration(r.ttl) != req.TTL:
+		field, was, now = "ttl", time.Duration(r.ttl).String(), req.TTL.String()
+	default:
+		return nil
+	}
+	return fmt.Errorf("reserve %q on account %q: %w: %s was %q, now %q",
+		req.ID, req.Account, enforcer.ErrReservationConflict, field, was, now)
+}
+
+// Commit charges a reservation and releases the rest of its hold.
+func (l *Ledger) Commit(ctx context.Context, id string, actual *enforcer.Nanos, source enforcer.CostSource) (enforcer.Reservation, error) {
+	if actual != nil && *actual < 0 {
+		return enforcer.Reservation{}, fmt.Errorf("commit %q: %w: negative actual cost %s", id, enforcer.ErrInvalidAmount, *actual)
+	}
+	switch {
+	case actual == nil:
+		source = enforcer.CostEstimated
+	case source == "":
+		source = enforcer.CostActual
+	}
+	o := &op{ctx: ctx, kind: "commit", id: id, source: string(source)}
+	if actual != nil {
+		a := int64(*actual)
+		o.amount = &a
+	}
+	if err := l.w.do(o); err != nil {
+		return enforcer.Reservation{}, l.sqlErr(err, "commit %q", id)
+	}
+	res := o.res
+	switch res.status {
+	case "ok":
+		l.notify(l.commitAlerts(res))
+		return res.r.view(res.now), nil
+	case "not_found":
+		return enforcer.Reservation{}, fmt.Errorf("commit %q: %w", id, enforcer.ErrReservationNotFound)
+	case "overflow":
+		return enforcer.Reservation{}, fmt.Errorf("commit %q: committed on %q: %w: adding the charge overflows",
+			id, res.dAccount, enforcer.ErrInvalidAmount)
+	case "settled":
+		r := res.r
+		charge := r.estimate
+		if actual != nil {
+			charge = int64(*actual)
+		}
+		if r.state == string(enforcer.StateCommitted) {
+			if r.charged == charge && r.source == string(source) {
+				return r.view(res.now), nil // an idempotent repeat
+			}
+			return enforcer.Reservation{}, fmt.Errorf("commit %q: %w: committed %s (%s) before",
+				id, enforcer.ErrReservationSettled, enforcer.Nanos(r.charged), r.source)
+		}
+		return enforcer.Reservation{}, fmt.Errorf("commit %q: %w: released before", id, enforcer.ErrReservationSettled)
+	}
+	return enforcer.Reservation{}, l.dbErr(fmt.Sprintf("commit %q", id), fmt.Errorf("unexpected status %q", res.status))
+}
+
+// commitAlerts derives the threshold and overdraft alerts of a commit from
+// the accounts it charged: their committed totals went from new-charge to
+// new under the tree lock, so each crossing is reported by exactly one
+// commit, whichever host made it.
+func (l *Ledger) commitAlerts(res opResult) []enforcer.Alert {
+	var alerts []enforcer.Alert
+	charge := enforcer.Nanos(res.r.charged)
+	at := fromNanos(res.now)
+	for i := range res.aIDs { // the charged account first, then up to the root
+		lim := int8Ptr(res.aLimits[i])
+		c := enforcer.Nanos(res.aCommitted[i])
+		alerts = l.crossings(alerts, res.aIDs[i], c-charge, lim, c, lim, at)
+	}
+	return alerts
+}
+
+func int8Ptr(v pgtype.Int8) *enforcer.Nanos {
+	if !v.Valid {
+		return nil
+	}
+	n := enforcer.Nanos(v.Int64)
+	return &n
+}
+
+// Release ends a pending reservation at no cost.
+func (l *Ledger) Release(ctx context.Context, id string) (enforcer.Reservation, error) {
+	o := &op{ctx: ctx, kind: "release", id: id}
+	if err := l.w.do(o); err != nil {
+		return enforcer.Reservation{}, l.sqlErr(err, "release %q", id)
+	}
+	res := o.res
+	switch res.status {
+	case "ok":
+		return res.r.view(res.now), nil
+	case "not_found":
+		return enforcer.Reservation{}, fmt.Errorf("release %q: %w", id, enforcer.ErrReservationNotFound)
+	case "settled":
+		return enforcer.Reservation{}, fmt.Errorf("release %q: %w: %s", id, enforcer.ErrReservationSettled, res.r.state)
+	}
+	return enforcer.Reservation{}, l.dbErr(fmt.Sprintf("release %q", id), fmt.Errorf("unexpected status %q", res.status))
+}
+
+// level is how many thresholds committed spend has reached under limit.
+// Because it depends on nothing else, an alert fires exactly when the
+// level rises, with no per-account state to keep.
+func (l *Ledger) level(committed enforcer.Nanos, limit *enforcer.Nanos) int {
+	if limit == nil || committed <= 0 {
+		return 0
+	}
+	n := 0
+	for _, p := range l.thresholds {
+		at, err := enforcer.MulRatioCeil(*limit, int64(p), 100)
+		if err != nil {
+			at = enforcer.MaxNanos
+		}
+		if committed < at {
+			break
+		}
+		n++
+	}
+	return n
+}
+
+// crossings appends the alerts for an account whose committed spend and
+// limit went from (oldC, oldLim) to (newC, newLim): each threshold risen
+// past, then overdraft if it just began.
+func (l *Ledger) crossings(alerts []enforcer.Alert, id string, oldC enforcer.Nanos, oldLim *enforcer.Nanos,
+	newC enforcer.Nanos, newLim *enforcer.Nanos, now time.Time) []enforcer.Alert {
+	for i := l.level(oldC, oldLim); i < l.level(newC, newLim); i++ {
+		p := l.thresholds[i]
+		alerts = append(alerts, enforcer.Alert{Account: id, ThresholdPct: p, Level: enforcer.LevelFor(p),
+			Committed: newC, Limit: *newLim, At: now})
+	}
+	wasOver := oldLim != nil && oldC > *oldLim
+	if newLim != nil && newC > *newLim && !wasOver {
+		alerts = append(alerts, enforcer.Alert{Account: id, Level: enforcer.AlertCritical,
+			Committed: newC, Limit: *newLim, Overdrawn: true, At: now})
+	}
+	return alerts
+}
+
+// remaining is lim - c - p, saturating at MinInt64 instead of wrapping.
+func remaining(lim, c, p enforcer.Nanos) enforcer.Nanos {
+	r := lim - c // lim, c >= 0: cannot overflow
+	if p > 0 && r < math.MinInt64+p {
+		return math.MinInt64
+	}
+	return r - p
+}
