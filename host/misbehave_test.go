@@ -418,3 +418,30 @@ func TestConcurrentCalls(t *testing.T) {
 		t.Fatalf("%d instances, limit 3", n)
 	}
 }
+
+// TestDiscardHandsSlotToWaiter: with one instance and many callers, a
+// trapping instance's slot goes to a waiting caller, which creates the
+// replacement; nobody waits forever and nothing leaks.
+func TestDiscardHandsSlotToWaiter(t *testing.T) {
+	h, _ := newTestHost(t, Config{Limits: Limits{InstancesMax: 1, FailuresBeforeUnhealthy: 1000}})
+	checkNoLeaks(t, h)
+	p := load(t, h, "trap", Spec{})
+	defer p.Close()
+	var wg sync.WaitGroup
+	for i := 0; i < 6; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 10; j++ {
+				if _, _, err := p.Estimate(context.Background(), estReq("x")); !errors.Is(err, ErrTrap) {
+					t.Errorf("err = %v", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if st := p.Stats(); st.InstancesCreated != 60 || st.Instances != 0 {
+		t.Fatalf("stats %+v, want 60 instances created (1 at load + 59 replacements), none live", st)
+	}
+}
