@@ -208,6 +208,45 @@ func (l *Ledger) Release(ctx context.Context, id string) (enforcer.Reservation, 
 	return enforcer.Reservation{}, l.dbErr(fmt.Sprintf("release %q", id), fmt.Errorf("unexpected status %q", res.status))
 }
 
+// Charge records a cost incurred without a hold in this ledger — a call
+// admitted while the database was unreachable (FailOpen) — as a committed
+// reservation with the caller's id, charged in full without a budget check
+// (the money was spent) and raising alerts like a commit. Repeating it with
+// the same fields returns the reservation; different fields conflict.
+func (l *Ledger) Charge(ctx context.Context, id, account, tool string, charge enforcer.Nanos, source enforcer.CostSource) (enforcer.Reservation, error) {
+	switch {
+	case id == "" || account == "":
+		return enforcer.Reservation{}, fmt.Errorf("charge %q on account %q: %w: empty id or account", id, account, enforcer.ErrInvalidReservation)
+	case charge < 0:
+		return enforcer.Reservation{}, fmt.Errorf("charge %q: %w: negative cost %s", id, enforcer.ErrInvalidAmount, charge)
+	case source == "":
+		source = enforcer.CostActual
+	}
+	c := int64(charge)
+	o := &op{ctx: ctx, kind: "charge", id: id, account: account, tool: tool, amount: &c, ttl: 1, source: string(source)}
+	if err := l.w.do(o); err != nil {
+		return enforcer.Reservation{}, l.sqlErr(err, "charge %q on account %q", id, account)
+	}
+	res := o.res
+	switch res.status {
+	case "ok":
+		l.notify(l.commitAlerts(res))
+		return res.r.view(res.now), nil
+	case "exists":
+		r := res.r
+		if r.account == account && r.tool == tool && r.state == string(enforcer.StateCommitted) && r.charged == c && r.source == string(source) {
+			return r.view(res.now), nil
+		}
+		return enforcer.Reservation{}, fmt.Errorf("charge %q on account %q: %w: the ledger holds a %s reservation on %q charged %s",
+			id, account, enforcer.ErrReservationConflict, r.state, r.account, enforcer.Nanos(r.charged))
+	case "account_not_found":
+		return enforcer.Reservation{}, fmt.Errorf("charge %q: account %q: %w", id, account, enforcer.ErrAccountNotFound)
+	case "overflow":
+		return enforcer.Reservation{}, fmt.Errorf("charge %q: committed on %q: %w: adding %s overflows", id, res.dAccount, enforcer.ErrInvalidAmount, charge)
+	}
+	return enforcer.Reservation{}, l.dbErr(fmt.Sprintf("charge %q", id), fmt.Errorf("unexpected status %q", res.status))
+}
+
 // level is how many thresholds committed spend has reached under limit.
 // Because it depends on nothing else, an alert fires exactly when the
 // level rises, with no per-account state to keep.

@@ -7,9 +7,11 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/purser-dev/purser/enforcer"
@@ -245,10 +247,39 @@ func (l *Ledger) nowArg() *int64 {
 // so the same reservation read twice compares equal with ==.
 func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
 
-// dbErr wraps a database failure with the database it happened in. The
-// server fails closed on it: the request errors and nothing is admitted.
+// ErrUnavailable wraps every failure to reach PostgreSQL (connection
+// refused or lost, timeouts, a server shutting down or recovering). The
+// ledger fails closed on it: the operation errors and nothing is held.
+var ErrUnavailable = errors.New("unavailable")
+
+// dbErr wraps a database failure with the database it happened in, and
+// marks it ErrUnavailable when the database could not be reached.
 func (l *Ledger) dbErr(op string, err error) error {
+	if unavailable(err) {
+		return fmt.Errorf("postgres ledger %s is %w (failing closed): %s: %w", l.where, ErrUnavailable, op, err)
+	}
 	return fmt.Errorf("postgres ledger %s: %s: %w", l.where, op, err)
+}
+
+// unavailable: the error says the database could not be reached or did not
+// answer in time, not that it refused the statement.
+func unavailable(err error) bool {
+	if errors.Is(err, context.Canceled) {
+		return false // the caller gave up
+	}
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return true // network, TLS, pool or deadline errors
+	}
+	switch {
+	case strings.HasPrefix(pgErr.Code, "08"), // connection exception
+		pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03", // shutting down, crashed, starting
+		pgErr.Code == "57014", // statement timeout
+		pgErr.Code == "53300", // too many connections
+		pgErr.Code == "25006": // read-only transaction: a standby after a failover
+		return true
+	}
+	return false
 }
 
 // sqlErr wraps a database error with what was being done; domain errors

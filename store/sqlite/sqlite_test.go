@@ -153,3 +153,28 @@ func TestBatchIsolation(t *testing.T) {
 		}
 	}
 }
+
+// TestCancelledContext: a write whose context is already done does
+// nothing and says so; the ledger carries on for everyone else.
+func TestCancelledContext(t *testing.T) {
+	l := openTemp(t, enforcer.LedgerOptions{})
+	ctx := context.Background()
+	if _, err := l.CreateAccount(ctx, enforcer.AccountSpec{ID: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err := l.Reserve(done, enforcer.ReserveRequest{ID: "r", Account: "a", Estimate: 1, TTL: time.Minute})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("reserve with a cancelled context: %v", err)
+	}
+	if _, err := l.Reservation(ctx, "r"); !errors.Is(err, enforcer.ErrReservationNotFound) {
+		t.Errorf("cancelled reserve stored something: %v", err)
+	}
+	if _, err := l.Snapshot(done, "a"); !errors.Is(err, context.Canceled) {
+		t.Errorf("snapshot with a cancelled context: %v", err)
+	}
+	if _, err := l.Reserve(ctx, enforcer.ReserveRequest{ID: "r", Account: "a", Estimate: 1, TTL: time.Minute}); err != nil {
+		t.Errorf("reserve after a cancelled one: %v", err)
+	}
+}

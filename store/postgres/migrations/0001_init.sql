@@ -105,20 +105,48 @@ CREATE FUNCTION purser_lock_trees(p_roots TEXT[]) RETURNS INT LANGUAGE sql AS $$
     SELECT count(*)::INT FROM (SELECT 1 FROM accounts WHERE id = ANY(p_roots) ORDER BY id FOR NO KEY UPDATE) locked
 $$;
 
+-- purser_rollup charges p_charge (and releases p_release of pending) on
+-- every account of p_path and its per-tool stats, and returns the accounts
+-- with their new committed totals and limits, in path order. The caller
+-- holds the tree lock.
+CREATE FUNCTION purser_rollup(p_path TEXT[], p_tool TEXT, p_charge BIGINT, p_release BIGINT,
+    OUT ids TEXT[], OUT committed BIGINT[], OUT limits BIGINT[]) LANGUAGE plpgsql AS $$
+BEGIN
+    WITH u AS (
+        UPDATE accounts SET committed_nanos = committed_nanos + p_charge, pending_nanos = pending_nanos - p_release
+            WHERE id = ANY(p_path)
+            RETURNING id, committed_nanos, limit_nanos
+    )
+    SELECT array_agg(u.id ORDER BY array_position(p_path, u.id)),
+           array_agg(u.committed_nanos ORDER BY array_position(p_path, u.id)),
+           array_agg(u.limit_nanos ORDER BY array_position(p_path, u.id))
+        INTO ids, committed, limits FROM u;
+    IF p_tool <> '' THEN
+        INSERT INTO account_tools (account_id, tool, calls, spent_nanos)
+            SELECT p.id, p_tool, 1, p_charge FROM unnest(p_path) AS p(id)
+            ON CONFLICT (account_id, tool) DO UPDATE
+            SET calls = account_tools.calls + 1, spent_nanos = account_tools.spent_nanos + excluded.spent_nanos;
+    END IF;
+END
+$$;
+
 -- purser_apply runs a batch of reserve, commit and release operations in
 -- one transaction (the caller's statement) and returns one row per
 -- operation, in order. Refusals are statuses, not exceptions, so one
 -- refused operation does not undo the others:
 --
 --   ok                 done; r_* is the reservation now
---   exists             reserve: the id exists; r_* is that reservation (same or conflicting fields)
+--   exists             reserve/charge: the id exists; r_* is that reservation (same or conflicting fields)
 --   account_not_found  reserve: no such account
 --   not_found          commit/release: no such reservation
 --   settled            commit/release: r_* is already settled (commit may be an idempotent repeat)
 --   denied             reserve: d_* is the tightest account (InsufficientBudgetError)
 --   overflow           a total on d_account would pass 2^63-1
 --
--- For a commit, a_* list the accounts charged with their new committed
+-- A charge (kind 'charge') records a cost incurred while the database was
+-- unreachable: a committed reservation, charged without a budget check.
+--
+-- For a commit or charge, a_* list the accounts charged with their new committed
 -- totals and limits, from which the caller derives threshold alerts: the
 -- rows were updated under the tree lock, so each crossing is seen by
 -- exactly one transaction even when several hosts commit at once.
@@ -151,10 +179,10 @@ DECLARE
 BEGIN
     SELECT array_agg(DISTINCT x.root ORDER BY x.root) INTO v_roots FROM (
         SELECT ac.root_id AS root FROM unnest(p_kind, p_account) AS o(kind, acct)
-            JOIN accounts ac ON ac.id = o.acct WHERE o.kind = 'reserve'
+            JOIN accounts ac ON ac.id = o.acct WHERE o.kind IN ('reserve', 'charge')
         UNION ALL
         SELECT rs.root_id FROM unnest(p_kind, p_id) AS o(kind, id)
-            JOIN reservations rs ON rs.id = o.id WHERE o.kind <> 'reserve'
+            JOIN reservations rs ON rs.id = o.id WHERE o.kind NOT IN ('reserve', 'charge')
     ) x;
     v_roots := COALESCE(v_roots, '{}');
     PERFORM purser_lock_trees(v_roots);
@@ -170,7 +198,7 @@ BEGIN
         d_account := NULL; d_remaining := NULL; d_overdrawn := NULL;
         a_ids := NULL; a_committed := NULL; a_limits := NULL;
 
-        IF p_kind[i] = 'reserve' THEN
+        IF p_kind[i] IN ('reserve', 'charge') THEN
             SELECT ac.root_id, ac.path INTO v_root, v_path FROM accounts ac WHERE ac.id = p_account[i];
             IF NOT FOUND OR NOT (v_root = ANY(v_roots)) THEN
                 -- (an account created after this batch began is not visible to it)
@@ -179,7 +207,30 @@ BEGIN
                 CONTINUE;
             END IF;
             SELECT * INTO r FROM reservations WHERE id = p_id[i];
-            IF NOT FOUND THEN
+            IF FOUND THEN
+                status := 'exists';
+            ELSIF p_kind[i] = 'charge' THEN
+                -- A charge made while the database was unreachable (fail-open):
+                -- recorded as a committed reservation, never refused.
+                SELECT x.id INTO v_over FROM accounts x
+                    WHERE x.id = ANY(v_path) AND x.committed_nanos::NUMERIC + p_amount[i] > max_nanos
+                    ORDER BY array_position(v_path, x.id) LIMIT 1;
+                IF FOUND THEN
+                    status := 'overflow'; d_account := v_over;
+                    RETURN NEXT;
+                    CONTINUE;
+                END IF;
+                INSERT INTO reservations (id, account_id, root_id, path, tool, estimate_nanos, ttl_nanos, state,
+                        created_at, expires_at, settled_at, charged_nanos, cost_source)
+                    VALUES (p_id[i], p_account[i], v_root, v_path, p_tool[i], p_amount[i], p_ttl[i], 'committed',
+                        v_now, v_now, v_now, p_amount[i], p_source[i])
+                    ON CONFLICT (id) DO NOTHING
+                    RETURNING * INTO r;
+                IF NOT FOUND THEN
+                    RAISE EXCEPTION 'reservation % created during a concurrent charge', p_id[i] USING ERRCODE = '40001';
+                END IF;
+                SELECT * INTO a_ids, a_committed, a_limits FROM purser_rollup(v_path, p_tool[i], p_amount[i], 0);
+            ELSE
                 -- The budget check: the tightest account on the path, an
                 -- overdrawn one first (it refuses everything).
                 d_account := v_path[1]; d_remaining := max_nanos; d_overdrawn := false; v_over := NULL;
@@ -210,22 +261,19 @@ BEGIN
                 END IF;
                 INSERT INTO reservations (id, account_id, root_id, path, tool, estimate_nanos, ttl_nanos, state, created_at, expires_at)
                     VALUES (p_id[i], p_account[i], v_root, v_path, p_tool[i], p_amount[i], p_ttl[i], 'pending', v_now, v_now + p_ttl[i])
-                    ON CONFLICT (id) DO NOTHING;
+                    ON CONFLICT (id) DO NOTHING
+                    RETURNING * INTO r;
                 IF FOUND THEN
                     UPDATE accounts SET pending_nanos = pending_nanos + p_amount[i] WHERE id = ANY(v_path);
-                    r_id := p_id[i]; r_account := p_account[i]; r_tool := p_tool[i]; r_estimate := p_amount[i];
-                    r_ttl := p_ttl[i]; r_state := 'pending'; r_created := v_now; r_expires := v_now + p_ttl[i];
-                    r_charged := 0; r_source := ''; r_late := false;
-                    RETURN NEXT;
-                    CONTINUE;
-                END IF;
-                -- A reserve of the same id on another tree committed first.
-                SELECT * INTO r FROM reservations WHERE id = p_id[i];
-                IF NOT FOUND THEN
-                    RAISE EXCEPTION 'reservation % vanished during a concurrent reserve', p_id[i] USING ERRCODE = '40001';
+                ELSE
+                    -- A reserve of the same id on another tree committed first.
+                    SELECT * INTO r FROM reservations WHERE id = p_id[i];
+                    IF NOT FOUND THEN
+                        RAISE EXCEPTION 'reservation % vanished during a concurrent reserve', p_id[i] USING ERRCODE = '40001';
+                    END IF;
+                    status := 'exists';
                 END IF;
             END IF;
-            status := 'exists';
         ELSE
             SELECT * INTO r FROM reservations WHERE id = p_id[i] FOR UPDATE;
             IF NOT FOUND OR NOT (r.root_id = ANY(v_roots)) THEN
@@ -253,22 +301,8 @@ BEGIN
                 UPDATE reservations SET state = 'committed', settled_at = v_now, charged_nanos = v_charge,
                         cost_source = p_source[i], late = NOT v_pending
                     WHERE id = r.id RETURNING * INTO r;
-                WITH u AS (
-                    UPDATE accounts SET committed_nanos = committed_nanos + v_charge,
-                            pending_nanos = pending_nanos - CASE WHEN v_pending THEN r.estimate_nanos ELSE 0 END
-                        WHERE id = ANY(r.path)
-                        RETURNING id, committed_nanos, limit_nanos
-                )
-                SELECT array_agg(u.id ORDER BY array_position(r.path, u.id)),
-                       array_agg(u.committed_nanos ORDER BY array_position(r.path, u.id)),
-                       array_agg(u.limit_nanos ORDER BY array_position(r.path, u.id))
-                    INTO a_ids, a_committed, a_limits FROM u;
-                IF r.tool <> '' THEN
-                    INSERT INTO account_tools (account_id, tool, calls, spent_nanos)
-                        SELECT p.id, r.tool, 1, v_charge FROM unnest(r.path) AS p(id)
-                        ON CONFLICT (account_id, tool) DO UPDATE
-                        SET calls = account_tools.calls + 1, spent_nanos = account_tools.spent_nanos + excluded.spent_nanos;
-                END IF;
+                SELECT * INTO a_ids, a_committed, a_limits
+                    FROM purser_rollup(r.path, r.tool, v_charge, CASE WHEN v_pending THEN r.estimate_nanos ELSE 0 END);
             END IF;
         END IF;
         r_id := r.id; r_account := r.account_id; r_tool := r.tool; r_estimate := r.estimate_nanos; r_ttl := r.ttl_nanos;
