@@ -20,7 +20,7 @@ import (
 // Claude Code; a single JSON document with mini-swe-agent's fields is a
 // mini-swe-agent trajectory.
 func Detect(head []byte) (Format, error) {
-	trimmed := bytes.TrimLeft(head, " \t\r\n\ufeff")
+	trimmed := skipComments(head)
 	if len(trimmed) == 0 {
 		return "", errors.New("empty file")
 	}
@@ -42,6 +42,22 @@ func Detect(head []byte) (Format, error) {
 		return FormatMiniSWE, nil
 	}
 	return "", errors.New("unrecognised trace format (use --format)")
+}
+
+// skipComments drops leading blank space and "#" comment lines (allowed
+// in purser JSONL).
+func skipComments(b []byte) []byte {
+	for {
+		b = bytes.TrimLeft(b, " \t\r\n\ufeff")
+		if len(b) == 0 || b[0] != '#' {
+			return b
+		}
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			return nil
+		}
+		b = b[i+1:]
+	}
 }
 
 // detectJSONL looks at the first lines that parse as JSON objects; the

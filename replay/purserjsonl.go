@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/purser-dev/purser/enforcer"
 )
@@ -38,7 +40,7 @@ func ReadPurserJSONL(r io.Reader, name string, prices *Prices) (*Trace, error) {
 	if prices == nil {
 		prices = DefaultPrices()
 	}
-	t := &Trace{Name: name, Path: name, Format: FormatPurser}
+	t := &Trace{Name: strings.TrimSuffix(filepath.Base(name), ".jsonl"), Path: name, Format: FormatPurser}
 	br := bufio.NewReaderSize(r, 1<<16)
 	for lineNo := 1; ; lineNo++ {
 		line, err := br.ReadBytes('\n')

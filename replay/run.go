@@ -192,3 +192,20 @@ func (r *Runner) runStep(ctx context.Context, st *Step, acct string) (record, er
 	}
 	return rec, nil
 }
+
+// NewRunner returns a Runner over a fresh in-memory ledger on a step
+// clock, with an alert collector as its notifier (thresholds nil: the
+// defaults). cfg is the enforcer's configuration (zero value: the brief's
+// defaults, no plugins).
+func NewRunner(cfg enforcer.Config, thresholds []int) (*Runner, error) {
+	clock, alerts := NewStepClock(), &AlertCollector{}
+	ledger := enforcer.NewMemoryLedger(enforcer.LedgerOptions{Clock: clock, Notifier: alerts, ThresholdsPct: thresholds})
+	if cfg.Clock == nil {
+		cfg.Clock = clock
+	}
+	e, err := enforcer.New(ledger, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Runner{Enforcer: e, Clock: clock, Alerts: alerts}, nil
+}

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/purser-dev/purser/enforcer"
 )
 
 // WriteText prints the report for people.
@@ -19,12 +21,15 @@ func (r *Report) WriteText(w io.Writer) error {
 	b.WriteString("Tool calls by tool: " + toolCounts(r.CallsByTool) + "\n\n")
 	fmt.Fprintf(&b, "Admitted %d, denied %d, asked %d (asks are not approved: not run, not charged)\n", r.Admitted, r.Denied, r.Asked)
 	if r.Budget != nil {
-		fmt.Fprintf(&b, "Spent %s of %s budget, %s remaining", r.Spent, *r.Budget, *r.Remaining)
+		fmt.Fprintf(&b, "Spent %s of %s budget", r.Spent, *r.Budget)
+		if r.Remaining.Nanos >= 0 {
+			fmt.Fprintf(&b, ", %s remaining", *r.Remaining)
+		}
 	} else {
 		fmt.Fprintf(&b, "Spent %s (no budget)", r.Spent)
 	}
 	if r.Overdrawn {
-		b.WriteString(" - OVERDRAWN")
+		fmt.Fprintf(&b, " - OVERDRAWN by %s", amount(-enforcer.Nanos(r.Remaining.Nanos)))
 	}
 	b.WriteString("\n")
 	r.writeDenials(&b)
