@@ -21,7 +21,7 @@ func runServe(ctx context.Context, args []string, out io.Writer) error {
 	configPath := fs.String("config", "", "YAML config file (default: embedded defaults)")
 	addr := fs.String("addr", "", "listen address (default 127.0.0.1:8181)")
 	dataDir := fs.String("data-dir", "", "data folder for the SQLite ledger, decision log and compile cache (default ./purser-data)")
-	store := fs.String("store", "", "ledger store: sqlite or memory")
+	store := fs.String("store", "", "ledger store: sqlite, memory, postgres, or a postgres:// DSN (kind postgres with that DSN)")
 	if err := (&flagSet{fs}).parse(args); err != nil {
 		return err
 	}
@@ -30,6 +30,9 @@ func runServe(ctx context.Context, args []string, out io.Writer) error {
 		if v != "" {
 			over[k] = v
 		}
+	}
+	if isPostgresDSN(*store) {
+		over["store.kind"], over["store.dsn"] = "postgres", *store
 	}
 	cfg, err := loadConfig(*configPath, over)
 	if err != nil {
@@ -62,6 +65,7 @@ func serve(ctx context.Context, cfg *Config, ready chan<- string) error {
 	if err := eng.applyAccounts(ctx); err != nil {
 		return err
 	}
+	go eng.sweepEvery(ctx, sweepInterval)
 	srv, dl, err := eng.newServer(b, metrics)
 	if err != nil {
 		return err
@@ -84,6 +88,28 @@ func serve(ctx context.Context, cfg *Config, ready chan<- string) error {
 	err = srv.Serve(ctx, ln)
 	eng.logger.Info("purser stopped", "error", err)
 	return err
+}
+
+// sweepInterval is how often expired holds are marked and old settled
+// reservations forgotten. Correctness never depends on it (expired holds
+// stop counting at their expiry); it bounds storage and read cost.
+const sweepInterval = time.Minute
+
+func (eng *engine) sweepEvery(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := eng.ledger.Sweep(ctx); err != nil {
+				eng.logger.Warn("sweep failed", "error", err)
+			} else if n > 0 {
+				eng.logger.Debug("swept expired holds", "count", n)
+			}
+		}
+	}
 }
 
 func listen(addr string, authOn bool) (net.Listener, error) {
