@@ -49,7 +49,7 @@ func TestObserver(t *testing.T) {
 	if o.calls["trap/estimate/trap"] != 1 || o.calls["estimator/estimate/"] != 1 {
 		t.Fatalf("calls %v", o.calls)
 	}
-	if o.reloads["trap/"] != 1 || o.reloads["badversion/other"] != 1 {
+	if o.reloads["trap/"] != 1 || o.reloads["badversion/abi_version"] != 1 {
 		t.Fatalf("reloads %v", o.reloads)
 	}
 	if n, ok := o.instances["estimator"]; !ok || n != 0 {

@@ -460,15 +460,35 @@ func errKindIndex(err error) int {
 	return 0
 }
 
-// ErrorKind names a call error for metrics labels: "timeout", "trap",
-// "guest_error", "output_too_large", "bad_output", "input_too_large",
-// "unhealthy", "closed", "wrong_kind", "init", "canceled", or "other";
-// "" for nil.
+// ErrorKind names an error for metrics labels: for calls "timeout",
+// "trap", "guest_error", "output_too_large", "bad_output",
+// "input_too_large", "unhealthy", "closed", "wrong_kind", "init",
+// "canceled"; for loads also "abi_version", "missing_export",
+// "bad_signature", "unknown_import", "bad_manifest", "digest_mismatch",
+// "invalid_module", "read"; else "other"; "" for nil.
 func ErrorKind(err error) string {
 	if err == nil {
 		return ""
 	}
-	return errKindNames[errKindIndex(err)]
+	if i := errKindIndex(err); i != 0 {
+		return errKindNames[i]
+	}
+	for _, k := range loadKinds {
+		if errors.Is(err, k.err) {
+			return k.name
+		}
+	}
+	return "other"
+}
+
+// loadKinds name load refusals for ObserveReload.
+var loadKinds = []struct {
+	err  error
+	name string
+}{
+	{ErrABIVersion, "abi_version"}, {ErrMissingExport, "missing_export"}, {ErrBadSignature, "bad_signature"},
+	{ErrUnknownImport, "unknown_import"}, {ErrBadManifest, "bad_manifest"}, {ErrDigestMismatch, "digest_mismatch"},
+	{ErrInvalidModule, "invalid_module"}, {ErrRead, "read"},
 }
 
 func itoa(n int) string { return formatInt(int64(n)) }

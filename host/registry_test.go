@@ -172,3 +172,57 @@ func TestRegistryWatch(t *testing.T) {
 		t.Fatal(p.Kind())
 	}
 }
+
+// TestReloadUnderLoad swaps versions while callers hammer the plugin:
+// no call fails, every answer comes from one of the two versions, and the
+// retired versions' instances are all closed once drained.
+func TestReloadUnderLoad(t *testing.T) {
+	h, _ := newTestHost(t, Config{})
+	checkNoLeaks(t, h)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "est.wasm")
+	copyPlugin(t, "estimator", file)
+	r, err := h.NewRegistry(context.Background(), RegistryConfig{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	p := r.Estimator("x")
+	stop := make(chan struct{})
+	errc := make(chan error, 4)
+	for g := 0; g < 4; g++ {
+		go func() {
+			for {
+				select {
+				case <-stop:
+					errc <- nil
+					return
+				default:
+				}
+				res, _, err := p.Estimate(context.Background(), estReq("x"))
+				if err == nil && res.Nanos != 1_000_000 && res.Nanos != 2_000_000 {
+					err = errors.New("unexpected answer")
+				}
+				if err != nil {
+					errc <- err
+					return
+				}
+			}
+		}()
+	}
+	for i := 0; i < 20; i++ {
+		copyPlugin(t, []string{"estimator_v2", "estimator"}[i%2], file)
+		if err := r.Reload(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	for g := 0; g < 4; g++ {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if live := h.Instances(); live != p.Stats().Instances {
+		t.Fatalf("%d instances live, current version has %d: retired versions leaked", live, p.Stats().Instances)
+	}
+}
