@@ -63,7 +63,8 @@ const (
 	maxPoints                          = 1500 // per polyline
 )
 
-var traceColors = []string{"#8e44ad", "#16a085", "#d35400", "#2c3e50", "#c0392b", "#7f8c8d", "#27ae60", "#f39c12"}
+// traceColors avoid the pooled lines' blue and orange and the limit's red.
+var traceColors = []string{"#8e44ad", "#16a085", "#7f6000", "#2c3e50", "#d63384", "#6b8e23", "#1a237e", "#7f8c8d"}
 
 // WriteSVG draws the series as a standalone SVG: cumulative estimate,
 // cumulative actual and the limit over the steps, one thin line per trace
@@ -137,11 +138,11 @@ func (c chartCoords) axes(b *strings.Builder) {
 		fmt.Fprintf(b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#ddd"/>`+"\n", x0, y, x1, y)
 		fmt.Fprintf(b, `<text x="%d" y="%.1f" text-anchor="end">%s</text>`+"\n", x0-6, y+4, usdLabel(v))
 	}
-	for i := 0; i <= 5; i++ {
-		step := math.Round(float64(c.n) * float64(i) / 5)
-		x := c.x(step)
+	every := int(niceCeil(float64(c.n) / 6))
+	for step := 0; step <= c.n; step += max(every, 1) {
+		x := c.x(float64(step))
 		fmt.Fprintf(b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#999"/>`+"\n", x, y0, x, y0+5)
-		fmt.Fprintf(b, `<text x="%.1f" y="%d" text-anchor="middle">%d</text>`+"\n", x, y0+20, int(step))
+		fmt.Fprintf(b, `<text x="%.1f" y="%d" text-anchor="middle">%d</text>`+"\n", x, y0+20, step)
 	}
 	fmt.Fprintf(b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#333"/>`+"\n", x0, y0, x1, y0)
 	fmt.Fprintf(b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#333"/>`+"\n", x0, y0, x0, y1)
@@ -208,7 +209,7 @@ func usdLabel(nanos float64) string {
 		return "$0"
 	case usd >= 100:
 		return fmt.Sprintf("$%.0f", usd)
-	case usd >= 1:
+	case usd >= 0.01:
 		return fmt.Sprintf("$%.2f", usd)
 	default:
 		return fmt.Sprintf("$%.4g", usd)
@@ -220,5 +221,7 @@ func shorten(s string, n int) string {
 	if len(r) <= n {
 		return s
 	}
-	return string(r[:n-1]) + "…"
+	// Keep both ends: trace names differ at the end (task0-trial0).
+	head := n / 3
+	return string(r[:head]) + "…" + string(r[len(r)-(n-head-1):])
 }

@@ -1,0 +1,109 @@
+package replay
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/purser-dev/purser/bridge"
+	"github.com/purser-dev/purser/enforcer"
+	"github.com/purser-dev/purser/host"
+)
+
+// benchTrace is a synthetic session shaped like the Claude Code data: an
+// LLM call (a short chat prompt) followed by one or two tool calls, with
+// reported costs on the LLM calls.
+func benchTrace(steps int) *Trace {
+	tools := []Step{
+		{Tool: "Bash", Params: map[string]any{"command": "go test ./...", "description": "run the tests"}},
+		{Tool: "Read", Params: map[string]any{"file_path": "/src/main.go"}},
+		{Tool: "Edit", Params: map[string]any{"file_path": "/src/main.go", "old_string": "a := 1", "new_string": "a := 2"}},
+		{Tool: "Grep", Params: map[string]any{"pattern": "func main", "path": "/src"}},
+	}
+	msgs := []any{map[string]any{"role": "user", "content": strings.Repeat("Fix the failing test in main.go. ", 12)}}
+	cost := enforcer.MustParseUSD("0.0123")
+	t := &Trace{Name: "bench", Format: FormatPurser}
+	for i := 0; len(t.Steps) < steps; i++ {
+		if i%3 == 0 {
+			t.Steps = append(t.Steps, Step{Tool: LLMTool, Name: LLMTool, Params: map[string]any{"model": "gpt-4o", "messages": msgs}, Actual: &cost})
+			continue
+		}
+		st := tools[i%len(tools)]
+		st.Name = st.Tool
+		t.Steps = append(t.Steps, st)
+	}
+	return t
+}
+
+func benchRun(b *testing.B, cfg enforcer.Config, traces []*Trace) {
+	b.Helper()
+	steps := 0
+	for _, t := range traces {
+		steps += len(t.Steps)
+	}
+	budget := enforcer.MustParseUSD("1000000")
+	for b.Loop() {
+		r, err := NewRunner(cfg, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r.Budget = &budget
+		if _, err := r.Run(context.Background(), traces); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(steps)*float64(b.N)/b.Elapsed().Seconds(), "steps/s")
+}
+
+// BenchmarkReplayTable: built-in table and LLM rule, no plugins.
+func BenchmarkReplayTable(b *testing.B) {
+	benchRun(b, enforcer.Config{}, []*Trace{benchTrace(10_000)})
+}
+
+// BenchmarkReplayLLMTokensPlugin: every step asks the shipped Go
+// llm-tokens Wasm plugin first (it prices LLM calls and answers
+// "unsupported" for the rest, which fall back to the table).
+func BenchmarkReplayLLMTokensPlugin(b *testing.B) {
+	ctx := context.Background()
+	h, err := host.New(ctx, host.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer h.Close(ctx)
+	cfg, _ := json.Marshal(map[string]any{"default_output_tokens": 500,
+		"models": map[string]any{"gpt-4o": map[string]string{"input": "2.5e-06", "output": "1e-05", "cache_read": "1.25e-06"}}})
+	reg, err := h.NewRegistry(ctx, host.RegistryConfig{Plugins: []host.Spec{{
+		File: filepath.Join("..", "plugins", "estimators", "llm-tokens", "llm-tokens.wasm"), Config: cfg, FailMode: host.FailOpen}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer reg.Close()
+	est := map[string]enforcer.Estimator{"*": bridge.NewEstimator(reg)}
+	benchRun(b, enforcer.Config{Estimators: est}, []*Trace{benchTrace(10_000)})
+}
+
+// BenchmarkReplaySharedData reads and replays all of ../shared/data with
+// the built-in estimators (the time the whole data set takes).
+func BenchmarkReplaySharedData(b *testing.B) {
+	dir := sharedData(b)
+	prices := sharedPrices(b, dir)
+	steps := 0
+	for b.Loop() {
+		ts, err := ReadPaths([]string{dir}, FormatAuto, prices)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r, err := NewRunner(enforcer.Config{}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		rep, err := r.Run(context.Background(), ts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		steps = rep.Steps
+	}
+	b.ReportMetric(float64(steps)*float64(b.N)/b.Elapsed().Seconds(), "steps/s")
+}
