@@ -51,9 +51,15 @@ func toolCounts(m map[string]int) string {
 		}
 		return keys[i] < keys[j]
 	})
-	parts := make([]string, len(keys))
+	// The most used tools; the JSON report has them all.
+	const shown = 15
+	parts := make([]string, 0, min(len(keys), shown+1))
 	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s %d", k, m[k])
+		if i == shown {
+			parts = append(parts, fmt.Sprintf("%d more", len(keys)-shown))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
 	}
 	if len(parts) == 0 {
 		return "none"
@@ -92,7 +98,11 @@ func (r *Report) writeAlerts(b *strings.Builder) {
 		if a.Overdrawn {
 			what = "overdrawn"
 		}
-		fmt.Fprintf(b, "  step %d  %-8s %-9s %s: %s of %s\n", a.Step, a.Level, what, a.Account, a.Committed, a.Limit)
+		who := a.Account
+		if a.Trace != "" {
+			who = a.Trace + " (" + a.Account + ")"
+		}
+		fmt.Fprintf(b, "  step %-6d %-8s %-9s %s: %s of %s\n", a.Step, a.Level, what, who, a.Committed, a.Limit)
 	}
 }
 
