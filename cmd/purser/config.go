@@ -44,10 +44,32 @@ type ServerConfig struct {
 }
 
 type StoreConfig struct {
-	// Kind is "sqlite" (the server default) or "memory".
+	// Kind is "sqlite" (the server default), "memory" or "postgres".
 	Kind string `koanf:"kind"`
 	// Path of the SQLite file; default <data_dir>/ledger.db.
 	Path string `koanf:"path"`
+	// DSN of the PostgreSQL database shared by every host (kind postgres):
+	// postgres://user:password@host:5432/db?sslmode=verify-full, or
+	// PURSER_STORE__DSN so the password stays out of the file.
+	DSN string `koanf:"dsn"`
+	// PoolConnsMax caps this process's connections to PostgreSQL (default 16).
+	PoolConnsMax int `koanf:"pool_conns_max"`
+	// StatementTimeout is PostgreSQL's statement_timeout for purser's
+	// connections (default 5s).
+	StatementTimeout time.Duration `koanf:"statement_timeout"`
+	// FailOpen says what happens while PostgreSQL is unreachable; empty
+	// means fail closed (the default): calls are refused with the reason.
+	FailOpen FailOpenConfig `koanf:"fail_open"`
+}
+
+// FailOpenConfig is a bounded fail-open for the PostgreSQL store (see
+// DEPLOYMENT.md): while the database is unreachable, this process admits
+// calls whose estimate is at most CallUSDMax until it has admitted
+// TotalUSDMax in all, holding them in memory; their charges are written to
+// the shared ledger when it answers again.
+type FailOpenConfig struct {
+	CallUSDMax  string `koanf:"call_usd_max"`
+	TotalUSDMax string `koanf:"total_usd_max"`
 }
 
 type PricingConfig struct {

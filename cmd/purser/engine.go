@@ -92,6 +92,8 @@ func (eng *engine) openLedger(ctx context.Context, n enforcer.Notifier) (enforce
 		return enforcer.NewMemoryLedger(eng.ledgerOptions(n)), nil
 	case "sqlite":
 		return eng.openSQLite(ctx, n)
+	case "postgres":
+		return eng.openPostgres(ctx, n)
 	}
 	return nil, fmt.Errorf("store.kind %q is not supported", eng.cfg.Store.Kind)
 }

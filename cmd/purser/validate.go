@@ -72,8 +72,13 @@ func (c *Config) build() (*built, error) {
 	}
 	switch c.Store.Kind {
 	case "sqlite", "memory":
+		if c.Store.DSN != "" {
+			p.add("store.dsn", "is only used with store.kind postgres (store.kind is %q)", c.Store.Kind)
+		}
+	case "postgres":
+		c.Store.validatePostgres(&p)
 	default:
-		p.add("store.kind", "must be sqlite or memory, got %q", c.Store.Kind)
+		p.add("store.kind", "must be sqlite, memory or postgres, got %q", c.Store.Kind)
 	}
 	b.logLevel = hclog.LevelFromString(c.Log.Level)
 	if b.logLevel == hclog.NoLevel {

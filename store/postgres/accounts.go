@@ -8,6 +8,7 @@ import (
 	"maps"
 	"math"
 	"math/bits"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -322,6 +323,7 @@ func (l *Ledger) Check(ctx context.Context, account string, estimate enforcer.Na
 	if len(path) == 0 {
 		return enforcer.BudgetCheck{}, fmt.Errorf("check: account %q: %w", account, enforcer.ErrAccountNotFound)
 	}
+	l.w.routes.learnAccount(account, path[len(path)-1].id)
 	return check(path, estimate), nil
 }
 
@@ -369,6 +371,9 @@ func (l *Ledger) Reservation(ctx context.Context, id string) (enforcer.Reservati
 	case err != nil:
 		return enforcer.Reservation{}, l.dbErr(fmt.Sprintf("reservation %q", id), err)
 	}
+	if r.state == string(enforcer.StatePending) {
+		l.w.routes.learnRes(id, r.account) // a commit or release is likely next
+	}
 	return r.view(now), nil
 }
 
@@ -403,14 +408,20 @@ const selectSnapshots = `SELECT a.id, COALESCE(a.parent_id, ''), a.limit_nanos, 
 	CROSS JOIN accounts a
 	LEFT JOIN LATERAL (SELECT array_agg(tool) AS tools, array_agg(calls) AS calls, array_agg(spent_nanos) AS spent
 		FROM account_tools WHERE account_id = a.id) t ON true
-	WHERE $1 = '' OR a.id = $1
-	ORDER BY a.id`
+	WHERE a.id = $1`
+
+// selectAllSnapshots is selectSnapshots for every account ($1 unused).
+var selectAllSnapshots = strings.Replace(selectSnapshots, "WHERE a.id = $1", "WHERE $1::text IS NOT NULL ORDER BY a.id", 1)
 
 // readSnapshots reads one account (or all when id is ""), discounting
 // overdue holds, in one statement so everything is one consistent
 // snapshot. now is the instant to measure at (nil: the database's clock).
 func readSnapshots(ctx context.Context, q querier, id string, now *int64) ([]enforcer.Snapshot, error) {
-	rows, err := q.Query(ctx, selectSnapshots, id, now)
+	query := selectSnapshots
+	if id == "" {
+		query = selectAllSnapshots
+	}
+	rows, err := q.Query(ctx, query, id, now)
 	if err != nil {
 		return nil, err
 	}
@@ -467,10 +478,19 @@ func (l *Ledger) Sweep(ctx context.Context) (int, error) {
 	if now < math.MinInt64+int64(l.retain) {
 		cutoff = math.MinInt64
 	}
-	if _, err := l.pool.Exec(ctx, `DELETE FROM reservations WHERE state <> 'pending' AND settled_at <= $1`, cutoff); err != nil {
-		return n, l.dbErr("sweep: forget settled reservations", err)
+	// SKIP LOCKED: a row a batch is settling (a late commit of an expired
+	// hold) is left for the next sweep instead of waited for, so the sweep
+	// never takes part in a deadlock; chunks keep each transaction short.
+	for {
+		tag, err := l.pool.Exec(ctx, `DELETE FROM reservations WHERE id IN (
+			SELECT id FROM reservations WHERE state <> 'pending' AND settled_at <= $1 LIMIT 5000 FOR UPDATE SKIP LOCKED)`, cutoff)
+		if err != nil {
+			return n, l.dbErr("sweep: forget settled reservations", err)
+		}
+		if tag.RowsAffected() < 5000 {
+			return n, nil
+		}
 	}
-	return n, nil
 }
 
 func encodeLabels(labels map[string]string) (string, error) {

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"hash/fnv"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -11,20 +12,72 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
-// batcher runs reserve, commit and release operations. Requests queue on
-// reqs; each of a few writer goroutines takes whatever has queued (up to
+// batcher runs reserve, commit and release operations. Each of a few
+// writer goroutines has its own queue; it takes whatever has queued (up to
 // maxBatch) and runs it as one call of purser_apply: one round trip and one
 // transaction (one WAL flush) for the whole batch. Under load a hot tree's
 // root row is then locked once per batch instead of once per operation,
 // which is what lets one hot account take thousands of holds a second.
+//
+// Operations are routed to writers by their tree's root (when this process
+// has seen it), so one tree's operations from this process share batches
+// instead of queueing on its root lock in several transactions, while
+// independent trees proceed in parallel.
 type batcher struct {
 	l   *Ledger
 	cfg config
 
-	mu     sync.RWMutex // guards closed and sending on reqs against close
+	mu     sync.RWMutex // guards closed and sending on the queues against close
 	closed bool
-	reqs   chan *op
+	queues []chan *op
 	wg     sync.WaitGroup
+
+	routes routes
+}
+
+// routes remembers which tree accounts and live reservations belong to
+// (immutable facts), bounded so a long-running process cannot grow them
+// without end: past maxRoutes entries a map starts over.
+type routes struct {
+	mu   sync.Mutex
+	acct map[string]string // account -> root
+	res  map[string]string // reservation id -> root
+}
+
+const maxRoutes = 1 << 20
+
+func (r *routes) root(o *op) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if o.kind == "reserve" || o.kind == "charge" {
+		return r.acct[o.account]
+	}
+	return r.res[o.id]
+}
+
+func (r *routes) learnAccount(account, root string) {
+	r.mu.Lock()
+	if r.acct == nil || len(r.acct) >= maxRoutes {
+		r.acct = make(map[string]string)
+	}
+	r.acct[account] = root
+	r.mu.Unlock()
+}
+
+// learnRes records a live reservation's tree (root "" forgets it).
+func (r *routes) learnRes(id, account string) {
+	r.mu.Lock()
+	root, ok := r.acct[account]
+	switch {
+	case account == "" || !ok:
+		delete(r.res, id)
+	default:
+		if r.res == nil || len(r.res) >= maxRoutes {
+			r.res = make(map[string]string)
+		}
+		r.res[id] = root
+	}
+	r.mu.Unlock()
 }
 
 // op is one operation; the caller reads res only after done is closed and
@@ -58,23 +111,32 @@ type opResult struct {
 }
 
 func newBatcher(l *Ledger, cfg config) *batcher {
-	b := &batcher{l: l, cfg: cfg, reqs: make(chan *op, 4*cfg.maxBatch*cfg.writers)}
+	b := &batcher{l: l, cfg: cfg}
 	for range cfg.writers {
+		q := make(chan *op, 4*cfg.maxBatch)
+		b.queues = append(b.queues, q)
 		b.wg.Add(1)
-		go b.loop()
+		go b.loop(q)
 	}
 	return b
 }
 
-// do queues o and waits for its batch to finish.
+// do queues o on its tree's writer and waits for its batch to finish.
 func (b *batcher) do(o *op) error {
 	o.done = make(chan struct{})
+	key := b.routes.root(o)
+	if key == "" {
+		key = o.account + "\x00" + o.id
+	}
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	q := b.queues[h.Sum32()%uint32(len(b.queues))]
 	b.mu.RLock()
 	if b.closed {
 		b.mu.RUnlock()
 		return ErrClosed
 	}
-	b.reqs <- o // writers drain until close, so this cannot block forever
+	q <- o // writers drain until close, so this cannot block forever
 	b.mu.RUnlock()
 	<-o.done
 	return o.err
@@ -87,20 +149,22 @@ func (b *batcher) close() {
 		return
 	}
 	b.closed = true
-	close(b.reqs)
+	for _, q := range b.queues {
+		close(q)
+	}
 	b.mu.Unlock()
 	b.wg.Wait()
 }
 
-func (b *batcher) loop() {
+func (b *batcher) loop(reqs chan *op) {
 	defer b.wg.Done()
 	batch := make([]*op, 0, b.cfg.maxBatch)
-	for first := range b.reqs {
+	for first := range reqs {
 		batch = append(batch[:0], first)
 	fill:
 		for len(batch) < b.cfg.maxBatch {
 			select {
-			case o, ok := <-b.reqs:
+			case o, ok := <-reqs:
 				if !ok {
 					break fill
 				}

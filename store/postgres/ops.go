@@ -80,6 +80,7 @@ func (l *Ledger) Reserve(ctx context.Context, req enforcer.ReserveRequest) (enfo
 	res := o.res
 	switch res.status {
 	case "ok":
+		l.w.routes.learnRes(req.ID, req.Account)
 		return res.r.view(res.now), nil
 	case "exists":
 		if err := sameRequest(res.r, req); err != nil {
@@ -141,6 +142,7 @@ func (l *Ledger) Commit(ctx context.Context, id string, actual *enforcer.Nanos, 
 	res := o.res
 	switch res.status {
 	case "ok":
+		l.w.routes.learnRes(id, "")
 		l.notify(l.commitAlerts(res))
 		return res.r.view(res.now), nil
 	case "not_found":
@@ -199,6 +201,7 @@ func (l *Ledger) Release(ctx context.Context, id string) (enforcer.Reservation, 
 	res := o.res
 	switch res.status {
 	case "ok":
+		l.w.routes.learnRes(id, "")
 		return res.r.view(res.now), nil
 	case "not_found":
 		return enforcer.Reservation{}, fmt.Errorf("release %q: %w", id, enforcer.ErrReservationNotFound)

@@ -123,7 +123,7 @@ func (c config) validate() error {
 // well-synchronized clocks.
 func Open(ctx context.Context, dsn string, opts enforcer.LedgerOptions, options ...Option) (*Ledger, error) {
 	cfg := config{poolConnsMax: 16, statementTimeout: 5 * time.Second, opTimeout: 10 * time.Second,
-		writers: 4, maxBatch: 128, retries: 10}
+		writers: 1, maxBatch: 128, retries: 10}
 	for _, o := range options {
 		o(&cfg)
 	}

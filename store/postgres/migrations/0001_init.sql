@@ -105,31 +105,6 @@ CREATE FUNCTION purser_lock_trees(p_roots TEXT[]) RETURNS INT LANGUAGE sql AS $$
     SELECT count(*)::INT FROM (SELECT 1 FROM accounts WHERE id = ANY(p_roots) ORDER BY id FOR NO KEY UPDATE) locked
 $$;
 
--- purser_rollup charges p_charge (and releases p_release of pending) on
--- every account of p_path and its per-tool stats, and returns the accounts
--- with their new committed totals and limits, in path order. The caller
--- holds the tree lock.
-CREATE FUNCTION purser_rollup(p_path TEXT[], p_tool TEXT, p_charge BIGINT, p_release BIGINT,
-    OUT ids TEXT[], OUT committed BIGINT[], OUT limits BIGINT[]) LANGUAGE plpgsql AS $$
-BEGIN
-    WITH u AS (
-        UPDATE accounts SET committed_nanos = committed_nanos + p_charge, pending_nanos = pending_nanos - p_release
-            WHERE id = ANY(p_path)
-            RETURNING id, committed_nanos, limit_nanos
-    )
-    SELECT array_agg(u.id ORDER BY array_position(p_path, u.id)),
-           array_agg(u.committed_nanos ORDER BY array_position(p_path, u.id)),
-           array_agg(u.limit_nanos ORDER BY array_position(p_path, u.id))
-        INTO ids, committed, limits FROM u;
-    IF p_tool <> '' THEN
-        INSERT INTO account_tools (account_id, tool, calls, spent_nanos)
-            SELECT p.id, p_tool, 1, p_charge FROM unnest(p_path) AS p(id)
-            ON CONFLICT (account_id, tool) DO UPDATE
-            SET calls = account_tools.calls + 1, spent_nanos = account_tools.spent_nanos + excluded.spent_nanos;
-    END IF;
-END
-$$;
-
 -- purser_apply runs a batch of reserve, commit and release operations in
 -- one transaction (the caller's statement) and returns one row per
 -- operation, in order. Refusals are statuses, not exceptions, so one
@@ -172,10 +147,27 @@ DECLARE
     v_now BIGINT;
     v_rem BIGINT;
     v_charge BIGINT;
-    v_pending BOOLEAN;
+    v_release BIGINT;
     v_over TEXT;
     r reservations%ROWTYPE;
-    a RECORD;
+    j INT;
+    k INT;
+    -- The totals of every account this batch touches, read once after the
+    -- trees are locked, kept up to date here operation by operation, and
+    -- written back once at the end: one new row version per account per
+    -- batch, however many operations hit it (a hot root would otherwise
+    -- grow a chain of versions that every later operation walks).
+    acc_ids TEXT[];
+    acc_lim BIGINT[];
+    acc_c BIGINT[];
+    acc_p BIGINT[];
+    acc_c0 BIGINT[];
+    acc_p0 BIGINT[];
+    -- Per-tool stats to add, likewise written once.
+    t_acct TEXT[] := '{}';
+    t_tool TEXT[] := '{}';
+    t_calls BIGINT[] := '{}';
+    t_spent BIGINT[] := '{}';
 BEGIN
     SELECT array_agg(DISTINCT x.root ORDER BY x.root) INTO v_roots FROM (
         SELECT ac.root_id AS root FROM unnest(p_kind, p_account) AS o(kind, acct)
@@ -190,6 +182,18 @@ BEGIN
     FOREACH v_root IN ARRAY v_roots LOOP
         PERFORM purser_expire_tree(v_root, v_now);
     END LOOP;
+    SELECT array_agg(x.id), array_agg(x.limit_nanos), array_agg(x.committed_nanos), array_agg(x.pending_nanos)
+        INTO acc_ids, acc_lim, acc_c, acc_p
+        FROM accounts x
+        WHERE x.root_id = ANY(v_roots) AND x.id IN (
+            SELECT unnest(ac.path) FROM unnest(p_kind, p_account) AS o(kind, acct)
+                JOIN accounts ac ON ac.id = o.acct WHERE o.kind IN ('reserve', 'charge')
+            UNION
+            SELECT unnest(rs.path) FROM unnest(p_kind, p_id) AS o(kind, id)
+                JOIN reservations rs ON rs.id = o.id WHERE o.kind NOT IN ('reserve', 'charge'));
+    acc_ids := COALESCE(acc_ids, '{}'); acc_lim := COALESCE(acc_lim, '{}');
+    acc_c := COALESCE(acc_c, '{}'); acc_p := COALESCE(acc_p, '{}');
+    acc_c0 := acc_c; acc_p0 := acc_p;
 
     FOR i IN 1 .. COALESCE(array_length(p_kind, 1), 0) LOOP
         op := i - 1; status := 'ok'; now_ns := v_now;
@@ -197,10 +201,11 @@ BEGIN
         r_created := NULL; r_expires := NULL; r_settled := NULL; r_charged := NULL; r_source := NULL; r_late := NULL;
         d_account := NULL; d_remaining := NULL; d_overdrawn := NULL;
         a_ids := NULL; a_committed := NULL; a_limits := NULL;
+        v_charge := NULL; v_release := 0; v_path := NULL;
 
         IF p_kind[i] IN ('reserve', 'charge') THEN
             SELECT ac.root_id, ac.path INTO v_root, v_path FROM accounts ac WHERE ac.id = p_account[i];
-            IF NOT FOUND OR NOT (v_root = ANY(v_roots)) THEN
+            IF NOT FOUND OR NOT (v_root = ANY(v_roots)) OR array_position(acc_ids, p_account[i]) IS NULL THEN
                 -- (an account created after this batch began is not visible to it)
                 status := 'account_not_found';
                 RETURN NEXT;
@@ -209,13 +214,20 @@ BEGIN
             SELECT * INTO r FROM reservations WHERE id = p_id[i];
             IF FOUND THEN
                 status := 'exists';
+                v_path := NULL;
             ELSIF p_kind[i] = 'charge' THEN
                 -- A charge made while the database was unreachable (fail-open):
                 -- recorded as a committed reservation, never refused.
-                SELECT x.id INTO v_over FROM accounts x
-                    WHERE x.id = ANY(v_path) AND x.committed_nanos::NUMERIC + p_amount[i] > max_nanos
-                    ORDER BY array_position(v_path, x.id) LIMIT 1;
-                IF FOUND THEN
+                v_charge := p_amount[i];
+                v_over := NULL;
+                FOR k IN 1 .. array_length(v_path, 1) LOOP
+                    j := array_position(acc_ids, v_path[k]);
+                    IF acc_c[j]::NUMERIC + v_charge > max_nanos THEN
+                        v_over := v_path[k];
+                        EXIT;
+                    END IF;
+                END LOOP;
+                IF v_over IS NOT NULL THEN
                     status := 'overflow'; d_account := v_over;
                     RETURN NEXT;
                     CONTINUE;
@@ -229,23 +241,21 @@ BEGIN
                 IF NOT FOUND THEN
                     RAISE EXCEPTION 'reservation % created during a concurrent charge', p_id[i] USING ERRCODE = '40001';
                 END IF;
-                SELECT * INTO a_ids, a_committed, a_limits FROM purser_rollup(v_path, p_tool[i], p_amount[i], 0);
             ELSE
                 -- The budget check: the tightest account on the path, an
                 -- overdrawn one first (it refuses everything).
                 d_account := v_path[1]; d_remaining := max_nanos; d_overdrawn := false; v_over := NULL;
-                FOR a IN SELECT x.id, x.limit_nanos, x.committed_nanos, x.pending_nanos
-                         FROM unnest(v_path) WITH ORDINALITY AS p(id, ord) JOIN accounts x ON x.id = p.id
-                         ORDER BY p.ord LOOP
-                    IF v_over IS NULL AND a.pending_nanos::NUMERIC + p_amount[i] > max_nanos THEN
-                        v_over := a.id;
+                FOR k IN 1 .. array_length(v_path, 1) LOOP
+                    j := array_position(acc_ids, v_path[k]);
+                    IF v_over IS NULL AND acc_p[j]::NUMERIC + p_amount[i] > max_nanos THEN
+                        v_over := v_path[k];
                     END IF;
-                    CONTINUE WHEN a.limit_nanos IS NULL;
-                    v_rem := greatest(a.limit_nanos::NUMERIC - a.committed_nanos - a.pending_nanos, min_nanos)::BIGINT;
-                    IF a.committed_nanos > a.limit_nanos AND NOT d_overdrawn THEN
-                        d_account := a.id; d_remaining := v_rem; d_overdrawn := true;
+                    CONTINUE WHEN acc_lim[j] IS NULL;
+                    v_rem := greatest(acc_lim[j]::NUMERIC - acc_c[j] - acc_p[j], min_nanos)::BIGINT;
+                    IF acc_c[j] > acc_lim[j] AND NOT d_overdrawn THEN
+                        d_account := v_path[k]; d_remaining := v_rem; d_overdrawn := true;
                     ELSIF NOT d_overdrawn AND v_rem < d_remaining THEN
-                        d_account := a.id; d_remaining := v_rem;
+                        d_account := v_path[k]; d_remaining := v_rem;
                     END IF;
                 END LOOP;
                 IF d_overdrawn OR p_amount[i] > d_remaining THEN
@@ -264,7 +274,10 @@ BEGIN
                     ON CONFLICT (id) DO NOTHING
                     RETURNING * INTO r;
                 IF FOUND THEN
-                    UPDATE accounts SET pending_nanos = pending_nanos + p_amount[i] WHERE id = ANY(v_path);
+                    FOR k IN 1 .. array_length(v_path, 1) LOOP
+                        j := array_position(acc_ids, v_path[k]);
+                        acc_p[j] := acc_p[j] + p_amount[i];
+                    END LOOP;
                 ELSE
                     -- A reserve of the same id on another tree committed first.
                     SELECT * INTO r FROM reservations WHERE id = p_id[i];
@@ -273,10 +286,11 @@ BEGIN
                     END IF;
                     status := 'exists';
                 END IF;
+                v_path := NULL;
             END IF;
         ELSE
             SELECT * INTO r FROM reservations WHERE id = p_id[i] FOR UPDATE;
-            IF NOT FOUND OR NOT (r.root_id = ANY(v_roots)) THEN
+            IF NOT FOUND OR NOT (r.root_id = ANY(v_roots)) OR array_position(acc_ids, r.account_id) IS NULL THEN
                 status := 'not_found';
                 RETURN NEXT;
                 CONTINUE;
@@ -286,29 +300,75 @@ BEGIN
             ELSIF p_kind[i] = 'release' THEN
                 UPDATE reservations SET state = 'released', settled_at = v_now WHERE id = r.id
                     RETURNING * INTO r;
-                UPDATE accounts SET pending_nanos = pending_nanos - r.estimate_nanos WHERE id = ANY(r.path);
+                FOR k IN 1 .. array_length(r.path, 1) LOOP
+                    j := array_position(acc_ids, r.path[k]);
+                    acc_p[j] := acc_p[j] - r.estimate_nanos;
+                END LOOP;
             ELSE
                 v_charge := COALESCE(p_amount[i], r.estimate_nanos);
-                SELECT x.id INTO v_over FROM accounts x
-                    WHERE x.id = ANY(r.path) AND x.committed_nanos::NUMERIC + v_charge > max_nanos
-                    ORDER BY array_position(r.path, x.id) LIMIT 1;
-                IF FOUND THEN
+                IF r.state = 'pending' THEN
+                    v_release := r.estimate_nanos;
+                END IF;
+                v_path := r.path;
+                v_over := NULL;
+                FOR k IN 1 .. array_length(v_path, 1) LOOP
+                    j := array_position(acc_ids, v_path[k]);
+                    IF acc_c[j]::NUMERIC + v_charge > max_nanos THEN
+                        v_over := v_path[k];
+                        EXIT;
+                    END IF;
+                END LOOP;
+                IF v_over IS NOT NULL THEN
                     status := 'overflow'; d_account := v_over;
                     RETURN NEXT;
                     CONTINUE;
                 END IF;
-                v_pending := r.state = 'pending';
                 UPDATE reservations SET state = 'committed', settled_at = v_now, charged_nanos = v_charge,
-                        cost_source = p_source[i], late = NOT v_pending
+                        cost_source = p_source[i], late = r.state <> 'pending'
                     WHERE id = r.id RETURNING * INTO r;
-                SELECT * INTO a_ids, a_committed, a_limits
-                    FROM purser_rollup(r.path, r.tool, v_charge, CASE WHEN v_pending THEN r.estimate_nanos ELSE 0 END);
             END IF;
+        END IF;
+
+        IF v_charge IS NOT NULL THEN
+            -- A commit or charge (which fits, checked above): roll it up.
+            a_ids := v_path; a_committed := '{}'; a_limits := '{}';
+            FOR k IN 1 .. array_length(v_path, 1) LOOP
+                j := array_position(acc_ids, v_path[k]);
+                acc_c[j] := acc_c[j] + v_charge;
+                acc_p[j] := acc_p[j] - v_release;
+                a_committed := a_committed || acc_c[j];
+                a_limits := a_limits || acc_lim[j];
+                IF r.tool <> '' THEN
+                    j := NULL;
+                    FOR m IN 1 .. COALESCE(array_length(t_acct, 1), 0) LOOP
+                        IF t_acct[m] = v_path[k] AND t_tool[m] = r.tool THEN
+                            j := m;
+                            EXIT;
+                        END IF;
+                    END LOOP;
+                    IF j IS NULL THEN
+                        t_acct := t_acct || v_path[k]; t_tool := t_tool || r.tool;
+                        t_calls := t_calls || 1::BIGINT; t_spent := t_spent || v_charge;
+                    ELSE
+                        t_calls[j] := t_calls[j] + 1; t_spent[j] := t_spent[j] + v_charge;
+                    END IF;
+                END IF;
+            END LOOP;
         END IF;
         r_id := r.id; r_account := r.account_id; r_tool := r.tool; r_estimate := r.estimate_nanos; r_ttl := r.ttl_nanos;
         r_state := r.state; r_created := r.created_at; r_expires := r.expires_at; r_settled := r.settled_at;
         r_charged := r.charged_nanos; r_source := r.cost_source; r_late := r.late;
         RETURN NEXT;
     END LOOP;
+
+    UPDATE accounts x SET committed_nanos = x.committed_nanos + (d.c - d.c0), pending_nanos = x.pending_nanos + (d.p - d.p0)
+        FROM unnest(acc_ids, acc_c, acc_c0, acc_p, acc_p0) AS d(id, c, c0, p, p0)
+        WHERE x.id = d.id AND (d.c <> d.c0 OR d.p <> d.p0);
+    IF array_length(t_acct, 1) > 0 THEN
+        INSERT INTO account_tools (account_id, tool, calls, spent_nanos)
+            SELECT * FROM unnest(t_acct, t_tool, t_calls, t_spent)
+            ON CONFLICT (account_id, tool) DO UPDATE
+            SET calls = account_tools.calls + excluded.calls, spent_nanos = account_tools.spent_nanos + excluded.spent_nanos;
+    END IF;
 END
 $$;
