@@ -383,3 +383,35 @@ func btoi(b bool) int {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+func TestPricesResolve(t *testing.T) {
+	p := DefaultPrices()
+	for in, want := range map[string]string{"gemini-3-pro-preview": "gemini-3-pro-preview", "google/gemini-3-pro-preview": "gemini-3-pro-preview",
+		"@google/gemini-3-pro-preview": "gemini-3-pro-preview", "openrouter/openai/gpt-4o": "gpt-4o"} {
+		if got, ok := p.Resolve(in); !ok || got != want {
+			t.Errorf("Resolve(%q) = %q %v, want %q", in, got, ok, want)
+		}
+	}
+	for _, in := range []string{"", "no-such-model", "google/none"} {
+		if _, ok := p.Resolve(in); ok {
+			t.Errorf("Resolve(%q) found a price", in)
+		}
+	}
+	if _, ok, err := p.Cost(Usage{Model: "no-such-model", Input: 5}); ok || err != nil {
+		t.Errorf("unpriced model: ok=%v err=%v", ok, err)
+	}
+}
+
+func TestParseFormat(t *testing.T) {
+	for _, f := range Formats() {
+		if got, err := ParseFormat(string(f)); got != f || err != nil {
+			t.Errorf("ParseFormat(%q) = %q %v", f, got, err)
+		}
+	}
+	if got, err := ParseFormat("auto"); got != FormatAuto || err != nil {
+		t.Errorf("auto: %q %v", got, err)
+	}
+	if _, err := ParseFormat("csv"); err == nil {
+		t.Error("csv accepted")
+	}
+}
