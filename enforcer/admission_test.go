@@ -288,3 +288,66 @@ func TestPolicyProviderIsConsultedPerCall(t *testing.T) {
 		t.Fatalf("after the provider changed: %+v", d)
 	}
 }
+
+func TestReserveRetryReturnsTheFirstOutcome(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnforcer(t, Config{})
+	mustAccount(t, e, AccountSpec{ID: "a", Limit: usdPtr("0.01")})
+	call := Call{Account: "a", Tool: "Bash"}
+	d1, r1, err := e.Reserve(ctx, call, ReserveOptions{ID: "x"})
+	if err != nil || !d1.Allowed() {
+		t.Fatal(d1, err)
+	}
+	// The first hold fills the budget; a retry must not be judged against it.
+	d2, r2, err := e.Reserve(ctx, call, ReserveOptions{ID: "x"})
+	if err != nil || !d2.Allowed() || r2.ID != r1.ID || r2.State != StatePending {
+		t.Fatalf("retry: %+v %+v %v", d2, r2, err)
+	}
+	if snap, _ := e.Ledger().Snapshot(ctx, "a"); snap.Pending != MustParseUSD("0.01") {
+		t.Errorf("retry held twice: pending %s", snap.Pending)
+	}
+	if _, _, err := e.Reserve(ctx, Call{Account: "a", Tool: "Read"}, ReserveOptions{ID: "x"}); !errors.Is(err, ErrReservationConflict) {
+		t.Errorf("same id, other tool: %v", err)
+	}
+	ran := 0
+	run := func(context.Context) (any, error) { ran++; return nil, nil }
+	if _, err := e.Execute(ctx, "a", "Bash", nil, run, WithReservationID("x")); err != nil || ran != 1 {
+		t.Fatalf("execute under the pending id: %v ran=%d", err, ran)
+	}
+	res, err := e.Execute(ctx, "a", "Bash", nil, run, WithReservationID("x"))
+	if !errors.Is(err, ErrReservationSettled) || ran != 1 || res.Reservation.State != StateCommitted {
+		t.Errorf("a retried Execute of a finished call must not run the tool again: %v ran=%d %+v", err, ran, res.Reservation)
+	}
+}
+
+func TestApprovalIsBoundToParamsAndState(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnforcer(t, Config{Policies: []PolicySpec{askPolicy()}})
+	mustAccount(t, e, AccountSpec{ID: "a"})
+	ls := Call{Account: "a", Tool: "Bash", Params: map[string]any{"command": "ls"}}
+	d, _, _ := e.Reserve(ctx, ls, ReserveOptions{})
+	if _, _, err := e.Reserve(ctx, ls, ReserveOptions{ApprovalID: d.ApprovalID}); !errors.Is(err, ErrApprovalPending) {
+		t.Errorf("pending approval: %v", err)
+	}
+	if _, err := e.Approvals().Approve(d.ApprovalID, ""); err != nil {
+		t.Fatal(err)
+	}
+	rm := Call{Account: "a", Tool: "Bash", Params: map[string]any{"command": "rm -rf /"}}
+	if _, _, err := e.Reserve(ctx, rm, ReserveOptions{ApprovalID: d.ApprovalID}); !errors.Is(err, ErrApprovalMismatch) {
+		t.Errorf("approval for `ls` let `rm -rf /` through: %v", err)
+	}
+	if d2, _, err := e.Reserve(ctx, ls, ReserveOptions{ApprovalID: d.ApprovalID}); err != nil || !d2.Allowed() {
+		t.Errorf("the approved call itself: %+v %v", d2, err)
+	}
+	if _, _, err := e.Reserve(ctx, ls, ReserveOptions{ApprovalID: d.ApprovalID}); !errors.Is(err, ErrApprovalUsed) {
+		t.Errorf("second use: %v", err)
+	}
+}
+
+func TestAliasOnlyLLMRuleKeepsDefaults(t *testing.T) {
+	e := newTestEnforcer(t, Config{LLM: LLMRule{Tools: []string{"chat"}}})
+	est, err := e.Estimate(context.Background(), Call{Tool: "chat", Params: map[string]any{"prompt": "hi"}})
+	if err != nil || est.Nanos != MustParseUSD("0.0001") {
+		t.Errorf("alias-only rule: %s %v; want the $0.0001 minimum", est.Nanos, err)
+	}
+}

@@ -26,6 +26,9 @@ var (
 	ErrApprovalDecided   = errors.New("approval already decided")
 	ErrApprovalQueueFull = errors.New("approval queue full")
 	ErrApprovalMismatch  = errors.New("approval was granted for a different call")
+	ErrApprovalPending   = errors.New("approval is still pending")
+	ErrApprovalRefused   = errors.New("approval was denied or expired")
+	ErrApprovalUsed      = errors.New("approval was already used")
 )
 
 // ApprovalRequest is a call waiting for a human (or an Approver).
@@ -70,8 +73,9 @@ type ApprovalQueue struct {
 }
 
 type approvalEntry struct {
-	req     ApprovalRequest
-	decided chan struct{} // closed when the request leaves pending
+	req       ApprovalRequest
+	paramsKey string        // the approved call's canonical params
+	decided   chan struct{} // closed when the request leaves pending
 }
 
 // NewApprovalQueue makes a queue whose requests expire after ttl and which
@@ -97,7 +101,7 @@ func (q *ApprovalQueue) Create(id string, call Call, est Estimate, policy, reaso
 	}
 	r := ApprovalRequest{ID: id, Call: call, Estimate: est, Policy: policy, Reason: reason,
 		State: ApprovalPending, CreatedAt: now, ExpiresAt: now.Add(q.ttl)}
-	q.reqs[id] = &approvalEntry{req: r, decided: make(chan struct{})}
+	q.reqs[id] = &approvalEntry{req: r, paramsKey: paramsKey(call), decided: make(chan struct{})}
 	q.pending++
 	return r, nil
 }
@@ -204,21 +208,48 @@ func (q *ApprovalQueue) Wait(ctx context.Context, id string, pollEvery time.Dura
 	}
 }
 
-// consume marks an approved request as used for call; it may be used once.
-func (q *ApprovalQueue) consume(id string, call Call) error {
+// paramsKey binds an approval to the exact call: same tool, same params.
+func paramsKey(call Call) string {
+	k, err := CacheKey(call.Tool, call.Params)
+	if err != nil {
+		return "\x00unencodable" // never equal to a real key
+	}
+	return k
+}
+
+// usable reports whether approval id may let call through (without using it).
+func (q *ApprovalQueue) usable(id string, call Call) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	_, err := q.usableLocked(id, call)
+	return err
+}
+
+func (q *ApprovalQueue) usableLocked(id string, call Call) (*approvalEntry, error) {
 	q.expireLocked(q.clock.Now())
 	e, ok := q.reqs[id]
 	switch {
 	case !ok:
-		return fmt.Errorf("approval %q: %w", id, ErrApprovalNotFound)
+		return nil, fmt.Errorf("approval %q: %w", id, ErrApprovalNotFound)
+	case e.req.State == ApprovalPending:
+		return nil, fmt.Errorf("approval %q: %w", id, ErrApprovalPending)
 	case e.req.State != ApprovalApproved:
-		return fmt.Errorf("approval %q is %s, not approved", id, e.req.State)
+		return nil, fmt.Errorf("approval %q is %s: %w", id, e.req.State, ErrApprovalRefused)
 	case e.req.Used:
-		return fmt.Errorf("approval %q was already used", id)
-	case e.req.Call.Account != call.Account || e.req.Call.Tool != call.Tool:
-		return fmt.Errorf("approval %q (%s on %q): %w", id, e.req.Call.Tool, e.req.Call.Account, ErrApprovalMismatch)
+		return nil, fmt.Errorf("approval %q: %w", id, ErrApprovalUsed)
+	case e.req.Call.Account != call.Account || e.paramsKey != paramsKey(call):
+		return nil, fmt.Errorf("approval %q (%s on %q): %w", id, e.req.Call.Tool, e.req.Call.Account, ErrApprovalMismatch)
+	}
+	return e, nil
+}
+
+// consume marks an approved request as used for call; it may be used once.
+func (q *ApprovalQueue) consume(id string, call Call) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	e, err := q.usableLocked(id, call)
+	if err != nil {
+		return err
 	}
 	e.req.Used = true
 	return nil

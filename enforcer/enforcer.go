@@ -6,8 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -60,9 +58,7 @@ func (c Config) withDefaults() Config {
 	if c.Table == nil {
 		c.Table = d.Table
 	}
-	if c.LLM.Tools == nil && c.LLM.Prices == nil && c.LLM.DefaultPrice == 0 && c.LLM.Minimum == 0 {
-		c.LLM = d.LLM
-	}
+	c.LLM = c.LLM.withDefaults(d.LLM)
 	if c.Unknown == (UnknownRule{}) {
 		c.Unknown = d.Unknown
 	}
@@ -102,9 +98,6 @@ type Enforcer struct {
 	policies  []PolicySpec
 	approvals *ApprovalQueue
 	logger    hclog.Logger
-
-	idPrefix string
-	idSeq    atomic.Uint64
 }
 
 // New builds an Enforcer over ledger.
@@ -122,15 +115,11 @@ func New(ledger Ledger, cfg Config) (*Enforcer, error) {
 			return nil, fmt.Errorf("enforcer config: policies[%d] is nil", i)
 		}
 	}
-	var rnd [6]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
-		return nil, fmt.Errorf("enforcer: reservation id prefix: %w", err)
-	}
 	return &Enforcer{
 		cfg: cfg, ledger: ledger, chain: chain,
 		policies:  append([]PolicySpec(nil), cfg.Policies...),
 		approvals: NewApprovalQueue(cfg.Clock, cfg.ApprovalTTL, cfg.ApprovalsPendingMax),
-		logger:    cfg.Logger, idPrefix: "r-" + hex.EncodeToString(rnd[:]) + "-",
+		logger:    cfg.Logger,
 	}, nil
 }
 
@@ -140,11 +129,15 @@ func (e *Enforcer) Ledger() Ledger { return e.ledger }
 // Approvals returns the queue of pending asks.
 func (e *Enforcer) Approvals() *ApprovalQueue { return e.approvals }
 
-// NewReservationID returns a fresh, process-unique reservation id.
+// NewReservationID returns a fresh reservation id: 128 random bits, so
+// ids cannot be guessed and squatted by another tenant.
 func (e *Enforcer) NewReservationID() string {
-	var buf [40]byte
-	b := append(buf[:0], e.idPrefix...)
-	return string(strconv.AppendUint(b, e.idSeq.Add(1), 36))
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	var out [34]byte
+	out[0], out[1] = 'r', '-'
+	hex.Encode(out[2:], b[:])
+	return string(out[:])
 }
 
 // Estimate prices a call through the estimation chain. The only errors are
@@ -180,6 +173,11 @@ type ReserveOptions struct {
 // Reserve estimates, admits and, when allowed, holds the estimate. When a
 // policy asks, the Decision carries a new ApprovalID and nothing is held.
 func (e *Enforcer) Reserve(ctx context.Context, call Call, opt ReserveOptions) (Decision, Reservation, error) {
+	if opt.ID != "" {
+		if d, r, done, err := e.retried(ctx, call, opt.ID); done || err != nil {
+			return d, r, err
+		}
+	}
 	est, err := e.estimateFor(ctx, call, opt.Estimate)
 	if err != nil {
 		if d, ok := strictDeny(est, err); ok {
@@ -194,13 +192,49 @@ func (e *Enforcer) Reserve(ctx context.Context, call Call, opt ReserveOptions) (
 	if d.Verdict == Ask {
 		return e.queueAsk(call, d)
 	}
-	if opt.ApprovalID != "" {
-		if err := e.approvals.consume(opt.ApprovalID, call); err != nil {
-			return d, Reservation{}, fmt.Errorf("reserve %s on %q: %w", call.Tool, call.Account, err)
-		}
-		d.ApprovalID = opt.ApprovalID
+	if opt.ApprovalID == "" {
+		return e.hold(ctx, call, d, opt)
 	}
-	return e.hold(ctx, call, d, opt)
+	return e.holdApproved(ctx, call, d, opt)
+}
+
+// retried answers a reservation id that already exists with the first
+// outcome (idempotent retry) instead of admitting the call again, which
+// would count its own hold against it; other fields make it a conflict.
+func (e *Enforcer) retried(ctx context.Context, call Call, id string) (Decision, Reservation, bool, error) {
+	r, err := e.ledger.Reservation(ctx, id)
+	if errors.Is(err, ErrReservationNotFound) {
+		return Decision{}, Reservation{}, false, nil
+	}
+	if err != nil {
+		return Decision{}, Reservation{}, true, err
+	}
+	if r.Account != call.Account || r.Tool != call.Tool {
+		return Decision{}, Reservation{}, true, fmt.Errorf("reservation %q: %w (first used for another account or tool)", id, ErrReservationConflict)
+	}
+	d := Decision{Verdict: Allow, Reason: "retry of reservation " + id, Estimate: Estimate{Nanos: r.Estimate, Source: "retry"}}
+	return d, r, true, nil
+}
+
+// holdApproved checks the approval, holds, and only then marks the
+// approval used, so a hold lost to a budget race does not burn it.
+func (e *Enforcer) holdApproved(ctx context.Context, call Call, d Decision, opt ReserveOptions) (Decision, Reservation, error) {
+	if err := e.approvals.usable(opt.ApprovalID, call); err != nil {
+		return d, Reservation{}, fmt.Errorf("reserve %s on %q: %w", call.Tool, call.Account, err)
+	}
+	d, r, err := e.hold(ctx, call, d, opt)
+	if err != nil || d.Verdict != Allow {
+		return d, r, err
+	}
+	if err := e.approvals.consume(opt.ApprovalID, call); err != nil {
+		// Someone used the approval concurrently: undo this hold.
+		if _, relErr := e.ledger.Release(detached(ctx), r.ID); relErr != nil {
+			e.logger.Error("release after a lost approval race", "reservation", r.ID, "error", relErr)
+		}
+		return d, Reservation{}, fmt.Errorf("reserve %s on %q: %w", call.Tool, call.Account, err)
+	}
+	d.ApprovalID = opt.ApprovalID
+	return d, r, nil
 }
 
 func (e *Enforcer) estimateFor(ctx context.Context, call Call, given *Estimate) (Estimate, error) {
@@ -212,6 +246,11 @@ func (e *Enforcer) estimateFor(ctx context.Context, call Call, given *Estimate) 
 
 func (e *Enforcer) queueAsk(call Call, d Decision) (Decision, Reservation, error) {
 	req, err := e.approvals.Create("a-"+e.NewReservationID()[2:], call, d.Estimate, d.Policy, d.Reason)
+	if errors.Is(err, ErrApprovalQueueFull) {
+		d.Verdict, d.Layer = Deny, LayerApproval
+		d.Reason = fmt.Sprintf("%s; and no approval could be queued: %v", d.Reason, err)
+		return d, Reservation{}, nil
+	}
 	if err != nil {
 		return d, Reservation{}, err
 	}

@@ -80,6 +80,9 @@ func (e *Enforcer) Execute(ctx context.Context, account, tool string, params map
 	if err != nil || d.Verdict != Allow {
 		return Result{Decision: d}, err
 	}
+	if r.State != StatePending { // an idempotent retry of a finished call
+		return Result{Decision: d, Reservation: r}, fmt.Errorf("reservation %q is %s: %w", r.ID, r.State, ErrReservationSettled)
+	}
 	value, err := e.run(ctx, call, r, run)
 	if err != nil {
 		return Result{Decision: d, Reservation: r}, err
@@ -123,11 +126,12 @@ func (e *Enforcer) run(ctx context.Context, call Call, r Reservation, run RunFun
 func (e *Enforcer) settle(ctx context.Context, call Call, d Decision, r Reservation, value any, actualOf func(any) (Nanos, bool)) (Result, error) {
 	var actual *Nanos
 	src := CostEstimated
-	if n, ok := actualOf(value); ok {
-		if n < 0 {
-			return Result{Value: value, Decision: d, Reservation: r}, fmt.Errorf("tool %s reported a negative cost %d nano-USD", call.Tool, n)
-		}
+	var badCost error
+	if n, ok := actualOf(value); ok && n >= 0 {
 		actual, src = &n, CostActual
+	} else if ok {
+		// Charge the estimate rather than leave the hold pending.
+		badCost = fmt.Errorf("tool %s reported a negative cost %d nano-USD; the estimate was charged", call.Tool, n)
 	}
 	// The money is spent even if the caller gave up: settle regardless.
 	cr, err := e.ledger.Commit(detached(ctx), r.ID, actual, src)
@@ -135,7 +139,7 @@ func (e *Enforcer) settle(ctx context.Context, call Call, d Decision, r Reservat
 		return Result{Value: value, Decision: d, Reservation: r}, fmt.Errorf("commit %s: %w", r.ID, err)
 	}
 	e.logCost(ctx, call, d.Estimate, cr)
-	return Result{Value: value, Decision: d, Reservation: cr}, nil
+	return Result{Value: value, Decision: d, Reservation: cr}, badCost
 }
 
 func (e *Enforcer) executeCached(ctx context.Context, call Call, o execOptions) (Result, bool, error) {
@@ -146,6 +150,9 @@ func (e *Enforcer) executeCached(ctx context.Context, call Call, o execOptions) 
 	ro := o.reserve
 	ro.Estimate = &Estimate{Source: string(CostCache)}
 	d, r, err := e.Reserve(ctx, call, ro)
+	if err == nil && d.Verdict == Ask {
+		d, r, err = e.awaitApproval(ctx, call, d, ro)
+	}
 	if err != nil || d.Verdict != Allow {
 		return Result{Decision: d}, true, err
 	}

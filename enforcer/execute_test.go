@@ -156,3 +156,30 @@ func TestThresholdAlertsReachNotifier(t *testing.T) {
 		t.Errorf("log notifier wrote %q", buf.String())
 	}
 }
+
+func TestNegativeReportedCostChargesTheEstimate(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnforcer(t, Config{})
+	mustAccount(t, e, AccountSpec{ID: "a"})
+	res, err := e.Execute(ctx, "a", "Bash", nil, func(context.Context) (any, error) { return billed{-5}, nil })
+	if err == nil || res.Reservation.State != StateCommitted || res.Reservation.Charged != MustParseUSD("0.01") || res.Reservation.CostSource != CostEstimated {
+		t.Errorf("negative cost: %+v %v; want the estimate charged and an error", res.Reservation, err)
+	}
+}
+
+func TestCacheHitThatAsksGoesToTheApprover(t *testing.T) {
+	ctx := context.Background()
+	asked := 0
+	ap := ApproverFunc(func(context.Context, ApprovalRequest) (bool, string, error) { asked++; return true, "", nil })
+	e := newTestEnforcer(t, Config{Policies: []PolicySpec{askPolicy()}, Approver: ap})
+	mustAccount(t, e, AccountSpec{ID: "a"})
+	cache, _ := NewResultCache(SystemClock{}, time.Minute, 8)
+	run := func(context.Context) (any, error) { return "v", nil }
+	if res, err := e.Execute(ctx, "a", "Bash", nil, run, WithCache(cache)); err != nil || res.Value != "v" {
+		t.Fatal(res, err)
+	}
+	res, err := e.Execute(ctx, "a", "Bash", nil, run, WithCache(cache))
+	if err != nil || !res.Cached || res.Value != "v" || asked != 2 || len(e.Approvals().List(ApprovalPending)) != 0 {
+		t.Errorf("cached ask: %+v %v asked=%d", res, err, asked)
+	}
+}

@@ -216,6 +216,24 @@ func contentChars(c any) (int, bool) {
 	return 0, false
 }
 
+// withDefaults fills each zero field from d: a rule that only names
+// aliases still gets the default prices and the $0.0001 minimum.
+func (r LLMRule) withDefaults(d LLMRule) LLMRule {
+	if r.Tools == nil {
+		r.Tools = d.Tools
+	}
+	if r.Prices == nil {
+		r.Prices = d.Prices
+	}
+	if r.DefaultPrice == 0 {
+		r.DefaultPrice = d.DefaultPrice
+	}
+	if r.Minimum == 0 {
+		r.Minimum = d.Minimum
+	}
+	return r
+}
+
 func (r *LLMRule) validate() error {
 	if r.DefaultPrice < 0 || r.Minimum < 0 {
 		return fmt.Errorf("llm rule: default price and minimum must be >= 0")
