@@ -29,7 +29,6 @@ func (eng *engine) openSQLite(ctx context.Context, n enforcer.Notifier) (enforce
 const (
 	defaultPGPoolConns        = 16
 	defaultPGStatementTimeout = 5 * time.Second
-	pgSweepEvery              = 30 * time.Second
 )
 
 // isPostgresDSN: --store given a URL instead of a kind.
@@ -78,8 +77,9 @@ func (eng *engine) openPostgres(ctx context.Context, n enforcer.Notifier) (enfor
 	if timeout == 0 {
 		timeout = defaultPGStatementTimeout
 	}
+	// serve sweeps every minute (sweepEvery), so the store runs no sweeper of its own.
 	l, err := postgres.Open(ctx, sc.DSN, eng.ledgerOptions(n), postgres.WithPoolConnsMax(pool),
-		postgres.WithStatementTimeout(timeout), postgres.WithSweepEvery(pgSweepEvery))
+		postgres.WithStatementTimeout(timeout))
 	if err != nil {
 		return nil, fmt.Errorf("store.dsn: %w", err)
 	}
