@@ -24,8 +24,10 @@ type Token struct {
 	Name   string
 	SHA256 string // hex of sha256(token)
 	Role   Role
-	// Accounts are the account ids the token may use; an entry ending in
-	// "*" is a prefix ("team-a/*"). Empty means every account.
+	// Accounts are the account ids the token may use: "team-a" (that
+	// account), "team-a/*" (it and everything below it), "*" (all). An
+	// admin token with none may use every account; an agent token must
+	// list its accounts (use "*" explicitly for all).
 	Accounts []string
 }
 
@@ -38,18 +40,17 @@ func HashToken(raw string) string {
 type principal struct {
 	name     string
 	role     Role
+	all      bool
 	accounts []string
 }
 
-var anonymousAdmin = &principal{name: "anonymous (auth off)", role: RoleAdmin}
-
 func (p *principal) mayUse(account string) bool {
-	if len(p.accounts) == 0 {
+	if p.all {
 		return true
 	}
 	for _, a := range p.accounts {
-		if prefix, ok := strings.CutSuffix(a, "*"); ok {
-			if strings.HasPrefix(account, prefix) {
+		if base, ok := strings.CutSuffix(a, "/*"); ok {
+			if account == base || strings.HasPrefix(account, base+"/") {
 				return true
 			}
 		} else if a == account {
@@ -59,8 +60,29 @@ func (p *principal) mayUse(account string) bool {
 	return false
 }
 
+// validateScopes accepts "id", "id/*" and "*" only: a bare "team-a*"
+// would also match "team-ab", another tenant.
+func validateScopes(t Token) (all bool, err error) {
+	if len(t.Accounts) == 0 {
+		if t.Role == RoleAgent {
+			return false, fmt.Errorf("agent token %q lists no accounts; list them, or \"*\" for all", t.Name)
+		}
+		return true, nil
+	}
+	for _, a := range t.Accounts {
+		switch {
+		case a == "*":
+			all = true
+		case a == "" || a == "/*" || strings.Contains(strings.TrimSuffix(a, "/*"), "*"):
+			return false, fmt.Errorf("token %q: account scope %q must be an id, id/* or *", t.Name, a)
+		}
+	}
+	return all, nil
+}
+
 type authenticator struct {
-	tokens []tokenEntry
+	tokens    []tokenEntry
+	anonymous *principal // the principal when auth is off
 }
 
 type tokenEntry struct {
@@ -69,7 +91,7 @@ type tokenEntry struct {
 }
 
 func newAuthenticator(tokens []Token) (*authenticator, error) {
-	a := &authenticator{}
+	a := &authenticator{anonymous: &principal{name: "anonymous (auth off)", role: RoleAdmin, all: true}}
 	for i, t := range tokens {
 		raw, err := hex.DecodeString(t.SHA256)
 		if err != nil || len(raw) != sha256.Size {
@@ -78,9 +100,13 @@ func newAuthenticator(tokens []Token) (*authenticator, error) {
 		if t.Role != RoleAdmin && t.Role != RoleAgent {
 			return nil, fmt.Errorf("auth.tokens[%d] (%s): role %q is not admin or agent", i, t.Name, t.Role)
 		}
+		all, err := validateScopes(t)
+		if err != nil {
+			return nil, fmt.Errorf("auth.tokens[%d]: %w", i, err)
+		}
 		var e tokenEntry
 		copy(e.hash[:], raw)
-		e.p = &principal{name: t.Name, role: t.Role, accounts: append([]string(nil), t.Accounts...)}
+		e.p = &principal{name: t.Name, role: t.Role, all: all, accounts: append([]string(nil), t.Accounts...)}
 		a.tokens = append(a.tokens, e)
 	}
 	return a, nil
@@ -92,7 +118,7 @@ func (a *authenticator) enabled() bool { return len(a.tokens) > 0 }
 // one in constant time (no early exit that would leak which matched).
 func (a *authenticator) authenticate(r *http.Request) (*principal, bool) {
 	if !a.enabled() {
-		return anonymousAdmin, true
+		return a.anonymous, true
 	}
 	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || raw == "" {

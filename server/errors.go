@@ -48,6 +48,10 @@ func statusOf(err error) (int, string) {
 		return http.StatusConflict, "already_settled"
 	case errors.Is(err, enforcer.ErrApprovalMismatch):
 		return http.StatusForbidden, "approval_mismatch"
+	case errors.Is(err, enforcer.ErrApprovalPending):
+		return http.StatusConflict, "approval_pending"
+	case errors.Is(err, enforcer.ErrApprovalRefused), errors.Is(err, enforcer.ErrApprovalUsed):
+		return http.StatusConflict, "approval_unusable"
 	case errors.Is(err, enforcer.ErrInvalidAmount), errors.Is(err, enforcer.ErrInvalidAccount),
 		errors.Is(err, enforcer.ErrSupervisorBudget), errors.Is(err, enforcer.ErrUnknownTier):
 		return http.StatusBadRequest, "invalid"
@@ -65,10 +69,14 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, code := statusOf(err)
-	if status >= 500 {
-		s.logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+	msg := err.Error()
+	if status >= 500 && code == "internal" {
+		// Internal detail stays in the log; the client gets a reference.
+		ref := newDecisionID()[2:]
+		s.logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "ref", ref, "error", err)
+		msg = "internal error (reference " + ref + " in the server log)"
 	}
-	writeJSON(w, status, errorBody{Error: errorDetail{Code: code, Message: err.Error()}})
+	writeJSON(w, status, errorBody{Error: errorDetail{Code: code, Message: msg}})
 }
 
 // decode reads a JSON body strictly: size-capped, unknown fields refused,

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -100,6 +101,9 @@ func (s *Server) reserve(w http.ResponseWriter, r *http.Request, p *principal) e
 		return err
 	}
 	d, res, err := s.e.Reserve(r.Context(), call, opt)
+	if errors.Is(err, enforcer.ErrReservationConflict) {
+		return &apiError{http.StatusConflict, "conflict", fmt.Sprintf("reservation id %q is already used for another call; choose another id", opt.ID)}
+	}
 	if err != nil {
 		return err
 	}
@@ -202,7 +206,8 @@ func (s *Server) reservationFor(r *http.Request, p *principal) (enforcer.Reserva
 		return res, err
 	}
 	if !p.mayUse(res.Account) {
-		return res, errForbidden("token %q may not use account %q of reservation %q", p.name, res.Account, id)
+		// Not found, not forbidden: ids must not reveal other tenants.
+		return res, fmt.Errorf("reservation %q: %w", id, enforcer.ErrReservationNotFound)
 	}
 	return res, nil
 }

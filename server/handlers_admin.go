@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/purser-dev/purser/enforcer"
@@ -47,6 +48,9 @@ func (s *Server) putAccount(w http.ResponseWriter, r *http.Request, p *principal
 	var req accountRequest
 	if err := decode(r, &req); err != nil {
 		return err
+	}
+	if req.Parent != "" && !p.mayUse(req.Parent) {
+		return errForbidden("token %q may not attach accounts to %q", p.name, req.Parent)
 	}
 	limit, err := req.limit()
 	if err != nil {
@@ -109,7 +113,7 @@ func (s *Server) updateAccount(w http.ResponseWriter, r *http.Request, cur enfor
 	return nil
 }
 
-func (s *Server) listApprovals(w http.ResponseWriter, r *http.Request, _ *principal) error {
+func (s *Server) listApprovals(w http.ResponseWriter, r *http.Request, p *principal) error {
 	state := enforcer.ApprovalState(r.URL.Query().Get("state"))
 	switch state {
 	case "", enforcer.ApprovalPending, enforcer.ApprovalApproved, enforcer.ApprovalDenied, enforcer.ApprovalExpired:
@@ -119,7 +123,9 @@ func (s *Server) listApprovals(w http.ResponseWriter, r *http.Request, _ *princi
 	list := s.e.Approvals().List(state)
 	out := make([]approvalResponse, 0, len(list))
 	for _, a := range list {
-		out = append(out, toApproval(a))
+		if p.mayUse(a.Call.Account) {
+			out = append(out, toApproval(a))
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"approvals": out})
 	return nil
@@ -135,17 +141,37 @@ func (s *Server) decideApproval(approve bool) endpoint {
 		if note == "" {
 			note = "by " + p.name
 		}
+		id := r.PathValue("id")
+		if a, err := s.e.Approvals().Get(id); err != nil {
+			return err
+		} else if !p.mayUse(a.Call.Account) {
+			return fmt.Errorf("approval %q: %w", id, enforcer.ErrApprovalNotFound)
+		}
 		decide := s.e.Approvals().Deny
 		if approve {
 			decide = s.e.Approvals().Approve
 		}
-		a, err := decide(r.PathValue("id"), note)
+		a, err := decide(id, note)
 		if err != nil {
 			return err
 		}
 		writeJSON(w, http.StatusOK, toApproval(a))
 		return nil
 	}
+}
+
+// getApproval lets an agent poll the approval its reservation asked for.
+func (s *Server) getApproval(w http.ResponseWriter, r *http.Request, p *principal) error {
+	id := r.PathValue("id")
+	a, err := s.e.Approvals().Get(id)
+	if err != nil {
+		return err
+	}
+	if !p.mayUse(a.Call.Account) {
+		return fmt.Errorf("approval %q: %w", id, enforcer.ErrApprovalNotFound)
+	}
+	writeJSON(w, http.StatusOK, toApproval(a))
+	return nil
 }
 
 func (s *Server) listPlugins(w http.ResponseWriter, _ *http.Request, _ *principal) error {

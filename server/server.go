@@ -127,6 +127,12 @@ func (s *Server) handle(pattern, route string, role Role, h endpoint) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		defer func() { s.cfg.Metrics.observeRequest(route, sw.status, time.Since(start)) }()
+		if r.Header.Get("Origin") != "" {
+			// Browsers send Origin on cross-site requests; purser has no
+			// CORS, so refusing them stops CSRF against an auth-off sidecar.
+			s.writeError(sw, r, errForbidden("cross-origin requests are refused (Origin: %s)", r.Header.Get("Origin")))
+			return
+		}
 		p, ok := s.auth.authenticate(r)
 		if !ok {
 			s.writeError(sw, r, &apiError{http.StatusUnauthorized, "unauthorized", "missing or unknown bearer token"})
@@ -164,6 +170,7 @@ func (s *Server) routes() {
 	s.handle("GET /v1/accounts/{id...}", "account", RoleAgent, s.getAccount)
 	s.handle("PUT /v1/accounts/{id...}", "put_account", RoleAdmin, s.putAccount)
 	s.handle("GET /v1/approvals", "approvals", RoleAdmin, s.listApprovals)
+	s.handle("GET /v1/approvals/{id}", "approval", RoleAgent, s.getApproval)
 	s.handle("POST /v1/approvals/{id}/approve", "approve", RoleAdmin, s.decideApproval(true))
 	s.handle("POST /v1/approvals/{id}/deny", "deny", RoleAdmin, s.decideApproval(false))
 	s.handle("GET /v1/plugins", "plugins", RoleAgent, s.listPlugins)

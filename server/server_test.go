@@ -23,7 +23,8 @@ import (
 const (
 	adminToken = "admin-secret"
 	agentA     = "agent-a-secret"
-	agentB     = "agent-b-secret"
+	agentB      = "agent-b-secret"
+	scopedAdmin = "ops-a-secret"
 )
 
 type fixture struct {
@@ -50,7 +51,8 @@ func newFixture(t *testing.T, cfg enforcer.Config, tokens bool) *fixture {
 		sc.Tokens = []Token{
 			{Name: "ops", SHA256: HashToken(adminToken), Role: RoleAdmin},
 			{Name: "bot-a", SHA256: HashToken(agentA), Role: RoleAgent, Accounts: []string{"team-a", "team-a/*"}},
-			{Name: "bot-b", SHA256: HashToken(agentB), Role: RoleAgent, Accounts: []string{"team-b*"}},
+			{Name: "bot-b", SHA256: HashToken(agentB), Role: RoleAgent, Accounts: []string{"team-b", "team-b/*"}},
+			{Name: "ops-a", SHA256: HashToken(scopedAdmin), Role: RoleAdmin, Accounts: []string{"team-a", "team-a/*"}},
 		}
 	}
 	s, err := New(e, sc)
@@ -219,9 +221,9 @@ func TestAuthMatrix(t *testing.T) {
 	f.mustDo(agentA, "GET", "/v1/accounts/team-b", nil, 403)                                               // read another tenant
 	f.mustDo(agentA, "POST", "/v1/check", map[string]any{"account": "team-b", "tool": "Read"}, 403)        // check
 	f.mustDo(agentA, "POST", "/v1/reservations", map[string]any{"account": "team-b", "tool": "Read"}, 403) // charge
-	f.mustDo(agentA, "POST", "/v1/reservations/rb/commit", map[string]any{"actual_usd": "0.5"}, 403)       // commit theirs
-	f.mustDo(agentA, "POST", "/v1/reservations/rb/release", nil, 403)                                      // release theirs
-	f.mustDo(agentA, "GET", "/v1/reservations/rb", nil, 403)                                               // read theirs
+	f.mustDo(agentA, "POST", "/v1/reservations/rb/commit", map[string]any{"actual_usd": "0.5"}, 404)       // commit theirs
+	f.mustDo(agentA, "POST", "/v1/reservations/rb/release", nil, 404)                                      // release theirs
+	f.mustDo(agentA, "GET", "/v1/reservations/rb", nil, 404)                                               // read theirs
 	f.mustDo(agentA, "PUT", "/v1/accounts/team-a", map[string]any{"limit_usd": "100"}, 403)                // change a limit
 	f.mustDo(agentA, "PUT", "/v1/accounts/team-a/sub", map[string]any{"parent": "team-a"}, 403)            // create
 	f.mustDo(agentA, "GET", "/v1/approvals", nil, 403)                                                     // approvals
@@ -236,6 +238,32 @@ func TestAuthMatrix(t *testing.T) {
 	}
 	if list := f.mustDo(adminToken, "GET", "/v1/accounts", nil, 200); len(list["accounts"].([]any)) != 2 {
 		t.Errorf("admin sees %v", list)
+	}
+	// Prefix scopes are path scopes: "team-a/*" does not reach "team-ab".
+	f.mustDo(adminToken, "PUT", "/v1/accounts/team-ab", map[string]any{"limit_usd": "1"}, 201)
+	f.mustDo(agentA, "GET", "/v1/accounts/team-ab", nil, 403)
+	// A scoped admin cannot hang its accounts under another tenant's pool.
+	f.mustDo(scopedAdmin, "PUT", "/v1/accounts/team-a/x", map[string]any{"parent": "team-b"}, 403)
+	f.mustDo(scopedAdmin, "PUT", "/v1/accounts/team-a/x", map[string]any{"parent": "team-a"}, 201)
+	f.mustDo(scopedAdmin, "PUT", "/v1/accounts/team-b", map[string]any{"limit_usd": "99"}, 403)
+	// Browsers' cross-site requests are refused outright.
+	req, _ := http.NewRequest("POST", f.srv.URL+"/v1/estimate", strings.NewReader(`{"tool":"Read"}`))
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	req.Header.Set("Origin", "https://evil.example")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 403 {
+		t.Errorf("cross-origin request: %v %v", resp, err)
+	}
+}
+
+func TestTokenScopesAreValidated(t *testing.T) {
+	e, _ := enforcer.New(enforcer.NewMemoryLedger(enforcer.LedgerOptions{}), enforcer.Config{})
+	for _, tok := range []Token{
+		{Name: "loose", SHA256: HashToken("x"), Role: RoleAgent, Accounts: []string{"team-a*"}},
+		{Name: "unscoped-agent", SHA256: HashToken("y"), Role: RoleAgent},
+	} {
+		if _, err := New(e, Config{Tokens: []Token{tok}}); err == nil || !strings.Contains(err.Error(), tok.Name) {
+			t.Errorf("token %s accepted: %v", tok.Name, err)
+		}
 	}
 }
 

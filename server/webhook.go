@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	neturl "net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,25 +22,38 @@ import (
 // counted.
 type Webhook struct {
 	url     string
+	logHost string // the URL's host only: webhook paths often carry secrets
 	client  *http.Client
 	logger  hclog.Logger
 	queue   chan enforcer.Alert
 	done    chan struct{}
-	once    sync.Once
+	mu      sync.Mutex // guards closed against Notify racing Close
+	closed  bool
 	dropped atomic.Uint64
 	failed  atomic.Uint64
 }
 
 // NewWebhook starts a sender; Close stops it after sending what is queued.
 func NewWebhook(url string, timeout time.Duration, queueMax int, logger hclog.Logger) *Webhook {
-	w := &Webhook{url: url, client: &http.Client{Timeout: timeout}, logger: logger,
+	host := "webhook"
+	if u, err := neturl.Parse(url); err == nil {
+		host = u.Host
+	}
+	w := &Webhook{url: url, logHost: host, client: &http.Client{Timeout: timeout}, logger: logger,
 		queue: make(chan enforcer.Alert, queueMax), done: make(chan struct{})}
 	go w.loop()
 	return w
 }
 
-// Notify queues the alert.
+// Notify queues the alert; after Close, or when the queue is full, the
+// alert is dropped and counted.
 func (w *Webhook) Notify(a enforcer.Alert) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		w.dropped.Add(1)
+		return
+	}
 	select {
 	case w.queue <- a:
 	default:
@@ -51,7 +66,7 @@ func (w *Webhook) loop() {
 	for a := range w.queue {
 		if err := w.send(a); err != nil {
 			w.failed.Add(1)
-			w.logger.Warn("alert webhook failed", "url", w.url, "account", a.Account, "error", err)
+			w.logger.Warn("alert webhook failed", "host", w.logHost, "account", a.Account, "error", err)
 		}
 	}
 }
@@ -78,6 +93,10 @@ func (w *Webhook) send(a enforcer.Alert) error {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := w.client.Do(req)
+	var ue *neturl.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("POST to %s: %w", w.logHost, ue.Err) // url.Error would print the secret path
+	}
 	if err != nil {
 		return err
 	}
@@ -88,9 +107,18 @@ func (w *Webhook) send(a enforcer.Alert) error {
 	return nil
 }
 
+// Stats returns how many alerts were dropped (queue full or closed) and
+// how many deliveries failed.
+func (w *Webhook) Stats() (dropped, failed uint64) { return w.dropped.Load(), w.failed.Load() }
+
 // Close sends what is queued and stops.
 func (w *Webhook) Close() error {
-	w.once.Do(func() { close(w.queue) })
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
+		close(w.queue)
+	}
+	w.mu.Unlock()
 	<-w.done
 	return nil
 }

@@ -197,11 +197,20 @@ func (w *Writer) fail(err error) {
 }
 
 // rotate shifts path.N-1 -> path.N ... path -> path.1 and starts afresh.
+// Whatever fails, the log ends up with an open file again, so one bad
+// rotation does not silence it for good.
 func (w *Writer) rotate() error {
 	w.flush()
 	if err := w.file.Close(); err != nil {
-		return fmt.Errorf("decision log %s: close for rotation: %w", w.path, err)
+		return errors.Join(fmt.Errorf("decision log %s: close for rotation: %w", w.path, err), w.openFile())
 	}
+	if err := w.shift(); err != nil {
+		return errors.Join(err, w.openFile())
+	}
+	return w.openFile()
+}
+
+func (w *Writer) shift() error {
 	for i := w.opts.Backups - 1; i >= 1; i-- {
 		from := fmt.Sprintf("%s.%d", w.path, i)
 		if err := os.Rename(from, fmt.Sprintf("%s.%d", w.path, i+1)); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -211,7 +220,7 @@ func (w *Writer) rotate() error {
 	if err := os.Rename(w.path, w.path+".1"); err != nil {
 		return fmt.Errorf("decision log: rotate %s: %w", w.path, err)
 	}
-	return w.openFile()
+	return nil
 }
 
 // Stats reports what happened to events so far.
