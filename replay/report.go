@@ -88,7 +88,8 @@ type TraceSummary struct {
 	Steps    int    `json:"steps"`
 	Skipped  int    `json:"skipped_lines"`
 	Denied   int    `json:"denied"`
-	Spent    Amount `json:"spent"`
+	Spent Amount `json:"spent"`
+	// Estimate sums every step's estimate, admitted or not.
 	Estimate Amount `json:"estimate"`
 }
 

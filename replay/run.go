@@ -81,12 +81,17 @@ type Runner struct {
 	Pool        string          // default "replay"
 	Budget      *enforcer.Nanos
 	TraceBudget *enforcer.Nanos
-	// Progress, when set, is called after each trace with the steps done
-	// and the total.
+	// Progress, when set, is called after each trace and every
+	// progressEvery steps with the steps done and the total.
 	Progress func(done, total int)
 	// TopN is how many of the costliest steps the report lists (default 10).
 	TopN int
+
+	total int // steps of the current Run, for Progress
 }
+
+// progressEvery is how often (in steps) Progress hears about a long trace.
+const progressEvery = 1000
 
 // record is one replayed step, kept compact for the report and the chart.
 type record struct {
@@ -117,6 +122,7 @@ func (r *Runner) Run(ctx context.Context, traces []*Trace) (*Report, error) {
 	for _, t := range traces {
 		total += len(t.Steps)
 	}
+	r.total = total
 	recs := make([]record, 0, total)
 	accounts := make([]string, len(traces))
 	for i, t := range traces {
@@ -152,6 +158,9 @@ func (r *Runner) runTrace(ctx context.Context, t *Trace, ti int32, acct string, 
 		}
 		rec.trace, rec.step = ti, int32(si)
 		recs = append(recs, rec)
+		if r.Progress != nil && len(recs)%progressEvery == 0 {
+			r.Progress(len(recs), r.total)
+		}
 		if r.Clock != nil {
 			r.Clock.Advance(time.Second)
 		}

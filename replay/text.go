@@ -32,6 +32,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, " - OVERDRAWN by %s", amount(-enforcer.Nanos(r.Remaining.Nanos)))
 	}
 	b.WriteString("\n")
+	r.writePerTrace(&b)
 	r.writeDenials(&b)
 	r.writeAlerts(&b)
 	r.writeTop(&b)
@@ -65,6 +66,22 @@ func toolCounts(m map[string]int) string {
 		return "none"
 	}
 	return strings.Join(parts, ", ")
+}
+
+// perTraceShown is the most traces listed one per line; a bigger run's
+// per-trace lines are in the JSON report.
+const perTraceShown = 12
+
+func (r *Report) writePerTrace(b *strings.Builder) {
+	if len(r.PerTrace) < 2 || len(r.PerTrace) > perTraceShown {
+		return
+	}
+	b.WriteString("\nPer trace:\n")
+	tw := tabwriter.NewWriter(b, 2, 4, 2, ' ', 0)
+	for _, t := range r.PerTrace {
+		fmt.Fprintf(tw, "  %s\t%s\t%d steps\tspent %s\testimated %s\tdenied %d\n", t.Name, t.Format, t.Steps, t.Spent, t.Estimate, t.Denied)
+	}
+	tw.Flush()
 }
 
 func (r *Report) writeDenials(b *strings.Builder) {
