@@ -83,12 +83,12 @@ type Cost struct {
 
 // TraceSummary is one trace's line in the report.
 type TraceSummary struct {
-	Name     string `json:"name"`
-	Format   Format `json:"format"`
-	Steps    int    `json:"steps"`
-	Skipped  int    `json:"skipped_lines"`
-	Denied   int    `json:"denied"`
-	Spent Amount `json:"spent"`
+	Name    string `json:"name"`
+	Format  Format `json:"format"`
+	Steps   int    `json:"steps"`
+	Skipped int    `json:"skipped_lines"`
+	Denied  int    `json:"denied"`
+	Spent   Amount `json:"spent"`
 	// Estimate sums every step's estimate, admitted or not.
 	Estimate Amount `json:"estimate"`
 }
