@@ -66,13 +66,18 @@ func NewMetrics(ledger enforcer.Ledger, opts MetricsOptions) *Metrics {
 		Help: "Budget threshold and overdraft alerts by level."}, []string{"level"})
 	m.reg.MustRegister(m.requests, m.decisions, m.sources, m.settles, m.pluginCalls, m.pluginErrs, m.instances, m.reloads, m.alerts)
 	if opts.DecisionLogDropped != nil {
-		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "purser_decision_log_dropped_total",
-			Help: "Decision events dropped because the disk could not keep up."}, func() float64 { return float64(opts.DecisionLogDropped()) }))
+		m.WatchDecisionLog(opts.DecisionLogDropped)
 	}
 	if ledger != nil {
 		m.WatchLedger(ledger, opts.Accounts)
 	}
 	return m
+}
+
+// WatchDecisionLog exports the decision log's drop counter. Call it once.
+func (m *Metrics) WatchDecisionLog(dropped func() uint64) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "purser_decision_log_dropped_total",
+		Help: "Decision events dropped because the disk could not keep up."}, func() float64 { return float64(dropped()) }))
 }
 
 // WatchLedger exports the ledger's gauges (read at scrape time), with

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-viper/mapstructure/v2"
 	"github.com/knadh/koanf/parsers/yaml"
 	"github.com/knadh/koanf/providers/confmap"
 	"github.com/knadh/koanf/providers/env/v2"
@@ -240,9 +241,7 @@ func loadConfig(path string, overrides map[string]any) (*Config, error) {
 			return nil, fmt.Errorf("config file %s: %w", path, err)
 		}
 	}
-	err := k.Load(env.Provider(".", env.Opt{Prefix: "PURSER_", TransformFunc: func(key, v string) (string, any) {
-		return strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(key, "PURSER_")), "__", "."), v
-	}}), nil)
+	err := k.Load(env.Provider(".", env.Opt{Prefix: "PURSER_", TransformFunc: envKey}), nil)
 	if err != nil {
 		return nil, fmt.Errorf("config from environment: %w", err)
 	}
@@ -252,7 +251,13 @@ func loadConfig(path string, overrides map[string]any) (*Config, error) {
 		}
 	}
 	var cfg Config
-	if err := k.UnmarshalWithConf("", &cfg, koanf.UnmarshalConf{Tag: "koanf", FlatPaths: false}); err != nil {
+	dc := &mapstructure.DecoderConfig{
+		DecodeHook:       mapstructure.ComposeDecodeHookFunc(mapstructure.StringToTimeDurationHookFunc()),
+		WeaklyTypedInput: true,
+		ErrorUnused:      true, // a typo at any depth is an error, not a silently ignored setting
+		TagName:          "koanf",
+	}
+	if err := k.UnmarshalWithConf("", &cfg, koanf.UnmarshalConf{DecoderConfig: dc}); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	if err := checkUnknownKeys(k); err != nil {
@@ -260,6 +265,18 @@ func loadConfig(path string, overrides map[string]any) (*Config, error) {
 	}
 	cfg.fillPaths()
 	return &cfg, nil
+}
+
+// envKey maps PURSER_SERVER__ADDR to server.addr. Variables whose first
+// level is not a config section (PURSER_TOKEN for the client,
+// PURSER_TEST_POSTGRES_DSN for tests) are not configuration: skipped.
+func envKey(key, v string) (string, any) {
+	k := strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(key, "PURSER_")), "__", ".")
+	top, _, _ := strings.Cut(k, ".")
+	if !contains(knownTopKeys(), top) {
+		return "", nil
+	}
+	return k, v
 }
 
 func (c *Config) fillPaths() {
@@ -274,17 +291,19 @@ func (c *Config) fillPaths() {
 	}
 }
 
-// knownTop are the accepted top-level keys; a typo is an error, not a
+// knownTopKeys are the accepted top-level keys; a typo is an error, not a
 // silently ignored setting.
-var knownTop = []string{"data_dir", "server", "store", "pricing", "reservations", "approvals", "plugins", "tiers",
-	"accounts", "thresholds_pct", "notifier", "auth", "decision_log", "metrics", "log"}
+func knownTopKeys() []string {
+	return []string{"data_dir", "server", "store", "pricing", "reservations", "approvals", "plugins", "tiers",
+		"accounts", "thresholds_pct", "notifier", "auth", "decision_log", "metrics", "log"}
+}
 
 func checkUnknownKeys(k *koanf.Koanf) error {
 	var errs []error
 	for _, key := range k.Keys() {
 		top, _, _ := strings.Cut(key, ".")
-		if !contains(knownTop, top) {
-			errs = append(errs, fmt.Errorf("%s: unknown key (known: %s)", key, strings.Join(sortedCopy(knownTop), ", ")))
+		if !contains(knownTopKeys(), top) {
+			errs = append(errs, fmt.Errorf("%s: unknown key (known: %s)", key, strings.Join(sortedCopy(knownTopKeys()), ", ")))
 		}
 	}
 	return errors.Join(errs...)

@@ -134,3 +134,15 @@ func TestExampleConfigIsValid(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestNestedTyposAndForeignEnvVars(t *testing.T) {
+	file := writeFile(t, "typo.yaml", "pricing:\n  unknown:\n    strcit: true\n")
+	if _, err := loadConfig(file, nil); err == nil || !strings.Contains(err.Error(), "strcit") {
+		t.Errorf("nested typo not reported: %v", err)
+	}
+	t.Setenv("PURSER_TOKEN", "client-secret")
+	t.Setenv("PURSER_TEST_POSTGRES_DSN", "postgres://x")
+	if _, err := loadConfig("", nil); err != nil {
+		t.Errorf("PURSER_ variables that are not config broke loading: %v", err)
+	}
+}

@@ -156,6 +156,10 @@ func (eng *engine) reconcileAccount(ctx context.Context, a enforcer.AccountOptio
 	if _, err := eng.ledger.SetLimit(ctx, a.ID, limit); err != nil {
 		return err
 	}
+	if a.Labels != nil {
+		_, err := eng.ledger.SetLabels(ctx, a.ID, a.Labels)
+		return err
+	}
 	return nil
 }
 

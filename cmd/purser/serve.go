@@ -65,13 +65,16 @@ func serve(ctx context.Context, cfg *Config, ready chan<- string) error {
 	if err := eng.applyAccounts(ctx); err != nil {
 		return err
 	}
-	go eng.sweepEvery(ctx, sweepInterval)
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	defer stopSweep()
+	go eng.sweepEvery(sweepCtx, sweepInterval)
 	srv, dl, err := eng.newServer(b, metrics)
 	if err != nil {
 		return err
 	}
 	if dl != nil {
 		defer dl.Close()
+		metrics.WatchDecisionLog(func() uint64 { return dl.Stats().Dropped })
 	}
 	ln, err := listen(cfg.Server.Addr, srv.AuthEnabled())
 	if err != nil {

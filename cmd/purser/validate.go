@@ -92,13 +92,15 @@ func (c *Config) buildPricing(p *problems, ec *enforcer.Config) {
 	for _, tool := range sortedKeys(c.Pricing.Table) {
 		over[tool] = p.usd("pricing.table."+tool, c.Pricing.Table[tool])
 	}
-	if t, err := ec.Table.With(over); err == nil {
+	if t, err := ec.Table.With(over); err != nil {
+		p.add("pricing.table", "%v", err)
+	} else {
 		ec.Table = t
 	}
 	ec.Unknown.Base = p.usd("pricing.unknown.base_usd", c.Pricing.Unknown.BaseUSD)
 	buf, err := enforcer.ParseUSD(c.Pricing.Unknown.Buffer) // a ratio, read exactly like money
-	if err != nil || buf < enforcer.NanosPerUSD {
-		p.add("pricing.unknown.buffer", "must be a decimal >= 1.0 (e.g. 1.20), got %q", c.Pricing.Unknown.Buffer)
+	if err != nil || buf < enforcer.NanosPerUSD || buf%100_000 != 0 {
+		p.add("pricing.unknown.buffer", "must be a decimal >= 1.0 with at most 4 decimals (e.g. 1.20), got %q", c.Pricing.Unknown.Buffer)
 	}
 	ec.Unknown.BufferBP = int64(buf) / 100_000
 	ec.Unknown.Strict = c.Pricing.Unknown.Strict
