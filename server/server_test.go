@@ -21,8 +21,8 @@ import (
 )
 
 const (
-	adminToken = "admin-secret"
-	agentA     = "agent-a-secret"
+	adminToken  = "admin-secret"
+	agentA      = "agent-a-secret"
 	agentB      = "agent-b-secret"
 	scopedAdmin = "ops-a-secret"
 )
