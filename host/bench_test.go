@@ -36,6 +36,7 @@ func benchConfig(k stopKind) Config { return Config{Limits: Limits{CallTimeout: 
 // with the stop mechanism on (the default) and off, to price it.
 func BenchmarkEstimateWAT(b *testing.B) {
 	b.Run("stop=watchdog", func(b *testing.B) { benchEstimate(b, benchConfig(stopWatchdog), "estimator") })
+	b.Run("stop=watchdog-nofuel", func(b *testing.B) { benchEstimate(b, benchConfig(stopWatchdogNoFuel), "estimator") })
 	b.Run("stop=timer", func(b *testing.B) { benchEstimate(b, benchConfig(stopContext), "estimator") })
 	b.Run("stop=none", func(b *testing.B) { benchEstimate(b, benchConfig(stopNone), "estimator") })
 }
@@ -65,6 +66,20 @@ func benchParallel(b *testing.B, cfg Config) {
 // BenchmarkEstimateWATParallelNoStop is the same without the stop
 // mechanism, to show what the pool itself scales to.
 func BenchmarkEstimateWATParallelNoStop(b *testing.B) { benchParallel(b, benchConfig(stopNone)) }
+
+// BenchmarkEstimateWATParallelNoFuel is the parallel run on wazero's own
+// termination checks (the fallback for modules that cannot be instrumented).
+func BenchmarkEstimateWATParallelNoFuel(b *testing.B) {
+	benchParallel(b, benchConfig(stopWatchdogNoFuel))
+}
+
+// BenchmarkLoop100k runs a guest loop of 100 000 iterations per call:
+// the per-iteration cost of each stop mechanism.
+func BenchmarkLoop100k(b *testing.B) {
+	b.Run("stop=watchdog", func(b *testing.B) { benchEstimate(b, benchConfig(stopWatchdog), "count") })
+	b.Run("stop=watchdog-nofuel", func(b *testing.B) { benchEstimate(b, benchConfig(stopWatchdogNoFuel), "count") })
+	b.Run("stop=none", func(b *testing.B) { benchEstimate(b, benchConfig(stopNone), "count") })
+}
 
 // BenchmarkEstimateGo is the gobad Go guest's default path (a Go runtime
 // and abi.ParseRequest per call).

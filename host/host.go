@@ -31,7 +31,7 @@ type Host struct {
 	stop  stopper
 
 	mu       sync.Mutex
-	runtimes map[uint32]*wruntime // by memory page limit: wazero sets it per runtime
+	runtimes map[rtKey]*wruntime // wazero sets these per runtime
 	compiled map[compiledKey]*compiledEntry
 	closed   bool
 
@@ -46,9 +46,16 @@ type wruntime struct {
 	wasi map[string]api.FunctionDefinition
 }
 
+// rtKey selects a runtime: memory limit, and whether it runs instrumented
+// modules (no wazero termination checks) or not.
+type rtKey struct {
+	pages uint32
+	fuel  bool
+}
+
 type compiledKey struct {
 	digest [32]byte
-	pages  uint32
+	rt     rtKey
 }
 
 type compiledEntry struct {
@@ -63,7 +70,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	h := &Host{
 		cfg:      cfg,
 		stop:     newStopper(cfg.stop, watchdogTick(cfg.Limits.CallTimeout)),
-		runtimes: map[uint32]*wruntime{},
+		runtimes: map[rtKey]*wruntime{},
 		compiled: map[compiledKey]*compiledEntry{},
 	}
 	if cfg.CompilationCacheDir != "" {
@@ -76,7 +83,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		h.cache = wazero.NewCompilationCache()
 	}
 	// Build the default runtime now so configuration errors surface here.
-	if _, err := h.runtime(ctx, cfg.Limits.MemoryPagesMax); err != nil {
+	if _, err := h.runtime(ctx, rtKey{cfg.Limits.MemoryPagesMax, h.stop.instrument()}); err != nil {
 		_ = h.cache.Close(ctx)
 		h.stop.close()
 		return nil, err
@@ -108,26 +115,29 @@ func (h *Host) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func (h *Host) runtime(ctx context.Context, pages uint32) (*wruntime, error) {
+func (h *Host) runtime(ctx context.Context, key rtKey) (*wruntime, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.runtimeLocked(ctx, pages)
+	return h.runtimeLocked(ctx, key)
 }
 
-func (h *Host) runtimeLocked(ctx context.Context, pages uint32) (*wruntime, error) {
+func (h *Host) runtimeLocked(ctx context.Context, key rtKey) (*wruntime, error) {
 	if h.closed {
 		return nil, errors.New("host: closed")
 	}
-	if rt := h.runtimes[pages]; rt != nil {
+	if rt := h.runtimes[key]; rt != nil {
 		return rt, nil
 	}
-	if pages == 0 || pages > 65536 {
-		return nil, fmt.Errorf("host: MemoryPagesMax %d out of range 1..65536", pages)
+	if key.pages == 0 || key.pages > 65536 {
+		return nil, fmt.Errorf("host: MemoryPagesMax %d out of range 1..65536", key.pages)
 	}
+	// Instrumented modules stop themselves; the others need wazero's checks
+	// (unless running unbounded for measurement).
+	closeOnDone := !key.fuel && h.cfg.stop != stopNone
 	rc := wazero.NewRuntimeConfigCompiler().
-		WithMemoryLimitPages(pages).
+		WithMemoryLimitPages(key.pages).
 		WithCompilationCache(h.cache).
-		WithCloseOnContextDone(h.stop.needsCloseOnDone())
+		WithCloseOnContextDone(closeOnDone)
 	r := wazero.NewRuntimeWithConfig(ctx, rc)
 	_, err := wasi_snapshot_preview1.Instantiate(ctx, r)
 	if err != nil {
@@ -145,21 +155,21 @@ func (h *Host) runtimeLocked(ctx context.Context, pages uint32) (*wruntime, erro
 		return nil, fmt.Errorf("host: instantiating the %q imports: %w", abi.ImportModule, err)
 	}
 	rt := &wruntime{r: r, wasi: r.Module(abi.WASIModule).ExportedFunctionDefinitions()}
-	h.runtimes[pages] = rt
+	h.runtimes[key] = rt
 	return rt, nil
 }
 
 // compile returns the compiled module for bin under the given memory
 // limit, compiling it at most once per (digest, limit).
-func (h *Host) compile(ctx context.Context, digest [32]byte, bin []byte, pages uint32) (*compiledEntry, error) {
+func (h *Host) compile(ctx context.Context, digest [32]byte, bin []byte, rk rtKey) (*compiledEntry, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	key := compiledKey{digest, pages}
+	key := compiledKey{digest, rk}
 	if e := h.compiled[key]; e != nil {
 		e.refs++
 		return e, nil
 	}
-	rt, err := h.runtimeLocked(ctx, pages)
+	rt, err := h.runtimeLocked(ctx, rk)
 	if err != nil {
 		return nil, err
 	}
@@ -174,10 +184,10 @@ func (h *Host) compile(ctx context.Context, digest [32]byte, bin []byte, pages u
 	return e, nil
 }
 
-func (h *Host) releaseCompiled(ctx context.Context, digest [32]byte, pages uint32) {
+func (h *Host) releaseCompiled(ctx context.Context, digest [32]byte, rk rtKey) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	key := compiledKey{digest, pages}
+	key := compiledKey{digest, rk}
 	e := h.compiled[key]
 	if e == nil {
 		return

@@ -30,7 +30,8 @@ type instance struct {
 	scratch  []byte // reused request encoding
 	sink     *logSink
 	out, err *stream
-	cctx     *callCtx // the watchdog's reusable call context
+	cctx     *callCtx          // the watchdog's reusable call context
+	stopG    api.MutableGlobal // instrumented modules: the stop flag
 }
 
 // instantiate creates an instance and runs _initialize. It does not bind
@@ -47,20 +48,50 @@ func (v *version) instantiate(ctx context.Context) (*instance, error) {
 		WithName(in.name).
 		WithStdout(in.out).
 		WithStderr(in.err).
-		WithStartFunctions(abi.ExportInitialize)
+		WithStartFunctions() // boot runs _initialize under the stop mechanism
 	// No FS, env, args or real clocks: wazero's defaults are the sandbox.
-	mod, err := v.compiled.rt.r.InstantiateModule(ctx, v.compiled.mod, mc)
+	// A start section (left in place only on the fallback runtime) runs
+	// inside instantiation: bound it.
+	ictx, cancel := context.WithTimeout(ctx, v.limits.InitTimeout)
+	mod, err := v.compiled.rt.r.InstantiateModule(ictx, v.compiled.mod, mc)
+	cancel()
 	in.flushLogs()
 	if err != nil {
 		h.sinks.Delete(in.name)
 		return nil, err
 	}
 	in.mod = mod
+	if v.rt.fuel {
+		g, ok := mod.ExportedGlobal(stopGlobalExport).(api.MutableGlobal)
+		if !ok {
+			_ = mod.Close(ctx)
+			h.sinks.Delete(in.name)
+			return nil, fmt.Errorf("instrumented module lacks the %s global", stopGlobalExport)
+		}
+		in.stopG = g
+	}
 	in.mem = mod.ExportedMemory(abi.ExportMemory)
 	in.alloc = mod.ExportedFunction(abi.ExportAlloc)
 	h.instances.Add(1)
 	h.cfg.Observer.ObserveInstances(v.name, int(v.live.Add(1)))
 	return in, nil
+}
+
+// boot runs the module's start function (moved out of instantiation by
+// the instrumenter) and the WASI reactor initialisation (_initialize).
+func (in *instance) boot(ctx context.Context) error {
+	in.sink.reset()
+	defer in.flushLogs()
+	for _, name := range []string{startExport, abi.ExportInitialize} {
+		fn := in.mod.ExportedFunction(name)
+		if fn == nil {
+			continue
+		}
+		if err := fn.CallWithStack(ctx, in.stack); err != nil {
+			return fmt.Errorf("%s: %s", name, firstLine(err.Error()))
+		}
+	}
+	return nil
 }
 
 func (in *instance) flushLogs() {
@@ -164,7 +195,7 @@ func (in *instance) invoke(ctx context.Context, fn api.Function, req []byte) (ab
 
 // classify maps a failed guest call to a sentinel and a message. parent is
 // the caller's context, callCtx the bounded one the guest ran under.
-func classify(parent, callCtx context.Context, err error) (kind error, msg string) {
+func classify(parent context.Context, stopped error, err error) (kind error, msg string) {
 	var oe *outputError
 	if errors.As(err, &oe) {
 		return oe.kind, oe.msg
@@ -183,7 +214,7 @@ func classify(parent, callCtx context.Context, err error) (kind error, msg strin
 	if parent.Err() != nil {
 		return parent.Err(), "caller gave up"
 	}
-	if callCtx.Err() != nil {
+	if stopped != nil {
 		return ErrTimeout, "stopped at the call deadline"
 	}
 	msg = err.Error()

@@ -106,11 +106,21 @@ func (h *Host) loadVersion(ctx context.Context, spec *Spec) (*version, error) {
 	if len(spec.Config) > limits.InputBytesMax {
 		return nil, lerr(ErrInit, "config is %d bytes, over the %d-byte input limit", len(spec.Config), limits.InputBytesMax)
 	}
-	ce, err := h.compile(ctx, digest, bin, limits.MemoryPagesMax)
+	rk := rtKey{pages: limits.MemoryPagesMax}
+	if h.stop.instrument() {
+		// The digest stays the original module's: it is the identity.
+		if ib, err := instrument(bin); err == nil {
+			bin, rk.fuel = ib, true
+		} else {
+			h.cfg.Logger.Named("purser.host").Debug("module not instrumented; using wazero's termination checks",
+				"file", spec.label(), "reason", err)
+		}
+	}
+	ce, err := h.compile(ctx, digest, bin, rk)
 	if err != nil {
 		return nil, lerr(fmt.Errorf("%w: %w", ErrInvalidModule, err), "%v", err)
 	}
-	v := newVersion(h, spec, ce, digest, hexDigest, limits)
+	v := newVersion(h, spec, ce, digest, hexDigest, limits, rk)
 	if err := v.start(ctx, spec.Config); err != nil {
 		v.unref()
 		var le *LoadError
@@ -141,9 +151,7 @@ func (v *version) start(ctx context.Context, config []byte) error {
 	if _, ok := exports[abi.ExportStart]; ok {
 		return &LoadError{Reason: "exports _start: it is a WASI command, not a reactor; build Go guests with -buildmode=c-shared, Rust as cdylib", Err: ErrBadSignature}
 	}
-	ictx, cancel := initContext(ctx, v.limits.InitTimeout)
-	defer cancel()
-	in, err := v.instantiate(ictx)
+	in, err := v.instantiate(ctx)
 	if err != nil {
 		return &LoadError{Reason: "instantiation failed: " + firstLine(err.Error()), Err: fmt.Errorf("%w: %w", ErrInit, err)}
 	}
@@ -153,6 +161,11 @@ func (v *version) start(ctx context.Context, config []byte) error {
 			in.close()
 		}
 	}()
+	ictx := v.h.stop.begin(ctx, in, v.limits.InitTimeout)
+	defer v.h.stop.end(in, ictx)
+	if err := in.boot(ictx); err != nil {
+		return &LoadError{Reason: err.Error(), Err: fmt.Errorf("%w: %w", ErrInit, err)}
+	}
 	if err := v.checkVersion(ictx, in); err != nil {
 		return err
 	}

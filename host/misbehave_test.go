@@ -234,6 +234,21 @@ func TestGCCompletesWhileGuestLoops(t *testing.T) {
 	}
 }
 
+// TestStartFunctionLoopIsStopped: a wasm start section that never returns
+// is stopped at the init deadline (instrumented and fallback paths).
+func TestStartFunctionLoopIsStopped(t *testing.T) {
+	for _, k := range []stopKind{stopWatchdog, stopWatchdogNoFuel} {
+		h, _ := newTestHost(t, Config{Limits: Limits{InitTimeout: 300 * time.Millisecond}, stop: k})
+		_, err := h.Load(context.Background(), Spec{File: wasmPath("startloop")})
+		if !errors.Is(err, ErrInit) {
+			t.Fatalf("stop kind %d: err = %v", k, err)
+		}
+		if h.Instances() != 0 {
+			t.Fatalf("stop kind %d: %d instances leaked", k, h.Instances())
+		}
+	}
+}
+
 func TestMemoryBombIsCapped(t *testing.T) {
 	h, _ := newTestHost(t, Config{Limits: Limits{MemoryPagesMax: 64, CallTimeout: 30 * time.Second}})
 	checkNoLeaks(t, h)

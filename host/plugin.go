@@ -27,6 +27,7 @@ type version struct {
 	abiVersion uint32
 	config     []byte
 	hasInit    bool
+	rt         rtKey // fuel: the module was instrumented
 	loadedAt   time.Time
 
 	owner *Plugin      // for counters; nil while a load is being smoke-tested
@@ -35,8 +36,8 @@ type version struct {
 	pool  pool
 }
 
-func newVersion(h *Host, spec *Spec, ce *compiledEntry, digest [32]byte, hexDigest string, limits Limits) *version {
-	v := &version{h: h, compiled: ce, digest: digest, hexDigest: hexDigest, limits: limits,
+func newVersion(h *Host, spec *Spec, ce *compiledEntry, digest [32]byte, hexDigest string, limits Limits, rk rtKey) *version {
+	v := &version{h: h, compiled: ce, digest: digest, hexDigest: hexDigest, limits: limits, rt: rk,
 		pool: pool{max: limits.InstancesMax}, loadedAt: time.Now()}
 	v.refs.Store(1)
 	v.setName(spec.provisionalName())
@@ -73,7 +74,7 @@ func (v *version) close() {
 	for _, in := range v.pool.drain() {
 		in.close()
 	}
-	v.h.releaseCompiled(context.Background(), v.digest, v.limits.MemoryPagesMax)
+	v.h.releaseCompiled(context.Background(), v.digest, v.rt)
 }
 
 // get takes an idle instance or creates one, waiting for a free slot.
@@ -92,9 +93,7 @@ func (v *version) get(ctx context.Context) (*instance, error) {
 
 // newInstance replaces a discarded instance (or grows the pool).
 func (v *version) newInstance(ctx context.Context) (*instance, error) {
-	ictx, cancel := initContext(ctx, v.limits.InitTimeout)
-	defer cancel()
-	in, err := v.instantiate(ictx)
+	in, err := v.instantiate(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +101,13 @@ func (v *version) newInstance(ctx context.Context) (*instance, error) {
 	if v.owner != nil {
 		v.owner.created.Add(1)
 	}
-	if err := in.initialize(ictx); err != nil {
+	ictx := v.h.stop.begin(ctx, in, v.limits.InitTimeout)
+	err = in.boot(ictx)
+	if err == nil {
+		err = in.initialize(ictx)
+	}
+	v.h.stop.end(in, ictx)
+	if err != nil {
 		in.close()
 		return nil, err
 	}
@@ -259,7 +264,7 @@ func (p *Plugin) runOnce(ctx context.Context, o op, est *abi.EstimateRequest, ad
 	res, err = in.invoke(cctx, in.call, in.scratch)
 	in.flushLogs()
 	if err != nil {
-		kind, msg := classify(ctx, cctx, err)
+		kind, msg := classify(ctx, p.h.stop.stopped(in, cctx), err)
 		p.h.stop.end(in, cctx)
 		v.put(in, false)
 		if kind == ErrTrap {

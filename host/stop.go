@@ -5,29 +5,36 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tetratelabs/wazero/api"
 )
 
-// stopKind selects how a runaway guest is stopped. It is a seam: a later
-// issue replaces it with fuel metering.
+// stopKind selects how a runaway guest is stopped (see BENCHMARKS.md).
 //
-// All bounded kinds run on a runtime built WithCloseOnContextDone(true):
-// wazero then leaves native code for Go at every loop header, so a spinning
-// guest can never block the Go GC's stop-the-world, and it closes the
-// module when the call's context is done. wazero also starts one goroutine
-// per call to watch that context; that goroutine, not the check, is most of
-// the per-call cost (see BenchmarkEstimateWAT).
+// Two guest-side mechanisms exist. The default instruments the module
+// (instrument.go): loop headers and function entries burn fuel and, every
+// fuelChunk of them, leave native code (a GC safe point) and trap if the
+// host raised the stop global. Modules the instrumenter cannot parse run on
+// a runtime built WithCloseOnContextDone(true) instead: wazero then leaves
+// native code at every loop iteration (~38 ns each) and starts a goroutine
+// per call to watch the call's context, closing the module when it is done.
+// Either way a spinning guest never blocks the Go GC's stop-the-world.
 type stopKind uint8
 
 const (
-	// stopWatchdog (default) gives each call a reusable per-instance
-	// context whose Done channel a host watchdog closes when the deadline
-	// passes or the caller's context ends: no timer or context allocation
-	// per call. Deadlines are enforced within one watchdog tick.
+	// stopWatchdog (default): one host goroutine stops calls that pass
+	// their deadline or whose caller gave up, by raising the instance's
+	// stop global (instrumented modules) or closing the Done channel of a
+	// reusable per-instance context (the fallback). No timer or context
+	// allocation per call; deadlines hold within one watchdog tick.
 	stopWatchdog stopKind = iota
 	// stopContext derives a context.WithTimeout per call (a timer per call).
 	stopContext
 	// stopNone runs calls unbounded; only for measuring the others.
 	stopNone
+	// stopWatchdogNoFuel is stopWatchdog without instrumentation (always
+	// the wazero fallback); only for measuring.
+	stopWatchdogNoFuel
 )
 
 type stopper interface {
@@ -36,7 +43,11 @@ type stopper interface {
 	// begin returns the context a call on in runs under, and end releases it.
 	begin(ctx context.Context, in *instance, d time.Duration) context.Context
 	end(in *instance, ctx context.Context)
-	needsCloseOnDone() bool
+	// stopped is non-nil when the stopper ended the call (deadline or
+	// caller cancellation), as context.DeadlineExceeded or Canceled.
+	stopped(in *instance, ctx context.Context) error
+	// instrument says whether modules should be instrumented.
+	instrument() bool
 	close()
 }
 
@@ -46,8 +57,10 @@ func newStopper(k stopKind, tick time.Duration) stopper {
 		return noStop{}
 	case stopContext:
 		return ctxStop{}
+	case stopWatchdogNoFuel:
+		return newWatchdog(tick, false)
 	}
-	return newWatchdog(tick)
+	return newWatchdog(tick, true)
 }
 
 type ctxStop struct{}
@@ -57,10 +70,11 @@ func (ctxStop) begin(ctx context.Context, _ *instance, d time.Duration) context.
 	return &cancelCtx{Context: c, cancel: cancel} // end calls cancel
 }
 
-func (ctxStop) end(_ *instance, ctx context.Context) { ctx.(*cancelCtx).cancel() }
-func (ctxStop) needsCloseOnDone() bool               { return true }
-func (ctxStop) close()                               {}
-func (ctxStop) forget(*instance)                     {}
+func (ctxStop) end(_ *instance, ctx context.Context)           { ctx.(*cancelCtx).cancel() }
+func (ctxStop) close()                                         {}
+func (ctxStop) instrument() bool                               { return false }
+func (ctxStop) stopped(_ *instance, ctx context.Context) error { return ctx.Err() }
+func (ctxStop) forget(*instance)                               {}
 
 type cancelCtx struct {
 	context.Context
@@ -71,26 +85,35 @@ type noStop struct{}
 
 func (noStop) begin(ctx context.Context, _ *instance, _ time.Duration) context.Context { return ctx }
 func (noStop) end(*instance, context.Context)                                          {}
-func (noStop) needsCloseOnDone() bool                                                  { return false }
+func (noStop) instrument() bool                                                        { return false }
+func (noStop) stopped(*instance, context.Context) error                                { return nil }
 func (noStop) close()                                                                  {}
 func (noStop) forget(*instance)                                                        {}
 
 // watchdog stops calls that pass their deadline or whose caller gave up.
 type watchdog struct {
 	tick   time.Duration
+	fuel   bool
 	mu     sync.Mutex
 	active map[*callCtx]struct{}
 	stop   chan struct{}
 	done   chan struct{}
 }
 
-func newWatchdog(tick time.Duration) *watchdog {
-	w := &watchdog{tick: tick, active: map[*callCtx]struct{}{}, stop: make(chan struct{}), done: make(chan struct{})}
+func newWatchdog(tick time.Duration, fuel bool) *watchdog {
+	w := &watchdog{tick: tick, fuel: fuel, active: map[*callCtx]struct{}{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go w.run()
 	return w
 }
 
-func (w *watchdog) needsCloseOnDone() bool { return true }
+func (w *watchdog) instrument() bool { return w.fuel }
+
+func (w *watchdog) stopped(in *instance, _ context.Context) error {
+	if in.cctx == nil {
+		return nil
+	}
+	return in.cctx.Err()
+}
 
 func (w *watchdog) close() {
 	close(w.stop)
@@ -104,19 +127,25 @@ func (w *watchdog) begin(ctx context.Context, in *instance, d time.Duration) con
 	c := in.cctx
 	if c == nil || c.stopped.Load() != 0 {
 		// First call, or the watchdog fired just as the last call finished.
-		c = &callCtx{done: make(chan struct{})}
+		c = &callCtx{done: make(chan struct{}), stopG: in.stopG}
 		w.mu.Lock()
 		if in.cctx != nil {
 			delete(w.active, in.cctx)
 		}
 		w.active[c] = struct{}{}
 		w.mu.Unlock()
+		if in.cctx != nil && in.stopG != nil {
+			in.stopG.Set(0) // the old context can no longer fire
+		}
 		in.cctx = c
 	}
 	c.mu.Lock()
 	c.parent = ctx
 	c.deadline = time.Now().Add(d).UnixNano()
 	c.mu.Unlock()
+	if c.stopG != nil {
+		return ctx // instrumented: wazero does not watch the context
+	}
 	return c
 }
 
@@ -175,6 +204,7 @@ const (
 // wazero's per-call goroutine waits on Done and closes the module, reading
 // Err to pick the exit code.
 type callCtx struct {
+	stopG    api.MutableGlobal // instrumented modules: raised to stop
 	mu       sync.Mutex
 	parent   context.Context
 	deadline int64 // unix nanos; 0 = no call running
@@ -182,9 +212,12 @@ type callCtx struct {
 	done     chan struct{}
 }
 
-// fire records why and closes Done; Err must be set first.
+// fire records why, then stops the guest: Err must be set first.
 func (c *callCtx) fire(why int32) {
 	if c.stopped.CompareAndSwap(0, why) {
+		if c.stopG != nil {
+			c.stopG.Set(1) // the guest traps at its next fuel refill
+		}
 		close(c.done)
 	}
 }
@@ -217,10 +250,4 @@ func (c *callCtx) Value(key any) any {
 		return p.Value(key)
 	}
 	return nil
-}
-
-// initContext bounds instance creation (instantiate, _initialize, init):
-// rare enough that a timer per call does not matter.
-func initContext(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, d)
 }
