@@ -68,6 +68,10 @@ type Ledger interface {
 	Snapshot(ctx context.Context, account string) (Snapshot, error)
 	// Accounts returns every account's totals, sorted by id.
 	Accounts(ctx context.Context) ([]Snapshot, error)
+	// Long-running processes should call Sweep periodically (purser serve
+	// does every minute): settled ids are forgotten only there, so without
+	// it a ledger remembers every reservation it ever settled.
+	//
 	// Sweep marks every hold whose expiry has passed as expired and
 	// returns how many it marked (holds already dropped lazily by another
 	// operation are not counted again); it also forgets reservations

@@ -219,9 +219,6 @@ func (l *MemoryLedger) expire(t *memTree, now time.Time) int {
 		t.finish(rec, rec.exp)
 		n++
 	}
-	// Forget old settled reservations as we go (amortised O(1)), so a
-	// library user who never calls Sweep still has bounded memory.
-	l.prune(t, now.Add(-l.retain).UnixNano())
 	return n
 }
 
