@@ -42,7 +42,7 @@ func (e *Estimator) Estimate(ctx context.Context, call enforcer.Call) (enforcer.
 	res, src, err := p.Estimate(ctx, req)
 	var ce *host.CallError
 	if errors.As(err, &ce) && ce.Code == uint32(abi.CodeUnsupported) {
-		return 0, src, fmt.Errorf("%w: %v", enforcer.ErrNotHandled, err)
+		return 0, src, fmt.Errorf("%w: %w", enforcer.ErrNotHandled, err)
 	}
 	if err != nil {
 		return 0, src, err

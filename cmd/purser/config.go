@@ -231,7 +231,18 @@ func defaultPluginEntries() []any {
 
 // loadConfig layers defaults, the file (if any), PURSER_ environment
 // variables (PURSER_SERVER__ADDR -> server.addr) and flag overrides.
+// errConfig marks configuration mistakes (exit status 2).
+var errConfig = errors.New("configuration error")
+
 func loadConfig(path string, overrides map[string]any) (*Config, error) {
+	cfg, err := loadConfigLayers(path, overrides)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errConfig, err)
+	}
+	return cfg, nil
+}
+
+func loadConfigLayers(path string, overrides map[string]any) (*Config, error) {
 	k := koanf.New(".")
 	if err := k.Load(confmap.Provider(defaults(), "."), nil); err != nil {
 		return nil, fmt.Errorf("config defaults: %w", err)

@@ -14,12 +14,14 @@ import (
 	"syscall"
 )
 
-// Exit statuses: check uses 0/1/3 for allow/deny/ask.
+// Exit statuses: check uses 0/1/3 for allow/deny/ask; 2 is a usage or
+// configuration mistake; 4 an operating failure (server unreachable, I/O).
 const (
-	exitOK    = 0
-	exitDeny  = 1
-	exitUsage = 2
-	exitAsk   = 3
+	exitOK     = 0
+	exitDeny   = 1
+	exitUsage  = 2
+	exitAsk    = 3
+	exitFailed = 4
 )
 
 // usageError marks mistakes in how purser was called (exit status 2).
@@ -87,7 +89,12 @@ func exitCode(err error, stderr io.Writer) int {
 		return exitOK
 	}
 	fmt.Fprintln(stderr, "purser:", err)
-	return exitUsage
+	var ue *usageError
+	var ce *ConfigError
+	if errors.As(err, &ue) || errors.As(err, &ce) || errors.Is(err, errConfig) {
+		return exitUsage
+	}
+	return exitFailed
 }
 
 func printUsage(w io.Writer) {
