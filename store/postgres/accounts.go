@@ -306,16 +306,17 @@ func (l *Ledger) Check(ctx context.Context, account string, estimate enforcer.Na
 	if estimate < 0 {
 		return enforcer.BudgetCheck{}, fmt.Errorf("check %q: %w: negative estimate %s", account, enforcer.ErrInvalidAmount, estimate)
 	}
-	rows, err := l.pool.Query(ctx, selectCheck, account, l.nowArg())
-	if err != nil {
-		return enforcer.BudgetCheck{}, l.dbErr(fmt.Sprintf("check %q", account), err)
-	}
-	path, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (acctRow, error) {
-		var a acctRow
-		var lim pgtype.Int8
-		err := row.Scan(&a.id, &lim, &a.committed, &a.pending)
-		a.limit = int8Ptr(lim)
-		return a, err
+	var path []acctRow
+	err := l.r.query(ctx, selectCheck, []any{account, l.nowArg()}, func(rows pgx.Rows) error {
+		var err error
+		path, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (acctRow, error) {
+			var a acctRow
+			var lim pgtype.Int8
+			err := row.Scan(&a.id, &lim, &a.committed, &a.pending)
+			a.limit = int8Ptr(lim)
+			return a, err
+		})
+		return err
 	})
 	if err != nil {
 		return enforcer.BudgetCheck{}, l.dbErr(fmt.Sprintf("check %q", account), err)
@@ -363,10 +364,17 @@ func check(path []acctRow, est enforcer.Nanos) enforcer.BudgetCheck {
 func (l *Ledger) Reservation(ctx context.Context, id string) (enforcer.Reservation, error) {
 	var r resRow
 	var now int64
-	err := l.pool.QueryRow(ctx, `SELECT `+resColumns+`, purser_now($2) FROM reservations WHERE id = $1`, id, l.nowArg()).
-		Scan(append(r.scanDest(), &now)...)
+	var found bool
+	err := l.r.query(ctx, `SELECT `+resColumns+`, purser_now($2) FROM reservations WHERE id = $1`, []any{id, l.nowArg()},
+		func(rows pgx.Rows) error {
+			found = rows.Next() // (set afresh: a failed pipeline runs this again)
+			if !found {
+				return nil
+			}
+			return rows.Scan(append(r.scanDest(), &now)...)
+		})
 	switch {
-	case errors.Is(err, pgx.ErrNoRows):
+	case err == nil && !found:
 		return enforcer.Reservation{}, fmt.Errorf("reservation %q: %w", id, enforcer.ErrReservationNotFound)
 	case err != nil:
 		return enforcer.Reservation{}, l.dbErr(fmt.Sprintf("reservation %q", id), err)
@@ -379,7 +387,12 @@ func (l *Ledger) Reservation(ctx context.Context, id string) (enforcer.Reservati
 
 // Snapshot returns one account's totals.
 func (l *Ledger) Snapshot(ctx context.Context, account string) (enforcer.Snapshot, error) {
-	snaps, err := readSnapshots(ctx, l.pool, account, l.nowArg())
+	var snaps []enforcer.Snapshot
+	err := l.r.query(ctx, selectSnapshots, []any{account, l.nowArg()}, func(rows pgx.Rows) error {
+		var err error
+		snaps, err = scanSnapshots(rows)
+		return err
+	})
 	if err != nil {
 		return enforcer.Snapshot{}, l.dbErr(fmt.Sprintf("snapshot %q", account), err)
 	}
@@ -425,6 +438,10 @@ func readSnapshots(ctx context.Context, q querier, id string, now *int64) ([]enf
 	if err != nil {
 		return nil, err
 	}
+	return scanSnapshots(rows)
+}
+
+func scanSnapshots(rows pgx.Rows) ([]enforcer.Snapshot, error) {
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (enforcer.Snapshot, error) {
 		var s enforcer.Snapshot
 		var lim pgtype.Int8

@@ -29,6 +29,7 @@ type Ledger struct {
 
 	pool *pgxpool.Pool
 	w    *batcher
+	r    *reader
 
 	stopSweep chan struct{}
 	swept     sync.WaitGroup
@@ -45,6 +46,7 @@ type config struct {
 	statementTimeout time.Duration
 	opTimeout        time.Duration
 	writers          int
+	readers          int
 	maxBatch         int
 	retries          int
 	sweepEvery       time.Duration
@@ -72,8 +74,12 @@ func WithOpTimeout(d time.Duration) Option { return func(c *config) { c.opTimeou
 // runs at once (default 4, at most the pool size minus one for reads).
 func WithWriters(n int) Option { return func(c *config) { c.writers = n } }
 
-// WithMaxBatch caps how many operations share one transaction (default
-// 128; 1 disables batching).
+// WithReaders sets how many pipelines of reads (checks, snapshots,
+// lookups) this process sends at once (default 4).
+func WithReaders(n int) Option { return func(c *config) { c.readers = n } }
+
+// WithMaxBatch caps how many operations share one transaction, and how
+// many reads share one pipeline (default 128; 1 disables batching).
 func WithMaxBatch(n int) Option { return func(c *config) { c.maxBatch = n } }
 
 // WithRetries sets how many times a transaction that failed with a
@@ -101,6 +107,8 @@ func (c config) validate() error {
 		return fmt.Errorf("operation timeout %s: want a positive duration", c.opTimeout)
 	case c.writers < 1:
 		return fmt.Errorf("writers %d: want at least 1", c.writers)
+	case c.readers < 1:
+		return fmt.Errorf("readers %d: want at least 1", c.readers)
 	case c.maxBatch < 1:
 		return fmt.Errorf("max batch %d: want at least 1", c.maxBatch)
 	case c.retries < 0:
@@ -123,7 +131,7 @@ func (c config) validate() error {
 // well-synchronized clocks.
 func Open(ctx context.Context, dsn string, opts enforcer.LedgerOptions, options ...Option) (*Ledger, error) {
 	cfg := config{poolConnsMax: 16, statementTimeout: 5 * time.Second, opTimeout: 10 * time.Second,
-		writers: 1, maxBatch: 128, retries: 10}
+		writers: 4, readers: 4, maxBatch: 128, retries: 10}
 	for _, o := range options {
 		o(&cfg)
 	}
@@ -160,6 +168,7 @@ func Open(ctx context.Context, dsn string, opts enforcer.LedgerOptions, options 
 		return nil, fmt.Errorf("open postgres ledger %s: %w", where, err)
 	}
 	l.w = newBatcher(l, cfg)
+	l.r = newReader(l, cfg)
 	if cfg.sweepEvery > 0 {
 		l.startSweeper(cfg.sweepEvery)
 	}
@@ -198,6 +207,9 @@ func (l *Ledger) Close() error {
 	}
 	if l.w != nil {
 		l.w.close()
+	}
+	if l.r != nil {
+		l.r.close()
 	}
 	l.pool.Close()
 	return nil

@@ -76,7 +76,10 @@ $$;
 
 -- purser_expire_tree marks the tree's holds overdue at p_now as expired and
 -- takes them off every total on their path. The caller holds the root lock.
-CREATE FUNCTION purser_expire_tree(p_root TEXT, p_now BIGINT) RETURNS INT LANGUAGE plpgsql AS $$
+-- (Functions here use generic plans: their statements take arrays whose
+-- contents would otherwise make PostgreSQL plan them afresh on every call.)
+CREATE FUNCTION purser_expire_tree(p_root TEXT, p_now BIGINT) RETURNS INT LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     n INT;
 BEGIN
@@ -137,7 +140,7 @@ RETURNS TABLE (
     r_created BIGINT, r_expires BIGINT, r_settled BIGINT, r_charged BIGINT, r_source TEXT, r_late BOOLEAN,
     d_account TEXT, d_remaining BIGINT, d_overdrawn BOOLEAN,
     a_ids TEXT[], a_committed BIGINT[], a_limits BIGINT[])
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     max_nanos CONSTANT NUMERIC := 9223372036854775807;
     min_nanos CONSTANT NUMERIC := -9223372036854775808;
@@ -149,6 +152,8 @@ DECLARE
     v_charge BIGINT;
     v_release BIGINT;
     v_over TEXT;
+    v_done BOOLEAN;
+    v_existing TEXT[];
     r reservations%ROWTYPE;
     j INT;
     k INT;
@@ -177,9 +182,13 @@ BEGIN
             JOIN reservations rs ON rs.id = o.id WHERE o.kind NOT IN ('reserve', 'charge')
     ) x;
     v_roots := COALESCE(v_roots, '{}');
-    PERFORM purser_lock_trees(v_roots);
-    v_now := purser_now(p_now);
-    FOREACH v_root IN ARRAY v_roots LOOP
+    -- Lock the trees in id order (spelled out, not a call of
+    -- purser_lock_trees: a SQL function is planned again on every call).
+    PERFORM 1 FROM (SELECT 1 FROM accounts WHERE id = ANY(v_roots) ORDER BY id FOR NO KEY UPDATE) locked;
+    v_now := COALESCE(p_now, (extract(epoch FROM clock_timestamp()) * 1000000000)::BIGINT);
+    -- Expire overdue holds, probing first: usually there are none.
+    FOR v_root IN SELECT DISTINCT rs.root_id FROM reservations rs
+            WHERE rs.root_id = ANY(v_roots) AND rs.state = 'pending' AND rs.expires_at <= v_now LOOP
         PERFORM purser_expire_tree(v_root, v_now);
     END LOOP;
     SELECT array_agg(x.id), array_agg(x.limit_nanos), array_agg(x.committed_nanos), array_agg(x.pending_nanos)
@@ -194,11 +203,15 @@ BEGIN
     acc_ids := COALESCE(acc_ids, '{}'); acc_lim := COALESCE(acc_lim, '{}');
     acc_c := COALESCE(acc_c, '{}'); acc_p := COALESCE(acc_p, '{}');
     acc_c0 := acc_c; acc_p0 := acc_p;
+    -- Ids of the batch's reserves that exist already (usually none), so a
+    -- new reservation costs no lookup.
+    SELECT array_agg(rs.id) INTO v_existing FROM reservations rs
+        WHERE rs.id = ANY(p_id) AND rs.id IN (SELECT o.id FROM unnest(p_kind, p_id) AS o(kind, id) WHERE o.kind IN ('reserve', 'charge'));
+    v_existing := COALESCE(v_existing, '{}');
 
     FOR i IN 1 .. COALESCE(array_length(p_kind, 1), 0) LOOP
         op := i - 1; status := 'ok'; now_ns := v_now;
-        r_id := NULL; r_account := NULL; r_tool := NULL; r_estimate := NULL; r_ttl := NULL; r_state := NULL;
-        r_created := NULL; r_expires := NULL; r_settled := NULL; r_charged := NULL; r_source := NULL; r_late := NULL;
+        r_id := NULL; -- the other r_* are only read when r_id is set
         d_account := NULL; d_remaining := NULL; d_overdrawn := NULL;
         a_ids := NULL; a_committed := NULL; a_limits := NULL;
         v_charge := NULL; v_release := 0; v_path := NULL;
@@ -211,8 +224,12 @@ BEGIN
                 RETURN NEXT;
                 CONTINUE;
             END IF;
-            SELECT * INTO r FROM reservations WHERE id = p_id[i];
-            IF FOUND THEN
+            v_done := false;
+            IF p_id[i] = ANY(v_existing) THEN
+                SELECT * INTO r FROM reservations WHERE id = p_id[i];
+                v_done := FOUND;
+            END IF;
+            IF v_done THEN
                 status := 'exists';
                 v_path := NULL;
             ELSIF p_kind[i] = 'charge' THEN
@@ -289,43 +306,58 @@ BEGIN
                 v_path := NULL;
             END IF;
         ELSE
-            SELECT * INTO r FROM reservations WHERE id = p_id[i] FOR UPDATE;
-            IF NOT FOUND OR NOT (r.root_id = ANY(v_roots)) OR array_position(acc_ids, r.account_id) IS NULL THEN
-                status := 'not_found';
-                RETURN NEXT;
-                CONTINUE;
-            END IF;
-            IF r.state IN ('committed', 'released') OR (p_kind[i] = 'release' AND r.state <> 'pending') THEN
-                status := 'settled';
-            ELSIF p_kind[i] = 'release' THEN
-                UPDATE reservations SET state = 'released', settled_at = v_now WHERE id = r.id
+            -- Settle a live hold (or, for a commit, an expired one) in one
+            -- statement; only a refusal needs a second look at the row.
+            IF p_kind[i] = 'release' THEN
+                UPDATE reservations SET state = 'released', settled_at = v_now
+                    WHERE id = p_id[i] AND state = 'pending' AND root_id = ANY(v_roots)
                     RETURNING * INTO r;
-                FOR k IN 1 .. array_length(r.path, 1) LOOP
-                    j := array_position(acc_ids, r.path[k]);
-                    acc_p[j] := acc_p[j] - r.estimate_nanos;
-                END LOOP;
-            ELSE
-                v_charge := COALESCE(p_amount[i], r.estimate_nanos);
-                IF r.state = 'pending' THEN
-                    v_release := r.estimate_nanos;
+                v_done := FOUND;
+                IF v_done THEN
+                    FOR k IN 1 .. array_length(r.path, 1) LOOP
+                        j := array_position(acc_ids, r.path[k]);
+                        acc_p[j] := acc_p[j] - r.estimate_nanos;
+                    END LOOP;
                 END IF;
-                v_path := r.path;
-                v_over := NULL;
-                FOR k IN 1 .. array_length(v_path, 1) LOOP
-                    j := array_position(acc_ids, v_path[k]);
-                    IF acc_c[j]::NUMERIC + v_charge > max_nanos THEN
-                        v_over := v_path[k];
-                        EXIT;
+            ELSE
+                UPDATE reservations SET state = 'committed', settled_at = v_now,
+                        charged_nanos = COALESCE(p_amount[i], estimate_nanos), cost_source = p_source[i],
+                        late = state <> 'pending'
+                    WHERE id = p_id[i] AND state IN ('pending', 'expired') AND root_id = ANY(v_roots)
+                    RETURNING * INTO r;
+                v_done := FOUND;
+                IF v_done THEN
+                    v_charge := r.charged_nanos; v_path := r.path;
+                    IF NOT r.late THEN
+                        v_release := r.estimate_nanos;
                     END IF;
-                END LOOP;
-                IF v_over IS NOT NULL THEN
-                    status := 'overflow'; d_account := v_over;
+                    v_over := NULL;
+                    FOR k IN 1 .. array_length(v_path, 1) LOOP
+                        j := array_position(acc_ids, v_path[k]);
+                        IF acc_c[j]::NUMERIC + v_charge > max_nanos THEN
+                            v_over := v_path[k];
+                            EXIT;
+                        END IF;
+                    END LOOP;
+                    IF v_over IS NOT NULL THEN
+                        -- Refused: put the reservation back as it was.
+                        UPDATE reservations SET state = CASE WHEN late THEN 'expired' ELSE 'pending' END,
+                                settled_at = CASE WHEN late THEN expires_at END, charged_nanos = 0, cost_source = '', late = false
+                            WHERE id = r.id;
+                        status := 'overflow'; d_account := v_over;
+                        RETURN NEXT;
+                        CONTINUE;
+                    END IF;
+                END IF;
+            END IF;
+            IF NOT v_done THEN
+                SELECT * INTO r FROM reservations WHERE id = p_id[i];
+                IF NOT FOUND OR NOT (r.root_id = ANY(v_roots)) THEN
+                    status := 'not_found';
                     RETURN NEXT;
                     CONTINUE;
                 END IF;
-                UPDATE reservations SET state = 'committed', settled_at = v_now, charged_nanos = v_charge,
-                        cost_source = p_source[i], late = r.state <> 'pending'
-                    WHERE id = r.id RETURNING * INTO r;
+                status := 'settled';
             END IF;
         END IF;
 

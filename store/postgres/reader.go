@@ -1,0 +1,168 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// reader pipelines reads (Check, Snapshot, Reservation). Each is one
+// statement; under load most of its cost is the round trip itself (a
+// network write and read on both sides, a protocol sync, a snapshot), so a
+// few reader goroutines each take whatever reads have queued and send them
+// together as one pgx.Batch: one write, one sync, the answers read back in
+// order. Every read still runs as its own statement with its own snapshot
+// (READ COMMITTED), taken after the caller asked, so it sees every write
+// acknowledged before. A lone read is sent alone.
+type reader struct {
+	l   *Ledger
+	cfg config
+
+	mu     sync.RWMutex
+	closed bool
+	reqs   chan *readReq
+	wg     sync.WaitGroup
+}
+
+// readReq is one statement; scan consumes its rows (in the reader's
+// goroutine) and stores what the caller needs.
+type readReq struct {
+	ctx  context.Context
+	sql  string
+	args []any
+	scan func(rows pgx.Rows) error
+	err  error
+	done chan struct{}
+}
+
+func newReader(l *Ledger, cfg config) *reader {
+	r := &reader{l: l, cfg: cfg, reqs: make(chan *readReq, 4*cfg.maxBatch)}
+	for range cfg.readers {
+		r.wg.Add(1)
+		go r.loop()
+	}
+	return r
+}
+
+// query runs sql and hands its rows to scan; it returns once scan did.
+func (r *reader) query(ctx context.Context, sql string, args []any, scan func(pgx.Rows) error) error {
+	req := &readReq{ctx: ctx, sql: sql, args: args, scan: scan, done: make(chan struct{})}
+	r.mu.RLock()
+	if r.closed {
+		r.mu.RUnlock()
+		return ErrClosed
+	}
+	r.reqs <- req
+	r.mu.RUnlock()
+	<-req.done // bounded by the operation timeout
+	return req.err
+}
+
+func (r *reader) close() {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return
+	}
+	r.closed = true
+	close(r.reqs)
+	r.mu.Unlock()
+	r.wg.Wait()
+}
+
+func (r *reader) loop() {
+	defer r.wg.Done()
+	batch := make([]*readReq, 0, r.cfg.maxBatch)
+	for first := range r.reqs {
+		batch = append(batch[:0], first)
+	fill:
+		for len(batch) < r.cfg.maxBatch {
+			select {
+			case q, ok := <-r.reqs:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, q)
+			default:
+				break fill
+			}
+		}
+		r.run(batch)
+		for i, q := range batch {
+			close(q.done)
+			batch[i] = nil
+		}
+	}
+}
+
+func (r *reader) run(batch []*readReq) {
+	live := batch[:0:0]
+	for _, q := range batch {
+		if q.err = q.ctx.Err(); q.err == nil {
+			live = append(live, q)
+		}
+	}
+	if len(live) == 1 {
+		live[0].err = r.one(live[0])
+		return
+	}
+	if len(live) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.opTimeout)
+	defer cancel()
+	b := &pgx.Batch{}
+	for _, q := range live {
+		b.Queue(q.sql, q.args...)
+	}
+	br := r.l.pool.SendBatch(ctx, b)
+	failed := false
+	for _, q := range live {
+		rows, err := br.Query()
+		if err == nil {
+			err = q.scan(rows)
+		}
+		if rows != nil {
+			rows.Close()
+			if err == nil {
+				err = rows.Err()
+			}
+		}
+		q.err = err
+		failed = failed || err != nil
+	}
+	if err := br.Close(); err != nil && !failed {
+		for _, q := range live {
+			q.err = err
+		}
+		failed = true
+	}
+	if !failed {
+		return
+	}
+	// A pipeline runs as one implicit transaction: one failed statement
+	// fails those after it. Run the failed ones alone, so each gets its
+	// own answer (and an unreachable database fails them all anyway).
+	for _, q := range live {
+		if q.err != nil && !errors.Is(q.err, context.Canceled) {
+			q.err = r.one(q)
+		}
+	}
+}
+
+func (r *reader) one(q *readReq) error {
+	ctx, cancel := context.WithTimeout(q.ctx, r.cfg.opTimeout)
+	defer cancel()
+	rows, err := r.l.pool.Query(ctx, q.sql, q.args...)
+	if err != nil {
+		return err
+	}
+	err = q.scan(rows)
+	rows.Close()
+	if err != nil {
+		return err
+	}
+	return rows.Err()
+}
