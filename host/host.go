@@ -26,9 +26,10 @@ import (
 // Host owns the wazero runtimes, the compiled-module cache and every
 // plugin instance. It is safe for concurrent use.
 type Host struct {
-	cfg   Config
-	cache wazero.CompilationCache
-	stop  stopper
+	cfg     Config
+	cache   wazero.CompilationCache
+	stop    stopper
+	observe bool // an Observer other than NopObserver was configured
 
 	mu       sync.Mutex
 	runtimes map[rtKey]*wruntime // wazero sets these per runtime
@@ -70,6 +71,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	h := &Host{
 		cfg:      cfg,
 		stop:     newStopper(cfg.stop, watchdogTick(cfg.Limits.CallTimeout)),
+		observe:  !isNop(cfg.Observer),
 		runtimes: map[rtKey]*wruntime{},
 		compiled: map[compiledKey]*compiledEntry{},
 	}

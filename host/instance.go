@@ -32,6 +32,7 @@ type instance struct {
 	out, err *stream
 	cctx     *callCtx          // the watchdog's reusable call context
 	stopG    api.MutableGlobal // instrumented modules: the stop flag
+	slot     int               // preferred idle slot in the pool
 }
 
 // instantiate creates an instance and runs _initialize. It does not bind

@@ -254,16 +254,19 @@ func checkSequence(fuel, stop uint32) []byte {
 func instrumentCode(p []byte, check []byte) ([]byte, error) {
 	r := reader{b: p}
 	n := r.u32()
-	out := appendU32(nil, n)
+	out := make([]byte, 0, len(p)+len(p)/4+int(n)*len(check))
+	out = appendU32(out, n)
+	var scratch []byte // reused body buffer
 	for i := uint32(0); i < n && r.err == nil; i++ {
 		size := r.u32()
 		if r.err != nil || uint64(size) > uint64(len(r.b)-r.off) {
 			return nil, fmt.Errorf("%w: truncated function body %d", errNotInstrumentable, i)
 		}
-		body, err := instrumentBody(r.b[r.off:r.off+int(size)], check)
+		body, err := instrumentBody(scratch[:0], r.b[r.off:r.off+int(size)], check)
 		if err != nil {
 			return nil, fmt.Errorf("function %d: %w", i, err)
 		}
+		scratch = body
 		r.off += int(size)
 		out = appendU32(out, uint32(len(body)))
 		out = append(out, body...)
@@ -274,7 +277,8 @@ func instrumentCode(p []byte, check []byte) ([]byte, error) {
 	return out, nil
 }
 
-func instrumentBody(body []byte, check []byte) ([]byte, error) {
+// instrumentBody appends the rewritten body to out.
+func instrumentBody(out, body []byte, check []byte) ([]byte, error) {
 	r := reader{b: body}
 	groups := r.u32()
 	for i := uint32(0); i < groups && r.err == nil; i++ {
@@ -284,7 +288,7 @@ func instrumentBody(body []byte, check []byte) ([]byte, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
-	out := append([]byte(nil), body[:r.off]...)
+	out = append(out, body[:r.off]...)
 	out = append(out, check...) // function entry: bounds recursion too
 	last := r.off
 	for r.off < len(r.b) && r.err == nil {
@@ -398,8 +402,45 @@ func (r *reader) memarg() {
 	r.leb()
 }
 
+// Immediate shapes of single-byte opcodes, for the fast path of
+// skipImmediates (the rewriter walks every instruction of the module).
+const (
+	immSlow  = iota // decided by the switch below
+	immNone         // no immediate
+	immU32          // one LEB128 index
+	immMem          // memarg
+	immConst        // one signed LEB128 constant
+)
+
+var immTable = func() (t [256]uint8) {
+	for op := 0x45; op <= 0xC4; op++ {
+		t[op] = immNone
+	}
+	for _, op := range []int{0x00, 0x01, 0x05, 0x0A, 0x0B, 0x0F, 0x19, 0x1A, 0x1B, 0xD1, 0xD3} {
+		t[op] = immNone
+	}
+	for _, op := range []int{0x07, 0x08, 0x09, 0x0C, 0x0D, 0x10, 0x12, 0x14, 0x15, 0x18, 0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x3F, 0x40, 0xD2, 0xD4, 0xD6} {
+		t[op] = immU32
+	}
+	for op := 0x28; op <= 0x3E; op++ {
+		t[op] = immMem
+	}
+	t[0x41], t[0x42] = immConst, immConst
+	return t
+}()
+
 // skipImmediates advances past op's immediates.
 func (r *reader) skipImmediates(op byte) error {
+	switch immTable[op] {
+	case immNone:
+		return nil
+	case immU32, immConst:
+		r.leb()
+		return r.err
+	case immMem:
+		r.memarg()
+		return r.err
+	}
 	switch {
 	case op <= 0x01, op == 0x05, op == 0x0A, op == 0x0B, op == 0x0F, op == 0x19,
 		op == 0x1A, op == 0x1B, op >= 0x45 && op <= 0xC4, op == 0xD1, op == 0xD3:

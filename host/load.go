@@ -197,7 +197,9 @@ func (v *version) start(ctx context.Context, config []byte) error {
 		return &LoadError{Plugin: v.name, Reason: reason, Err: fmt.Errorf("%w: %w", ErrInit, err)}
 	}
 	ok = true
+	v.pool.mu.Lock()
 	v.pool.live++ // the smoke-test instance takes the first slot
+	v.pool.mu.Unlock()
 	v.put(in, true)
 	return nil
 }

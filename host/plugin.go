@@ -33,12 +33,12 @@ type version struct {
 	owner *Plugin      // for counters; nil while a load is being smoke-tested
 	refs  atomic.Int64 // 1 for the owner (Plugin) + 1 per call in flight
 	live  atomic.Int64 // live instances
-	pool  pool
+	pool  *pool
 }
 
 func newVersion(h *Host, spec *Spec, ce *compiledEntry, digest [32]byte, hexDigest string, limits Limits, rk rtKey) *version {
 	v := &version{h: h, compiled: ce, digest: digest, hexDigest: hexDigest, limits: limits, rt: rk,
-		pool: pool{max: limits.InstancesMax}, loadedAt: time.Now()}
+		pool: newPool(limits.InstancesMax), loadedAt: time.Now()}
 	v.refs.Store(1)
 	v.setName(spec.provisionalName())
 	return v
@@ -427,9 +427,11 @@ func (p *Plugin) Close() {
 	}
 }
 
-func (h *Host) observing() bool {
-	_, nop := h.cfg.Observer.(NopObserver)
-	return !nop
+func (h *Host) observing() bool { return h.observe }
+
+func isNop(o Observer) bool {
+	_, nop := o.(NopObserver)
+	return nop
 }
 
 const numErrKinds = 12

@@ -2,29 +2,66 @@ package host
 
 import (
 	"context"
+	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 )
 
-// pool holds a version's instances: at most max exist, idle ones are
-// reused last-in first-out (so a lightly used plugin keeps few warm
-// instances), and callers beyond max wait, bounded by their context. One
-// mutex round trip per get and per put keeps contention low.
+// pool holds a version's instances: at most max exist; callers beyond max
+// wait, bounded by their context. Idle instances sit in an array of atomic
+// slots, so the common get and put are one compare-and-swap each and
+// concurrent callers rarely touch the same cache line; the mutex only
+// guards creation, waiting and closing.
 type pool struct {
+	slots  []atomic.Pointer[instance]
+	nwait  atomic.Int32 // registered waiters; puts take the slow path while > 0
+	closed atomic.Bool
+
 	mu      sync.Mutex
 	max     int
-	live    int // idle + in use + being created
-	idle    []*instance
+	live    int              // idle + in use + being created
 	waiters []chan *instance // a nil send means "a slot is free: create"
-	closed  bool
+}
+
+func newPool(max int) *pool {
+	return &pool{slots: make([]atomic.Pointer[instance], max), max: max}
+}
+
+// takeIdle removes some idle instance, starting at a random slot so that
+// concurrent callers spread over the array.
+func (p *pool) takeIdle() *instance {
+	n := len(p.slots)
+	start := rand.IntN(n)
+	for i := 0; i < n; i++ {
+		s := &p.slots[(start+i)%n]
+		if in := s.Load(); in != nil && s.CompareAndSwap(in, nil) {
+			return in
+		}
+	}
+	return nil
+}
+
+// putIdle stores in in a free slot, preferring the one it came from.
+func (p *pool) putIdle(in *instance) bool {
+	n := len(p.slots)
+	for i := 0; i < n; i++ {
+		j := (in.slot + i) % n
+		if p.slots[j].CompareAndSwap(nil, in) {
+			in.slot = j
+			return true
+		}
+	}
+	return false
 }
 
 // get returns an idle instance, or (nil, true) when the caller may create
 // one in a slot reserved for it, waiting for either as needed.
 func (p *pool) get(ctx context.Context) (in *instance, create bool, err error) {
+	if in = p.takeIdle(); in != nil {
+		return in, false, nil
+	}
 	p.mu.Lock()
-	if n := len(p.idle); n > 0 {
-		in = p.idle[n-1]
-		p.idle = p.idle[:n-1]
+	if in = p.takeIdle(); in != nil {
 		p.mu.Unlock()
 		return in, false, nil
 	}
@@ -35,47 +72,92 @@ func (p *pool) get(ctx context.Context) (in *instance, create bool, err error) {
 	}
 	w := make(chan *instance, 1)
 	p.waiters = append(p.waiters, w)
+	p.nwait.Add(1)
+	// A put may have slipped in before nwait rose: look once more.
+	if in = p.takeIdle(); in != nil {
+		p.dropWaiterLocked(w)
+		p.mu.Unlock()
+		return in, false, nil
+	}
 	p.mu.Unlock()
 	select {
 	case in = <-w:
 		return in, in == nil, nil
 	case <-ctx.Done():
 		p.mu.Lock()
-		for i, x := range p.waiters {
-			if x == w {
-				p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
-				p.mu.Unlock()
-				return nil, false, ctx.Err()
-			}
-		}
+		found := p.dropWaiterLocked(w)
 		p.mu.Unlock()
-		// A put handed us its instance (or slot) just as we gave up: pass
-		// it on rather than leak it.
-		if in = <-w; in != nil {
-			p.put(in)
-		} else {
-			p.release()
+		if !found {
+			// A put handed us its instance (or slot) just as we gave up:
+			// pass it on rather than leak it.
+			if in = <-w; in != nil {
+				if !p.put(in) {
+					in.close()
+				}
+			} else {
+				p.release()
+			}
 		}
 		return nil, false, ctx.Err()
 	}
 }
 
+func (p *pool) dropWaiterLocked(w chan *instance) bool {
+	for i, x := range p.waiters {
+		if x == w {
+			p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
+			p.nwait.Add(-1)
+			return true
+		}
+	}
+	return false
+}
+
+// handOffLocked gives in (nil: a free slot) to the oldest waiter.
+func (p *pool) handOffLocked(in *instance) bool {
+	if len(p.waiters) == 0 {
+		return false
+	}
+	w := p.waiters[0]
+	p.waiters = p.waiters[1:]
+	p.nwait.Add(-1)
+	w <- in
+	return true
+}
+
 // put returns a healthy instance; it reports false when the pool is closed
 // and the caller must close the instance itself.
 func (p *pool) put(in *instance) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
+	if p.closed.Load() {
+		p.mu.Lock()
 		p.live--
+		p.mu.Unlock()
 		return false
 	}
-	if len(p.waiters) > 0 {
-		w := p.waiters[0]
-		p.waiters = p.waiters[1:]
-		w <- in
-		return true
+	if p.nwait.Load() > 0 {
+		p.mu.Lock()
+		ok := p.handOffLocked(in)
+		p.mu.Unlock()
+		if ok {
+			return true
+		}
 	}
-	p.idle = append(p.idle, in)
+	if !p.putIdle(in) { // cannot happen while live <= max; do not leak
+		p.mu.Lock()
+		p.live--
+		p.mu.Unlock()
+		return false
+	}
+	// A waiter may have registered after the nwait check above: wake it.
+	if p.nwait.Load() > 0 {
+		p.mu.Lock()
+		if len(p.waiters) > 0 {
+			if idle := p.takeIdle(); idle != nil {
+				p.handOffLocked(idle)
+			}
+		}
+		p.mu.Unlock()
+	}
 	return true
 }
 
@@ -83,11 +165,8 @@ func (p *pool) put(in *instance) bool {
 func (p *pool) release() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.waiters) > 0 && !p.closed {
-		w := p.waiters[0]
-		p.waiters = p.waiters[1:]
-		w <- nil // the waiter creates the replacement in this slot
-		return
+	if !p.closed.Load() && p.handOffLocked(nil) {
+		return // the waiter creates the replacement in this slot
 	}
 	p.live--
 }
@@ -96,10 +175,14 @@ func (p *pool) release() {
 func (p *pool) drain() []*instance {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.closed = true
-	idle := p.idle
+	p.closed.Store(true)
+	var idle []*instance
+	for i := range p.slots {
+		if in := p.slots[i].Swap(nil); in != nil {
+			idle = append(idle, in)
+		}
+	}
 	p.live -= len(idle)
-	p.idle = nil
 	return idle
 }
 
@@ -107,5 +190,11 @@ func (p *pool) drain() []*instance {
 func (p *pool) busy() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.live - len(p.idle)
+	n := p.live
+	for i := range p.slots {
+		if p.slots[i].Load() != nil {
+			n--
+		}
+	}
+	return n
 }

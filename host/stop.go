@@ -92,8 +92,11 @@ func (noStop) forget(*instance)                                                 
 
 // watchdog stops calls that pass their deadline or whose caller gave up.
 type watchdog struct {
-	tick   time.Duration
-	fuel   bool
+	tick time.Duration
+	fuel bool
+	// now is a coarse clock (unix nanos) the watchdog advances every tick,
+	// so arming a call costs no clock read.
+	now    atomic.Int64
 	mu     sync.Mutex
 	active map[*callCtx]struct{}
 	stop   chan struct{}
@@ -102,6 +105,7 @@ type watchdog struct {
 
 func newWatchdog(tick time.Duration, fuel bool) *watchdog {
 	w := &watchdog{tick: tick, fuel: fuel, active: map[*callCtx]struct{}{}, stop: make(chan struct{}), done: make(chan struct{})}
+	w.now.Store(time.Now().UnixNano())
 	go w.run()
 	return w
 }
@@ -139,9 +143,12 @@ func (w *watchdog) begin(ctx context.Context, in *instance, d time.Duration) con
 		}
 		in.cctx = c
 	}
+	// The coarse clock lags real time by up to one tick; adding one tick
+	// keeps the deadline from coming early.
+	deadline := w.now.Load() + int64(d) + int64(w.tick)
 	c.mu.Lock()
 	c.parent = ctx
-	c.deadline = time.Now().Add(d).UnixNano()
+	c.deadline = deadline
 	c.mu.Unlock()
 	if c.stopG != nil {
 		return ctx // instrumented: wazero does not watch the context
@@ -173,8 +180,10 @@ func (w *watchdog) run() {
 		select {
 		case <-w.stop:
 			return
-		case now := <-t.C:
-			w.scan(now.UnixNano())
+		case <-t.C:
+			now := time.Now().UnixNano()
+			w.now.Store(now)
+			w.scan(now)
 		}
 	}
 }
