@@ -1,0 +1,55 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/purser-dev/purser/enforcer"
+)
+
+// BenchmarkReserveCommit measures check+reserve+commit triples (what one
+// admitted call costs the ledger) from many goroutines on one hot account
+// and over 100 accounts of one pool. Needs PURSER_TEST_POSTGRES_DSN.
+func BenchmarkReserveCommit(b *testing.B) {
+	for _, accounts := range []int{1, 100} {
+		b.Run(fmt.Sprintf("accounts=%d", accounts), func(b *testing.B) {
+			l := openTemp(b, enforcer.LedgerOptions{})
+			ctx := context.Background()
+			if _, err := l.CreateAccount(ctx, enforcer.AccountSpec{ID: "pool"}); err != nil {
+				b.Fatal(err)
+			}
+			for i := range accounts {
+				if _, err := l.CreateAccount(ctx, enforcer.AccountSpec{ID: fmt.Sprintf("pool/a%d", i), Parent: "pool"}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			var n atomic.Int64
+			run := time.Now().UnixNano()
+			b.SetParallelism(16)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := n.Add(1)
+					acct := fmt.Sprintf("pool/a%d", i%int64(accounts))
+					id := fmt.Sprintf("b%d-%d", run, i)
+					if _, err := l.Check(ctx, acct, 1000); err != nil {
+						b.Error(err)
+						return
+					}
+					if _, err := l.Reserve(ctx, enforcer.ReserveRequest{ID: id, Account: acct, Tool: "Read", Estimate: 1000, TTL: time.Minute}); err != nil {
+						b.Error(err)
+						return
+					}
+					actual := enforcer.Nanos(900)
+					if _, err := l.Commit(ctx, id, &actual, ""); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
