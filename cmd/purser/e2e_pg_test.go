@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -342,4 +343,44 @@ accounts: [{id: team, limit_usd: "100"}, {id: team/x, parent: team}]
 		break
 	}
 	t.Logf("%d reservations tried, states %v, victim acknowledged %d commits before kill -9", len(tried), states, victimAcks.Load())
+}
+
+func TestPostgresStoreConfig(t *testing.T) {
+	if dsn, ok := os.LookupEnv("PURSER_TEST_POSTGRES_DSN"); ok {
+		t.Setenv("PURSER_TEST_POSTGRES_DSN", dsn) // restored after the test
+		os.Unsetenv("PURSER_TEST_POSTGRES_DSN")   // else read as config key test_postgres_dsn
+	}
+	for _, tc := range []struct {
+		name string
+		over map[string]any
+		want string // substring of the error; "" means valid
+	}{
+		{"postgres needs a dsn", map[string]any{"store.kind": "postgres"}, "store.dsn: is required"},
+		{"dsn only with postgres", map[string]any{"store.dsn": "postgres://h/db"}, "store.dsn: is only used with store.kind postgres"},
+		{"valid", map[string]any{"store.kind": "postgres", "store.dsn": "postgres://h/db", "store.pool_conns_max": 4, "store.statement_timeout": "2s"}, ""},
+		{"pool too small", map[string]any{"store.kind": "postgres", "store.dsn": "postgres://h/db", "store.pool_conns_max": 1}, "store.pool_conns_max"},
+		{"fail open valid", map[string]any{"store.kind": "postgres", "store.dsn": "postgres://h/db",
+			"store.fail_open.call_usd_max": "0.05", "store.fail_open.total_usd_max": "2"}, ""},
+		{"fail open total below call", map[string]any{"store.kind": "postgres", "store.dsn": "postgres://h/db",
+			"store.fail_open.call_usd_max": "0.05", "store.fail_open.total_usd_max": "0.01"}, "store.fail_open.total_usd_max"},
+		{"unknown kind", map[string]any{"store.kind": "mysql"}, "must be sqlite, memory or postgres"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := loadConfig("", tc.over)
+			if err == nil {
+				_, err = cfg.build()
+			}
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("want valid, got %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("error %v; want one mentioning %q", err, tc.want)
+			}
+		})
+	}
+	for s, want := range map[string]bool{"postgres://h/db": true, "postgresql://h/db": true, "postgres": false, "sqlite": false} {
+		if isPostgresDSN(s) != want {
+			t.Errorf("isPostgresDSN(%q) = %v", s, !want)
+		}
+	}
 }
