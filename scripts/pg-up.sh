@@ -75,7 +75,10 @@ fi
 
 if ! running; then
   for attempt in 1 2 3 4 5; do
-    port=$(pick_port)
+    port=""
+    # Restarting: keep the previous port (and so the DSN) when it is free.
+    if [ "$attempt" = 1 ] && [ -f "$dir/port" ] && ! port_in_use "$(cat "$dir/port")"; then port=$(cat "$dir/port"); fi
+    [ -n "$port" ] || port=$(pick_port)
     echo "pg-up: starting PostgreSQL on 127.0.0.1:$port" >&2
     if as_owner "$bindir/pg_ctl" -D "$data" -l "$log" -w -t 60 -o "-p $port" start >/dev/null 2>&1; then
       echo "$port" >"$dir/port"
