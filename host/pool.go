@@ -43,11 +43,13 @@ func (p *pool) takeIdle() *instance {
 
 // putIdle stores in in a free slot, preferring the one it came from.
 func (p *pool) putIdle(in *instance) bool {
-	n := len(p.slots)
+	n, start := len(p.slots), in.slot
 	for i := 0; i < n; i++ {
-		j := (in.slot + i) % n
+		j := (start + i) % n
+		// Written before the CAS publishes in: afterwards another caller
+		// may own it.
+		in.slot = j
 		if p.slots[j].CompareAndSwap(nil, in) {
-			in.slot = j
 			return true
 		}
 	}
