@@ -125,8 +125,10 @@ func newBatcher(l *Ledger, cfg config) *batcher {
 func (b *batcher) do(o *op) error {
 	o.done = make(chan struct{})
 	key := b.routes.root(o)
-	if key == "" {
-		key = o.account + "\x00" + o.id
+	if key == "" && o.account != "" {
+		key = o.account // tree unknown yet: at least one account's operations share a writer
+	} else if key == "" {
+		key = o.id
 	}
 	h := fnv.New32a()
 	h.Write([]byte(key))
