@@ -26,7 +26,7 @@ const (
 	// their deadline or whose caller gave up, by raising the instance's
 	// stop global (instrumented modules) or closing the Done channel of a
 	// reusable per-instance context (the fallback). No timer or context
-	// allocation per call; deadlines hold within one watchdog tick.
+	// allocation per call; deadlines hold within two watchdog ticks (coarse clock + scan).
 	stopWatchdog stopKind = iota
 	// stopContext derives a context.WithTimeout per call (a timer per call).
 	stopContext
