@@ -161,8 +161,14 @@ func (b *batcher) close() {
 func (b *batcher) loop(reqs chan *op) {
 	defer b.wg.Done()
 	batch := make([]*op, 0, b.cfg.maxBatch)
+	prev := 0
 	for first := range reqs {
 		batch = append(batch[:0], first)
+		if prev > 1 && b.cfg.linger > 0 {
+			// Concurrent load: let a few more operations arrive, so the
+			// tree's lock is taken (and the WAL flushed) once for them all.
+			time.Sleep(b.cfg.linger)
+		}
 	fill:
 		for len(batch) < b.cfg.maxBatch {
 			select {
@@ -175,6 +181,7 @@ func (b *batcher) loop(reqs chan *op) {
 				break fill
 			}
 		}
+		prev = len(batch)
 		b.run(batch)
 		for i, o := range batch {
 			close(o.done)
