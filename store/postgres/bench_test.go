@@ -8,15 +8,20 @@ import (
 	"time"
 
 	"github.com/purser-dev/purser/enforcer"
+	"github.com/purser-dev/purser/store/postgres"
 )
 
 // BenchmarkReserveCommit measures check+reserve+commit triples (what one
 // admitted call costs the ledger) from many goroutines on one hot account
 // and over 100 accounts of one pool. Needs PURSER_TEST_POSTGRES_DSN.
 func BenchmarkReserveCommit(b *testing.B) {
-	for _, accounts := range []int{1, 100} {
-		b.Run(fmt.Sprintf("accounts=%d", accounts), func(b *testing.B) {
-			l := openTemp(b, enforcer.LedgerOptions{})
+	for _, c := range []struct {
+		accounts int
+		linger   time.Duration
+	}{{1, 0}, {1, 200 * time.Microsecond}, {100, 0}, {100, 200 * time.Microsecond}} {
+		accounts := c.accounts
+		b.Run(fmt.Sprintf("accounts=%d/linger=%s", accounts, c.linger), func(b *testing.B) {
+			l := openTemp(b, enforcer.LedgerOptions{}, postgres.WithLinger(c.linger))
 			ctx := context.Background()
 			if _, err := l.CreateAccount(ctx, enforcer.AccountSpec{ID: "pool"}); err != nil {
 				b.Fatal(err)
