@@ -37,11 +37,9 @@
 // writers by tree, so a hot tree's operations from one process share
 // batches instead of queueing behind each other on its lock: the root row
 // is locked, written and flushed to the WAL once per batch, which is what
-// lets one hot account take thousands of operations a second. When the
-// previous batch held several operations, a writer lingers 200µs
-// (WithLinger) before sending the next, so concurrent operations — and
-// above all several hosts writing one hot tree — share fewer lock handoffs
-// and WAL flushes; a lone caller never waits (a batch of one).
+// lets one hot account take thousands of operations a second. A writer
+// sends as soon as it has something (a lone operation is a batch of one);
+// WithLinger makes it wait briefly for more under concurrent load.
 //
 // # Time
 //
