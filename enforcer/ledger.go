@@ -284,8 +284,10 @@ type LedgerOptions struct {
 	RetainSettled time.Duration
 }
 
-// DefaultRetainSettled keeps settled reservations for a day.
-const DefaultRetainSettled = 24 * time.Hour
+// DefaultRetainSettled keeps settled reservations for an hour: long enough
+// for idempotent retries and late lookups, short enough that a busy ledger
+// (its memory is one record per call within the window) stays small.
+const DefaultRetainSettled = time.Hour
 
 // DefaultThresholdsPct returns a fresh copy of the brief's alert levels.
 func DefaultThresholdsPct() []int { return []int{50, 75, 90, 100} }

@@ -102,6 +102,9 @@ type ModelConfig struct {
 type ReservationConfig struct {
 	TTL    time.Duration `koanf:"ttl"`
 	TTLMax time.Duration `koanf:"ttl_max"`
+	// RetainSettled is how long settled ids are remembered (idempotent
+	// retries, GET /v1/reservations/{id}); memory grows with calls/s x this.
+	RetainSettled time.Duration `koanf:"retain_settled"`
 }
 
 type ApprovalsConfig struct {
@@ -201,6 +204,7 @@ func defaults() map[string]any {
 		"pricing.llm.default_usd_per_mtok": "0.50",
 		"pricing.llm.minimum_usd":          "0.0001",
 		"reservations.ttl":                 "5m",
+		"reservations.retain_settled":      "1h",
 		"reservations.ttl_max":             "24h",
 		"approvals.ttl":                    "10m",
 		"approvals.pending_max":            1024,

@@ -83,7 +83,7 @@ func buildEngine(ctx context.Context, cfg *Config, opt engineOptions) (_ *engine
 }
 
 func (eng *engine) ledgerOptions(n enforcer.Notifier) enforcer.LedgerOptions {
-	return enforcer.LedgerOptions{Notifier: n, ThresholdsPct: eng.cfg.Thresholds}
+	return enforcer.LedgerOptions{Notifier: n, ThresholdsPct: eng.cfg.Thresholds, RetainSettled: eng.cfg.Reservation.RetainSettled}
 }
 
 func (eng *engine) openLedger(ctx context.Context, n enforcer.Notifier) (enforcer.Ledger, error) {
