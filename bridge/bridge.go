@@ -6,11 +6,8 @@ package bridge
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
-	"sort"
 	"strings"
 	"sync/atomic"
 
@@ -147,50 +144,18 @@ func sourceCode(label string) abi.Source {
 	return abi.SourceNone
 }
 
-// abiCall precomputes the fields guests read without JSON: model, prompt
-// characters, max_tokens, and (for policies) the budget and labels.
+// abiCall precomputes the fields guests read without JSON (model, prompt
+// characters, max_tokens; host.CallFromParams) and, for policies, adds the
+// budget and labels.
 func abiCall(call enforcer.Call, budget *enforcer.Snapshot) (abi.Call, error) {
-	c := abi.Call{Tool: call.Tool, Account: call.Account, MaxTokens: -1, Budget: abi.Unlimited(0, 0)}
-	if len(call.Params) > 0 {
-		raw, err := json.Marshal(call.Params) // map keys sorted: canonical
-		if err != nil {
-			return c, fmt.Errorf("params of %s are not JSON-encodable: %w", call.Tool, err)
-		}
-		c.Params = raw
+	c, err := host.CallFromParams(call.Tool, call.Account, call.Params)
+	if err != nil {
+		return c, err
 	}
-	c.Model, _ = call.Params["model"].(string)
-	_, hasPrompt := call.Params["prompt"].(string)
-	_, hasMessages := call.Params["messages"].([]any)
-	if hasPrompt || hasMessages {
-		c.HasPrompt, c.PromptChars = true, int64(enforcer.PromptChars(call.Params))
-	}
-	c.MaxTokens = maxTokens(call.Params["max_tokens"])
 	if budget != nil {
-		c.Budget, c.Labels = abiBudget(*budget), abiLabels(budget.Labels)
+		c.Budget, c.Labels = abiBudget(*budget), host.LabelsFrom(budget.Labels)
 	}
 	return c, nil
-}
-
-func maxTokens(v any) int64 {
-	switch n := v.(type) {
-	case float64:
-		if n >= 0 && n <= math.MaxInt32 {
-			return int64(n)
-		}
-	case json.Number:
-		if i, err := n.Int64(); err == nil && i >= 0 {
-			return i
-		}
-	case int:
-		if n >= 0 {
-			return int64(n)
-		}
-	case int64:
-		if n >= 0 {
-			return n
-		}
-	}
-	return -1
 }
 
 func abiBudget(s enforcer.Snapshot) abi.Budget {
@@ -201,16 +166,4 @@ func abiBudget(s enforcer.Snapshot) abi.Budget {
 	}
 	return abi.Budget{LimitNanos: int64(*s.Limit), CommittedNanos: int64(s.Committed), PendingNanos: int64(s.Pending),
 		RemainingNanos: int64(s.Remaining()), Overdrawn: s.Overdrawn}
-}
-
-func abiLabels(m map[string]string) []abi.Label {
-	if len(m) == 0 {
-		return nil
-	}
-	out := make([]abi.Label, 0, len(m))
-	for k, v := range m {
-		out = append(out, abi.Label{Key: k, Value: v})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
-	return out
 }
