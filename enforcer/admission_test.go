@@ -190,6 +190,7 @@ func TestApprovalQueueWaitAndExpiry(t *testing.T) {
 	ctx := context.Background()
 
 	var wg sync.WaitGroup
+	done := make(chan struct{})
 	wg.Add(1)
 	go func() { // the "server": approves the first pending request it sees
 		defer wg.Done()
@@ -200,23 +201,34 @@ func TestApprovalQueueWaitAndExpiry(t *testing.T) {
 				}
 				return
 			}
-			time.Sleep(time.Millisecond)
+			select {
+			case <-done: // Execute returned without asking: stop looking
+				return
+			case <-time.After(time.Millisecond):
+			}
 		}
 	}()
 	res, err := e.Execute(ctx, "a", "Bash", nil, func(context.Context) (any, error) { return 1, nil })
+	close(done)
 	wg.Wait()
 	if err != nil || !res.Decision.Allowed() {
 		t.Fatalf("queued approval: %+v %v", res.Decision, err)
 	}
 
 	// Nobody answers: the request expires on the injected clock and denies.
+	done2 := make(chan struct{})
 	go func() {
 		for len(e.Approvals().List(ApprovalPending)) == 0 {
-			time.Sleep(time.Millisecond)
+			select {
+			case <-done2:
+				return
+			case <-time.After(time.Millisecond):
+			}
 		}
 		clock.advance(2 * time.Minute)
 	}()
 	res, err = e.Execute(ctx, "a", "Bash", nil, func(context.Context) (any, error) { return 1, nil })
+	close(done2)
 	if err != nil || res.Decision.Verdict != Deny || !strings.Contains(res.Decision.Reason, "expired") {
 		t.Fatalf("expired approval: %+v %v", res.Decision, err)
 	}

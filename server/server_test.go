@@ -288,7 +288,9 @@ func TestApprovalOverHTTPRechecksBudget(t *testing.T) {
 	f.mustDo("", "POST", "/v1/approvals/"+aid+"/approve", map[string]any{"note": "fine"}, 200)
 	f.mustDo("", "POST", "/v1/approvals/"+aid+"/approve", nil, 409)
 	// Meanwhile the budget was spent elsewhere: the approved call is re-checked.
-	f.mustDo("", "POST", "/v1/reservations", map[string]any{"id": "other", "account": "a", "tool": "Workflow"}, 200) // $0.05 > $0.015: denied...
+	if out := f.mustDo("", "POST", "/v1/reservations", map[string]any{"id": "other", "account": "a", "tool": "Workflow"}, 200); out["decision"] != "deny" {
+		t.Fatalf("$0.05 against $0.015 must be denied: %v", out)
+	}
 	f.mustDo("", "POST", "/v1/reservations", map[string]any{"id": "spend", "account": "a", "tool": "Grep"}, 200)
 	f.mustDo("", "POST", "/v1/reservations/spend/commit", map[string]any{"actual_usd": "0.01"}, 200)
 	out = f.mustDo("", "POST", "/v1/reservations", map[string]any{"account": "a", "tool": "Bash", "approval_id": aid}, 200)
@@ -313,12 +315,18 @@ func TestConcurrentReservationsNeverOverspend(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for j := range 10 { // 160 attempts at $0.01 against $0.50
-				_, out := f.do("", "POST", "/v1/reservations", map[string]any{"id": fmt.Sprintf("r-%d-%d", i, j), "account": "pool", "tool": "Bash"})
+				out, err := postJSON(f.srv.URL+"/v1/reservations", fmt.Sprintf(`{"id":"r-%d-%d","account":"pool","tool":"Bash"}`, i, j))
+				if err != nil {
+					t.Error(err) // not Fatal: this is not the test goroutine
+					return
+				}
 				if out["decision"] == "allow" {
 					mu.Lock()
 					allowed++
 					mu.Unlock()
-					f.do("", "POST", fmt.Sprintf("/v1/reservations/r-%d-%d/commit", i, j), nil)
+					if _, err := postJSON(f.srv.URL+fmt.Sprintf("/v1/reservations/r-%d-%d/commit", i, j), `{}`); err != nil {
+						t.Error(err)
+					}
 				}
 			}
 		}()
@@ -401,6 +409,23 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	if strings.Join(documented, "\n") != strings.Join(served, "\n") || !strings.HasPrefix(doc.OpenAPI, "3.") {
 		t.Errorf("openapi.json and the routes differ:\ndocumented:\n%s\nserved:\n%s", strings.Join(documented, "\n"), strings.Join(served, "\n"))
 	}
+}
+
+// postJSON is safe to call from any goroutine (it never calls t.Fatal).
+func postJSON(url, body string) (map[string]any, error) {
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	out := map[string]any{}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, fmt.Errorf("POST %s: %d, body not JSON: %w", url, resp.StatusCode, err)
+	}
+	if resp.StatusCode != 200 {
+		return out, fmt.Errorf("POST %s: %d %v", url, resp.StatusCode, out)
+	}
+	return out, nil
 }
 
 func waitABit() { <-time.After(10 * time.Millisecond) }
