@@ -1,12 +1,14 @@
 package server
 
 import (
+	"bufio"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -262,11 +264,16 @@ func (c commitRequest) amount() (*enforcer.Nanos, error) {
 	return nil, nil
 }
 
-// decodeOptional accepts an empty body as {}.
+// decodeOptional accepts an empty body (also a chunked one) as {}.
 func decodeOptional(r *http.Request, dst any) error {
 	if r.ContentLength == 0 {
 		return nil
 	}
+	br := bufio.NewReader(r.Body)
+	if _, err := br.Peek(1); errors.Is(err, io.EOF) {
+		return nil
+	}
+	r.Body = io.NopCloser(br)
 	return decode(r, dst)
 }
 

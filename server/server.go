@@ -181,7 +181,12 @@ func (s *Server) routes() {
 	s.plain("GET /readyz", s.readyz)
 	s.plain("GET /openapi.json", serveOpenAPI)
 	if s.cfg.Metrics != nil {
-		s.plain("GET /metrics", s.cfg.Metrics.Handler().ServeHTTP)
+		// Metrics carry per-account money: with auth on, any valid token.
+		metrics := s.cfg.Metrics.Handler()
+		s.handle("GET /metrics", "metrics", RoleAgent, func(w http.ResponseWriter, r *http.Request, _ *principal) error {
+			metrics.ServeHTTP(w, r)
+			return nil
+		})
 	}
 }
 

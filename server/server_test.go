@@ -147,8 +147,18 @@ func TestReservationLifecycleOverHTTP(t *testing.T) {
 	f.mustDo("", "POST", "/v1/reservations/r-1/release", nil, 409)
 	// A commit without an amount charges the estimate.
 	f.mustDo("", "POST", "/v1/reservations", map[string]any{"id": "r-2", "account": "team/s1", "tool": "Bash"}, 200)
-	if out := f.mustDo("", "POST", "/v1/reservations/r-2/commit", nil, 200); out["charged_nanos"] != float64(10_000_000) || out["cost_source"] != "estimated" {
-		t.Errorf("commit without actual: %v", out)
+	// An empty chunked body (no Content-Length) is an empty commit too.
+	req, _ := http.NewRequest("POST", f.srv.URL+"/v1/reservations/r-2/commit", io.NopCloser(strings.NewReader("")))
+	req.ContentLength = -1
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out2 map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out2)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || out2["charged_nanos"] != float64(10_000_000) || out2["cost_source"] != "estimated" {
+		t.Errorf("commit without actual: %d %v", resp.StatusCode, out2)
 	}
 	f.mustDo("", "POST", "/v1/reservations", map[string]any{"id": "r-3", "account": "team/s1", "tool": "Bash"}, 200)
 	if out := f.mustDo("", "POST", "/v1/reservations/r-3/release", nil, 200); out["state"] != "released" {
@@ -216,6 +226,12 @@ func TestAuthMatrix(t *testing.T) {
 	f.mustDo(agentB, "POST", "/v1/reservations", map[string]any{"id": "rb", "account": "team-b", "tool": "Read"}, 200)
 
 	f.mustDo("", "GET", "/v1/accounts", nil, 401)
+	if st, _ := f.do("", "GET", "/metrics", nil); st != 401 {
+		t.Errorf("metrics carry per-account money: anonymous scrape got %d, want 401", st)
+	}
+	if st, _ := f.do(agentA, "GET", "/metrics", nil); st != 200 {
+		t.Errorf("metrics with a token: %d", st)
+	}
 	f.mustDo("wrong", "GET", "/v1/accounts", nil, 401)
 	f.mustDo(agentA, "GET", "/v1/accounts/team-a", nil, 200)
 	f.mustDo(agentA, "GET", "/v1/accounts/team-b", nil, 403)                                               // read another tenant
