@@ -53,7 +53,8 @@ type Policy struct {
 	FailOpen bool   `json:"fail_open,omitempty"`
 }
 
-// Snapshot is the deciding account's ledger state before the call.
+// Snapshot is the call's account right after the decision (an allowed
+// reservation's hold included), so the log shows what the decision left.
 type Snapshot struct {
 	Account        string `json:"account"`
 	LimitNanos     *int64 `json:"limit_nanos"`
