@@ -23,6 +23,7 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 	duration := fs.Duration("duration", 10*time.Second, "how long to run (bounded: at most 10m)")
 	workers := fs.Int("workers", 32, "concurrent clients")
 	accounts := fs.Int("accounts", 100, "accounts to spread the load over (1 = one hot account)")
+	roots := fs.Bool("roots", false, "make the accounts independent roots instead of children of one pool (no shared ancestor)")
 	hello := fs.Bool("hello", false, "load an in-process HTTP hello-world instead (baseline)")
 	if err := (&flagSet{fs}).parse(args); err != nil {
 		return err
@@ -44,10 +45,11 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 			return timed(lat, func() error { return c.do(ctx, "GET", "/", nil, nil) })
 		}
 	} else {
-		if err := benchAccounts(ctx, c, *accounts); err != nil {
+		names := benchAccountNames(*accounts, *roots)
+		if err := benchAccounts(ctx, c, names, *roots); err != nil {
 			return err
 		}
-		op = reserveCommit(c, *accounts)
+		op = reserveCommit(c, names)
 	}
 	res := drive(ctx, *duration, *workers, op)
 	res.print(out, *hello, *workers, *accounts)
@@ -67,24 +69,44 @@ func startHello() (func(), string, error) {
 	return func() { _ = srv.Close() }, "http://" + ln.Addr().String(), nil
 }
 
-func benchAccounts(ctx context.Context, c *client, n int) error {
-	if err := c.do(ctx, "PUT", "/v1/accounts/bench", map[string]any{"unlimited": true}, nil); err != nil {
-		return fmt.Errorf("creating bench accounts (needs an admin token when auth is on): %w", err)
+// benchAccountNames are children of "bench" (one tree sharing an
+// ancestor, as a team pool) or, with roots, independent trees.
+func benchAccountNames(n int, roots bool) []string {
+	out := make([]string, n)
+	for i := range out {
+		if roots {
+			out[i] = fmt.Sprintf("bench-r%d", i)
+		} else {
+			out[i] = fmt.Sprintf("bench/a%d", i)
+		}
 	}
-	for i := range n {
-		if err := c.do(ctx, "PUT", fmt.Sprintf("/v1/accounts/bench/a%d", i), map[string]any{"parent": "bench"}, nil); err != nil {
-			return err
+	return out
+}
+
+func benchAccounts(ctx context.Context, c *client, names []string, roots bool) error {
+	if !roots {
+		if err := c.do(ctx, "PUT", "/v1/accounts/bench", map[string]any{"unlimited": true}, nil); err != nil {
+			return fmt.Errorf("creating bench accounts (needs an admin token when auth is on): %w", err)
+		}
+	}
+	for _, name := range names {
+		body := map[string]any{"unlimited": true}
+		if !roots {
+			body = map[string]any{"parent": "bench"}
+		}
+		if err := c.do(ctx, "PUT", "/v1/accounts/"+name, body, nil); err != nil {
+			return fmt.Errorf("creating bench account %s: %w", name, err)
 		}
 	}
 	return nil
 }
 
-func reserveCommit(c *client, accounts int) func(ctx context.Context, w, i int, lat *latencies) error {
+func reserveCommit(c *client, accounts []string) func(ctx context.Context, w, i int, lat *latencies) error {
 	run := time.Now().UnixNano()
 	return func(ctx context.Context, w, i int, lat *latencies) error {
 		id := fmt.Sprintf("b%d-%d-%d", run, w, i)
 		var res struct{ Decision string }
-		body := map[string]any{"id": id, "account": fmt.Sprintf("bench/a%d", (w+i)%accounts), "tool": "Read", "ttl_ms": 60000}
+		body := map[string]any{"id": id, "account": accounts[(w+i)%len(accounts)], "tool": "Read", "ttl_ms": 60000}
 		if err := timed(lat, func() error { return c.do(ctx, "POST", "/v1/reservations", body, &res) }); err != nil {
 			return err
 		}
