@@ -21,7 +21,7 @@ import (
 type MemoryLedger struct {
 	clock      Clock
 	notifier   Notifier
-	thresholds []int // ascending, positive, distinct
+	thresholds Thresholds
 	retain     time.Duration
 
 	accts [acctShards]acctShard
@@ -62,17 +62,7 @@ func NewMemoryLedger(opts LedgerOptions) *MemoryLedger {
 	if l.retain <= 0 {
 		l.retain = DefaultRetainSettled
 	}
-	th := opts.ThresholdsPct
-	if th == nil {
-		th = DefaultThresholdsPct()
-	}
-	for _, p := range th {
-		if p > 0 {
-			l.thresholds = append(l.thresholds, p)
-		}
-	}
-	slices.Sort(l.thresholds)
-	l.thresholds = slices.Compact(l.thresholds)
+	l.thresholds = NewThresholds(opts.ThresholdsPct)
 	for i := range l.shards {
 		l.shards[i].m = make(map[string]*memRes)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"time"
 )
 
@@ -34,7 +33,7 @@ func (a *memAccount) check(est Nanos) BudgetCheck {
 		if !x.hasLimit {
 			continue
 		}
-		rem := remaining(x.limit, x.committed, x.pending)
+		rem := RemainingOf(x.limit, x.committed, x.pending)
 		switch {
 		case x.overdrawn && !bc.Overdrawn:
 			bc = BudgetCheck{Account: x.id, Remaining: rem, Overdrawn: true}
@@ -46,37 +45,9 @@ func (a *memAccount) check(est Nanos) BudgetCheck {
 	return bc
 }
 
-// remaining is lim - c - p, saturating at MinInt64 instead of wrapping.
-func remaining(lim, c, p Nanos) Nanos {
-	r := lim - c // lim, c >= 0: cannot overflow
-	if p > 0 && r < math.MinInt64+p {
-		return math.MinInt64
-	}
-	return r - p
-}
-
-func validateReserve(req ReserveRequest) error {
-	var why string
-	switch {
-	case req.ID == "":
-		why = "empty reservation id"
-	case req.Account == "":
-		why = "empty account"
-	case req.Estimate < 0:
-		why = "negative estimate " + req.Estimate.String()
-	case req.TTL <= 0:
-		why = fmt.Sprintf("ttl %s is not positive", req.TTL)
-	case req.TTL > MaxReservationTTL:
-		why = fmt.Sprintf("ttl %s is above the maximum %s", req.TTL, MaxReservationTTL)
-	default:
-		return nil
-	}
-	return fmt.Errorf("reserve %q on account %q: %w: %s", req.ID, req.Account, ErrInvalidReservation, why)
-}
-
 // Reserve holds the estimate on the account and every ancestor.
 func (l *MemoryLedger) Reserve(ctx context.Context, req ReserveRequest) (Reservation, error) {
-	if err := validateReserve(req); err != nil {
+	if err := req.Validate(); err != nil {
 		return Reservation{}, err
 	}
 	a, err := l.account(req.Account)

@@ -268,7 +268,7 @@ func (l *Ledger) SetLimit(ctx context.Context, account string, limit *enforcer.N
 		if _, err := tx.Exec(ctx, `UPDATE accounts SET limit_nanos = $2 WHERE id = $1`, account, nullable(limit)); err != nil {
 			return err
 		}
-		alerts = l.crossings(nil, a.id, a.committed, a.limit, a.committed, limit, fromNanos(now))
+		alerts = l.thresholds.Crossings(nil, a.id, a.committed, a.limit, a.committed, limit, fromNanos(now))
 		snaps, err := readSnapshots(ctx, tx, account, &now)
 		if err != nil || len(snaps) == 0 {
 			return errors.Join(err, errors.New("account vanished"))
@@ -339,25 +339,13 @@ const selectCheck = `SELECT a.id, a.limit_nanos, a.committed_nanos, a.pending_na
 	JOIN accounts a ON a.id = p.id
 	ORDER BY p.ord`
 
-// check finds the tightest account on the path: an overdrawn one if any
-// (it refuses everything), else the one with the least remaining.
+// check folds the account's path into enforcer.PathCheck.
 func check(path []acctRow, est enforcer.Nanos) enforcer.BudgetCheck {
-	bc := enforcer.BudgetCheck{Account: path[0].id, Remaining: enforcer.MaxNanos}
+	c := enforcer.NewPathCheck(path[0].id)
 	for _, x := range path {
-		if x.limit == nil {
-			continue
-		}
-		rem := remaining(*x.limit, x.committed, x.pending)
-		over := x.committed > *x.limit
-		switch {
-		case over && !bc.Overdrawn:
-			bc = enforcer.BudgetCheck{Account: x.id, Remaining: rem, Overdrawn: true}
-		case !bc.Overdrawn && rem < bc.Remaining:
-			bc.Account, bc.Remaining = x.id, rem
-		}
+		c.Add(x.id, x.limit, x.committed, x.pending)
 	}
-	bc.OK = !bc.Overdrawn && est <= bc.Remaining
-	return bc
+	return c.Result(est)
 }
 
 // Reservation returns the current state of a reservation.

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgtype"
@@ -48,28 +47,9 @@ func (r resRow) view(now int64) enforcer.Reservation {
 	return out
 }
 
-func validateReserve(req enforcer.ReserveRequest) error {
-	var why string
-	switch {
-	case req.ID == "":
-		why = "empty reservation id"
-	case req.Account == "":
-		why = "empty account"
-	case req.Estimate < 0:
-		why = "negative estimate " + req.Estimate.String()
-	case req.TTL <= 0:
-		why = fmt.Sprintf("ttl %s is not positive", req.TTL)
-	case req.TTL > enforcer.MaxReservationTTL:
-		why = fmt.Sprintf("ttl %s is above the maximum %s", req.TTL, enforcer.MaxReservationTTL)
-	default:
-		return nil
-	}
-	return fmt.Errorf("reserve %q on account %q: %w: %s", req.ID, req.Account, enforcer.ErrInvalidReservation, why)
-}
-
 // Reserve holds the estimate on the account and every ancestor.
 func (l *Ledger) Reserve(ctx context.Context, req enforcer.ReserveRequest) (enforcer.Reservation, error) {
-	if err := validateReserve(req); err != nil {
+	if err := req.Validate(); err != nil {
 		return enforcer.Reservation{}, err
 	}
 	est := int64(req.Estimate)
@@ -179,7 +159,7 @@ func (l *Ledger) commitAlerts(res opResult) []enforcer.Alert {
 	for i := range res.aIDs { // the charged account first, then up to the root
 		lim := int8Ptr(res.aLimits[i])
 		c := enforcer.Nanos(res.aCommitted[i])
-		alerts = l.crossings(alerts, res.aIDs[i], c-charge, lim, c, lim, at)
+		alerts = l.thresholds.Crossings(alerts, res.aIDs[i], c-charge, lim, c, lim, at)
 	}
 	return alerts
 }
@@ -248,52 +228,4 @@ func (l *Ledger) Charge(ctx context.Context, id, account, tool string, charge en
 		return enforcer.Reservation{}, fmt.Errorf("charge %q: committed on %q: %w: adding %s overflows", id, res.dAccount, enforcer.ErrInvalidAmount, charge)
 	}
 	return enforcer.Reservation{}, l.dbErr(fmt.Sprintf("charge %q", id), fmt.Errorf("unexpected status %q", res.status))
-}
-
-// level is how many thresholds committed spend has reached under limit.
-// Because it depends on nothing else, an alert fires exactly when the
-// level rises, with no per-account state to keep.
-func (l *Ledger) level(committed enforcer.Nanos, limit *enforcer.Nanos) int {
-	if limit == nil || committed <= 0 {
-		return 0
-	}
-	n := 0
-	for _, p := range l.thresholds {
-		at, err := enforcer.MulRatioCeil(*limit, int64(p), 100)
-		if err != nil {
-			at = enforcer.MaxNanos
-		}
-		if committed < at {
-			break
-		}
-		n++
-	}
-	return n
-}
-
-// crossings appends the alerts for an account whose committed spend and
-// limit went from (oldC, oldLim) to (newC, newLim): each threshold risen
-// past, then overdraft if it just began.
-func (l *Ledger) crossings(alerts []enforcer.Alert, id string, oldC enforcer.Nanos, oldLim *enforcer.Nanos,
-	newC enforcer.Nanos, newLim *enforcer.Nanos, now time.Time) []enforcer.Alert {
-	for i := l.level(oldC, oldLim); i < l.level(newC, newLim); i++ {
-		p := l.thresholds[i]
-		alerts = append(alerts, enforcer.Alert{Account: id, ThresholdPct: p, Level: enforcer.LevelFor(p),
-			Committed: newC, Limit: *newLim, At: now})
-	}
-	wasOver := oldLim != nil && oldC > *oldLim
-	if newLim != nil && newC > *newLim && !wasOver {
-		alerts = append(alerts, enforcer.Alert{Account: id, Level: enforcer.AlertCritical,
-			Committed: newC, Limit: *newLim, Overdrawn: true, At: now})
-	}
-	return alerts
-}
-
-// remaining is lim - c - p, saturating at MinInt64 instead of wrapping.
-func remaining(lim, c, p enforcer.Nanos) enforcer.Nanos {
-	r := lim - c // lim, c >= 0: cannot overflow
-	if p > 0 && r < math.MinInt64+p {
-		return math.MinInt64
-	}
-	return r - p
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,7 +23,7 @@ type Ledger struct {
 	where      string         // host:port/database[/schema], for errors (never the password)
 	clock      enforcer.Clock // nil: the database's clock
 	notifier   enforcer.Notifier
-	thresholds []int // ascending, positive, distinct
+	thresholds enforcer.Thresholds
 	retain     time.Duration
 
 	pool *pgxpool.Pool
@@ -191,17 +190,7 @@ func newLedger(where string, opts enforcer.LedgerOptions) *Ledger {
 	if l.retain <= 0 {
 		l.retain = enforcer.DefaultRetainSettled
 	}
-	th := opts.ThresholdsPct
-	if th == nil {
-		th = enforcer.DefaultThresholdsPct()
-	}
-	for _, p := range th {
-		if p > 0 {
-			l.thresholds = append(l.thresholds, p)
-		}
-	}
-	slices.Sort(l.thresholds)
-	l.thresholds = slices.Compact(l.thresholds)
+	l.thresholds = enforcer.NewThresholds(opts.ThresholdsPct)
 	return l
 }
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"maps"
 	"math/bits"
-	"time"
 
 	"github.com/purser-dev/purser/enforcer"
 )
@@ -164,7 +163,7 @@ func (l *Ledger) SetLimit(ctx context.Context, account string, limit *enforcer.N
 			return l.sqlErr(err, "set limit on %q", account)
 		}
 		a := path[0]
-		alerts = l.crossings(nil, a.id, a.committed, a.limit, a.committed, limit, now)
+		alerts = l.thresholds.Crossings(nil, a.id, a.committed, a.limit, a.committed, limit, now)
 		snap, err = l.writeSnapshot(tx, account)
 		return err
 	})
@@ -226,45 +225,6 @@ func (l *Ledger) writeSnapshot(tx *wtx, account string) (enforcer.Snapshot, erro
 		return enforcer.Snapshot{}, l.sqlErr(errors.Join(err, errors.New("account vanished")), "snapshot %q", account)
 	}
 	return snaps[0], nil
-}
-
-// level is how many thresholds committed spend has reached under limit.
-// Because it depends on nothing else, an alert fires exactly when the
-// level rises, with no per-account state to keep.
-func (l *Ledger) level(committed enforcer.Nanos, limit *enforcer.Nanos) int {
-	if limit == nil || committed <= 0 {
-		return 0
-	}
-	n := 0
-	for _, p := range l.thresholds {
-		at, err := enforcer.MulRatioCeil(*limit, int64(p), 100)
-		if err != nil {
-			at = enforcer.MaxNanos
-		}
-		if committed < at {
-			break
-		}
-		n++
-	}
-	return n
-}
-
-// crossings appends the alerts for an account whose committed spend and
-// limit went from (oldC, oldLim) to (newC, newLim): each threshold risen
-// past, then overdraft if it just began.
-func (l *Ledger) crossings(alerts []enforcer.Alert, id string, oldC enforcer.Nanos, oldLim *enforcer.Nanos,
-	newC enforcer.Nanos, newLim *enforcer.Nanos, now time.Time) []enforcer.Alert {
-	for i := l.level(oldC, oldLim); i < l.level(newC, newLim); i++ {
-		p := l.thresholds[i]
-		alerts = append(alerts, enforcer.Alert{Account: id, ThresholdPct: p, Level: enforcer.LevelFor(p),
-			Committed: newC, Limit: *newLim, At: now})
-	}
-	wasOver := oldLim != nil && oldC > *oldLim
-	if newLim != nil && newC > *newLim && !wasOver {
-		alerts = append(alerts, enforcer.Alert{Account: id, Level: enforcer.AlertCritical,
-			Committed: newC, Limit: *newLim, Overdrawn: true, At: now})
-	}
-	return alerts
 }
 
 // sqlErr wraps a database error with what was being done and the file;

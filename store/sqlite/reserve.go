@@ -69,59 +69,18 @@ func (l *Ledger) Check(ctx context.Context, account string, estimate enforcer.Na
 	return bc, nil
 }
 
-// check finds the tightest account on the path: an overdrawn one if any
-// (it refuses everything), else the one with the least remaining, the
-// lowest of equals.
+// check folds the account's path into enforcer.PathCheck.
 func check(path []acctRow, est enforcer.Nanos) enforcer.BudgetCheck {
-	bc := enforcer.BudgetCheck{Account: path[0].id, Remaining: enforcer.MaxNanos}
+	c := enforcer.NewPathCheck(path[0].id)
 	for _, x := range path {
-		if x.limit == nil {
-			continue
-		}
-		rem := remaining(*x.limit, x.committed, x.pending)
-		over := x.committed > *x.limit
-		switch {
-		case over && !bc.Overdrawn:
-			bc = enforcer.BudgetCheck{Account: x.id, Remaining: rem, Overdrawn: true}
-		case !bc.Overdrawn && rem < bc.Remaining:
-			bc.Account, bc.Remaining = x.id, rem
-		}
+		c.Add(x.id, x.limit, x.committed, x.pending)
 	}
-	bc.OK = !bc.Overdrawn && est <= bc.Remaining
-	return bc
-}
-
-// remaining is lim - c - p, saturating at MinInt64 instead of wrapping.
-func remaining(lim, c, p enforcer.Nanos) enforcer.Nanos {
-	r := lim - c // lim, c >= 0: cannot overflow
-	if p > 0 && r < math.MinInt64+p {
-		return math.MinInt64
-	}
-	return r - p
-}
-
-func validateReserve(req enforcer.ReserveRequest) error {
-	var why string
-	switch {
-	case req.ID == "":
-		why = "empty reservation id"
-	case req.Account == "":
-		why = "empty account"
-	case req.Estimate < 0:
-		why = "negative estimate " + req.Estimate.String()
-	case req.TTL <= 0:
-		why = fmt.Sprintf("ttl %s is not positive", req.TTL)
-	case req.TTL > enforcer.MaxReservationTTL:
-		why = fmt.Sprintf("ttl %s is above the maximum %s", req.TTL, enforcer.MaxReservationTTL)
-	default:
-		return nil
-	}
-	return fmt.Errorf("reserve %q on account %q: %w: %s", req.ID, req.Account, enforcer.ErrInvalidReservation, why)
+	return c.Result(est)
 }
 
 // Reserve holds the estimate on the account and every ancestor.
 func (l *Ledger) Reserve(ctx context.Context, req enforcer.ReserveRequest) (enforcer.Reservation, error) {
-	if err := validateReserve(req); err != nil {
+	if err := req.Validate(); err != nil {
 		return enforcer.Reservation{}, err
 	}
 	var out enforcer.Reservation
@@ -293,7 +252,7 @@ func (l *Ledger) charge(tx *wtx, r resRow, path []acctRow, charge enforcer.Nanos
 	}
 	var alerts []enforcer.Alert
 	for _, x := range path {
-		alerts = l.crossings(alerts, x.id, x.committed, x.limit, x.committed+charge, x.limit, now)
+		alerts = l.thresholds.Crossings(alerts, x.id, x.committed, x.limit, x.committed+charge, x.limit, now)
 	}
 	return r.view(nowN), alerts, nil
 }

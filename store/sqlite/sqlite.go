@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -22,7 +21,7 @@ type Ledger struct {
 	path       string
 	clock      enforcer.Clock
 	notifier   enforcer.Notifier
-	thresholds []int // ascending, positive, distinct
+	thresholds enforcer.Thresholds
 	retain     time.Duration
 
 	read      *sql.DB // read-only pool
@@ -117,17 +116,7 @@ func newLedger(path string, opts enforcer.LedgerOptions) *Ledger {
 	if l.retain <= 0 {
 		l.retain = enforcer.DefaultRetainSettled
 	}
-	th := opts.ThresholdsPct
-	if th == nil {
-		th = enforcer.DefaultThresholdsPct()
-	}
-	for _, p := range th {
-		if p > 0 {
-			l.thresholds = append(l.thresholds, p)
-		}
-	}
-	slices.Sort(l.thresholds)
-	l.thresholds = slices.Compact(l.thresholds)
+	l.thresholds = enforcer.NewThresholds(opts.ThresholdsPct)
 	return l
 }
 
