@@ -8,7 +8,7 @@ import (
 )
 
 func TestLedgerRules(t *testing.T) {
-	if r := RemainingOf(10, 4, math.MaxInt64); r != math.MinInt64 {
+	if r := RemainingOf(0, 10, math.MaxInt64); r != math.MinInt64 { // -10 - MaxInt64 would wrap
 		t.Errorf("RemainingOf must saturate, got %d", r)
 	}
 	if err := (ReserveRequest{ID: "r", Account: "a", Estimate: 1, TTL: 0}).Validate(); !errors.Is(err, ErrInvalidReservation) {
