@@ -127,3 +127,18 @@ func (t Thresholds) Crossings(alerts []Alert, account string, oldC Nanos, oldLim
 	}
 	return alerts
 }
+
+// CommitSource checks a commit's actual cost and settles its cost source:
+// no actual means the estimate is charged ("estimated"); an actual without
+// a source is "actual". A negative actual is an error naming the id.
+func CommitSource(id string, actual *Nanos, source CostSource) (CostSource, error) {
+	switch {
+	case actual != nil && *actual < 0:
+		return "", fmt.Errorf("commit %q: %w: negative actual cost %s", id, ErrInvalidAmount, *actual)
+	case actual == nil:
+		return CostEstimated, nil
+	case source == "":
+		return CostActual, nil
+	}
+	return source, nil
+}

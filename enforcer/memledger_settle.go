@@ -9,14 +9,9 @@ import (
 
 // Commit charges a reservation and releases the rest of its hold.
 func (l *MemoryLedger) Commit(_ context.Context, id string, actual *Nanos, source CostSource) (Reservation, error) {
-	if actual != nil && *actual < 0 {
-		return Reservation{}, fmt.Errorf("commit %q: %w: negative actual cost %s", id, ErrInvalidAmount, *actual)
-	}
-	switch {
-	case actual == nil:
-		source = CostEstimated
-	case source == "":
-		source = CostActual
+	source, err := CommitSource(id, actual, source)
+	if err != nil {
+		return Reservation{}, err
 	}
 	rec, t, err := l.lockRes("commit", id)
 	if err != nil {

@@ -166,18 +166,13 @@ func sameRequest(r resRow, req enforcer.ReserveRequest) error {
 
 // Commit charges a reservation and releases the rest of its hold.
 func (l *Ledger) Commit(ctx context.Context, id string, actual *enforcer.Nanos, source enforcer.CostSource) (enforcer.Reservation, error) {
-	if actual != nil && *actual < 0 {
-		return enforcer.Reservation{}, fmt.Errorf("commit %q: %w: negative actual cost %s", id, enforcer.ErrInvalidAmount, *actual)
-	}
-	switch {
-	case actual == nil:
-		source = enforcer.CostEstimated
-	case source == "":
-		source = enforcer.CostActual
+	source, err := enforcer.CommitSource(id, actual, source)
+	if err != nil {
+		return enforcer.Reservation{}, err
 	}
 	var out enforcer.Reservation
 	var alerts []enforcer.Alert
-	err := l.w.do(ctx, func(tx *wtx) error {
+	err = l.w.do(ctx, func(tx *wtx) error {
 		var err error
 		out, alerts, err = l.commit(tx, id, actual, source)
 		return l.sqlErr(err, "commit %q", id)
