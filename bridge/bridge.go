@@ -27,24 +27,26 @@ func NewEstimator(reg *host.Registry) *Estimator { return &Estimator{reg: reg} }
 
 // Estimate asks the plugin; its errors (timeouts, traps, unhealthy) make
 // the enforcer fall back with the error recorded.
-func (e *Estimator) Estimate(ctx context.Context, call enforcer.Call) (enforcer.Nanos, string, error) {
+func (e *Estimator) Estimate(ctx context.Context, call enforcer.Call) (enforcer.Quote, error) {
 	p := e.reg.Estimator(call.Tool)
 	if p == nil {
-		return 0, "", enforcer.ErrNotHandled
+		return enforcer.Quote{}, enforcer.ErrNotHandled
 	}
 	req, err := EstimateRequest(call)
 	if err != nil {
-		return 0, p.SourceLabel(), err
+		return enforcer.Quote{Source: p.SourceLabel()}, err
 	}
-	res, src, err := p.Estimate(ctx, req)
+	res, info, err := p.Estimate(ctx, req)
+	q := enforcer.Quote{Source: info.Source, Fuel: info.Fuel}
 	var ce *host.CallError
 	if errors.As(err, &ce) && ce.Code == uint32(abi.CodeUnsupported) {
-		return 0, src, fmt.Errorf("%w: %w", enforcer.ErrNotHandled, err)
+		return q, fmt.Errorf("%w: %w", enforcer.ErrNotHandled, err)
 	}
 	if err != nil {
-		return 0, src, err
+		return q, err
 	}
-	return enforcer.Nanos(res.Nanos), src, nil
+	q.Nanos = enforcer.Nanos(res.Nanos)
+	return q, nil
 }
 
 // Policies is an enforcer.PolicyProvider over the registry's policy
@@ -102,17 +104,17 @@ func (a policy) Evaluate(ctx context.Context, in enforcer.PolicyInput) (enforcer
 	if err != nil {
 		return enforcer.PolicyResult{}, err
 	}
-	res, err := a.p.Admit(ctx, req)
+	res, info, err := a.p.Admit(ctx, req)
 	if err != nil {
 		return enforcer.PolicyResult{}, err
 	}
 	switch res.Verdict {
 	case abi.Allow:
-		return enforcer.PolicyResult{Verdict: enforcer.Allow, Reason: res.Reason}, nil
+		return enforcer.PolicyResult{Verdict: enforcer.Allow, Reason: res.Reason, Fuel: info.Fuel}, nil
 	case abi.Ask:
-		return enforcer.PolicyResult{Verdict: enforcer.Ask, Reason: res.Reason}, nil
+		return enforcer.PolicyResult{Verdict: enforcer.Ask, Reason: res.Reason, Fuel: info.Fuel}, nil
 	case abi.Deny:
-		return enforcer.PolicyResult{Verdict: enforcer.Deny, Reason: res.Reason}, nil
+		return enforcer.PolicyResult{Verdict: enforcer.Deny, Reason: res.Reason, Fuel: info.Fuel}, nil
 	}
 	return enforcer.PolicyResult{}, fmt.Errorf("policy %s: verdict %d is not allow, ask or deny", a.Name(), res.Verdict)
 }

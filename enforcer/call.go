@@ -22,6 +22,9 @@ type Estimate struct {
 	// FallbackErr is the error that made the chain skip a better source
 	// (a failing plugin), nil when the first choice answered.
 	FallbackErr error
+	// Fuel is the metered work the estimator reported (Wasm fuel: about
+	// one unit per instruction), 0 for built-in sources.
+	Fuel int64
 }
 
 // Estimate sources other than plugins.
@@ -33,11 +36,22 @@ const (
 
 // Estimator prices a call. The Wasm host implements it for estimator
 // plugins; any Go value can too. Implementations must be safe for
-// concurrent use. Source returns the estimate's source label (for plugins,
-// "plugin:<name>@<digest prefix>"); it may change when a plugin reloads, so
-// it is returned with each answer.
+// concurrent use.
 type Estimator interface {
-	Estimate(ctx context.Context, call Call) (nanos Nanos, source string, err error)
+	Estimate(ctx context.Context, call Call) (Quote, error)
+}
+
+// Quote is an Estimator's answer. On an error, Source and Fuel still
+// describe the attempt.
+type Quote struct {
+	Nanos Nanos
+	// Source labels the estimate (for plugins "plugin:<name>@<digest
+	// prefix>"); it may change when a plugin reloads, so it comes with
+	// each answer.
+	Source string
+	// Fuel is the metered work the answer took (Wasm fuel), 0 when the
+	// estimator is not metered.
+	Fuel int64
 }
 
 // Verdict is a policy's or the engine's answer.
@@ -74,6 +88,9 @@ type PolicyInput struct {
 type PolicyResult struct {
 	Verdict Verdict
 	Reason  string
+	// Fuel is the metered work the policy used (Wasm fuel), 0 when the
+	// policy is not metered.
+	Fuel int64
 }
 
 // Policy is an admission rule. The Wasm host implements it for policy

@@ -46,6 +46,8 @@ type PolicyOutcome struct {
 	// was then skipped (true) or counted as a deny (false).
 	Err      error
 	FailOpen bool
+	// Fuel is the metered work the policy reported (PolicyResult.Fuel).
+	Fuel int64
 }
 
 // PolicySpec places a policy in the admission chain.
@@ -135,7 +137,7 @@ func evaluatePolicy(ctx context.Context, spec PolicySpec, in PolicyInput) Policy
 		err = fmt.Errorf("invalid verdict %d", res.Verdict)
 	}
 	if err == nil {
-		return PolicyOutcome{Policy: name, Verdict: res.Verdict, Reason: res.Reason}
+		return PolicyOutcome{Policy: name, Verdict: res.Verdict, Reason: res.Reason, Fuel: res.Fuel}
 	}
 	o := PolicyOutcome{Policy: name, Err: err, FailOpen: spec.FailOpen}
 	if spec.FailOpen {

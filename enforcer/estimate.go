@@ -59,12 +59,12 @@ func (c *estimationChain) estimatorFor(tool string) Estimator {
 func (c *estimationChain) estimate(ctx context.Context, call Call) (Estimate, error) {
 	var fallback error
 	if e := c.estimatorFor(call.Tool); e != nil {
-		n, src, err := e.Estimate(ctx, call)
-		if err == nil && n < 0 {
-			err = fmt.Errorf("negative estimate %d nano-USD", n)
+		q, err := e.Estimate(ctx, call)
+		if err == nil && q.Nanos < 0 {
+			err = fmt.Errorf("negative estimate %d nano-USD", q.Nanos)
 		}
 		if err == nil {
-			return Estimate{Nanos: n, Source: src}, nil
+			return Estimate{Nanos: q.Nanos, Source: q.Source, Fuel: q.Fuel}, nil
 		}
 		if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
 			return Estimate{}, err

@@ -141,9 +141,9 @@ type fakeEstimator struct {
 	calls int
 }
 
-func (f *fakeEstimator) Estimate(context.Context, Call) (Nanos, string, error) {
+func (f *fakeEstimator) Estimate(context.Context, Call) (Quote, error) {
 	f.calls++
-	return f.nanos, "plugin:fake@0123456789ab", f.err
+	return Quote{Nanos: f.nanos, Source: "plugin:fake@0123456789ab", Fuel: 7}, f.err
 }
 
 func TestEstimationChainOrder(t *testing.T) {
@@ -151,7 +151,7 @@ func TestEstimationChainOrder(t *testing.T) {
 	bad := &fakeEstimator{err: errors.New("guest trapped")}
 	neg := &fakeEstimator{nanos: -5}
 	e := newTestEnforcer(t, Config{Estimators: map[string]Estimator{"Read": good, "Bash": bad, "Mystery": bad, "Write": neg}})
-	if est := estimateOf(t, e, "Read", nil); est.Nanos != 42 || est.Source != "plugin:fake@0123456789ab" {
+	if est := estimateOf(t, e, "Read", nil); est.Nanos != 42 || est.Source != "plugin:fake@0123456789ab" || est.Fuel != 7 {
 		t.Errorf("plugin estimate = %+v", est)
 	}
 	est := estimateOf(t, e, "Bash", nil)

@@ -1,6 +1,7 @@
 package host
 
 import (
+	"fmt"
 	"runtime"
 	"time"
 
@@ -30,6 +31,46 @@ type Limits struct {
 	FailuresBeforeUnhealthy int
 	// UnhealthyRetryAfter is how often an unhealthy plugin gets a trial call.
 	UnhealthyRetryAfter time.Duration
+	// FuelPerCallMax is the fuel (FuelCosts units; one per Wasm
+	// instruction by default) one estimate or admit call may burn before
+	// it stops with ErrFuelExhausted. This, not the clock, is what bounds
+	// a call: the same call stops at the same point on every machine.
+	FuelPerCallMax int64
+	// FuelPerInputByte raises a call's budget by this much per byte of
+	// its encoded request, so plugins that scan the prompt are not cut
+	// off on long conversations. Negative means none (0 inherits).
+	FuelPerInputByte int64
+	// FuelInitMax bounds creating an instance (start function,
+	// _initialize, manifest and purser_init; a Go guest starts its
+	// runtime there).
+	FuelInitMax int64
+}
+
+// fuelLimitMax keeps bank+fuel far from int64 overflow.
+const fuelLimitMax = 1 << 62
+
+// fuelFor is the budget of a call whose encoded request is size bytes.
+func (l Limits) fuelFor(size int) int64 {
+	f := l.FuelPerCallMax
+	if l.FuelPerInputByte > 0 {
+		f += l.FuelPerInputByte * int64(size) // size <= InputBytesMax, both bounded by validate
+	}
+	return min(f, fuelLimitMax)
+}
+
+// validate reports limits no host can honour.
+func (l Limits) validate() error {
+	switch {
+	case l.FuelPerCallMax < 0 || l.FuelPerCallMax > fuelLimitMax:
+		return fmt.Errorf("fuel per call %d is outside [1, 2^62]", l.FuelPerCallMax)
+	case l.FuelInitMax < 0 || l.FuelInitMax > fuelLimitMax:
+		return fmt.Errorf("init fuel %d is outside [1, 2^62]", l.FuelInitMax)
+	case l.FuelPerInputByte > 1<<30:
+		return fmt.Errorf("fuel per input byte %d is over 2^30", l.FuelPerInputByte)
+	case l.InputBytesMax < 0 || l.InputBytesMax > 1<<30:
+		return fmt.Errorf("input limit %d bytes is outside [1, 2^30]", l.InputBytesMax)
+	}
+	return nil
 }
 
 // DefaultLimits are safe for plugins in the hot path of every tool call.
@@ -44,6 +85,9 @@ func DefaultLimits() Limits {
 		InstancesMax:            runtime.GOMAXPROCS(0),
 		FailuresBeforeUnhealthy: 5,
 		UnhealthyRetryAfter:     30 * time.Second,
+		FuelPerCallMax:          defaultFuelPerCall,
+		FuelPerInputByte:        defaultFuelPerInputByte,
+		FuelInitMax:             defaultFuelInit,
 	}
 }
 
@@ -76,6 +120,15 @@ func (l Limits) Or(base Limits) Limits {
 	if l.UnhealthyRetryAfter == 0 {
 		l.UnhealthyRetryAfter = base.UnhealthyRetryAfter
 	}
+	if l.FuelPerCallMax == 0 {
+		l.FuelPerCallMax = base.FuelPerCallMax
+	}
+	if l.FuelPerInputByte == 0 {
+		l.FuelPerInputByte = base.FuelPerInputByte
+	}
+	if l.FuelInitMax == 0 {
+		l.FuelInitMax = base.FuelInitMax
+	}
 	return l
 }
 
@@ -91,6 +144,9 @@ type Config struct {
 	Logger hclog.Logger
 	// Observer receives metrics events. Default: none.
 	Observer Observer
+	// FuelCosts is the instrumenter's cost table; zero fields take
+	// DefaultFuelCosts. It is part of the instrumented-module cache key.
+	FuelCosts FuelCosts
 
 	// stop selects the stop mechanism; tests and benchmarks use stopNone
 	// to measure what the default costs.
@@ -105,15 +161,16 @@ func (c Config) withDefaults() Config {
 	if c.Observer == nil {
 		c.Observer = NopObserver{}
 	}
+	c.FuelCosts = c.FuelCosts.or(DefaultFuelCosts())
 	return c
 }
 
 // Observer receives metrics events; the server implements it with
 // Prometheus. Methods must be cheap and must not block.
 type Observer interface {
-	// ObserveCall reports one estimate/admit call ("estimate" or "admit")
-	// and its error (nil on success).
-	ObserveCall(plugin, kind string, d time.Duration, err error)
+	// ObserveCall reports one estimate/admit call ("estimate" or "admit"),
+	// the fuel it used (0 when it never ran) and its error (nil on success).
+	ObserveCall(plugin, kind string, d time.Duration, fuel int64, err error)
 	// ObserveInstances reports a plugin's live instance count after a change.
 	ObserveInstances(plugin string, n int)
 	// ObserveReload reports a load or reload attempt and its outcome.
@@ -124,10 +181,17 @@ type Observer interface {
 type NopObserver struct{}
 
 // ObserveCall does nothing.
-func (NopObserver) ObserveCall(string, string, time.Duration, error) {}
+func (NopObserver) ObserveCall(string, string, time.Duration, int64, error) {}
 
 // ObserveInstances does nothing.
 func (NopObserver) ObserveInstances(string, int) {}
 
 // ObserveReload does nothing.
 func (NopObserver) ObserveReload(string, error) {}
+
+// Fuel defaults, from the measurements in BENCHMARKS.md ("Fuel").
+const (
+	defaultFuelPerCall      = 50_000_000
+	defaultFuelPerInputByte = 200
+	defaultFuelInit         = 2_000_000_000
+)

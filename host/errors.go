@@ -16,6 +16,9 @@ var (
 	ErrInvalidModule  = errors.New("invalid or uncompilable wasm module")
 	ErrInit           = errors.New("plugin initialisation failed")
 	ErrRead           = errors.New("cannot read plugin file")
+	// ErrNotMeterable: the fuel instrumenter cannot rewrite the module (an
+	// opcode or construct it does not know), so it could not be bounded.
+	ErrNotMeterable = errors.New("module cannot be metered")
 )
 
 // LoadError says which plugin and file were refused and why.
@@ -34,7 +37,7 @@ func (e *LoadError) Error() string {
 // Reason already spells out.
 func loadSentinel(err error) string {
 	for _, s := range []error{ErrABIVersion, ErrMissingExport, ErrBadSignature, ErrUnknownImport,
-		ErrBadManifest, ErrDigestMismatch, ErrInvalidModule, ErrInit, ErrRead} {
+		ErrBadManifest, ErrDigestMismatch, ErrInvalidModule, ErrInit, ErrRead, ErrNotMeterable} {
 		if errors.Is(err, s) {
 			return s.Error()
 		}
@@ -48,7 +51,10 @@ func (e *LoadError) Unwrap() error { return e.Err }
 // Call failures; every *CallError wraps one of them (or a context error
 // when the caller gave up).
 var (
-	ErrTimeout        = errors.New("plugin call timed out")
+	ErrTimeout = errors.New("plugin call timed out")
+	// ErrFuelExhausted: the call burned its whole fuel budget. Fuel, not
+	// the clock, bounds plugin calls; ErrTimeout remains a backstop.
+	ErrFuelExhausted  = errors.New("plugin ran out of fuel")
 	ErrTrap           = errors.New("plugin trapped")
 	ErrGuestError     = errors.New("plugin returned an error")
 	ErrOutputTooLarge = errors.New("plugin output too large")

@@ -68,6 +68,12 @@ type compiledEntry struct {
 // New builds a host. cfg's zero fields get safe defaults.
 func New(ctx context.Context, cfg Config) (*Host, error) {
 	cfg = cfg.withDefaults()
+	if err := cfg.Limits.validate(); err != nil {
+		return nil, fmt.Errorf("host: limits: %w", err)
+	}
+	if err := cfg.FuelCosts.validate(); err != nil {
+		return nil, fmt.Errorf("host: fuel costs: %w", err)
+	}
 	h := &Host{
 		cfg:      cfg,
 		stop:     newStopper(cfg.stop, watchdogTick(cfg.Limits.CallTimeout)),
@@ -177,6 +183,16 @@ func (h *Host) compile(ctx context.Context, digest [32]byte, bin []byte, rk rtKe
 	}
 	// Compiling under the lock serialises compiles; loads are rare and this
 	// keeps "once per digest" simple.
+	if rk.fuel {
+		ib, err := h.instrumented(digest, bin)
+		if err != nil {
+			if _, cerr := rt.r.CompileModule(ctx, bin); cerr != nil {
+				return nil, cerr // not a valid module at all: say that
+			}
+			return nil, err
+		}
+		bin = ib
+	}
 	m, err := rt.r.CompileModule(ctx, bin)
 	if err != nil {
 		return nil, err

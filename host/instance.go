@@ -32,6 +32,9 @@ type instance struct {
 	out, err *stream
 	cctx     *callCtx          // the watchdog's reusable call context
 	stopG    api.MutableGlobal // instrumented modules: the stop flag
+	fuelG    api.MutableGlobal // instrumented modules: fuel left in the slice
+	bankG    api.MutableGlobal // instrumented modules: the rest of the budget
+	budget   int64             // fuel set by the last setFuel
 	slot     int               // preferred idle slot in the pool
 }
 
@@ -63,20 +66,57 @@ func (v *version) instantiate(ctx context.Context) (*instance, error) {
 	}
 	in.mod = mod
 	if v.rt.fuel {
-		g, ok := mod.ExportedGlobal(stopGlobalExport).(api.MutableGlobal)
-		if !ok {
+		if err := in.bindFuel(); err != nil {
 			_ = mod.Close(ctx)
 			h.sinks.Delete(in.name)
-			return nil, fmt.Errorf("instrumented module lacks the %s global", stopGlobalExport)
+			return nil, err
 		}
-		in.stopG = g
 	}
 	in.mem = mod.ExportedMemory(abi.ExportMemory)
 	in.alloc = mod.ExportedFunction(abi.ExportAlloc)
+	in.setFuel(v.limits.FuelInitMax) // boot and initialize run on it
 	h.instances.Add(1)
 	h.cfg.Observer.ObserveInstances(v.name, int(v.live.Add(1)))
 	return in, nil
 }
+
+// bindFuel finds the globals the instrumenter added.
+func (in *instance) bindFuel() error {
+	for _, b := range []struct {
+		name string
+		dst  *api.MutableGlobal
+	}{{fuelGlobalExport, &in.fuelG}, {bankGlobalExport, &in.bankG}, {stopGlobalExport, &in.stopG}} {
+		g, ok := in.mod.ExportedGlobal(b.name).(api.MutableGlobal)
+		if !ok {
+			return fmt.Errorf("instrumented module lacks the %s global", b.name)
+		}
+		*b.dst = g
+	}
+	return nil
+}
+
+// setFuel gives the next guest call a budget of limit.
+func (in *instance) setFuel(limit int64) {
+	in.budget = limit
+	if in.fuelG == nil {
+		return
+	}
+	slice := min(limit, in.v.h.cfg.FuelCosts.Slice)
+	in.fuelG.Set(uint64(slice))
+	in.bankG.Set(uint64(limit - slice))
+}
+
+// fuelUsed is what the guest burned since setFuel; more than the budget
+// means it ran out (the guest trapped at the charge that overdrew it).
+func (in *instance) fuelUsed() int64 {
+	if in.fuelG == nil {
+		return 0
+	}
+	return in.budget - (int64(in.fuelG.Get()) + int64(in.bankG.Get()))
+}
+
+// outOfFuel reports whether the last call stopped for lack of fuel.
+func (in *instance) outOfFuel() bool { return in.fuelG != nil && in.fuelUsed() > in.budget }
 
 // boot runs the module's start function (moved out of instantiation by
 // the instrumenter) and the WASI reactor initialisation (_initialize).
@@ -89,7 +129,7 @@ func (in *instance) boot(ctx context.Context) error {
 			continue
 		}
 		if err := fn.CallWithStack(ctx, in.stack); err != nil {
-			return fmt.Errorf("%s: %s", name, firstLine(err.Error()))
+			return in.initFailure(name, err)
 		}
 	}
 	return nil
@@ -151,11 +191,12 @@ type outputError struct {
 func (e *outputError) Error() string { return e.kind.Error() + ": " + e.msg }
 func (e *outputError) Unwrap() error { return e.kind }
 
-// write copies req into a guest buffer, asking purser_alloc for a larger
-// one only when req does not fit the last.
-func (in *instance) write(ctx context.Context, req []byte) (uint32, error) {
+// write copies req into a guest buffer, asking purser_alloc (on a budget
+// of fuel) for a larger one only when req does not fit the last.
+func (in *instance) write(ctx context.Context, req []byte, fuel int64) (uint32, error) {
 	n := uint32(len(req))
 	if n > in.bufCap || in.bufPtr == 0 {
+		in.setFuel(fuel)
 		in.stack[0] = uint64(n)
 		if err := in.alloc.CallWithStack(ctx, in.stack); err != nil {
 			return 0, err
@@ -173,12 +214,15 @@ func (in *instance) write(ctx context.Context, req []byte) (uint32, error) {
 	return in.bufPtr, nil
 }
 
-// invoke writes req, calls fn and decodes the result record.
-func (in *instance) invoke(ctx context.Context, fn api.Function, req []byte) (abi.Result, error) {
-	ptr, err := in.write(ctx, req)
+// invoke writes req, calls fn with a budget of fuel and decodes the
+// result record. The budget is set again for the call itself so that its
+// fuel does not depend on whether purser_alloc ran first.
+func (in *instance) invoke(ctx context.Context, fn api.Function, req []byte, fuel int64) (abi.Result, error) {
+	ptr, err := in.write(ctx, req, fuel)
 	if err != nil {
 		return abi.Result{}, err
 	}
+	in.setFuel(fuel)
 	in.stack[0], in.stack[1] = uint64(ptr), uint64(len(req))
 	if err := fn.CallWithStack(ctx, in.stack); err != nil {
 		return abi.Result{}, err
@@ -192,6 +236,24 @@ func (in *instance) invoke(ctx context.Context, fn api.Function, req []byte) (ab
 		return abi.Result{}, &outputError{ErrBadOutput, err.Error()}
 	}
 	return res, nil
+}
+
+// initFailure describes a failed initialisation call, naming fuel
+// exhaustion so a too-small limits.fuel_init_max is recognisable.
+func (in *instance) initFailure(name string, err error) error {
+	if in.outOfFuel() {
+		return fmt.Errorf("%s: %w: used more than the %d-unit init budget (limits.fuel_init_max)", name, ErrFuelExhausted, in.budget)
+	}
+	return fmt.Errorf("%s: %s", name, firstLine(err.Error()))
+}
+
+// initFuelCheck refuses an instance whose initialisation finished past
+// its budget (between two fuel tests).
+func (in *instance) initFuelCheck() error {
+	if in.outOfFuel() {
+		return fmt.Errorf("initialisation: %w: used %d of the %d-unit init budget (limits.fuel_init_max)", ErrFuelExhausted, in.fuelUsed(), in.budget)
+	}
+	return nil
 }
 
 // classify maps a failed guest call to a sentinel and a message. parent is

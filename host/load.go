@@ -106,17 +106,14 @@ func (h *Host) loadVersion(ctx context.Context, spec *Spec) (*version, error) {
 	if len(spec.Config) > limits.InputBytesMax {
 		return nil, lerr(ErrInit, "config is %d bytes, over the %d-byte input limit", len(spec.Config), limits.InputBytesMax)
 	}
-	rk := rtKey{pages: limits.MemoryPagesMax}
-	if h.stop.instrument() {
-		// The digest stays the original module's: it is the identity.
-		if ib, err := instrument(bin); err == nil {
-			bin, rk.fuel = ib, true
-		} else {
-			h.cfg.Logger.Named("purser.host").Debug("module not instrumented; using wazero's termination checks",
-				"file", spec.label(), "reason", err)
-		}
+	if err := limits.validate(); err != nil {
+		return nil, lerr(ErrInit, "limits: %v", err)
 	}
+	rk := rtKey{pages: limits.MemoryPagesMax, fuel: h.stop.instrument()}
 	ce, err := h.compile(ctx, digest, bin, rk)
+	if errors.Is(err, ErrNotMeterable) {
+		return nil, lerr(err, "%v; purser runs only modules it can meter (see abi/ABI.md, \"Fuel\")", err)
+	}
 	if err != nil {
 		return nil, lerr(fmt.Errorf("%w: %w", ErrInvalidModule, err), "%v", err)
 	}
@@ -195,6 +192,9 @@ func (v *version) start(ctx context.Context, config []byte) error {
 			reason = fmt.Sprintf("purser_init refused the config: %s (code %d): %s", abi.Code(ce.Code), ce.Code, ce.Message)
 		}
 		return &LoadError{Plugin: v.name, Reason: reason, Err: fmt.Errorf("%w: %w", ErrInit, err)}
+	}
+	if err := in.initFuelCheck(); err != nil {
+		return &LoadError{Plugin: v.name, Reason: err.Error(), Err: fmt.Errorf("%w: %w", ErrInit, err)}
 	}
 	ok = true
 	v.pool.mu.Lock()
@@ -362,7 +362,7 @@ func (v *version) readManifest(ctx context.Context, in *instance) error {
 func (in *instance) initialize(ctx context.Context) error {
 	v := in.v
 	if v.hasInit {
-		ptr, err := in.write(ctx, v.config)
+		ptr, err := in.write(ctx, v.config, in.budget-in.fuelUsed()) // what boot left of the init budget
 		if err != nil {
 			return fmt.Errorf("writing config: %w", err)
 		}

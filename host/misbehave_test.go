@@ -90,20 +90,25 @@ func TestMisbehavingCalls(t *testing.T) {
 		msg      string
 		log      string        // expected in the plugin's log
 		timeout  time.Duration // per-plugin CallTimeout override
+		fuel     int64         // per-plugin FuelPerCallMax override
 	}{
-		{"loop", "x", ErrTimeout, 0, true, "deadline", "", 0},
-		{"trap", "x", ErrTrap, 0, true, "unreachable", "", 0},
-		// wazero's stack ceiling (400 MB) is reached after about a second;
-		// under the default 100 ms deadline the same guest times out.
-		{"recursion", "x", ErrTrap, 0, true, "stack overflow", "", 30 * time.Second},
-		{"hugeoutput", "x", ErrOutputTooLarge, 0, true, "1048576 bytes", "", 0},
-		{"garbage_range", "x", ErrBadOutput, 0, true, "outside", "", 0},
-		{"garbage_record", "x", ErrBadOutput, 0, true, "text_len", "", 0},
-		{"guesterror", "x", ErrGuestError, 5, false, "no price for this tool", "", 0},
-		{"gobad", "panic", ErrTrap, 0, true, "unreachable", "panic: gobad: asked to panic", 0},
-		{"gobad", "loop", ErrTimeout, 0, true, "deadline", "", 0},
-		{"gobad", "alloc", ErrTrap, 0, true, "", "out of memory", 30 * time.Second},
-		{"gobad", "open", ErrGuestError, 1000, false, "open /etc/passwd", "", 0},
+		// Fuel ends runaway guests; the deadline is only the backstop,
+		// seen here with a budget too large to run out first.
+		{"loop", "x", ErrFuelExhausted, 0, true, "50021600-unit budget", "", 0, 0},
+		{"loop", "x", ErrTimeout, 0, true, "deadline", "", 0, 1 << 50},
+		{"trap", "x", ErrTrap, 0, true, "unreachable", "", 0, 0},
+		// wazero's stack ceiling ends deep recursion before the fuel does.
+		{"recursion", "x", ErrTrap, 0, true, "stack overflow", "", 30 * time.Second, 0},
+		{"hugeoutput", "x", ErrOutputTooLarge, 0, true, "1048576 bytes", "", 0, 0},
+		{"garbage_range", "x", ErrBadOutput, 0, true, "outside", "", 0, 0},
+		{"garbage_record", "x", ErrBadOutput, 0, true, "text_len", "", 0, 0},
+		{"guesterror", "x", ErrGuestError, 5, false, "no price for this tool", "", 0, 0},
+		{"gobad", "panic", ErrTrap, 0, true, "unreachable", "panic: gobad: asked to panic", 0, 0},
+		{"gobad", "loop", ErrFuelExhausted, 0, true, "budget", "", 0, 0},
+		// A memory bomb hits the memory limit, or the fuel on a tight budget.
+		{"gobad", "alloc", ErrTrap, 0, true, "", "out of memory", 30 * time.Second, 0},
+		{"gobad", "alloc", ErrFuelExhausted, 0, true, "budget", "", 0, 5_000_000},
+		{"gobad", "open", ErrGuestError, 1000, false, "open /etc/passwd", "", 0, 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name+"/"+c.tool, func(t *testing.T) {
@@ -111,7 +116,7 @@ func TestMisbehavingCalls(t *testing.T) {
 			if timeout == 0 && c.want != ErrTimeout {
 				timeout = 10 * time.Second // only timeout cases use the host's 200 ms
 			}
-			p := load(t, h, c.name, Spec{Limits: Limits{CallTimeout: timeout}})
+			p := load(t, h, c.name, Spec{Limits: Limits{CallTimeout: timeout, FuelPerCallMax: c.fuel}})
 			defer p.Close()
 			stopGC := gcWhileCalling(t, good)
 			_, _, err := p.Estimate(context.Background(), estReq(c.tool))
@@ -202,7 +207,7 @@ func TestGCCompletesWhileGuestLoops(t *testing.T) {
 	h, _ := newTestHost(t, Config{Limits: Limits{CallTimeout: time.Hour}})
 	checkNoLeaks(t, h)
 	for _, name := range []string{"loop", "gobad"} {
-		p := load(t, h, name, Spec{})
+		p := load(t, h, name, Spec{Limits: Limits{FuelPerCallMax: 1 << 50}})
 		ctx, cancel := context.WithCancel(context.Background())
 		errc := make(chan error, 1)
 		go func() {
@@ -281,7 +286,7 @@ func TestPolicyGarbageVerdict(t *testing.T) {
 	h, _ := newTestHost(t, Config{})
 	p := load(t, h, "garbage_verdict", Spec{})
 	defer p.Close()
-	_, err := p.Admit(context.Background(), abi.AdmitRequest{Call: estReq("x").Call})
+	_, _, err := p.Admit(context.Background(), abi.AdmitRequest{Call: estReq("x").Call})
 	if !errors.Is(err, ErrBadOutput) || !strings.Contains(err.Error(), "verdict 9") {
 		t.Fatalf("err = %v", err)
 	}
@@ -382,7 +387,7 @@ func TestLogsGoToPluginLoggerTruncated(t *testing.T) {
 }
 
 func TestCallerDeadlineWhileWaitingForInstance(t *testing.T) {
-	h, _ := newTestHost(t, Config{Limits: Limits{InstancesMax: 1, CallTimeout: time.Hour}})
+	h, _ := newTestHost(t, Config{Limits: Limits{InstancesMax: 1, CallTimeout: time.Hour, FuelPerCallMax: 1 << 50}})
 	checkNoLeaks(t, h)
 	p := load(t, h, "loop", Spec{})
 	defer p.Close()

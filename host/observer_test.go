@@ -14,7 +14,7 @@ type recObserver struct {
 	reloads   map[string]int // plugin/errkind
 }
 
-func (o *recObserver) ObserveCall(plugin, kind string, _ time.Duration, err error) {
+func (o *recObserver) ObserveCall(plugin, kind string, _ time.Duration, _ int64, err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.calls[plugin+"/"+kind+"/"+ErrorKind(err)]++

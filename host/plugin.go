@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -106,6 +107,9 @@ func (v *version) newInstance(ctx context.Context) (*instance, error) {
 	if err == nil {
 		err = in.initialize(ictx)
 	}
+	if err == nil {
+		err = in.initFuelCheck()
+	}
 	v.h.stop.end(in, ictx)
 	if err != nil {
 		in.close()
@@ -171,31 +175,45 @@ func (p *Plugin) File() string { return p.spec.File }
 // Limits are the effective limits.
 func (p *Plugin) Limits() Limits { return p.cur.Load().limits }
 
-// Estimate asks an estimator plugin for a price. source is the label of
-// the version that answered (it changes on reload).
-func (p *Plugin) Estimate(ctx context.Context, req abi.EstimateRequest) (res abi.EstimateResult, source string, err error) {
-	r, v, err := p.run(ctx, opEstimate, &req, nil, req.EncodedSize())
+// CallInfo describes a finished (or failed) call.
+type CallInfo struct {
+	// Source is the label of the version that answered,
+	// "plugin:<name>@<sha256 prefix>" (it changes on reload).
+	Source string
+	// Fuel is what the call burned (FuelCosts units; instructions by
+	// default). It is deterministic: the same module, instance state and
+	// request use the same fuel on every run and machine. 0 when the call
+	// never reached the guest.
+	Fuel int64
+	// FuelLimit is the call's budget: FuelPerCallMax plus FuelPerInputByte
+	// per request byte.
+	FuelLimit int64
+}
+
+// Estimate asks an estimator plugin for a price.
+func (p *Plugin) Estimate(ctx context.Context, req abi.EstimateRequest) (abi.EstimateResult, CallInfo, error) {
+	r, v, info, err := p.run(ctx, opEstimate, &req, nil, req.EncodedSize())
 	if err != nil {
-		return res, source, err
+		return abi.EstimateResult{}, info, err
 	}
-	res, err = r.Estimate()
+	res, err := r.Estimate()
 	if err != nil {
-		return res, v.label, p.fail(v, opEstimate, ErrBadOutput, 0, err.Error())
+		return res, info, p.fail(v, opEstimate, ErrBadOutput, 0, err.Error())
 	}
-	return res, v.label, nil
+	return res, info, nil
 }
 
 // Admit asks a policy plugin for a verdict.
-func (p *Plugin) Admit(ctx context.Context, req abi.AdmitRequest) (abi.AdmitResult, error) {
-	r, v, err := p.run(ctx, opAdmit, nil, &req, req.EncodedSize())
+func (p *Plugin) Admit(ctx context.Context, req abi.AdmitRequest) (abi.AdmitResult, CallInfo, error) {
+	r, v, info, err := p.run(ctx, opAdmit, nil, &req, req.EncodedSize())
 	if err != nil {
-		return abi.AdmitResult{}, err
+		return abi.AdmitResult{}, info, err
 	}
 	res, err := r.Admit()
 	if err != nil {
-		return res, p.fail(v, opAdmit, ErrBadOutput, 0, err.Error())
+		return res, info, p.fail(v, opAdmit, ErrBadOutput, 0, err.Error())
 	}
-	return res, nil
+	return res, info, nil
 }
 
 type op uint8
@@ -214,26 +232,31 @@ func (o op) String() string {
 
 // run performs one call on the current version: health gate, pool, limits,
 // classification of failures, health and stats bookkeeping.
-func (p *Plugin) run(ctx context.Context, o op, est *abi.EstimateRequest, adm *abi.AdmitRequest, size int) (abi.Result, *version, error) {
+func (p *Plugin) run(ctx context.Context, o op, est *abi.EstimateRequest, adm *abi.AdmitRequest, size int) (abi.Result, *version, CallInfo, error) {
 	var start time.Time
 	observe := p.h.observing()
 	if observe {
 		start = time.Now()
 	}
-	r, v, err := p.runOnce(ctx, o, est, adm, size)
+	var info CallInfo
+	r, v, err := p.runOnce(ctx, o, est, adm, size, &info)
 	p.calls.Add(1)
-	if observe {
-		p.h.cfg.Observer.ObserveCall(nameOr(v, p.Name()), o.String(), time.Since(start), err)
+	if v != nil {
+		info.Source = v.label
 	}
-	return r, v, err
+	if observe {
+		p.h.cfg.Observer.ObserveCall(nameOr(v, p.Name()), o.String(), time.Since(start), info.Fuel, err)
+	}
+	return r, v, info, err
 }
 
-func (p *Plugin) runOnce(ctx context.Context, o op, est *abi.EstimateRequest, adm *abi.AdmitRequest, size int) (res abi.Result, _ *version, _ error) {
+func (p *Plugin) runOnce(ctx context.Context, o op, est *abi.EstimateRequest, adm *abi.AdmitRequest, size int, info *CallInfo) (res abi.Result, _ *version, _ error) {
 	v := p.acquire()
 	if v == nil {
 		return res, nil, &CallError{Plugin: p.spec.provisionalName(), Op: o.String(), Err: ErrClosed}
 	}
 	defer v.unref()
+	info.FuelLimit = v.limits.fuelFor(size)
 	want := abi.KindEstimator
 	if o == opAdmit {
 		want = abi.KindPolicy
@@ -261,10 +284,22 @@ func (p *Plugin) runOnce(ctx context.Context, o op, est *abi.EstimateRequest, ad
 	}
 	cctx := p.h.stop.begin(ctx, in, v.limits.CallTimeout)
 	in.sink.reset()
-	res, err = in.invoke(cctx, in.call, in.scratch)
+	res, err = in.invoke(cctx, in.call, in.scratch, info.FuelLimit)
+	info.Fuel = in.fuelUsed()
+	exhausted := info.Fuel > info.FuelLimit
+	if err == nil && exhausted {
+		// The guest tests its fuel only at loop headers and function
+		// entries, so it can finish a loop-free stretch past the budget;
+		// the budget holds all the same.
+		err = ErrFuelExhausted
+	}
 	in.flushLogs()
 	if err != nil {
 		kind, msg := classify(ctx, p.h.stop.stopped(in, cctx), err)
+		if exhausted {
+			kind, msg = ErrFuelExhausted, fmt.Sprintf("used more than its %d-unit budget (limits.fuel_per_call_max %d + fuel_per_input_byte %d x %d request bytes)",
+				info.FuelLimit, v.limits.FuelPerCallMax, max(v.limits.FuelPerInputByte, 0), size)
+		}
 		p.h.stop.end(in, cctx)
 		v.put(in, false)
 		if kind == ErrTrap {
@@ -434,10 +469,10 @@ func isNop(o Observer) bool {
 	return nop
 }
 
-const numErrKinds = 12
+const numErrKinds = 13
 
 var errKindNames = [numErrKinds]string{"other", "timeout", "trap", "guest_error", "output_too_large", "bad_output",
-	"input_too_large", "unhealthy", "closed", "wrong_kind", "init", "canceled"}
+	"input_too_large", "unhealthy", "closed", "wrong_kind", "init", "canceled", "fuel_exhausted"}
 
 func errKindIndex(err error) int {
 	switch {
@@ -463,6 +498,8 @@ func errKindIndex(err error) int {
 		return 10
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return 11
+	case errors.Is(err, ErrFuelExhausted):
+		return 12
 	}
 	return 0
 }
@@ -470,9 +507,10 @@ func errKindIndex(err error) int {
 // ErrorKind names an error for metrics labels: for calls "timeout",
 // "trap", "guest_error", "output_too_large", "bad_output",
 // "input_too_large", "unhealthy", "closed", "wrong_kind", "init",
-// "canceled"; for loads also "abi_version", "missing_export",
-// "bad_signature", "unknown_import", "bad_manifest", "digest_mismatch",
-// "invalid_module", "read"; else "other"; "" for nil.
+// "canceled", "fuel_exhausted"; for loads also "abi_version",
+// "missing_export", "bad_signature", "unknown_import", "bad_manifest",
+// "digest_mismatch", "invalid_module", "not_meterable", "read"; else
+// "other"; "" for nil.
 func ErrorKind(err error) string {
 	if err == nil {
 		return ""
@@ -495,7 +533,7 @@ var loadKinds = []struct {
 }{
 	{ErrABIVersion, "abi_version"}, {ErrMissingExport, "missing_export"}, {ErrBadSignature, "bad_signature"},
 	{ErrUnknownImport, "unknown_import"}, {ErrBadManifest, "bad_manifest"}, {ErrDigestMismatch, "digest_mismatch"},
-	{ErrInvalidModule, "invalid_module"}, {ErrRead, "read"},
+	{ErrInvalidModule, "invalid_module"}, {ErrNotMeterable, "not_meterable"}, {ErrRead, "read"},
 }
 
 func itoa(n int) string { return formatInt(int64(n)) }

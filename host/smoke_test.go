@@ -13,23 +13,23 @@ func TestEstimatorAndPolicy(t *testing.T) {
 	checkNoLeaks(t, h)
 	est := load(t, h, "estimator", Spec{})
 	defer est.Close()
-	res, src, err := est.Estimate(context.Background(), estReq("Read"))
+	res, info, err := est.Estimate(context.Background(), estReq("Read"))
 	if err != nil || res.Nanos != 1_000_000 {
 		t.Fatalf("estimate = %+v, %v", res, err)
 	}
-	if want := "plugin:estimator@" + est.Digest()[:12]; src != want || est.SourceLabel() != want {
-		t.Fatalf("source %q, label %q, want %q", src, est.SourceLabel(), want)
+	if want := "plugin:estimator@" + est.Digest()[:12]; info.Source != want || est.SourceLabel() != want {
+		t.Fatalf("source %q, label %q, want %q", info.Source, est.SourceLabel(), want)
 	}
 	pol := load(t, h, "policy", Spec{Config: []byte(`{"x":1}`)})
 	defer pol.Close()
 	req := abi.AdmitRequest{Call: estReq("Bash").Call, EstimateNanos: 10}
 	req.Budget = abi.Budget{LimitNanos: 100, CommittedNanos: 95, RemainingNanos: 5}
-	got, err := pol.Admit(context.Background(), req)
+	got, _, err := pol.Admit(context.Background(), req)
 	if err != nil || got.Verdict != abi.Deny || got.Reason != "estimate exceeds remaining budget" {
 		t.Fatalf("admit = %+v, %v", got, err)
 	}
 	req.EstimateNanos = 5
-	if got, err = pol.Admit(context.Background(), req); err != nil || got.Verdict != abi.Allow || got.Reason != "" {
+	if got, _, err = pol.Admit(context.Background(), req); err != nil || got.Verdict != abi.Allow || got.Reason != "" {
 		t.Fatalf("admit = %+v, %v", got, err)
 	}
 	if _, _, err := pol.Estimate(context.Background(), estReq("x")); !errorsIs(err, ErrWrongKind) {

@@ -145,11 +145,12 @@ func (w *watchdog) begin(ctx context.Context, in *instance, d time.Duration) con
 	}
 	// The coarse clock lags real time by up to one tick; adding one tick
 	// keeps the deadline from coming early.
-	deadline := w.now.Load() + int64(d) + int64(w.tick)
-	c.mu.Lock()
-	c.parent = ctx
-	c.deadline = deadline
-	c.mu.Unlock()
+	c.deadline.Store(w.now.Load() + int64(d) + int64(w.tick))
+	if ctx.Done() != nil { // only a cancellable caller needs watching
+		c.mu.Lock()
+		c.parent = ctx
+		c.mu.Unlock()
+	}
 	if c.stopG != nil {
 		return ctx // instrumented: wazero does not watch the context
 	}
@@ -158,9 +159,12 @@ func (w *watchdog) begin(ctx context.Context, in *instance, d time.Duration) con
 
 func (w *watchdog) end(in *instance, _ context.Context) {
 	c := in.cctx
-	c.mu.Lock()
-	c.parent, c.deadline = nil, 0
-	c.mu.Unlock()
+	c.deadline.Store(0)
+	if c.parent != nil { // only this goroutine writes parent
+		c.mu.Lock()
+		c.parent = nil
+		c.mu.Unlock()
+	}
 }
 
 func (w *watchdog) forget(in *instance) {
@@ -192,15 +196,19 @@ func (w *watchdog) scan(now int64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for c := range w.active {
-		c.mu.Lock()
+		d := c.deadline.Load()
 		switch {
-		case c.deadline == 0 || c.stopped.Load() != 0:
-		case c.parent.Err() != nil:
-			c.fire(stoppedCanceled)
-		case now >= c.deadline:
+		case d == 0 || c.stopped.Load() != 0:
+		case now >= d:
 			c.fire(stoppedDeadline)
+		default:
+			c.mu.Lock()
+			p := c.parent
+			c.mu.Unlock()
+			if p != nil && p.Err() != nil {
+				c.fire(stoppedCanceled)
+			}
 		}
-		c.mu.Unlock()
 	}
 }
 
@@ -214,9 +222,9 @@ const (
 // Err to pick the exit code.
 type callCtx struct {
 	stopG    api.MutableGlobal // instrumented modules: raised to stop
+	deadline atomic.Int64      // unix nanos; 0 = no call running
 	mu       sync.Mutex
-	parent   context.Context
-	deadline int64 // unix nanos; 0 = no call running
+	parent   context.Context // a cancellable caller's context, else nil
 	stopped  atomic.Int32
 	done     chan struct{}
 }
@@ -232,12 +240,11 @@ func (c *callCtx) fire(why int32) {
 }
 
 func (c *callCtx) Deadline() (time.Time, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.deadline == 0 {
+	d := c.deadline.Load()
+	if d == 0 {
 		return time.Time{}, false
 	}
-	return time.Unix(0, c.deadline), true
+	return time.Unix(0, d), true
 }
 
 func (c *callCtx) Done() <-chan struct{} { return c.done }

@@ -169,7 +169,7 @@ func (s *Server) decisionEvent(r *http.Request, kind string, out decisionRespons
 	ev := decisionlog.Event{DecisionID: out.DecisionID, Time: s.cfg.Clock.Now().UTC(), Kind: kind, Account: call.Account,
 		Tool: call.Tool, ParamsSHA256: hex.EncodeToString(sum[:]), EstimateNanos: out.EstimateNanos,
 		EstimateUSD: out.EstimateUSD, Source: out.Source, FallbackError: errString(d.Estimate.FallbackErr),
-		Outcome: out.Decision, Layer: d.Layer, Reason: d.Reason, ApprovalID: out.ApprovalID}
+		EstimateFuel: d.Estimate.Fuel, Outcome: out.Decision, Layer: d.Layer, Reason: d.Reason, ApprovalID: out.ApprovalID}
 	if s.cfg.LogParams {
 		ev.Params = call.Params
 	}
@@ -181,7 +181,7 @@ func (s *Server) decisionEvent(r *http.Request, kind string, out decisionRespons
 	}
 	for _, o := range d.Policies {
 		ev.Policies = append(ev.Policies, decisionlog.Policy{Name: o.Policy, Verdict: o.Verdict.String(), Reason: o.Reason,
-			Error: errString(o.Err), FailOpen: o.FailOpen})
+			Error: errString(o.Err), FailOpen: o.FailOpen, Fuel: o.Fuel})
 		if strings.HasPrefix(o.Policy, "plugin:") {
 			ev.PluginDigests = append(ev.PluginDigests, o.Policy)
 		}

@@ -24,6 +24,7 @@ type Metrics struct {
 	settles     *prometheus.CounterVec
 	pluginCalls *prometheus.HistogramVec
 	pluginErrs  *prometheus.CounterVec
+	pluginFuel  *prometheus.HistogramVec
 	instances   *prometheus.GaugeVec
 	reloads     *prometheus.CounterVec
 	alerts      *prometheus.CounterVec
@@ -56,6 +57,10 @@ func NewMetrics(ledger enforcer.Ledger, opts MetricsOptions) *Metrics {
 	m.pluginCalls = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "purser_plugin_call_duration_seconds",
 		Help: "Wasm plugin call latency.", Buckets: []float64{.000002, .000005, .00001, .00002, .00005, .0001, .0005, .001, .01, .1}},
 		[]string{"plugin", "kind"})
+	m.pluginFuel = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "purser_plugin_call_fuel",
+		Help:    "Fuel (about one unit per Wasm instruction; deterministic per input) used by each plugin call.",
+		Buckets: prometheus.ExponentialBuckets(100, 10, 8)}, // 100 .. 1e9
+		[]string{"plugin", "kind"})
 	m.pluginErrs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "purser_plugin_errors_total",
 		Help: "Wasm plugin call failures by error kind."}, []string{"plugin", "error"})
 	m.instances = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "purser_plugin_instances",
@@ -64,7 +69,7 @@ func NewMetrics(ledger enforcer.Ledger, opts MetricsOptions) *Metrics {
 		Help: "Plugin reload attempts by result."}, []string{"plugin", "result"})
 	m.alerts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "purser_threshold_alerts_total",
 		Help: "Budget threshold and overdraft alerts by level."}, []string{"level"})
-	m.reg.MustRegister(m.requests, m.decisions, m.sources, m.settles, m.pluginCalls, m.pluginErrs, m.instances, m.reloads, m.alerts)
+	m.reg.MustRegister(m.requests, m.decisions, m.sources, m.settles, m.pluginCalls, m.pluginFuel, m.pluginErrs, m.instances, m.reloads, m.alerts)
 	if opts.DecisionLogDropped != nil {
 		m.WatchDecisionLog(opts.DecisionLogDropped)
 	}
@@ -131,12 +136,16 @@ func (m *Metrics) observeSettle(r enforcer.Reservation) {
 	m.settles.WithLabelValues(string(r.State), string(r.CostSource)).Inc()
 }
 
-// ObservePluginCall records one plugin call; errKind is "" on success.
-func (m *Metrics) ObservePluginCall(plugin, kind string, d time.Duration, errKind string) {
+// ObservePluginCall records one plugin call and the fuel it used (0: it
+// never reached the guest, not recorded); errKind is "" on success.
+func (m *Metrics) ObservePluginCall(plugin, kind string, d time.Duration, fuel int64, errKind string) {
 	if m == nil {
 		return
 	}
 	m.pluginCalls.WithLabelValues(plugin, kind).Observe(d.Seconds())
+	if fuel > 0 {
+		m.pluginFuel.WithLabelValues(plugin, kind).Observe(float64(fuel))
+	}
 	if errKind != "" {
 		m.pluginErrs.WithLabelValues(plugin, errKind).Inc()
 	}

@@ -129,6 +129,9 @@ type LimitsConfig struct {
 	LogBytesPerCallMax      int           `koanf:"log_bytes_per_call_max"`
 	InstancesMax            int           `koanf:"instances_max"`
 	FailuresBeforeUnhealthy int           `koanf:"failures_before_unhealthy"`
+	FuelPerCallMax          int64         `koanf:"fuel_per_call_max"`
+	FuelPerInputByte        int64         `koanf:"fuel_per_input_byte"`
+	FuelInitMax             int64         `koanf:"fuel_init_max"`
 }
 
 type PluginConfig struct {

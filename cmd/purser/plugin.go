@@ -166,12 +166,13 @@ func runPluginTest(ctx context.Context, args []string, out io.Writer) error {
 	defer h.Close(ctx)
 	failed := 0
 	for i, c := range cf.Cases {
-		if err := runCase(ctx, h, file, cf.Config, c); err != nil {
+		info, err := runCase(ctx, h, file, cf.Config, c)
+		if err != nil {
 			failed++
-			fmt.Fprintf(out, "FAIL %s (case %d): %v\n", c.Name, i+1, err)
+			fmt.Fprintf(out, "FAIL %s (case %d): %v%s\n", c.Name, i+1, err, fuelNote(info))
 			continue
 		}
-		fmt.Fprintf(out, "ok   %s\n", c.Name)
+		fmt.Fprintf(out, "ok   %s%s\n", c.Name, fuelNote(info))
 	}
 	fmt.Fprintf(out, "%d passed, %d failed\n", len(cf.Cases)-failed, failed)
 	if failed > 0 {
@@ -212,18 +213,29 @@ func configJSON(v any) (json.RawMessage, error) {
 	return json.Marshal(v)
 }
 
-func runCase(ctx context.Context, h *host.Host, file string, fileCfg any, c testCase) error {
+// fuelNote reports a case's fuel the way function runners report
+// instruction counts: deterministic, so it belongs in test output.
+func fuelNote(info host.CallInfo) string {
+	if info.FuelLimit == 0 {
+		return ""
+	}
+	return fmt.Sprintf("  (fuel %d of %d, %.2f%%)", info.Fuel, info.FuelLimit, 100*float64(info.Fuel)/float64(info.FuelLimit))
+}
+
+// runCase loads the plugin on a fresh instance, so the fuel it reports is
+// the same on every run.
+func runCase(ctx context.Context, h *host.Host, file string, fileCfg any, c testCase) (host.CallInfo, error) {
 	cfgV := fileCfg
 	if c.Config != nil {
 		cfgV = c.Config
 	}
 	cfg, err := configJSON(cfgV)
 	if err != nil {
-		return err
+		return host.CallInfo{}, err
 	}
 	p, err := h.Load(ctx, host.Spec{File: file, Config: cfg})
 	if err != nil {
-		return checkError(c, err, "load")
+		return host.CallInfo{}, checkError(c, err, "load")
 	}
 	defer p.Close()
 	call := enforcer.Call{Account: c.Account, Tool: c.Tool, Params: c.Params}
@@ -233,45 +245,45 @@ func runCase(ctx context.Context, h *host.Host, file string, fileCfg any, c test
 	return runAdmitCase(ctx, p, call, c)
 }
 
-func runEstimateCase(ctx context.Context, p *host.Plugin, call enforcer.Call, c testCase) error {
+func runEstimateCase(ctx context.Context, p *host.Plugin, call enforcer.Call, c testCase) (host.CallInfo, error) {
 	req, err := bridge.EstimateRequest(call)
 	if err != nil {
-		return err
+		return host.CallInfo{}, err
 	}
-	res, _, err := p.Estimate(ctx, req)
+	res, info, err := p.Estimate(ctx, req)
 	if err != nil || c.WantError != "" {
-		return checkError(c, err, "estimate")
+		return info, checkError(c, err, "estimate")
 	}
 	want, err := enforcer.ParseUSD(c.WantEstimate)
 	if err != nil {
-		return fmt.Errorf("want_estimate: %v", err)
+		return info, fmt.Errorf("want_estimate: %v", err)
 	}
 	if got := enforcer.Nanos(res.Nanos); got != want {
-		return fmt.Errorf("estimate %s, want %s", got, want)
+		return info, fmt.Errorf("estimate %s, want %s", got, want)
 	}
-	return nil
+	return info, nil
 }
 
-func runAdmitCase(ctx context.Context, p *host.Plugin, call enforcer.Call, c testCase) error {
+func runAdmitCase(ctx context.Context, p *host.Plugin, call enforcer.Call, c testCase) (host.CallInfo, error) {
 	in, err := c.policyInput(call)
 	if err != nil {
-		return err
+		return host.CallInfo{}, err
 	}
 	req, err := bridge.AdmitRequest(in)
 	if err != nil {
-		return err
+		return host.CallInfo{}, err
 	}
-	res, err := p.Admit(ctx, req)
+	res, info, err := p.Admit(ctx, req)
 	if err != nil || c.WantError != "" {
-		return checkError(c, err, "admit")
+		return info, checkError(c, err, "admit")
 	}
 	if res.Verdict.String() != c.Want {
-		return fmt.Errorf("verdict %s (%q), want %s", res.Verdict, res.Reason, c.Want)
+		return info, fmt.Errorf("verdict %s (%q), want %s", res.Verdict, res.Reason, c.Want)
 	}
 	if c.Reason != "" && res.Reason != c.Reason {
-		return fmt.Errorf("reason %q, want %q", res.Reason, c.Reason)
+		return info, fmt.Errorf("reason %q, want %q", res.Reason, c.Reason)
 	}
-	return nil
+	return info, nil
 }
 
 func (c testCase) policyInput(call enforcer.Call) (enforcer.PolicyInput, error) {

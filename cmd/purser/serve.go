@@ -211,12 +211,12 @@ func (eng *engine) pluginInfos() []server.PluginInfo {
 // hostObserver forwards host events to Prometheus.
 type hostObserver struct{ m *server.Metrics }
 
-func (o hostObserver) ObserveCall(plugin, kind string, d time.Duration, err error) {
+func (o hostObserver) ObserveCall(plugin, kind string, d time.Duration, fuel int64, err error) {
 	ek := ""
 	if err != nil {
 		ek = host.ErrorKind(err)
 	}
-	o.m.ObservePluginCall(plugin, kind, d, ek)
+	o.m.ObservePluginCall(plugin, kind, d, fuel, ek)
 }
 
 func (o hostObserver) ObserveInstances(plugin string, n int) { o.m.ObservePluginInstances(plugin, n) }

@@ -249,7 +249,8 @@ func (c *Config) buildPlugins(p *problems) []host.Spec {
 func (l LimitsConfig) toHost(p *problems, path string) host.Limits {
 	for name, v := range map[string]int64{"input_bytes_max": int64(l.InputBytesMax), "output_bytes_max": int64(l.OutputBytesMax),
 		"log_bytes_per_call_max": int64(l.LogBytesPerCallMax), "instances_max": int64(l.InstancesMax),
-		"failures_before_unhealthy": int64(l.FailuresBeforeUnhealthy), "call_timeout": int64(l.CallTimeout), "init_timeout": int64(l.InitTimeout)} {
+		"failures_before_unhealthy": int64(l.FailuresBeforeUnhealthy), "call_timeout": int64(l.CallTimeout), "init_timeout": int64(l.InitTimeout),
+		"fuel_per_call_max": l.FuelPerCallMax, "fuel_init_max": l.FuelInitMax} {
 		if v < 0 {
 			p.add(path+"."+name, "must be >= 0 (0 = default), got %d", v)
 		}
@@ -257,9 +258,18 @@ func (l LimitsConfig) toHost(p *problems, path string) host.Limits {
 	if l.MemoryPagesMax > 65536 {
 		p.add(path+".memory_pages_max", "must be <= 65536 (4 GiB), got %d", l.MemoryPagesMax)
 	}
+	for name, v := range map[string]int64{"fuel_per_call_max": l.FuelPerCallMax, "fuel_init_max": l.FuelInitMax} {
+		if v > 1<<62 {
+			p.add(path+"."+name, "must be <= 2^62, got %d", v)
+		}
+	}
+	if l.FuelPerInputByte > 1<<30 {
+		p.add(path+".fuel_per_input_byte", "must be <= 2^30 (negative: no scaling), got %d", l.FuelPerInputByte)
+	}
 	return host.Limits{MemoryPagesMax: l.MemoryPagesMax, CallTimeout: l.CallTimeout, InitTimeout: l.InitTimeout,
 		InputBytesMax: l.InputBytesMax, OutputBytesMax: l.OutputBytesMax, LogBytesPerCallMax: l.LogBytesPerCallMax,
-		InstancesMax: l.InstancesMax, FailuresBeforeUnhealthy: l.FailuresBeforeUnhealthy}
+		InstancesMax: l.InstancesMax, FailuresBeforeUnhealthy: l.FailuresBeforeUnhealthy,
+		FuelPerCallMax: l.FuelPerCallMax, FuelPerInputByte: l.FuelPerInputByte, FuelInitMax: l.FuelInitMax}
 }
 
 func sortedKeys[V any](m map[string]V) []string {

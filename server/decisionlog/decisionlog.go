@@ -34,6 +34,10 @@ type Event struct {
 	EstimateUSD   string    `json:"estimate_usd"`
 	Source        string    `json:"source"`
 	FallbackError string    `json:"fallback_error,omitempty"`
+	// EstimateFuel is the fuel an estimator plugin used (absent for
+	// built-in sources): deterministic, so a change flags a new module or
+	// a different input.
+	EstimateFuel  int64     `json:"estimate_fuel,omitempty"`
 	PluginDigests []string  `json:"plugin_digests,omitempty"`
 	Policies      []Policy  `json:"policies,omitempty"`
 	Outcome       string    `json:"outcome"` // allow, deny, ask
@@ -51,6 +55,7 @@ type Policy struct {
 	Reason   string `json:"reason,omitempty"`
 	Error    string `json:"error,omitempty"`
 	FailOpen bool   `json:"fail_open,omitempty"`
+	Fuel     int64  `json:"fuel,omitempty"` // plugin policies: fuel the call used
 }
 
 // Snapshot is the call's account right after the decision (an allowed
