@@ -2,9 +2,18 @@ package host
 
 import (
 	"context"
+	"errors"
+	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/metrics"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/purser-dev/purser/abi"
 )
@@ -73,6 +82,115 @@ func BenchmarkFuel(b *testing.B) {
 					b.ReportMetric(float64(fuel), "fuel/op")
 				}
 			})
+		}
+	}
+}
+
+// BenchmarkFuelPauses measures what long guest calls do to the rest of
+// the process: GOMAXPROCS goroutines run the loop guest at its fuel limit
+// (each call burns fuel_per_call_max and stops with ErrFuelExhausted)
+// while this goroutine sleeps 200 µs at a time, recording how late it
+// wakes (scheduling latency), and forces a GC every 20 ms, recording the
+// stop-the-world pauses the runtime reports. The sub-benchmarks vary the
+// slice, the fuel between two safe points; "slice=none" gives the guest
+// no safe point within a call (the slice exceeds the budget).
+//
+//	go test ./host -run '^$' -bench BenchmarkFuelPauses -benchtime 400x -count 3
+func BenchmarkFuelPauses(b *testing.B) {
+	const budget = 50_000_000 // the default fuel_per_call_max
+	for _, slice := range []int64{50_000, 100_000, 250_000, 1_000_000, 1 << 40} {
+		name := "slice=" + strconv.FormatInt(slice, 10)
+		if slice > budget {
+			name = "slice=none"
+		}
+		b.Run(name, func(b *testing.B) {
+			cfg := benchConfig(stopWatchdog)
+			cfg.FuelCosts.Slice = slice
+			cfg.Limits.FuelPerCallMax = budget
+			cfg.Limits.InstancesMax = runtime.GOMAXPROCS(0)
+			cfg.Limits.FailuresBeforeUnhealthy = 1 << 30 // every call fails by design
+			h, _ := newTestHost(b, cfg)
+			p := load(b, h, "loop", Spec{})
+			defer p.Close()
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			var calls atomic.Int64
+			for range runtime.GOMAXPROCS(0) {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						if _, _, err := p.Estimate(context.Background(), estReq("x")); !errors.Is(err, ErrFuelExhausted) {
+							b.Errorf("want ErrFuelExhausted, got %v", err)
+							return
+						}
+						calls.Add(1)
+					}
+				}()
+			}
+			pausesBefore := gcPauses()
+			var late []time.Duration
+			lastGC := time.Now()
+			b.ResetTimer()
+			for b.Loop() {
+				t0 := time.Now()
+				time.Sleep(200 * time.Microsecond)
+				late = append(late, time.Since(t0)-200*time.Microsecond)
+				if time.Since(lastGC) > 20*time.Millisecond {
+					runtime.GC()
+					lastGC = time.Now()
+				}
+			}
+			b.StopTimer()
+			close(stop)
+			wg.Wait()
+			slices.Sort(late)
+			b.ReportMetric(float64(late[len(late)/2].Microseconds()), "wake-late-p50-µs")
+			b.ReportMetric(float64(late[len(late)*99/100].Microseconds()), "wake-late-p99-µs")
+			b.ReportMetric(float64(late[len(late)-1].Microseconds()), "wake-late-max-µs")
+			b.ReportMetric(gcPauseMax(pausesBefore, gcPauses())*1e6, "gc-pause-max-µs")
+			b.ReportMetric(float64(calls.Load()), "guest-calls")
+		})
+	}
+}
+
+// gcPauses reads the runtime's histogram of stop-the-world GC pauses.
+func gcPauses() *metrics.Float64Histogram {
+	s := []metrics.Sample{{Name: "/sched/pauses/total/gc:seconds"}}
+	metrics.Read(s)
+	return s[0].Value.Float64Histogram()
+}
+
+// gcPauseMax is the upper bound of the highest bucket that gained counts
+// between two readings.
+func gcPauseMax(before, after *metrics.Float64Histogram) float64 {
+	for i := len(after.Counts) - 1; i >= 0; i-- {
+		if after.Counts[i] > before.Counts[i] {
+			return after.Buckets[i+1]
+		}
+	}
+	return 0
+}
+
+// BenchmarkInstrumentGo rewrites a shipped Go plugin (about 3 MB): the
+// one-time cost per digest, paid at the first load only when a
+// compilation cache directory is configured.
+func BenchmarkInstrumentGo(b *testing.B) {
+	bin, err := os.ReadFile(filepath.Join("..", "plugins", "estimators", "llm-tokens", "llm-tokens.wasm"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	costs := DefaultFuelCosts()
+	b.SetBytes(int64(len(bin)))
+	b.ReportMetric(float64(len(bin))/(1<<20), "module-MiB")
+	for b.Loop() {
+		if _, err := instrument(bin, costs); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

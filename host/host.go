@@ -36,7 +36,7 @@ type Host struct {
 	compiled map[compiledKey]*compiledEntry
 	closed   bool
 
-	sinks     sync.Map // instance module name -> *logSink, for the log import
+	live      sync.Map // instance module name -> *instance, for the imports
 	instances atomic.Int64
 	seq       atomic.Uint64 // unique instance names
 }
@@ -45,6 +45,7 @@ type Host struct {
 type wruntime struct {
 	r    wazero.Runtime
 	wasi map[string]api.FunctionDefinition
+	fuel bool // provides purser_fuel.refill: runs instrumented modules
 }
 
 // rtKey selects a runtime: memory limit, and whether it runs instrumented
@@ -162,7 +163,19 @@ func (h *Host) runtimeLocked(ctx context.Context, key rtKey) (*wruntime, error) 
 		_ = r.Close(ctx)
 		return nil, fmt.Errorf("host: instantiating the %q imports: %w", abi.ImportModule, err)
 	}
-	rt := &wruntime{r: r, wasi: r.Module(abi.WASIModule).ExportedFunctionDefinitions()}
+	if key.fuel {
+		_, err = r.NewHostModuleBuilder(fuelImportModule).
+			NewFunctionBuilder().
+			WithGoModuleFunction(api.GoModuleFunc(h.refillImport), []api.ValueType{api.ValueTypeI64}, []api.ValueType{api.ValueTypeI64}).
+			WithParameterNames("fuel").
+			Export(fuelImportRefill).
+			Instantiate(ctx)
+		if err != nil {
+			_ = r.Close(ctx)
+			return nil, fmt.Errorf("host: instantiating the %q imports: %w", fuelImportModule, err)
+		}
+	}
+	rt := &wruntime{r: r, wasi: r.Module(abi.WASIModule).ExportedFunctionDefinitions(), fuel: key.fuel}
 	h.runtimes[key] = rt
 	return rt, nil
 }
@@ -218,15 +231,25 @@ func (h *Host) releaseCompiled(ctx context.Context, digest [32]byte, rk rtKey) {
 	}
 }
 
+// refillImport implements purser_fuel.refill for instrumented modules:
+// (fuel i64) -> (next slice i64). See instance.refill.
+func (h *Host) refillImport(_ context.Context, m api.Module, stack []uint64) {
+	in, ok := h.live.Load(m.Name())
+	if !ok {
+		panic(errors.New("purser_fuel.refill: unknown instance " + m.Name()))
+	}
+	stack[0] = uint64(in.(*instance).refill(int64(stack[0])))
+}
+
 // logImport implements purser.log. It finds the calling instance's sink by
 // module name, which is unique per instance.
 func (h *Host) logImport(_ context.Context, m api.Module, stack []uint64) {
 	level, ptr, n := int32(stack[0]), uint32(stack[1]), uint32(stack[2])
-	s, ok := h.sinks.Load(m.Name())
+	in, ok := h.live.Load(m.Name())
 	if !ok {
 		return
 	}
-	sink := s.(*logSink)
+	sink := in.(*instance).sink
 	take := sink.take(int(n))
 	if take <= 0 {
 		return

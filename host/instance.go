@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 
@@ -31,9 +32,8 @@ type instance struct {
 	sink     *logSink
 	out, err *stream
 	cctx     *callCtx          // the watchdog's reusable call context
-	stopG    api.MutableGlobal // instrumented modules: the stop flag
 	fuelG    api.MutableGlobal // instrumented modules: fuel left in the slice
-	bankG    api.MutableGlobal // instrumented modules: the rest of the budget
+	bank     int64             // the rest of the budget; only the calling goroutine touches it
 	budget   int64             // fuel set by the last setFuel
 	slot     int               // preferred idle slot in the pool
 }
@@ -47,7 +47,7 @@ func (v *version) instantiate(ctx context.Context) (*instance, error) {
 	in.sink = newLogSink(v.logger, v.limits.LogBytesPerCallMax)
 	in.out = &stream{sink: in.sink, level: hclog.Info}
 	in.err = &stream{sink: in.sink, level: hclog.Warn}
-	h.sinks.Store(in.name, in.sink)
+	h.live.Store(in.name, in)
 	mc := wazero.NewModuleConfig().
 		WithName(in.name).
 		WithStdout(in.out).
@@ -61,14 +61,14 @@ func (v *version) instantiate(ctx context.Context) (*instance, error) {
 	cancel()
 	in.flushLogs()
 	if err != nil {
-		h.sinks.Delete(in.name)
+		h.live.Delete(in.name)
 		return nil, err
 	}
 	in.mod = mod
 	if v.rt.fuel {
 		if err := in.bindFuel(); err != nil {
 			_ = mod.Close(ctx)
-			h.sinks.Delete(in.name)
+			h.live.Delete(in.name)
 			return nil, err
 		}
 	}
@@ -80,22 +80,18 @@ func (v *version) instantiate(ctx context.Context) (*instance, error) {
 	return in, nil
 }
 
-// bindFuel finds the globals the instrumenter added.
+// bindFuel finds the fuel global the instrumenter added.
 func (in *instance) bindFuel() error {
-	for _, b := range []struct {
-		name string
-		dst  *api.MutableGlobal
-	}{{fuelGlobalExport, &in.fuelG}, {bankGlobalExport, &in.bankG}, {stopGlobalExport, &in.stopG}} {
-		g, ok := in.mod.ExportedGlobal(b.name).(api.MutableGlobal)
-		if !ok {
-			return fmt.Errorf("instrumented module lacks the %s global", b.name)
-		}
-		*b.dst = g
+	g, ok := in.mod.ExportedGlobal(fuelGlobalExport).(api.MutableGlobal)
+	if !ok {
+		return fmt.Errorf("instrumented module lacks the %s global", fuelGlobalExport)
 	}
+	in.fuelG = g
 	return nil
 }
 
-// setFuel gives the next guest call a budget of limit.
+// setFuel gives the next guest call a budget of limit: one slice in the
+// guest, the rest in the bank.
 func (in *instance) setFuel(limit int64) {
 	in.budget = limit
 	if in.fuelG == nil {
@@ -103,17 +99,39 @@ func (in *instance) setFuel(limit int64) {
 	}
 	slice := min(limit, in.v.h.cfg.FuelCosts.Slice)
 	in.fuelG.Set(uint64(slice))
-	in.bankG.Set(uint64(limit - slice))
+	in.bank = limit - slice
 }
 
 // fuelUsed is what the guest burned since setFuel; more than the budget
-// means it ran out (the guest trapped at the charge that overdrew it).
+// means it ran out.
 func (in *instance) fuelUsed() int64 {
 	if in.fuelG == nil {
 		return 0
 	}
-	return in.budget - (int64(in.fuelG.Get()) + int64(in.bankG.Get()))
+	return in.budget - (int64(in.fuelG.Get()) + in.bank)
 }
+
+// refill is the guest's slow path, entered when its slice is spent (fuel
+// < 0). It yields the goroutine (a scheduling point and GC safe point),
+// stops a call the watchdog stopped, fails a call past its budget, and
+// otherwise returns the next slice. Panics become the call's error.
+func (in *instance) refill(fuel int64) int64 {
+	runtime.Gosched()
+	if c := in.cctx; c != nil && c.stopped.Load() != 0 {
+		panic(errStopped)
+	}
+	total := in.bank + fuel
+	if total < 0 {
+		panic(ErrFuelExhausted) // bank + fuel stays negative: fuelUsed > budget
+	}
+	next := min(total, in.v.h.cfg.FuelCosts.Slice)
+	in.bank = total - next
+	return next
+}
+
+// errStopped ends a call the watchdog stopped (deadline or cancellation);
+// classify reports the watchdog's reason.
+var errStopped = errors.New("stopped by the host")
 
 // outOfFuel reports whether the last call stopped for lack of fuel.
 func (in *instance) outOfFuel() bool { return in.fuelG != nil && in.fuelUsed() > in.budget }
@@ -144,7 +162,7 @@ func (in *instance) flushLogs() {
 func (in *instance) close() {
 	_ = in.mod.Close(context.Background())
 	in.v.h.stop.forget(in)
-	in.v.h.sinks.Delete(in.name)
+	in.v.h.live.Delete(in.name)
 	in.v.h.instances.Add(-1)
 	n := in.v.live.Add(-1)
 	in.v.h.cfg.Observer.ObserveInstances(in.v.name, int(n))

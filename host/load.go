@@ -255,6 +255,11 @@ func validateImports(m wazero.CompiledModule, rt *wruntime) error {
 				return &LoadError{Reason: fmt.Sprintf("imports %s.%s; the host provides only %s.%s", mod, name, abi.ImportModule, abi.ImportLog), Err: ErrUnknownImport}
 			}
 			wantP = logSig
+		case fuelImportModule: // injected by the instrumenter, which refuses modules importing it themselves
+			if name != fuelImportRefill || !rt.fuel {
+				return &LoadError{Reason: fmt.Sprintf("imports %s.%s, which is reserved", mod, name), Err: ErrUnknownImport}
+			}
+			wantP, wantR = []api.ValueType{api.ValueTypeI64}, []api.ValueType{api.ValueTypeI64}
 		case abi.WASIModule:
 			w, ok := rt.wasi[name]
 			if !ok {

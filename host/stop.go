@@ -5,8 +5,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/tetratelabs/wazero/api"
 )
 
 // stopKind selects how a runaway guest is stopped (see BENCHMARKS.md).
@@ -131,16 +129,13 @@ func (w *watchdog) begin(ctx context.Context, in *instance, d time.Duration) con
 	c := in.cctx
 	if c == nil || c.stopped.Load() != 0 {
 		// First call, or the watchdog fired just as the last call finished.
-		c = &callCtx{done: make(chan struct{}), stopG: in.stopG}
+		c = &callCtx{done: make(chan struct{}), metered: in.fuelG != nil}
 		w.mu.Lock()
 		if in.cctx != nil {
 			delete(w.active, in.cctx)
 		}
 		w.active[c] = struct{}{}
 		w.mu.Unlock()
-		if in.cctx != nil && in.stopG != nil {
-			in.stopG.Set(0) // the old context can no longer fire
-		}
 		in.cctx = c
 	}
 	// The coarse clock lags real time by up to one tick; adding one tick
@@ -151,8 +146,8 @@ func (w *watchdog) begin(ctx context.Context, in *instance, d time.Duration) con
 		c.parent = ctx
 		c.mu.Unlock()
 	}
-	if c.stopG != nil {
-		return ctx // instrumented: wazero does not watch the context
+	if c.metered {
+		return ctx // refill watches c; wazero does not watch the context
 	}
 	return c
 }
@@ -221,8 +216,8 @@ const (
 // wazero's per-call goroutine waits on Done and closes the module, reading
 // Err to pick the exit code.
 type callCtx struct {
-	stopG    api.MutableGlobal // instrumented modules: raised to stop
-	deadline atomic.Int64      // unix nanos; 0 = no call running
+	metered  bool         // instrumented: refill checks stopped
+	deadline atomic.Int64 // unix nanos; 0 = no call running
 	mu       sync.Mutex
 	parent   context.Context // a cancellable caller's context, else nil
 	stopped  atomic.Int32
@@ -232,9 +227,6 @@ type callCtx struct {
 // fire records why, then stops the guest: Err must be set first.
 func (c *callCtx) fire(why int32) {
 	if c.stopped.CompareAndSwap(0, why) {
-		if c.stopG != nil {
-			c.stopG.Set(1) // the guest traps at its next fuel refill
-		}
 		close(c.done)
 	}
 }

@@ -445,3 +445,59 @@ func postJSON(url, body string) (map[string]any, error) {
 }
 
 func waitABit() { <-time.After(10 * time.Millisecond) }
+
+// meteredEstimator and meteredPolicy stand in for plugins that report fuel.
+type meteredEstimator struct{}
+
+func (meteredEstimator) Estimate(context.Context, enforcer.Call) (enforcer.Quote, error) {
+	return enforcer.Quote{Nanos: 1_000_000, Source: "plugin:est@0123456789ab", Fuel: 1234}, nil
+}
+
+type meteredPolicy struct{}
+
+func (meteredPolicy) Name() string { return "plugin:pol@0123456789ab" }
+func (meteredPolicy) Evaluate(context.Context, enforcer.PolicyInput) (enforcer.PolicyResult, error) {
+	return enforcer.PolicyResult{Verdict: enforcer.Allow, Fuel: 77}, nil
+}
+
+// TestDecisionLogRecordsFuel: the fuel plugins report reaches the log.
+func TestDecisionLogRecordsFuel(t *testing.T) {
+	f := newFixture(t, enforcer.Config{Estimators: map[string]enforcer.Estimator{"*": meteredEstimator{}},
+		Policies: []enforcer.PolicySpec{{Policy: meteredPolicy{}}}}, false)
+	f.mustDo("", "PUT", "/v1/accounts/team-a", map[string]any{"limit_usd": "1"}, 201)
+	f.mustDo("", "POST", "/v1/check", map[string]any{"account": "team-a", "tool": "Read"}, 200)
+	f.srv.Close()
+	var line string
+	for range 200 {
+		if b, _ := os.ReadFile(f.log); len(b) > 0 {
+			line = strings.TrimSpace(string(b))
+			break
+		}
+		waitABit()
+	}
+	var ev decisionlog.Event
+	if err := json.Unmarshal([]byte(line), &ev); err != nil {
+		t.Fatalf("%v: %q", err, line)
+	}
+	if ev.EstimateFuel != 1234 || len(ev.Policies) != 1 || ev.Policies[0].Fuel != 77 || !strings.Contains(line, `"estimate_fuel":1234`) {
+		t.Errorf("event: %s", line)
+	}
+}
+
+// TestPluginFuelMetric: plugin calls that ran report their fuel; calls
+// that never reached a guest (fuel 0) are not counted.
+func TestPluginFuelMetric(t *testing.T) {
+	m := NewMetrics(nil, MetricsOptions{})
+	m.ObservePluginCall("llm-tokens", "estimate", time.Microsecond, 20_960, "")
+	m.ObservePluginCall("llm-tokens", "estimate", time.Microsecond, 0, "unhealthy")
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	out := rec.Body.String()
+	for _, want := range []string{`purser_plugin_call_fuel_count{kind="estimate",plugin="llm-tokens"} 1`,
+		`purser_plugin_call_fuel_sum{kind="estimate",plugin="llm-tokens"} 20960`,
+		`purser_plugin_call_fuel_bucket{kind="estimate",plugin="llm-tokens",le="100000"} 1`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -93,6 +94,13 @@ func TestPluginInspectAndTest(t *testing.T) {
 	code, out, _ = cli(t, "plugin", "test", "plugins/policies/max-cost-per-call/max-cost-per-call.wasm", "--cases", "plugins/policies/max-cost-per-call/cases.yaml")
 	if code != 0 || !strings.Contains(out, " passed, 0 failed") {
 		t.Errorf("Rust plugin's own cases: exit %d\n%s", code, out)
+	}
+	// Each case reports its fuel, and the same fuel on every run.
+	if !regexp.MustCompile(`(?m)^ok   the brief's example  \(fuel [1-9][0-9]* of 50[0-9]{6}, `).MatchString(out) {
+		t.Errorf("plugin test does not report fuel:\n%s", out)
+	}
+	if _, again, _ := cli(t, "plugin", "test", "plugins/policies/max-cost-per-call/max-cost-per-call.wasm", "--cases", "plugins/policies/max-cost-per-call/cases.yaml"); again != out {
+		t.Errorf("fuel differs between runs:\n%s\n%s", out, again)
 	}
 	bad := writeFile(t, "cases.yaml", `
 cases:
