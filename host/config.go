@@ -191,7 +191,7 @@ func (NopObserver) ObserveReload(string, error) {}
 
 // Fuel defaults, from the measurements in BENCHMARKS.md ("Fuel").
 const (
-	defaultFuelPerCall      = 50_000_000
+	defaultFuelPerCall      = 20_000_000
 	defaultFuelPerInputByte = 200
-	defaultFuelInit         = 2_000_000_000
+	defaultFuelInit         = 200_000_000
 )

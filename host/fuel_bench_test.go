@@ -97,7 +97,7 @@ func BenchmarkFuel(b *testing.B) {
 //
 //	go test ./host -run '^$' -bench BenchmarkFuelPauses -benchtime 400x -count 3
 func BenchmarkFuelPauses(b *testing.B) {
-	const budget = 50_000_000 // the default fuel_per_call_max
+	const budget = 50_000_000 // 2.5x the default fuel_per_call_max
 	for _, slice := range []int64{50_000, 100_000, 250_000, 1_000_000, 1 << 40} {
 		name := "slice=" + strconv.FormatInt(slice, 10)
 		if slice > budget {
