@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -14,6 +15,22 @@ import (
 
 	"github.com/purser-dev/purser/abi"
 )
+
+// sharedCacheDir is a compilation (and instrumentation) cache shared by
+// the package's hosts, so each Go guest is compiled once per test run
+// rather than once per host: under -race a compile takes seconds.
+var sharedCacheDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "purser-host-test-cache-")
+	if err != nil {
+		panic(err)
+	}
+	sharedCacheDir = dir
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
 
 // wasmPath is a committed test plugin.
 func wasmPath(name string) string {
@@ -50,6 +67,9 @@ func newTestHost(t testing.TB, cfg Config) (*Host, *syncBuffer) {
 		// Generous: a loaded 2-core CI machine shows 50-130 ms stalls even
 		// for trivial calls; tests that want timeouts set their own.
 		cfg.Limits.CallTimeout = 10 * time.Second
+	}
+	if cfg.CompilationCacheDir == "" {
+		cfg.CompilationCacheDir = sharedCacheDir
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "test", Output: logs, Level: hclog.Trace})
