@@ -33,18 +33,12 @@ const llmWasm = "estimators/llm-tokens/llm-tokens.wasm"
 
 const llmConfig = `{"aliases":["chat"],"models":{"gpt-4o":{"input":"2.5e-06","output":"1e-05","cache_read":"1.25e-06"}}}`
 
-func TestLLMTokensWasm(t *testing.T) {
-	g := load(t, llmWasm, llmConfig)
-	m := g.Manifest
-	if m.Name != "llm-tokens" || m.Kind != abi.KindEstimator || !m.Handles("LLM") || len(m.ConfigSchema) == 0 || g.Version != abi.Version {
-		t.Fatalf("manifest %+v version %x", m, g.Version)
-	}
+// llmCases are llm-tokens requests in order (a bigger request after a
+// smaller one makes the host ask for a new buffer) with their answers;
+// metered_test.go runs them through the host too.
+var llmCases = func() []estimateCase {
 	p := strings.Repeat("x", 70_000)
-	for _, tc := range []struct {
-		tool, params string
-		want         int64
-		code         abi.Code
-	}{
+	return []estimateCase{
 		{"LLM", `{"prompt":"` + p + `"}`, 8_750_000, abi.CodeOK},
 		{"LLM", `{"prompt":"hi"}`, 100_000, abi.CodeOK},
 		{"chat", `{"prompt":"` + p + `"}`, 8_750_000, abi.CodeOK},
@@ -52,10 +46,25 @@ func TestLLMTokensWasm(t *testing.T) {
 		{"LLM", `{"cache_read_tokens":400,"model":"gpt-4o","prompt":"` + p[:4000] + `"}`, 2_000_000, abi.CodeOK},
 		{"Bash", `{"command":"ls"}`, 0, abi.CodeUnsupported},
 		{"LLM", `{"cache_read_tokens":"x","prompt":"hi"}`, 0, abi.CodeBadParams},
-		// A bigger request after a smaller one makes the host ask for a new buffer.
 		{"LLM", `{"prompt":"` + strings.Repeat(p, 3) + `"}`, 26_250_000, abi.CodeOK},
 		{"LLM", `{"prompt":"` + p + `"}`, 8_750_000, abi.CodeOK},
-	} {
+	}
+}()
+
+// estimateCase is one estimator request and its expected answer.
+type estimateCase struct {
+	tool, params string
+	want         int64
+	code         abi.Code
+}
+
+func TestLLMTokensWasm(t *testing.T) {
+	g := load(t, llmWasm, llmConfig)
+	m := g.Manifest
+	if m.Name != "llm-tokens" || m.Kind != abi.KindEstimator || !m.Handles("LLM") || len(m.ConfigSchema) == 0 || g.Version != abi.Version {
+		t.Fatalf("manifest %+v version %x", m, g.Version)
+	}
+	for _, tc := range llmCases {
 		got, err := g.Estimate(pursertest.NewCall(tc.tool, tc.params))
 		if wasmtest.Code(err) != tc.code || got != tc.want {
 			t.Errorf("%s %.60s: got %d, %v; want %d, code %v", tc.tool, tc.params, got, err, tc.want, tc.code)
@@ -84,23 +93,39 @@ const toolRulesConfig = `{"deny":["Delete"],"rules":[
   {"name":"no-rm-rf","action":"deny","tool":"Bash","params":"rm\\s+-rf","reason":"rm -rf is never allowed"},
   {"name":"git-read","action":"allow","tool":"Bash","params":"\"command\":\"git (status|diff)","priority":10}]}`
 
+// toolRulesCases run against toolRulesConfig (here and in metered_test.go).
+var toolRulesCases = []admitCase{
+	{tool: "Read", params: `{"path":"a"}`, est: 1, want: abi.Allow},
+	{tool: "Bash", params: `{"command":"git status"}`, est: 1, want: abi.Allow},
+	{tool: "Bash", params: `{"command":"git status; rm -rf /"}`, est: 1, want: abi.Deny, reason: "rm -rf is never allowed"},
+	{tool: "Bash", params: `{"command":"make"}`, est: 1, want: abi.Ask, reason: "Mode default requires approval for Bash"},
+	{tool: "Delete", params: `{"path":"x"}`, est: 1, want: abi.Deny, reason: "Tool Delete is on the tool-rules deny list"},
+}
+
+// admitCase is one admission request (limit < 0: unlimited) and its
+// expected verdict.
+type admitCase struct {
+	tool, params                   string
+	limit, committed, pending, est int64
+	want                           abi.Verdict
+	reason                         string
+}
+
+func (tc admitCase) request() abi.AdmitRequest {
+	c := pursertest.NewCall(tc.tool, tc.params)
+	if tc.limit != 0 {
+		c = pursertest.WithBudget(c, tc.limit, tc.committed, tc.pending)
+	}
+	return abi.AdmitRequest{Call: c, EstimateNanos: tc.est}
+}
+
 func TestToolRulesWasm(t *testing.T) {
 	g := load(t, toolRulesWasm, toolRulesConfig)
 	if g.Manifest.Name != "tool-rules" || g.Manifest.Kind != abi.KindPolicy {
 		t.Fatalf("manifest %+v", g.Manifest)
 	}
-	for _, tc := range []struct {
-		tool, params string
-		want         abi.Verdict
-		reason       string
-	}{
-		{"Read", `{"path":"a"}`, abi.Allow, ""},
-		{"Bash", `{"command":"git status"}`, abi.Allow, ""},
-		{"Bash", `{"command":"git status; rm -rf /"}`, abi.Deny, "rm -rf is never allowed"},
-		{"Bash", `{"command":"make"}`, abi.Ask, "Mode default requires approval for Bash"},
-		{"Delete", `{"path":"x"}`, abi.Deny, "Tool Delete is on the tool-rules deny list"},
-	} {
-		got, err := g.Admit(abi.AdmitRequest{Call: pursertest.NewCall(tc.tool, tc.params), EstimateNanos: 1})
+	for _, tc := range toolRulesCases {
+		got, err := g.Admit(tc.request())
 		if err != nil || got.Verdict != tc.want || got.Reason != tc.reason {
 			t.Errorf("%s %s: %v %q %v; want %v %q", tc.tool, tc.params, got.Verdict, got.Reason, err, tc.want, tc.reason)
 		}
@@ -128,24 +153,25 @@ func BenchmarkToolRulesWasm(b *testing.B) {
 
 const utilizationWasm = "policies/ask-above-utilization/ask-above-utilization.wasm"
 
+const dollar = 1_000_000_000
+
+// utilizationCases run against {"ask_above_pct":80}.
+var utilizationCases = []admitCase{
+	{tool: "Bash", params: `{"command":"ls"}`, limit: -1, committed: 100 * dollar, est: dollar, want: abi.Allow},
+	{tool: "Bash", params: `{"command":"ls"}`, limit: 10 * dollar, committed: 5 * dollar, pending: 2 * dollar, est: dollar, want: abi.Allow},
+	{tool: "Bash", params: `{"command":"ls"}`, limit: 10 * dollar, committed: 5 * dollar, pending: 2 * dollar, est: 1_550_000_000, want: abi.Ask,
+		reason: "Utilization would reach 85.5% of the $10.00 limit (committed $5.00 + pending $2.00 + this call $1.55 = $8.55), above the 80% approval threshold"},
+}
+
+const utilizationConfig = `{"ask_above_pct":80}`
+
 func TestAskAboveUtilizationWasm(t *testing.T) {
-	g := load(t, utilizationWasm, `{"ask_above_pct":80}`)
+	g := load(t, utilizationWasm, utilizationConfig)
 	if g.Manifest.Name != "ask-above-utilization" || g.Manifest.Kind != abi.KindPolicy {
 		t.Fatalf("manifest %+v", g.Manifest)
 	}
-	const dollar = 1_000_000_000
-	for _, tc := range []struct {
-		limit, committed, pending, est int64
-		want                           abi.Verdict
-		reason                         string
-	}{
-		{-1, 100 * dollar, 0, dollar, abi.Allow, ""},
-		{10 * dollar, 5 * dollar, 2 * dollar, dollar, abi.Allow, ""},
-		{10 * dollar, 5 * dollar, 2 * dollar, 1_550_000_000, abi.Ask,
-			"Utilization would reach 85.5% of the $10.00 limit (committed $5.00 + pending $2.00 + this call $1.55 = $8.55), above the 80% approval threshold"},
-	} {
-		c := pursertest.WithBudget(pursertest.NewCall("Bash", `{"command":"ls"}`), tc.limit, tc.committed, tc.pending)
-		got, err := g.Admit(abi.AdmitRequest{Call: c, EstimateNanos: tc.est})
+	for _, tc := range utilizationCases {
+		got, err := g.Admit(tc.request())
 		if err != nil || got.Verdict != tc.want || got.Reason != tc.reason {
 			t.Errorf("%+v: %v %q %v", tc, got.Verdict, got.Reason, err)
 		}
