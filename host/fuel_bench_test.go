@@ -25,9 +25,10 @@ import (
 //
 //	go test ./host -run '^$' -bench BenchmarkFuel -count 6
 //
-// Workloads: a trivial call (WAT, and the Rust policy's fast path), the
-// LLM estimate on a 1 KB prompt (Go llm-tokens), and an admission
-// decision (Go ask-above-utilization, Rust max-cost-per-call).
+// Workloads: a trivial call (WAT), the LLM estimate on a 1 KB prompt (Go
+// llm-tokens; Rust testplugins/rust/llmchars, which scans the params JSON
+// the same way), and an admission decision (Go ask-above-utilization,
+// Rust max-cost-per-call).
 func BenchmarkFuel(b *testing.B) {
 	llm := estReq("LLM")
 	prompt := strings.Repeat("abcdefghij", 100) // 1 KB
@@ -45,6 +46,7 @@ func BenchmarkFuel(b *testing.B) {
 	}{
 		{"trivial/wat", wasmPath("estimator"), "", &llm, nil},
 		{"llm/go", plug("estimators", "llm-tokens"), "", &llm, nil},
+		{"llm/rust", filepath.Join("..", "testplugins", "rust", "llmchars", "llmchars.wasm"), "", &llm, nil},
 		{"admit/go", plug("policies", "ask-above-utilization"), `{"ask_above_pct":50}`, nil, &admit},
 		{"admit/rust", plug("policies", "max-cost-per-call"), `{"limit_usd":"1.00"}`, nil, &admit},
 	}

@@ -2,6 +2,7 @@ package host
 
 import (
 	"bytes"
+	"encoding/json"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -231,3 +232,33 @@ func TestNotMeterableRefused(t *testing.T) {
 }
 
 func sha256Of(b []byte) [32]byte { return sha256.Sum256(b) }
+
+// TestRustLLMEstimatorMatchesGo: the Rust benchmark guest (llmchars)
+// prices prompts as llm-tokens does with its defaults, metered, so the
+// fuel benchmarks compare the same work in both languages.
+func TestRustLLMEstimatorMatchesGo(t *testing.T) {
+	h, _ := newTestHost(t, Config{})
+	goP := load(t, h, "llm-tokens", Spec{File: filepath.Join("..", "plugins", "estimators", "llm-tokens", "llm-tokens.wasm")})
+	rsP := load(t, h, "llmchars", Spec{File: filepath.Join("..", "testplugins", "rust", "llmchars", "llmchars.wasm")})
+	defer goP.Close()
+	defer rsP.Close()
+	for _, prompt := range []string{"hi", strings.Repeat("abcdefghij", 100), strings.Repeat("é€😀 ", 3000), `say \"hi\"\n\u00e9`} {
+		var params map[string]any
+		if err := json.Unmarshal([]byte(`{"prompt":"`+prompt+`"}`), &params); err != nil {
+			t.Fatal(err)
+		}
+		call, err := CallFromParams("LLM", "acct", params) // as the bridge does: prompt_chars in the header
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := abi.EstimateRequest{Call: call}
+		want, _, err := goP.Estimate(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, info, err := rsP.Estimate(context.Background(), req)
+		if err != nil || got.Nanos != want.Nanos || info.Fuel <= 0 {
+			t.Errorf("prompt %.20q: rust %d (%v, fuel %d), go %d", prompt, got.Nanos, err, info.Fuel, want.Nanos)
+		}
+	}
+}
