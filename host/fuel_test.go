@@ -2,9 +2,9 @@ package host
 
 import (
 	"bytes"
-	"encoding/json"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
