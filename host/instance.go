@@ -276,31 +276,31 @@ func (in *instance) initFuelCheck() error {
 
 // classify maps a failed guest call to a sentinel and a message. parent is
 // the caller's context, callCtx the bounded one the guest ran under.
-func classify(parent context.Context, stopped error, err error) (kind error, msg string) {
+func classify(parent context.Context, stopped error, err error) (msg string, kind error) {
 	var oe *outputError
 	if errors.As(err, &oe) {
-		return oe.kind, oe.msg
+		return oe.msg, oe.kind
 	}
 	var exit *sys.ExitError
 	if errors.As(err, &exit) {
 		switch exit.ExitCode() {
 		case sys.ExitCodeDeadlineExceeded, sys.ExitCodeContextCanceled:
 			if parent.Err() != nil {
-				return parent.Err(), "caller gave up"
+				return "caller gave up", parent.Err()
 			}
-			return ErrTimeout, "stopped at the call deadline"
+			return "stopped at the call deadline", ErrTimeout
 		}
-		return ErrTrap, fmt.Sprintf("guest exited with code %d (Go guests exit with 2 on panic)", exit.ExitCode())
+		return fmt.Sprintf("guest exited with code %d (Go guests exit with 2 on panic)", exit.ExitCode()), ErrTrap
 	}
 	if parent.Err() != nil {
-		return parent.Err(), "caller gave up"
+		return "caller gave up", parent.Err()
 	}
 	if stopped != nil {
-		return ErrTimeout, "stopped at the call deadline"
+		return "stopped at the call deadline", ErrTimeout
 	}
 	msg = err.Error()
 	if i := strings.IndexByte(msg, '\n'); i >= 0 {
 		msg = msg[:i] // wazero appends the wasm stack trace; it goes to the log
 	}
-	return ErrTrap, msg
+	return msg, ErrTrap
 }

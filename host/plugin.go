@@ -295,7 +295,7 @@ func (p *Plugin) runOnce(ctx context.Context, o op, est *abi.EstimateRequest, ad
 	}
 	in.flushLogs()
 	if err != nil {
-		kind, msg := classify(ctx, p.h.stop.stopped(in, cctx), err)
+		msg, kind := classify(ctx, p.h.stop.stopped(in, cctx), err)
 		if exhausted {
 			kind, msg = ErrFuelExhausted, fmt.Sprintf("used more than its %d-unit budget (limits.fuel_per_call_max %d + fuel_per_input_byte %d x %d request bytes)",
 				info.FuelLimit, v.limits.FuelPerCallMax, max(v.limits.FuelPerInputByte, 0), size)

@@ -28,7 +28,6 @@ type Metrics struct {
 	instances   *prometheus.GaugeVec
 	reloads     *prometheus.CounterVec
 	alerts      *prometheus.CounterVec
-	logDropped  prometheus.CounterFunc
 }
 
 // MetricsOptions bound what per-account series exist.

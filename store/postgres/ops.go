@@ -33,16 +33,17 @@ func (r *resRow) scanDest() []any {
 // view is the reservation as callers see it at now: a hold past its expiry
 // reads as expired even before a write to its tree marked it.
 func (r resRow) view(now int64) enforcer.Reservation {
+	settled := r.settled
 	if r.state == string(enforcer.StatePending) && r.expires <= now {
-		r.state, r.settled = string(enforcer.StateExpired), pgtype.Int8{Int64: r.expires, Valid: true}
+		r.state, settled = string(enforcer.StateExpired), pgtype.Int8{Int64: r.expires, Valid: true}
 	}
 	out := enforcer.Reservation{
 		ID: r.id, Account: r.account, Tool: r.tool, Estimate: enforcer.Nanos(r.estimate),
 		State: enforcer.ReservationState(r.state), CreatedAt: fromNanos(r.created), ExpiresAt: fromNanos(r.expires),
 		Charged: enforcer.Nanos(r.charged), CostSource: enforcer.CostSource(r.source), Late: r.late,
 	}
-	if r.settled.Valid {
-		out.SettledAt = fromNanos(r.settled.Int64)
+	if settled.Valid {
+		out.SettledAt = fromNanos(settled.Int64)
 	}
 	return out
 }

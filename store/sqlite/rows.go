@@ -104,16 +104,17 @@ func scanRes(row *sql.Row) (r resRow, found bool, err error) {
 // view is the reservation as callers see it at now: a hold past its expiry
 // reads as expired even before a sweep marked it.
 func (r resRow) view(now int64) enforcer.Reservation {
+	settled := r.settled
 	if r.state == enforcer.StatePending && r.expires <= now {
-		r.state, r.settled = enforcer.StateExpired, sql.NullInt64{Int64: r.expires, Valid: true}
+		r.state, settled = enforcer.StateExpired, sql.NullInt64{Int64: r.expires, Valid: true}
 	}
 	out := enforcer.Reservation{
 		ID: r.id, Account: r.account, Tool: r.tool, Estimate: r.estimate, State: r.state,
 		CreatedAt: fromNanos(r.created), ExpiresAt: fromNanos(r.expires),
 		Charged: r.charged, CostSource: r.source, Late: r.late,
 	}
-	if r.settled.Valid {
-		out.SettledAt = fromNanos(r.settled.Int64)
+	if settled.Valid {
+		out.SettledAt = fromNanos(settled.Int64)
 	}
 	return out
 }
