@@ -13,7 +13,9 @@ import (
 type Limits struct {
 	// MemoryPagesMax caps each instance's linear memory (64 KiB pages).
 	MemoryPagesMax uint32
-	// CallTimeout bounds one estimate or admit call.
+	// CallTimeout is the backstop deadline of one estimate or admit call
+	// (fuel ends a runaway call first; the deadline catches a budget set
+	// too large), enforced at the guest's next visit to the host.
 	CallTimeout time.Duration
 	// InitTimeout bounds creating an instance: instantiation, _initialize,
 	// manifest and purser_init (Go guests start a runtime there).

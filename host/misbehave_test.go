@@ -240,7 +240,8 @@ func TestGCCompletesWhileGuestLoops(t *testing.T) {
 }
 
 // TestStartFunctionLoopIsStopped: a wasm start section that never returns
-// is stopped at the init deadline (instrumented and fallback paths).
+// is stopped: by the init fuel when metered (the start function runs in
+// boot), at the init deadline on wazero's mechanism.
 func TestStartFunctionLoopIsStopped(t *testing.T) {
 	for _, k := range []stopKind{stopWatchdog, stopWatchdogNoFuel} {
 		h, _ := newTestHost(t, Config{Limits: Limits{InitTimeout: 300 * time.Millisecond}, stop: k})

@@ -7,31 +7,32 @@ import (
 	"time"
 )
 
-// stopKind selects how a runaway guest is stopped (see BENCHMARKS.md).
+// stopKind selects how a runaway guest is stopped (see BENCHMARKS.md,
+// "Fuel").
 //
-// Two guest-side mechanisms exist. The default instruments the module
-// (instrument.go): loop headers and function entries burn fuel and, every
-// fuelChunk of them, leave native code (a GC safe point) and trap if the
-// host raised the stop global. Modules the instrumenter cannot parse run on
-// a runtime built WithCloseOnContextDone(true) instead: wazero then leaves
-// native code at every loop iteration (~38 ns each) and starts a goroutine
-// per call to watch the call's context, closing the module when it is done.
-// Either way a spinning guest never blocks the Go GC's stop-the-world.
+// The default meters every module with fuel (instrument.go): the guest
+// visits the host (purser_fuel.refill) every slice of fuel, where its
+// goroutine yields and the call fails once its budget is spent or the
+// watchdog stopped it. The other kinds exist only to measure the default
+// against: wazero's own mechanism (a runtime built
+// WithCloseOnContextDone(true), which leaves native code at every loop
+// iteration and starts a goroutine per call to watch the call's context)
+// with the watchdog or with a timer per call, and no mechanism at all.
 type stopKind uint8
 
 const (
-	// stopWatchdog (default): one host goroutine stops calls that pass
-	// their deadline or whose caller gave up, by raising the instance's
-	// stop global (instrumented modules) or closing the Done channel of a
-	// reusable per-instance context (the fallback). No timer or context
-	// allocation per call; deadlines hold within two watchdog ticks (coarse clock + scan).
+	// stopWatchdog (default): fuel, plus one host goroutine that marks
+	// calls past their deadline or whose caller gave up as stopped (refill
+	// then fails them) and closes the Done channel of a reusable
+	// per-instance context (wazero's mechanism, when measuring it). No
+	// timer or context allocation per call.
 	stopWatchdog stopKind = iota
 	// stopContext derives a context.WithTimeout per call (a timer per call).
 	stopContext
 	// stopNone runs calls unbounded; only for measuring the others.
 	stopNone
-	// stopWatchdogNoFuel is stopWatchdog without instrumentation (always
-	// the wazero fallback); only for measuring.
+	// stopWatchdogNoFuel is the watchdog over wazero's mechanism, without
+	// fuel; only for measuring.
 	stopWatchdogNoFuel
 )
 
