@@ -262,3 +262,30 @@ func TestRustLLMEstimatorMatchesGo(t *testing.T) {
 		}
 	}
 }
+
+// TestInitFuelReported: what starting an instance took is reported, the
+// same on every host, including purser_init's share (the Rust plugin's
+// whole start is its purser_init).
+func TestInitFuelReported(t *testing.T) {
+	file := filepath.Join("..", "plugins", "policies", "max-cost-per-call", "max-cost-per-call.wasm")
+	var got []int64
+	for range 2 {
+		h, _ := newTestHost(t, Config{})
+		p := load(t, h, "max-cost-per-call", Spec{File: file, Config: configFor(file)})
+		got = append(got, p.InitFuel())
+		p.Close()
+		ins, err := h.Inspect(context.Background(), Spec{File: file, Config: configFor(file)})
+		if err != nil || ins.InitFuel != got[len(got)-1] || ins.InitFuelLimit != DefaultLimits().FuelInitMax {
+			t.Fatalf("inspect: %+v %v", ins, err)
+		}
+	}
+	if got[0] <= 0 || got[0] != got[1] {
+		t.Fatalf("init fuel %v", got)
+	}
+	h, _ := newTestHost(t, Config{})
+	g := load(t, h, "gobad", Spec{})
+	defer g.Close()
+	if g.InitFuel() <= got[0] { // a Go runtime start is far more than a no_std init
+		t.Fatalf("Go guest init fuel %d", g.InitFuel())
+	}
+}

@@ -24,7 +24,10 @@ type Inspection struct {
 	Exports   []string // "name(params) -> results"
 	Imports   []string // "module.name(params) -> results"
 	Manifest  *abi.Manifest
-	LoadError error
+	// InitFuel is the fuel starting an instance took (see Plugin.InitFuel)
+	// and InitFuelLimit its budget; 0 when the module did not load.
+	InitFuel, InitFuelLimit int64
+	LoadError               error
 }
 
 // Inspect compiles spec's module, lists its interface, then tries a full
@@ -62,6 +65,7 @@ func (h *Host) Inspect(ctx context.Context, spec Spec) (Inspection, error) {
 	}
 	m := p.Manifest()
 	in.Manifest = &m
+	in.InitFuel, in.InitFuelLimit = p.InitFuel(), p.Limits().FuelInitMax
 	p.Close()
 	return in, nil
 }

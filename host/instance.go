@@ -35,6 +35,7 @@ type instance struct {
 	fuelG    api.MutableGlobal // instrumented modules: fuel left in the slice
 	bank     int64             // the rest of the budget; only the calling goroutine touches it
 	budget   int64             // fuel set by the last setFuel
+	initUsed int64             // fuel boot used before initialize reset the budget
 	slot     int               // preferred idle slot in the pool
 }
 

@@ -196,6 +196,7 @@ func (v *version) start(ctx context.Context, config []byte) error {
 	if err := in.initFuelCheck(); err != nil {
 		return &LoadError{Plugin: v.name, Reason: err.Error(), Err: fmt.Errorf("%w: %w", ErrInit, err)}
 	}
+	v.initFuel = in.initUsed + in.fuelUsed()
 	ok = true
 	v.pool.mu.Lock()
 	v.pool.live++ // the smoke-test instance takes the first slot
@@ -367,7 +368,11 @@ func (v *version) readManifest(ctx context.Context, in *instance) error {
 func (in *instance) initialize(ctx context.Context) error {
 	v := in.v
 	if v.hasInit {
-		ptr, err := in.write(ctx, v.config, in.budget-in.fuelUsed()) // what boot left of the init budget
+		// The rest of the init budget covers purser_alloc and purser_init;
+		// initUsed keeps what came before for InitFuel.
+		in.initUsed = in.fuelUsed()
+		in.setFuel(in.budget - in.initUsed)
+		ptr, err := in.write(ctx, v.config, in.budget)
 		if err != nil {
 			return fmt.Errorf("writing config: %w", err)
 		}

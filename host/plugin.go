@@ -30,6 +30,7 @@ type version struct {
 	hasInit    bool
 	rt         rtKey // fuel: the module was instrumented
 	loadedAt   time.Time
+	initFuel   int64 // fuel the smoke-test instance used to start
 
 	owner *Plugin      // for counters; nil while a load is being smoke-tested
 	refs  atomic.Int64 // 1 for the owner (Plugin) + 1 per call in flight
@@ -171,6 +172,10 @@ func (p *Plugin) Order() int { return p.spec.Order }
 
 // File is the module's path ("" for in-memory modules).
 func (p *Plugin) File() string { return p.spec.File }
+
+// InitFuel is the fuel the current version's first instance used to
+// start: start function, _initialize, manifest and purser_init.
+func (p *Plugin) InitFuel() int64 { return p.cur.Load().initFuel }
 
 // Limits are the effective limits.
 func (p *Plugin) Limits() Limits { return p.cur.Load().limits }

@@ -84,7 +84,8 @@ plugins:
 func TestPluginInspectAndTest(t *testing.T) {
 	code, out, _ := cli(t, "plugin", "inspect", "plugins/policies/max-cost-per-call/max-cost-per-call.wasm", "--json", "--config", `{"limit_usd":"0.10"}`)
 	var got map[string]any
-	if code != 0 || json.Unmarshal([]byte(out), &got) != nil || got["name"] != "max-cost-per-call" || got["kind"] != "policy" || got["valid"] != true || len(got["sha256"].(string)) != 64 {
+	if code != 0 || json.Unmarshal([]byte(out), &got) != nil || got["name"] != "max-cost-per-call" || got["kind"] != "policy" || got["valid"] != true || len(got["sha256"].(string)) != 64 ||
+		got["init_fuel"] == nil || got["init_fuel"].(float64) <= 0 || got["init_fuel_limit"] != float64(200_000_000) {
 		t.Fatalf("inspect: exit %d, %q", code, out)
 	}
 	code, out, _ = cli(t, "plugin", "inspect", "testplugins/badversion.wasm")

@@ -94,6 +94,9 @@ func inspectionJSON(in host.Inspection) map[string]any {
 	if in.LoadError != nil {
 		m["error"] = in.LoadError.Error()
 	}
+	if in.LoadError == nil {
+		m["init_fuel"], m["init_fuel_limit"] = in.InitFuel, in.InitFuelLimit
+	}
 	if mf := in.Manifest; mf != nil {
 		m["name"], m["version"], m["kind"], m["abi_version"], m["tools"] = mf.Name, mf.Version, mf.Kind, mf.ABI, mf.Tools
 		manifest := map[string]any{}
@@ -116,6 +119,7 @@ func printInspection(out io.Writer, in host.Inspection) {
 		fmt.Fprintf(out, "INVALID:  %v\n(a plugin that requires configuration needs --config JSON)\n", in.LoadError)
 	} else {
 		fmt.Fprintln(out, "valid:    yes (validated and smoke-tested)")
+		fmt.Fprintf(out, "startup:  %d fuel of %d (start, _initialize, manifest, purser_init)\n", in.InitFuel, in.InitFuelLimit)
 	}
 }
 
