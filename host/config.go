@@ -60,17 +60,18 @@ func (l Limits) fuelFor(size int) int64 {
 	return min(f, fuelLimitMax)
 }
 
-// validate reports limits no host can honour.
+// validate reports limits no host can honour. It runs after Or, so zero
+// fields already hold the defaults.
 func (l Limits) validate() error {
 	switch {
-	case l.FuelPerCallMax < 0 || l.FuelPerCallMax > fuelLimitMax:
-		return fmt.Errorf("fuel per call %d is outside [1, 2^62]", l.FuelPerCallMax)
-	case l.FuelInitMax < 0 || l.FuelInitMax > fuelLimitMax:
-		return fmt.Errorf("init fuel %d is outside [1, 2^62]", l.FuelInitMax)
+	case l.FuelPerCallMax < 1 || l.FuelPerCallMax > fuelLimitMax:
+		return fmt.Errorf("FuelPerCallMax %d is outside [1, 2^62]", l.FuelPerCallMax)
+	case l.FuelInitMax < 1 || l.FuelInitMax > fuelLimitMax:
+		return fmt.Errorf("FuelInitMax %d is outside [1, 2^62]", l.FuelInitMax)
 	case l.FuelPerInputByte > 1<<30:
-		return fmt.Errorf("fuel per input byte %d is over 2^30", l.FuelPerInputByte)
-	case l.InputBytesMax < 0 || l.InputBytesMax > 1<<30:
-		return fmt.Errorf("input limit %d bytes is outside [1, 2^30]", l.InputBytesMax)
+		return fmt.Errorf("FuelPerInputByte %d is over 2^30", l.FuelPerInputByte)
+	case l.InputBytesMax < 1 || l.InputBytesMax > 1<<30:
+		return fmt.Errorf("InputBytesMax %d is outside [1, 2^30]", l.InputBytesMax)
 	}
 	return nil
 }

@@ -112,7 +112,9 @@ func (h *Host) loadVersion(ctx context.Context, spec *Spec) (*version, error) {
 	rk := rtKey{pages: limits.MemoryPagesMax, fuel: h.stop.instrument()}
 	ce, err := h.compile(ctx, digest, bin, rk)
 	if errors.Is(err, ErrNotMeterable) {
-		return nil, lerr(err, "%v; purser runs only modules it can meter (see abi/ABI.md, \"Fuel\")", err)
+		// The sentinel already names the refusal; the reason keeps the detail.
+		detail := strings.ReplaceAll(err.Error(), ErrNotMeterable.Error()+": ", "")
+		return nil, lerr(err, "%s; purser runs only modules it can meter (see abi/ABI.md, \"Fuel\")", detail)
 	}
 	if err != nil {
 		return nil, lerr(fmt.Errorf("%w: %w", ErrInvalidModule, err), "%v", err)

@@ -261,7 +261,6 @@ func (p *Plugin) runOnce(ctx context.Context, o op, est *abi.EstimateRequest, ad
 		return res, nil, &CallError{Plugin: p.spec.provisionalName(), Op: o.String(), Err: ErrClosed}
 	}
 	defer v.unref()
-	info.FuelLimit = v.limits.fuelFor(size)
 	want := abi.KindEstimator
 	if o == opAdmit {
 		want = abi.KindPolicy
@@ -272,6 +271,7 @@ func (p *Plugin) runOnce(ctx context.Context, o op, est *abi.EstimateRequest, ad
 	if size > v.limits.InputBytesMax {
 		return res, v, p.fail(v, o, ErrInputTooLarge, 0, "request is "+itoa(size)+" bytes, limit "+itoa(v.limits.InputBytesMax))
 	}
+	info.FuelLimit = v.limits.fuelFor(size) // size is bounded now: no overflow
 	if !p.allowCall(v) {
 		return res, v, p.fail(v, o, ErrUnhealthy, 0, "after "+itoa(int(p.failures.Load()))+" consecutive failures; last: "+p.LastError())
 	}
