@@ -118,9 +118,6 @@ func (c FuelCosts) key() string {
 	return fmt.Sprintf("v%d-%s", instrumenterVersion, hex.EncodeToString(sum[:6]))
 }
 
-// errNotInstrumentable is ErrNotMeterable: such modules are refused at load.
-var errNotInstrumentable = ErrNotMeterable
-
 // wasm section ids and their canonical order (custom sections excepted).
 var sectionOrder = map[byte]int{1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 13: 6, 6: 7, 7: 8, 8: 9, 9: 10, 12: 11, 10: 12, 11: 13}
 
@@ -135,7 +132,7 @@ var refillType = []byte{0x60, 0x01, 0x7E, 0x01, 0x7E}
 // instrument returns the rewritten module.
 func instrument(bin []byte, costs FuelCosts) ([]byte, error) {
 	if len(bin) < 8 || !bytes.Equal(bin[:8], []byte{0, 'a', 's', 'm', 1, 0, 0, 0}) {
-		return nil, fmt.Errorf("%w: not a wasm 1.0 binary", errNotInstrumentable)
+		return nil, fmt.Errorf("%w: not a wasm 1.0 binary", ErrNotMeterable)
 	}
 	secs, err := splitSections(bin[8:])
 	if err != nil {
@@ -146,7 +143,7 @@ func instrument(bin []byte, costs FuelCosts) ([]byte, error) {
 		return nil, err
 	}
 	if !mi.memory {
-		return nil, fmt.Errorf("%w: no memory", errNotInstrumentable)
+		return nil, fmt.Errorf("%w: no memory", ErrNotMeterable)
 	}
 	sh := shifter{refill: mi.importedFuncs}
 	rw := rewriter{fuel: mi.importedGlobals + mi.definedGlobals, refill: sh.refill, costs: costs, mi: mi, sh: sh}
@@ -195,7 +192,7 @@ func splitSections(b []byte) ([]section, error) {
 		id := b[0]
 		n, k, err := readU32(b[1:])
 		if err != nil || uint64(n) > uint64(len(b)-1-k) {
-			return nil, fmt.Errorf("%w: truncated section %d", errNotInstrumentable, id)
+			return nil, fmt.Errorf("%w: truncated section %d", ErrNotMeterable, id)
 		}
 		secs = append(secs, section{id, b[1+k : 1+k+int(n)]})
 		b = b[1+k+int(n):]
@@ -237,7 +234,7 @@ func scanModule(secs []section) (mi moduleInfo, err error) {
 	}
 	for _, t := range mi.funcTypes {
 		if int(t) >= len(mi.typeParams) {
-			return mi, fmt.Errorf("%w: function type %d out of range", errNotInstrumentable, t)
+			return mi, fmt.Errorf("%w: function type %d out of range", ErrNotMeterable, t)
 		}
 	}
 	return mi, nil
@@ -336,7 +333,7 @@ func withoutStart(secs []section) ([]section, int64, error) {
 func withExports(secs []section, fuel uint32, start int64, sh shifter) ([]section, error) {
 	for _, s := range secs {
 		if s.id == 7 && bytes.Contains(s.payload, []byte("__purser_")) {
-			return nil, fmt.Errorf("%w: exports a reserved __purser_ name", errNotInstrumentable)
+			return nil, fmt.Errorf("%w: exports a reserved __purser_ name", ErrNotMeterable)
 		}
 	}
 	exp := func(name string, kind byte, idx uint32) []byte {

@@ -42,7 +42,7 @@ func (rw *rewriter) code(p []byte) ([]byte, error) {
 	r := reader{b: p}
 	n := r.u32()
 	if r.err == nil && int(n) != len(rw.mi.funcTypes) {
-		return nil, fmt.Errorf("%w: %d bodies for %d functions", errNotInstrumentable, n, len(rw.mi.funcTypes))
+		return nil, fmt.Errorf("%w: %d bodies for %d functions", ErrNotMeterable, n, len(rw.mi.funcTypes))
 	}
 	out := make([]byte, 0, len(p)+len(p)/2)
 	out = appendU32(out, n)
@@ -50,7 +50,7 @@ func (rw *rewriter) code(p []byte) ([]byte, error) {
 	for i := uint32(0); i < n && r.err == nil; i++ {
 		size := r.u32()
 		if r.err != nil || uint64(size) > uint64(len(r.b)-r.off) {
-			return nil, fmt.Errorf("%w: truncated function body %d", errNotInstrumentable, i)
+			return nil, fmt.Errorf("%w: truncated function body %d", ErrNotMeterable, i)
 		}
 		params := rw.mi.typeParams[rw.mi.funcTypes[i]]
 		body, err := rw.body(scratch[:0], r.b[r.off:r.off+int(size)], params)
@@ -88,7 +88,7 @@ func (rw *rewriter) body(out, body []byte, params uint32) ([]byte, error) {
 	tmp := uint32(locals)
 	if bulk {
 		if locals >= 50000 { // wazero's own limit on locals is 50 000
-			return nil, fmt.Errorf("%w: too many locals to add a scratch one", errNotInstrumentable)
+			return nil, fmt.Errorf("%w: too many locals to add a scratch one", ErrNotMeterable)
 		}
 		out = appendU32(out, groups+1) // a scratch i32 for bulk lengths
 		out = append(out, body[len(appendU32(nil, groups)):codeStart]...)
@@ -129,7 +129,7 @@ func (rw *rewriter) analyse(r *reader) (bulk bool, err error) {
 	cur, depth, deadDepth, dead, entryCalls := 0, 1, 0, false, false
 	for r.off < len(r.b) && r.err == nil {
 		if depth == 0 {
-			return false, fmt.Errorf("%w: code after the function's end at byte %d", errNotInstrumentable, r.off)
+			return false, fmt.Errorf("%w: code after the function's end at byte %d", ErrNotMeterable, r.off)
 		}
 		start := r.off
 		op := r.byte()
@@ -202,7 +202,7 @@ func (rw *rewriter) analyse(r *reader) (bulk bool, err error) {
 		return false, r.err
 	}
 	if depth != 0 {
-		return false, fmt.Errorf("%w: function body ends inside a block", errNotInstrumentable)
+		return false, fmt.Errorf("%w: function body ends inside a block", ErrNotMeterable)
 	}
 	return bulk, nil
 }

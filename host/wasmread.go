@@ -15,7 +15,7 @@ type reader struct {
 
 func (r *reader) fail(format string, args ...any) {
 	if r.err == nil {
-		r.err = fmt.Errorf("%w: %s at byte %d", errNotInstrumentable, fmt.Sprintf(format, args...), r.off)
+		r.err = fmt.Errorf("%w: %s at byte %d", ErrNotMeterable, fmt.Sprintf(format, args...), r.off)
 	}
 	r.off = len(r.b)
 }
@@ -237,7 +237,7 @@ func readU32(b []byte) (uint32, int, error) {
 			return uint32(v), i + 1, nil
 		}
 	}
-	return 0, 0, fmt.Errorf("%w: bad LEB128", errNotInstrumentable)
+	return 0, 0, fmt.Errorf("%w: bad LEB128", ErrNotMeterable)
 }
 
 func appendU32(b []byte, v uint32) []byte { return binary.AppendUvarint(b, uint64(v)) }
