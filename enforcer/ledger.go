@@ -64,6 +64,12 @@ type Ledger interface {
 	// Reservation returns the current state of a reservation; a pending hold
 	// past its expiry reads as StateExpired even before a sweep.
 	Reservation(ctx context.Context, id string) (Reservation, error)
+	// Reservations lists the reservations the ledger still remembers on
+	// one account (exactly that account, not its descendants), optionally
+	// in one state (a pending hold past its expiry counts as expired),
+	// oldest first (CreatedAt, then id), at most f.Limit of them. It lets
+	// a client that lost a Reserve reply find and settle its own holds.
+	Reservations(ctx context.Context, f ReservationFilter) ([]Reservation, error)
 	// Snapshot returns one account's totals.
 	Snapshot(ctx context.Context, account string) (Snapshot, error)
 	// Accounts returns every account's totals, sorted by id.
@@ -91,7 +97,24 @@ var (
 	ErrInvalidAccount      = errors.New("invalid account")
 	ErrSupervisorBudget    = errors.New("insufficient supervisor budget")
 	ErrInvalidReservation  = errors.New("invalid reservation request")
+	// ErrReservationInProgress: a reservation id that is still pending was
+	// used again to run the call (Execute); the first attempt is running.
+	ErrReservationInProgress = errors.New("reservation in progress")
+	// ErrLedgerUnavailable wraps every failure of a store to read or write
+	// (database down, disk full, I/O error): nothing was changed, or the
+	// store says otherwise in the error. Servers answer it with 503.
+	ErrLedgerUnavailable = errors.New("ledger unavailable")
 )
+
+// MaxReservationsLimit bounds ReservationFilter.Limit.
+const MaxReservationsLimit = 1000
+
+// ReservationFilter selects reservations for Ledger.Reservations.
+type ReservationFilter struct {
+	Account string           // required
+	State   ReservationState // "" for every state
+	Limit   int              // 1..MaxReservationsLimit; 0 means MaxReservationsLimit
+}
 
 // SupervisorBudgetError says a supervisor's children would be allocated
 // more than its limit.
@@ -200,7 +223,16 @@ type ReserveRequest struct {
 	Tool     string
 	Estimate Nanos
 	TTL      time.Duration
+	// Fingerprint is an opaque digest of everything else the caller asked
+	// for (the enforcer puts the canonical params, an explicit estimate
+	// and the requested TTL in it; at most MaxFingerprintLen bytes). A
+	// retry with a different fingerprint is a conflict, like any other
+	// field; "" compares equal only to "".
+	Fingerprint string
 }
+
+// MaxFingerprintLen bounds ReserveRequest.Fingerprint.
+const MaxFingerprintLen = 128
 
 // ReservationState is where a reservation is in its life.
 type ReservationState string
@@ -236,6 +268,8 @@ type Reservation struct {
 	Charged    Nanos
 	CostSource CostSource
 	Late       bool // committed after its expiry
+	// Fingerprint is the ReserveRequest's, kept to recognise retries.
+	Fingerprint string
 }
 
 // InsufficientBudgetError says which account refused a hold and by how much.
