@@ -3,6 +3,7 @@ package enforcer
 import (
 	"context"
 	"errors"
+	"fmt"
 )
 
 // Call is one tool invocation an agent wants to make.
@@ -105,6 +106,32 @@ type Policy interface {
 // opinion on a call, such as a plugin registry with no plugin for the tool.
 // The chain moves on without recording a fallback error.
 var ErrNotHandled = errors.New("estimator does not handle this call")
+
+// ErrInvalidParams is returned (wrapped, usually in an *InvalidParamsError)
+// when a call's params are wrong: the caller's mistake, not the
+// estimator's, so it never counts against a plugin's health, the chain
+// does not fall back, and a server answers 4xx naming the param.
+var ErrInvalidParams = errors.New("invalid params")
+
+// InvalidParamsError names the param that was wrong and why.
+type InvalidParamsError struct {
+	Param  string // a JSON path such as "usage.cache_read_tokens"; "" for the params as a whole
+	Reason string
+	Source string // who refused them, e.g. "plugin:llm-tokens@1a2b3c4d"
+}
+
+func (e *InvalidParamsError) Error() string {
+	where := "params"
+	if e.Param != "" {
+		where = "param " + e.Param
+	}
+	if e.Source != "" {
+		return fmt.Sprintf("%s: %s (refused by %s)", where, e.Reason, e.Source)
+	}
+	return where + ": " + e.Reason
+}
+
+func (e *InvalidParamsError) Unwrap() error { return ErrInvalidParams }
 
 // PolicyProvider supplies policies that can change at run time (plugins
 // reloaded from a folder). It is consulted on every admission, after the
