@@ -38,6 +38,11 @@ type Config struct {
 	ReservationTTLMax time.Duration
 	// ShutdownTimeout bounds the drain of requests in flight (default 15s).
 	ShutdownTimeout time.Duration
+	// Connection limits (defaults in listen.go): time to read a request's
+	// headers, the whole request with its body, to answer, and to keep an
+	// idle keep-alive connection; connections served at once (more wait).
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	ConnectionsMax                                            int
 	// LogParams puts raw params into the decision log (default: a hash only).
 	LogParams bool
 
@@ -99,10 +104,13 @@ func (s *Server) AuthEnabled() bool { return s.auth.enabled() }
 func (s *Server) Handler() http.Handler { return s.mux }
 
 // Serve answers on ln until ctx ends, then drains requests in flight for
-// up to ShutdownTimeout.
+// up to ShutdownTimeout. At most ConnectionsMax connections are served at
+// once; slow headers, bodies and answers are cut off by the timeouts.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	hs := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		ErrorLog: s.logger.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
+	readHeader, read, write, idle, connsMax := s.cfg.connLimits()
+	ln = newLimitListener(ln, connsMax)
+	hs := &http.Server{Handler: closeRefused(s.mux), ReadHeaderTimeout: readHeader, ReadTimeout: read,
+		WriteTimeout: write, IdleTimeout: idle, ErrorLog: s.logger.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {

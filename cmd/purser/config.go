@@ -42,6 +42,13 @@ type ServerConfig struct {
 	Addr            string        `koanf:"addr"`
 	BodyBytesMax    int64         `koanf:"body_bytes_max"`
 	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
+	// Connection limits: slow or idle clients are cut off, and at most
+	// ConnectionsMax connections are served at once (more wait to be accepted).
+	ReadHeaderTimeout time.Duration `koanf:"read_header_timeout"`
+	ReadTimeout       time.Duration `koanf:"read_timeout"`
+	WriteTimeout      time.Duration `koanf:"write_timeout"`
+	IdleTimeout       time.Duration `koanf:"idle_timeout"`
+	ConnectionsMax    int           `koanf:"connections_max"`
 }
 
 type StoreConfig struct {
@@ -201,6 +208,11 @@ func defaults() map[string]any {
 		"server.addr":                      "127.0.0.1:8181",
 		"server.body_bytes_max":            1 << 20,
 		"server.shutdown_timeout":          "15s",
+		"server.read_header_timeout":       "5s",
+		"server.read_timeout":              "30s",
+		"server.write_timeout":             "60s",
+		"server.idle_timeout":              "60s",
+		"server.connections_max":           1024,
 		"store.kind":                       "sqlite",
 		"pricing.unknown.base_usd":         "0.01",
 		"pricing.unknown.buffer":           "1.20",

@@ -146,3 +146,20 @@ func TestNestedTyposAndForeignEnvVars(t *testing.T) {
 		t.Errorf("PURSER_ variables that are not config broke loading: %v", err)
 	}
 }
+
+func TestServerConnectionLimitsAreValidatedWithKeyPaths(t *testing.T) {
+	file := writeFile(t, "limits.yaml", `
+server: {read_header_timeout: 0s, read_timeout: -1s, write_timeout: 0s, idle_timeout: 0s, connections_max: 0, body_bytes_max: 0}
+`)
+	cfg, err := loadConfig(file, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = cfg.build()
+	for _, path := range []string{"server.read_header_timeout", "server.read_timeout", "server.write_timeout", "server.idle_timeout",
+		"server.connections_max", "server.body_bytes_max"} {
+		if err == nil || !strings.Contains(err.Error(), path+":") {
+			t.Errorf("no problem reported at %s in: %v", path, err)
+		}
+	}
+}

@@ -147,8 +147,10 @@ func alertNotifiers(cfg *Config, logger hclog.Logger, metrics *server.Metrics) (
 }
 
 func (eng *engine) newServer(b *built, metrics *server.Metrics) (*server.Server, *decisionlog.Writer, error) {
-	sc := server.Config{Tokens: b.tokens, BodyBytesMax: eng.cfg.Server.BodyBytesMax, ReservationTTLMax: eng.cfg.Reservation.TTLMax,
-		ShutdownTimeout: eng.cfg.Server.ShutdownTimeout, LogParams: eng.cfg.DecisionLog.LogParams, Metrics: metrics,
+	sv := eng.cfg.Server
+	sc := server.Config{Tokens: b.tokens, BodyBytesMax: sv.BodyBytesMax, ReservationTTLMax: eng.cfg.Reservation.TTLMax,
+		ShutdownTimeout: sv.ShutdownTimeout, ReadHeaderTimeout: sv.ReadHeaderTimeout, ReadTimeout: sv.ReadTimeout,
+		WriteTimeout: sv.WriteTimeout, IdleTimeout: sv.IdleTimeout, ConnectionsMax: sv.ConnectionsMax, LogParams: eng.cfg.DecisionLog.LogParams, Metrics: metrics,
 		Logger: eng.logger.Named("server"), Ready: eng.ready}
 	if eng.registry != nil {
 		sc.Plugins = pluginAdmin{eng}

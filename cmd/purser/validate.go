@@ -7,6 +7,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -67,9 +68,7 @@ func (c *Config) build() (*built, error) {
 	b.tokens = c.buildTokens(&p)
 	b.limits = c.Plugins.Limits.toHost(&p, "plugins.limits")
 	b.plugins = c.buildPlugins(&p)
-	if _, _, err := net.SplitHostPort(c.Server.Addr); err != nil {
-		p.add("server.addr", "%v", err)
-	}
+	c.Server.validate(&p)
 	switch c.Store.Kind {
 	case "sqlite", "memory":
 		if c.Store.DSN != "" {
@@ -85,6 +84,30 @@ func (c *Config) build() (*built, error) {
 		p.add("log.level", "must be trace, debug, info, warn or error, got %q", c.Log.Level)
 	}
 	return b, p.err()
+}
+
+func (s ServerConfig) validate(p *problems) {
+	if _, _, err := net.SplitHostPort(s.Addr); err != nil {
+		p.add("server.addr", "%v", err)
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"read_header_timeout", s.ReadHeaderTimeout}, {"read_timeout", s.ReadTimeout}, {"write_timeout", s.WriteTimeout},
+		{"idle_timeout", s.IdleTimeout}, {"shutdown_timeout", s.ShutdownTimeout}} {
+		if d.v <= 0 {
+			p.add("server."+d.key, "must be > 0, got %s", d.v)
+		}
+	}
+	if s.ReadHeaderTimeout > s.ReadTimeout {
+		p.add("server.read_header_timeout", "must be <= server.read_timeout (%s), got %s", s.ReadTimeout, s.ReadHeaderTimeout)
+	}
+	if s.ConnectionsMax < 1 || s.ConnectionsMax > 1<<20 {
+		p.add("server.connections_max", "must be within 1..1048576, got %d", s.ConnectionsMax)
+	}
+	if s.BodyBytesMax < 1 {
+		p.add("server.body_bytes_max", "must be > 0, got %d", s.BodyBytesMax)
+	}
 }
 
 func (c *Config) buildPricing(p *problems, ec *enforcer.Config) {
