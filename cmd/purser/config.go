@@ -282,13 +282,13 @@ func loadConfigLayers(path string, overrides map[string]any) (*Config, error) {
 	}
 	var cfg Config
 	dc := &mapstructure.DecoderConfig{
-		DecodeHook:       mapstructure.ComposeDecodeHookFunc(mapstructure.StringToTimeDurationHookFunc()),
+		DecodeHook:       mapstructure.ComposeDecodeHookFunc(durationHook),
 		WeaklyTypedInput: true,
 		ErrorUnused:      true, // a typo at any depth is an error, not a silently ignored setting
 		TagName:          "koanf",
 	}
 	if err := k.UnmarshalWithConf("", &cfg, koanf.UnmarshalConf{DecoderConfig: dc}); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, decodeProblems(err)
 	}
 	if err := checkUnknownKeys(k); err != nil {
 		return nil, err
