@@ -84,6 +84,43 @@ func (m *Metrics) WatchDecisionLog(dropped func() uint64) {
 		Help: "Decision events dropped because the disk could not keep up."}, func() float64 { return float64(dropped()) }))
 }
 
+// WatchWebhook exports the alert webhook's counters (read at scrape time).
+// Call it once.
+func (m *Metrics) WatchWebhook(stats func() WebhookStats) {
+	m.reg.MustRegister(webhookCollector(stats))
+}
+
+var (
+	descWebhookDeliveries = prometheus.NewDesc("purser_webhook_deliveries_total",
+		"Alerts the webhook finished with, by result: delivered (2xx) or failed (attempts or time used up, or refused with a 4xx).", []string{"result"}, nil)
+	descWebhookRetries = prometheus.NewDesc("purser_webhook_retries_total", "Webhook POSTs after an alert's first attempt.", nil, nil)
+	descWebhookDropped = prometheus.NewDesc("purser_webhook_dropped_total",
+		"Alerts dropped without being sent, by reason: queue_full or shutdown.", []string{"reason"}, nil)
+	descWebhookQueued = prometheus.NewDesc("purser_webhook_queue_length", "Alerts waiting for the webhook sender.", nil, nil)
+)
+
+type webhookCollector func() WebhookStats
+
+func (c webhookCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descWebhookDeliveries
+	ch <- descWebhookRetries
+	ch <- descWebhookDropped
+	ch <- descWebhookQueued
+}
+
+func (c webhookCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c()
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	counter(descWebhookDeliveries, s.Delivered, "delivered")
+	counter(descWebhookDeliveries, s.Failed, "failed")
+	counter(descWebhookRetries, s.Retries)
+	counter(descWebhookDropped, s.DroppedQueueFull, "queue_full")
+	counter(descWebhookDropped, s.DroppedShutdown, "shutdown")
+	ch <- prometheus.MustNewConstMetric(descWebhookQueued, prometheus.GaugeValue, float64(s.Queued))
+}
+
 // WatchLedger exports the ledger's gauges (read at scrape time), with
 // per-account series for accounts only. Call it once.
 func (m *Metrics) WatchLedger(ledger enforcer.Ledger, accounts []string) {

@@ -165,10 +165,18 @@ type NotifierConfig struct {
 	Webhook WebhookConfig `koanf:"webhook"`
 }
 
+// WebhookConfig: signed alert POSTs with retries (see docs/webhooks.md).
 type WebhookConfig struct {
-	URL      string        `koanf:"url"`
-	Timeout  time.Duration `koanf:"timeout"`
-	QueueMax int           `koanf:"queue_max"`
+	URL string `koanf:"url"`
+	// Secret keys the HMAC-SHA256 signature; required with a URL
+	// (PURSER_NOTIFIER__WEBHOOK__SECRET keeps it out of the file).
+	Secret          string        `koanf:"secret"`
+	Timeout         time.Duration `koanf:"timeout"` // one attempt
+	QueueMax        int           `koanf:"queue_max"`
+	AttemptsMax     int           `koanf:"attempts_max"`
+	Backoff         time.Duration `koanf:"backoff"`
+	BackoffMax      time.Duration `koanf:"backoff_max"`
+	DeliveryTimeout time.Duration `koanf:"delivery_timeout"` // every attempt and wait of one alert
 }
 
 type AuthConfig struct {
@@ -235,6 +243,12 @@ func defaults() map[string]any {
 		"decision_log.backups":             5,
 		"decision_log.queue_max":           4096,
 		"log.level":                        "info",
+
+		// alert webhook retries (docs/webhooks.md)
+		"notifier.webhook.attempts_max":     5,
+		"notifier.webhook.backoff":          "1s",
+		"notifier.webhook.backoff_max":      "30s",
+		"notifier.webhook.delivery_timeout": "2m",
 	}
 }
 

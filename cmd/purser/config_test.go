@@ -163,3 +163,28 @@ server: {read_header_timeout: 0s, read_timeout: -1s, write_timeout: 0s, idle_tim
 		}
 	}
 }
+
+func TestWebhookConfigNeedsASecretAndValidatesWithKeyPaths(t *testing.T) {
+	file := writeFile(t, "hook.yaml", `
+notifier:
+  webhook: {url: "hooks.example.com/x", secret: short, timeout: 0s, attempts_max: 0, queue_max: 0, backoff: 1m, backoff_max: 1s}
+`)
+	cfg, err := loadConfig(file, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = cfg.build()
+	for _, path := range []string{"url", "secret", "timeout", "attempts_max", "queue_max", "backoff"} {
+		if err == nil || !strings.Contains(err.Error(), "notifier.webhook."+path+":") {
+			t.Errorf("no problem reported at notifier.webhook.%s in: %v", path, err)
+		}
+	}
+	file = writeFile(t, "ok.yaml", "notifier: {webhook: {url: \"https://hooks.example.com/x\"}}\n")
+	t.Setenv("PURSER_NOTIFIER__WEBHOOK__SECRET", "0123456789abcdef0123")
+	if cfg, err = loadConfig(file, nil); err == nil {
+		_, err = cfg.build()
+	}
+	if err != nil || cfg.Notifier.Webhook.Secret != "0123456789abcdef0123" || cfg.Notifier.Webhook.AttemptsMax != 5 {
+		t.Errorf("a URL with a secret from the environment: %v %+v", err, cfg.Notifier.Webhook)
+	}
+}

@@ -54,7 +54,10 @@ func serve(ctx context.Context, cfg *Config, ready chan<- string) error {
 	}
 	logger := newLogger(b, cfg, nil)
 	metrics := server.NewMetrics(nil, server.MetricsOptions{})
-	notifiers, closeNotifiers := alertNotifiers(cfg, logger, metrics)
+	notifiers, closeNotifiers, err := alertNotifiers(cfg, logger, metrics)
+	if err != nil {
+		return err
+	}
 	defer closeNotifiers()
 	eng, err := buildEngine(ctx, cfg, engineOptions{plugins: true, notifier: notifiers, observer: hostObserver{metrics}, logger: logger})
 	if err != nil {
@@ -131,19 +134,33 @@ func listen(addr string, authOn bool) (net.Listener, error) {
 }
 
 // alertNotifiers fans threshold and overdraft alerts out to metrics, the
-// log and the webhook; the returned func stops the webhook sender.
-func alertNotifiers(cfg *Config, logger hclog.Logger, metrics *server.Metrics) (enforcer.Notifier, func()) {
+// log and the webhook; the returned func drains the webhook's queue for at
+// most server.shutdown_timeout.
+func alertNotifiers(cfg *Config, logger hclog.Logger, metrics *server.Metrics) (enforcer.Notifier, func(), error) {
 	out := enforcer.MultiNotifier{metrics}
 	if cfg.Notifier.Log {
 		out = append(out, enforcer.LogNotifier{Logger: logger.Named("alerts")})
 	}
-	closeFn := func() {}
-	if wh := cfg.Notifier.Webhook; wh.URL != "" {
-		w := server.NewWebhook(wh.URL, wh.Timeout, wh.QueueMax, logger.Named("webhook"))
-		out = append(out, w)
-		closeFn = func() { _ = w.Close() }
+	wh := cfg.Notifier.Webhook
+	if wh.URL == "" {
+		return out, func() {}, nil
 	}
-	return out, closeFn
+	log := logger.Named("webhook")
+	w, err := server.NewWebhook(server.WebhookOptions{URL: wh.URL, Secret: []byte(wh.Secret), AttemptTimeout: wh.Timeout,
+		QueueMax: wh.QueueMax, AttemptsMax: wh.AttemptsMax, Backoff: wh.Backoff, BackoffMax: wh.BackoffMax,
+		DeliveryTimeout: wh.DeliveryTimeout, Logger: log})
+	if err != nil {
+		return nil, nil, fmt.Errorf("notifier.webhook: %w", err)
+	}
+	metrics.WatchWebhook(w.Stats)
+	closeFn := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
+		defer cancel()
+		if err := w.Close(ctx); err != nil {
+			log.Warn("alerts lost at shutdown", "error", err)
+		}
+	}
+	return append(out, w), closeFn, nil
 }
 
 func (eng *engine) newServer(b *built, metrics *server.Metrics) (*server.Server, *decisionlog.Writer, error) {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	neturl "net/url"
 	"os"
 	"sort"
 	"strings"
@@ -69,6 +70,7 @@ func (c *Config) build() (*built, error) {
 	b.limits = c.Plugins.Limits.toHost(&p, "plugins.limits")
 	b.plugins = c.buildPlugins(&p)
 	c.Server.validate(&p)
+	c.Notifier.Webhook.validate(&p)
 	switch c.Store.Kind {
 	case "sqlite", "memory":
 		if c.Store.DSN != "" {
@@ -107,6 +109,38 @@ func (s ServerConfig) validate(p *problems) {
 	}
 	if s.BodyBytesMax < 1 {
 		p.add("server.body_bytes_max", "must be > 0, got %d", s.BodyBytesMax)
+	}
+}
+
+// webhookSecretMin is the shortest signing secret accepted, in bytes.
+const webhookSecretMin = 16
+
+func (w WebhookConfig) validate(p *problems) {
+	const path = "notifier.webhook."
+	if w.URL == "" {
+		return
+	}
+	if u, err := neturl.Parse(w.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		p.add(path+"url", "must be an absolute http:// or https:// URL")
+	}
+	if len(w.Secret) < webhookSecretMin {
+		p.add(path+"secret", "is required with a url and must be at least %d bytes (e.g. openssl rand -hex 32; "+
+			"PURSER_NOTIFIER__WEBHOOK__SECRET keeps it out of the file)", webhookSecretMin)
+	}
+	for key, d := range map[string]time.Duration{"timeout": w.Timeout, "backoff": w.Backoff, "backoff_max": w.BackoffMax,
+		"delivery_timeout": w.DeliveryTimeout} {
+		if d <= 0 {
+			p.add(path+key, "must be > 0, got %s", d)
+		}
+	}
+	if w.Backoff > w.BackoffMax {
+		p.add(path+"backoff", "must be <= notifier.webhook.backoff_max (%s), got %s", w.BackoffMax, w.Backoff)
+	}
+	if w.AttemptsMax < 1 || w.AttemptsMax > 100 {
+		p.add(path+"attempts_max", "must be within 1..100, got %d", w.AttemptsMax)
+	}
+	if w.QueueMax < 1 || w.QueueMax > 1<<20 {
+		p.add(path+"queue_max", "must be within 1..1048576, got %d", w.QueueMax)
 	}
 }
 
