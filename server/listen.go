@@ -75,6 +75,15 @@ type limitedConn struct {
 	release func()
 }
 
+// CloseWrite keeps net/http's half-close (used before closing a connection
+// whose body was too large) working through the wrapper.
+func (c *limitedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 func (c *limitedConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(c.release)

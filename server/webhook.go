@@ -208,10 +208,11 @@ func (w *Webhook) giveUp(a enforcer.Alert, attempts int, err error) {
 // backoff is the wait after attempt n: Backoff x 2^(n-1), capped, with
 // jitter so many purser hosts do not retry in step.
 func (w *Webhook) backoff(n int) time.Duration {
-	d := w.opts.BackoffMax
-	if n < 32 && w.opts.Backoff<<(n-1) > 0 && w.opts.Backoff<<(n-1) < d {
-		d = w.opts.Backoff << (n - 1)
+	d := w.opts.Backoff
+	for i := 1; i < n && d < w.opts.BackoffMax; i++ {
+		d *= 2
 	}
+	d = min(d, w.opts.BackoffMax)
 	return d/2 + mrand.N(d/2+1)
 }
 

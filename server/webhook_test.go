@@ -266,3 +266,13 @@ func TestWebhookNeedsASecretAndAnAbsoluteURL(t *testing.T) {
 		t.Error("a relative URL was accepted")
 	}
 }
+
+func TestWebhookBackoffDoublesUpToItsCapWithJitter(t *testing.T) {
+	w := &Webhook{opts: WebhookOptions{Backoff: time.Second, BackoffMax: 30 * time.Second}}
+	for n := 1; n <= 100; n++ {
+		full := min(time.Second<<min(n-1, 10), 30*time.Second)
+		if d := w.backoff(n); d < full/2 || d > full {
+			t.Errorf("backoff after attempt %d = %s; want within [%s, %s]", n, d, full/2, full)
+		}
+	}
+}
