@@ -187,11 +187,12 @@ func mulDivCeil(a, b, den uint64) (Nanos, error) {
 		return 0, fmt.Errorf("%w: %d x %d / %d overflows", ErrInvalidAmount, a, b, den)
 	}
 	q, r := bits.Div64(hi, lo, den)
+	// Check before rounding up: q may be 2^64-1, and q+1 would wrap to 0.
+	if q > math.MaxInt64 || (q == math.MaxInt64 && r != 0) {
+		return 0, fmt.Errorf("%w: %d x %d / %d overflows", ErrInvalidAmount, a, b, den)
+	}
 	if r != 0 {
 		q++
-	}
-	if q > math.MaxInt64 {
-		return 0, fmt.Errorf("%w: %d x %d / %d overflows", ErrInvalidAmount, a, b, den)
 	}
 	return Nanos(q), nil
 }
