@@ -2,6 +2,8 @@ package enforcer
 
 import (
 	"context"
+	"math"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -60,4 +62,16 @@ func newRetryEnforcer(t testing.TB, cfg Config) *Enforcer {
 		t.Fatal(err)
 	}
 	return e
+}
+
+func TestFingerprintFitsTheLedgerBound(t *testing.T) {
+	worst := &Estimate{Nanos: math.MinInt64}
+	fp, err := reserveFingerprint(map[string]any{"p": strings.Repeat("x", 1<<16)}, worst, math.MaxInt64)
+	if err != nil || len(fp) > MaxFingerprintLen {
+		t.Errorf("fingerprint %q (%d bytes, %v); at most %d", fp, len(fp), err, MaxFingerprintLen)
+	}
+	same, _ := reserveFingerprint(map[string]any{"p": strings.Repeat("x", 1<<16)}, &Estimate{Nanos: math.MinInt64, Source: "other"}, math.MaxInt64)
+	if same != fp {
+		t.Error("the estimate's source changed the fingerprint; only its amount is the caller's request")
+	}
 }
