@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // AccountOptions describe an account in terms of the seed's strategies.
@@ -27,8 +28,14 @@ type AccountOptions struct {
 // ErrUnknownTier is returned for a tier name that is not configured.
 var ErrUnknownTier = errors.New("unknown tier")
 
-// CreateAccount resolves tiers and creates the account in the ledger.
+// CreateAccount resolves tiers and creates the account in the ledger. An
+// id of the form "P/x" must be created under P or an account inside P
+// (CheckAccountName): scopes follow names and budgets follow parents, so a
+// name may not claim a parent it does not have.
 func (e *Enforcer) CreateAccount(ctx context.Context, o AccountOptions) (Snapshot, error) {
+	if err := CheckAccountName(o.ID, o.Parent); err != nil {
+		return Snapshot{}, err
+	}
 	set := 0
 	for _, b := range []bool{o.Limit != nil, o.Tier != "", o.PercentOfParent != 0} {
 		if b {
@@ -56,14 +63,30 @@ func (e *Enforcer) CreateAccount(ctx context.Context, o AccountOptions) (Snapsho
 
 // SessionAccount returns the per-session account "<parent>/<session>",
 // creating it (with limit, nil for drawing on the parent only) on first use.
+// A session may not contain '/', so ("team", "alice/s1") and
+// ("team/alice", "s1") cannot name one account; an existing account is
+// returned only if it is the parent's own child.
 func (e *Enforcer) SessionAccount(ctx context.Context, parent, session string, limit *Nanos) (string, error) {
 	if parent == "" || session == "" {
 		return "", fmt.Errorf("session account: parent and session must be non-empty: %w", ErrInvalidAccount)
 	}
+	if strings.Contains(session, "/") {
+		return "", fmt.Errorf("session %q of %q: %w: a session may not contain '/'", session, parent, ErrInvalidAccount)
+	}
 	id := parent + "/" + session
 	_, err := e.ledger.CreateAccount(ctx, AccountSpec{ID: id, Parent: parent, Limit: limit, Labels: map[string]string{"session": session}})
-	if err != nil && !errors.Is(err, ErrAccountExists) {
+	if err == nil {
+		return id, nil
+	}
+	if !errors.Is(err, ErrAccountExists) {
 		return "", err
+	}
+	snap, err := e.ledger.Snapshot(ctx, id)
+	if err != nil {
+		return "", fmt.Errorf("session account %q: %w", id, err)
+	}
+	if snap.Parent != parent {
+		return "", fmt.Errorf("session account %q: %w: it exists under %q, not %q", id, ErrInvalidAccount, snap.Parent, parent)
 	}
 	return id, nil
 }

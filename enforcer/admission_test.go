@@ -303,7 +303,7 @@ func TestPolicyProviderIsConsultedPerCall(t *testing.T) {
 
 func TestReserveRetryReturnsTheFirstOutcome(t *testing.T) {
 	ctx := context.Background()
-	e := newTestEnforcer(t, Config{})
+	e := newRetryEnforcer(t, Config{})
 	mustAccount(t, e, AccountSpec{ID: "a", Limit: usdPtr("0.01")})
 	call := Call{Account: "a", Tool: "Bash"}
 	d1, r1, err := e.Reserve(ctx, call, ReserveOptions{ID: "x"})
@@ -321,12 +321,15 @@ func TestReserveRetryReturnsTheFirstOutcome(t *testing.T) {
 	if _, _, err := e.Reserve(ctx, Call{Account: "a", Tool: "Read"}, ReserveOptions{ID: "x"}); !errors.Is(err, ErrReservationConflict) {
 		t.Errorf("same id, other tool: %v", err)
 	}
+	if _, err := e.Ledger().Release(ctx, "x"); err != nil {
+		t.Fatal(err)
+	}
 	ran := 0
 	run := func(context.Context) (any, error) { ran++; return nil, nil }
-	if _, err := e.Execute(ctx, "a", "Bash", nil, run, WithReservationID("x")); err != nil || ran != 1 {
-		t.Fatalf("execute under the pending id: %v ran=%d", err, ran)
+	if _, err := e.Execute(ctx, "a", "Bash", nil, run, WithReservationID("y")); err != nil || ran != 1 {
+		t.Fatalf("execute under a fresh id: %v ran=%d", err, ran)
 	}
-	res, err := e.Execute(ctx, "a", "Bash", nil, run, WithReservationID("x"))
+	res, err := e.Execute(ctx, "a", "Bash", nil, run, WithReservationID("y"))
 	if !errors.Is(err, ErrReservationSettled) || ran != 1 || res.Reservation.State != StateCommitted {
 		t.Errorf("a retried Execute of a finished call must not run the tool again: %v ran=%d %+v", err, ran, res.Reservation)
 	}

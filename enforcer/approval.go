@@ -74,7 +74,7 @@ type ApprovalQueue struct {
 
 type approvalEntry struct {
 	req       ApprovalRequest
-	paramsKey string        // the approved call's canonical params
+	paramsKey string        // the approved call's canonical params; "" if it has none
 	decided   chan struct{} // closed when the request leaves pending
 }
 
@@ -208,11 +208,13 @@ func (q *ApprovalQueue) Wait(ctx context.Context, id string, pollEvery time.Dura
 	}
 }
 
-// paramsKey binds an approval to the exact call: same tool, same params.
+// paramsKey binds an approval to the exact call: same tool, same params
+// (CacheKey is injective). Params without a canonical form give "", which
+// matches nothing: two such calls must not pass for one another.
 func paramsKey(call Call) string {
 	k, err := CacheKey(call.Tool, call.Params)
 	if err != nil {
-		return "\x00unencodable" // never equal to a real key
+		return ""
 	}
 	return k
 }
@@ -237,7 +239,7 @@ func (q *ApprovalQueue) usableLocked(id string, call Call) (*approvalEntry, erro
 		return nil, fmt.Errorf("approval %q is %s: %w", id, e.req.State, ErrApprovalRefused)
 	case e.req.Used:
 		return nil, fmt.Errorf("approval %q: %w", id, ErrApprovalUsed)
-	case e.req.Call.Account != call.Account || e.paramsKey != paramsKey(call):
+	case e.req.Call.Account != call.Account || e.paramsKey == "" || e.paramsKey != paramsKey(call):
 		return nil, fmt.Errorf("approval %q (%s on %q): %w", id, e.req.Call.Tool, e.req.Call.Account, ErrApprovalMismatch)
 	}
 	return e, nil

@@ -2,7 +2,6 @@ package enforcer
 
 import (
 	"container/list"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
@@ -37,14 +36,18 @@ func NewResultCache(clock Clock, ttl time.Duration, entriesMax int) (*ResultCach
 	return &ResultCache{clock: clock, ttl: ttl, entriesMax: entriesMax, items: map[string]*list.Element{}, lru: list.New()}, nil
 }
 
-// CacheKey is the tool name and the params' canonical JSON (object keys
-// sorted, no insignificant space).
+// CacheKey is the tool name and the params in their canonical form (see
+// canonicalParams): object keys sorted, no insignificant space, and
+// different params never share a key, even when a string holds bytes that
+// are not valid UTF-8. Params without a canonical form are an error
+// wrapping ErrInvalidParams that names the param.
 func CacheKey(tool string, params map[string]any) (string, error) {
-	b, err := json.Marshal(params)
+	b := appendCanonicalString(make([]byte, 0, 64), tool)
+	b, err := appendCanonical(b, "", params, 0)
 	if err != nil {
 		return "", fmt.Errorf("canonical params of %s: %w", tool, err)
 	}
-	return tool + "\x00" + string(b), nil
+	return string(b), nil
 }
 
 func (c *ResultCache) get(call Call) (any, bool) {

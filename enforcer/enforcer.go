@@ -91,13 +91,15 @@ func (c Config) withDefaults() Config {
 }
 
 // Enforcer estimates, admits, reserves and settles tool calls against a
-// Ledger. It is immutable after New and safe for concurrent use.
+// Ledger. Its configuration is immutable after New; it is safe for
+// concurrent use.
 type Enforcer struct {
 	cfg       Config
 	ledger    Ledger
 	chain     *estimationChain
 	policies  []PolicySpec
 	approvals *ApprovalQueue
+	inflight  *inflightIDs
 	logger    hclog.Logger
 }
 
@@ -120,6 +122,7 @@ func New(ledger Ledger, cfg Config) (*Enforcer, error) {
 		cfg: cfg, ledger: ledger, chain: chain,
 		policies:  append([]PolicySpec(nil), cfg.Policies...),
 		approvals: NewApprovalQueue(cfg.Clock, cfg.ApprovalTTL, cfg.ApprovalsPendingMax),
+		inflight:  newInflightIDs(),
 		logger:    cfg.Logger,
 	}, nil
 }
@@ -176,36 +179,56 @@ type ReserveOptions struct {
 
 // Reserve estimates, admits and, when allowed, holds the estimate. When a
 // policy asks, the Decision carries a new ApprovalID and nothing is held.
+// A reused ID answers with the first reservation as it is now (a retry,
+// never admitted again) if the call is the same (account, tool, canonical
+// params, explicit estimate, requested TTL), else ErrReservationConflict.
 func (e *Enforcer) Reserve(ctx context.Context, call Call, opt ReserveOptions) (Decision, Reservation, error) {
+	d, r, _, err := e.reserve(ctx, call, opt, opt.Estimate)
+	return d, r, err
+}
+
+// reserve is Reserve with the estimate to hold given apart from the one
+// the caller asked for (a cache hit holds 0 but is fingerprinted as the
+// caller's call); again reports that the id already existed.
+func (e *Enforcer) reserve(ctx context.Context, call Call, opt ReserveOptions, given *Estimate) (d Decision, r Reservation, again bool, err error) {
+	fp, err := reserveFingerprint(call.Params, opt.Estimate, max(opt.TTL, 0))
+	if err != nil {
+		return Decision{}, Reservation{}, false, fmt.Errorf("reserve %s on %q: %w", call.Tool, call.Account, err)
+	}
 	if opt.ID != "" {
-		if d, r, done, err := e.retried(ctx, call, opt.ID); done || err != nil {
-			return d, r, err
+		if d, r, done, err := e.retried(ctx, call, opt.ID, fp); done || err != nil {
+			return d, r, done, err
 		}
 	}
-	est, err := e.estimateFor(ctx, call, opt.Estimate)
+	est, err := e.estimateFor(ctx, call, given)
 	if err != nil {
 		if d, ok := strictDeny(est, err); ok {
-			return d, Reservation{}, nil
+			return d, Reservation{}, false, nil
 		}
-		return Decision{}, Reservation{}, err
+		return Decision{}, Reservation{}, false, err
 	}
-	d, err := e.admit(ctx, call, est, opt.ApprovalID != "")
+	d, err = e.admit(ctx, call, est, opt.ApprovalID != "")
 	if err != nil || d.Verdict == Deny {
-		return d, Reservation{}, err
+		return d, Reservation{}, false, err
 	}
 	if d.Verdict == Ask {
-		return e.queueAsk(call, d)
+		d, r, err = e.queueAsk(call, d)
+		return d, r, false, err
 	}
 	if opt.ApprovalID == "" {
-		return e.hold(ctx, call, d, opt)
+		d, r, err = e.hold(ctx, call, d, opt, fp)
+	} else {
+		d, r, err = e.holdApproved(ctx, call, d, opt, fp)
 	}
-	return e.holdApproved(ctx, call, d, opt)
+	return d, r, false, err
 }
 
 // retried answers a reservation id that already exists with the first
 // outcome (idempotent retry) instead of admitting the call again, which
-// would count its own hold against it; other fields make it a conflict.
-func (e *Enforcer) retried(ctx context.Context, call Call, id string) (Decision, Reservation, bool, error) {
+// would count its own hold against it. Any difference in account, tool or
+// fingerprint (params, explicit estimate, requested TTL) is a conflict: a
+// retry is never admitted, so it must be the same call.
+func (e *Enforcer) retried(ctx context.Context, call Call, id, fp string) (Decision, Reservation, bool, error) {
 	r, err := e.ledger.Reservation(ctx, id)
 	if errors.Is(err, ErrReservationNotFound) {
 		return Decision{}, Reservation{}, false, nil
@@ -213,20 +236,28 @@ func (e *Enforcer) retried(ctx context.Context, call Call, id string) (Decision,
 	if err != nil {
 		return Decision{}, Reservation{}, true, err
 	}
-	if r.Account != call.Account || r.Tool != call.Tool {
-		return Decision{}, Reservation{}, true, fmt.Errorf("reservation %q: %w (first used for another account or tool)", id, ErrReservationConflict)
+	var why string
+	switch {
+	case r.Account != call.Account:
+		why = "it was first used for another account" // whose name is not this caller's business
+	case r.Tool != call.Tool:
+		why = fmt.Sprintf("the tool was %q, now %q", r.Tool, call.Tool)
+	case r.Fingerprint != fp:
+		why = fingerprintDiff(r.Fingerprint, fp)
+	default:
+		d := Decision{Verdict: Allow, Reason: "retry of reservation " + id, Estimate: Estimate{Nanos: r.Estimate, Source: "retry"}}
+		return d, r, true, nil
 	}
-	d := Decision{Verdict: Allow, Reason: "retry of reservation " + id, Estimate: Estimate{Nanos: r.Estimate, Source: "retry"}}
-	return d, r, true, nil
+	return Decision{}, Reservation{}, true, fmt.Errorf("reservation %q: %w: %s", id, ErrReservationConflict, why)
 }
 
 // holdApproved checks the approval, holds, and only then marks the
 // approval used, so a hold lost to a budget race does not burn it.
-func (e *Enforcer) holdApproved(ctx context.Context, call Call, d Decision, opt ReserveOptions) (Decision, Reservation, error) {
+func (e *Enforcer) holdApproved(ctx context.Context, call Call, d Decision, opt ReserveOptions, fp string) (Decision, Reservation, error) {
 	if err := e.approvals.usable(opt.ApprovalID, call); err != nil {
 		return d, Reservation{}, fmt.Errorf("reserve %s on %q: %w", call.Tool, call.Account, err)
 	}
-	d, r, err := e.hold(ctx, call, d, opt)
+	d, r, err := e.hold(ctx, call, d, opt, fp)
 	if err != nil || d.Verdict != Allow {
 		return d, r, err
 	}
@@ -262,7 +293,7 @@ func (e *Enforcer) queueAsk(call Call, d Decision) (Decision, Reservation, error
 	return d, Reservation{}, nil
 }
 
-func (e *Enforcer) hold(ctx context.Context, call Call, d Decision, opt ReserveOptions) (Decision, Reservation, error) {
+func (e *Enforcer) hold(ctx context.Context, call Call, d Decision, opt ReserveOptions, fp string) (Decision, Reservation, error) {
 	id, ttl := opt.ID, opt.TTL
 	if id == "" {
 		id = e.NewReservationID()
@@ -270,7 +301,7 @@ func (e *Enforcer) hold(ctx context.Context, call Call, d Decision, opt ReserveO
 	if ttl <= 0 {
 		ttl = e.cfg.ReservationTTL
 	}
-	r, err := e.ledger.Reserve(ctx, ReserveRequest{ID: id, Account: call.Account, Tool: call.Tool, Estimate: d.Estimate.Nanos, TTL: ttl})
+	r, err := e.ledger.Reserve(ctx, ReserveRequest{ID: id, Account: call.Account, Tool: call.Tool, Estimate: d.Estimate.Nanos, TTL: ttl, Fingerprint: fp})
 	var ibe *InsufficientBudgetError
 	if errors.As(err, &ibe) {
 		// Another call took the room between Check and Reserve.

@@ -60,32 +60,49 @@ func reportedCost(v any) (Nanos, bool) {
 
 // Execute estimates, admits, reserves, runs the tool, and settles: commit
 // with the actual cost the result reports (the estimate when it reports
-// none), or release when run fails. A deny is returned in Result.Decision
-// with a nil error; errors are operating failures or the tool's own error.
+// none), or release when run fails at no reported cost. A deny is returned
+// in Result.Decision with a nil error; errors are operating failures or the
+// tool's own error. Under WithReservationID the tool runs at most once per
+// id: a retry while the first attempt is pending wraps
+// ErrReservationInProgress, after it settled ErrReservationSettled.
 func (e *Enforcer) Execute(ctx context.Context, account, tool string, params map[string]any, run RunFunc, opts ...ExecOption) (Result, error) {
 	o := execOptions{actual: reportedCost}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	call := Call{Account: account, Tool: tool, Params: params}
-	if o.cache != nil {
-		if res, hit, err := e.executeCached(ctx, call, o); hit || err != nil {
-			return res, err
+	if id := o.reserve.ID; id != "" {
+		if !e.inflight.claim(id) {
+			return Result{}, fmt.Errorf("reservation %q: %w: another Execute with this id is running", id, ErrReservationInProgress)
 		}
+		defer e.inflight.done(id)
 	}
-	d, r, err := e.Reserve(ctx, call, o.reserve)
+	var cached any
+	hit := false
+	if o.cache != nil {
+		cached, hit = o.cache.get(call)
+	}
+	hold := o.reserve.Estimate
+	if hit {
+		hold = &Estimate{Source: string(CostCache)}
+	}
+	d, r, again, err := e.reserve(ctx, call, o.reserve, hold)
 	if err == nil && d.Verdict == Ask {
-		d, r, err = e.awaitApproval(ctx, call, d, o.reserve)
+		d, r, again, err = e.awaitApproval(ctx, call, d, o.reserve, hold)
 	}
-	if err != nil || d.Verdict != Allow {
+	switch {
+	case err != nil || d.Verdict != Allow:
 		return Result{Decision: d}, err
-	}
-	if r.State != StatePending { // an idempotent retry of a finished call
+	case again && r.State == StatePending:
+		return Result{Decision: d, Reservation: r}, fmt.Errorf("reservation %q: %w: its first attempt has not settled", r.ID, ErrReservationInProgress)
+	case again:
 		return Result{Decision: d, Reservation: r}, fmt.Errorf("reservation %q is %s: %w", r.ID, r.State, ErrReservationSettled)
+	case hit:
+		return e.settleCached(ctx, call, d, r, cached)
 	}
 	value, err := e.run(ctx, call, r, run)
 	if err != nil {
-		return Result{Decision: d, Reservation: r}, err
+		return e.settleFailed(ctx, call, d, r, value, err, o.actual)
 	}
 	res, err := e.settle(ctx, call, d, r, value, o.actual)
 	if err == nil && o.cache != nil {
@@ -104,23 +121,42 @@ func detached(ctx context.Context) context.Context {
 	return context.WithoutCancel(ctx)
 }
 
-// run calls the tool; a failure or panic releases the hold.
+// run calls the tool; a panic releases the hold (and panics on), an error
+// returns the tool's value too, for settleFailed to read a cost from.
 func (e *Enforcer) run(ctx context.Context, call Call, r Reservation, run RunFunc) (value any, err error) {
-	settled := false
+	returned := false
 	defer func() {
-		if settled {
+		if returned {
 			return
 		}
 		if _, relErr := e.ledger.Release(detached(ctx), r.ID); relErr != nil {
-			e.logger.Error("release after failed tool", "reservation", r.ID, "error", relErr)
+			e.logger.Error("release after a panicking tool", "reservation", r.ID, "error", relErr)
 		}
 	}()
 	value, err = run(ctx)
+	returned = true
 	if err != nil {
-		return nil, fmt.Errorf("tool %s on account %q: %w", call.Tool, call.Account, err)
+		return value, fmt.Errorf("tool %s on account %q: %w", call.Tool, call.Account, err)
 	}
-	settled = true
 	return value, nil
+}
+
+// settleFailed settles a tool that returned an error: at the cost it
+// reports having spent already (a paid API call that then failed), else
+// released at no cost. The tool's error is returned either way.
+func (e *Enforcer) settleFailed(ctx context.Context, call Call, d Decision, r Reservation, value any, toolErr error, actualOf func(any) (Nanos, bool)) (Result, error) {
+	if value != nil { // an extractor need not expect a nil value
+		if _, ok := actualOf(value); ok {
+			res, err := e.settle(ctx, call, d, r, value, actualOf)
+			return res, errors.Join(toolErr, err)
+		}
+	}
+	rel, err := e.ledger.Release(detached(ctx), r.ID)
+	if err != nil {
+		e.logger.Error("release after failed tool", "reservation", r.ID, "error", err)
+		return Result{Value: value, Decision: d, Reservation: r}, toolErr
+	}
+	return Result{Value: value, Decision: d, Reservation: rel}, toolErr
 }
 
 func (e *Enforcer) settle(ctx context.Context, call Call, d Decision, r Reservation, value any, actualOf func(any) (Nanos, bool)) (Result, error) {
@@ -142,43 +178,31 @@ func (e *Enforcer) settle(ctx context.Context, call Call, d Decision, r Reservat
 	return Result{Value: value, Decision: d, Reservation: cr}, badCost
 }
 
-func (e *Enforcer) executeCached(ctx context.Context, call Call, o execOptions) (Result, bool, error) {
-	value, ok := o.cache.get(call)
-	if !ok {
-		return Result{}, false, nil
-	}
-	ro := o.reserve
-	ro.Estimate = &Estimate{Source: string(CostCache)}
-	d, r, err := e.Reserve(ctx, call, ro)
-	if err == nil && d.Verdict == Ask {
-		d, r, err = e.awaitApproval(ctx, call, d, ro)
-	}
-	if err != nil || d.Verdict != Allow {
-		return Result{Decision: d}, true, err
-	}
+// settleCached commits a cache hit at 0 with cost_source "cache".
+func (e *Enforcer) settleCached(ctx context.Context, call Call, d Decision, r Reservation, value any) (Result, error) {
 	zero := Nanos(0)
 	cr, err := e.ledger.Commit(detached(ctx), r.ID, &zero, CostCache)
 	if err != nil {
-		return Result{Decision: d, Reservation: r}, true, fmt.Errorf("commit cached %s: %w", r.ID, err)
+		return Result{Decision: d, Reservation: r}, fmt.Errorf("commit cached %s: %w", r.ID, err)
 	}
 	e.logCost(ctx, call, d.Estimate, cr)
-	return Result{Value: value, Decision: d, Reservation: cr, Cached: true}, true, nil
+	return Result{Value: value, Decision: d, Reservation: cr, Cached: true}, nil
 }
 
 // awaitApproval asks the Approver (or waits on the queue), then admits
 // again: the budget may have changed while a human thought about it.
-func (e *Enforcer) awaitApproval(ctx context.Context, call Call, d Decision, ro ReserveOptions) (Decision, Reservation, error) {
+func (e *Enforcer) awaitApproval(ctx context.Context, call Call, d Decision, ro ReserveOptions, hold *Estimate) (Decision, Reservation, bool, error) {
 	req, err := e.decideApproval(ctx, d.ApprovalID)
 	if err != nil {
-		return d, Reservation{}, err
+		return d, Reservation{}, false, err
 	}
 	if req.State != ApprovalApproved {
 		d.Verdict, d.Layer = Deny, LayerApproval
 		d.Reason = fmt.Sprintf("approval %s %s: %s", req.ID, req.State, d.Reason)
-		return d, Reservation{}, nil
+		return d, Reservation{}, false, nil
 	}
 	ro.ApprovalID = req.ID
-	return e.Reserve(ctx, call, ro)
+	return e.reserve(ctx, call, ro, hold)
 }
 
 func (e *Enforcer) decideApproval(ctx context.Context, id string) (ApprovalRequest, error) {

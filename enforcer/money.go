@@ -39,13 +39,53 @@ func (e *AmountError) Unwrap() error { return ErrInvalidAmount }
 // constants and tests (USD(0, 5_000_000) is $0.005).
 func USD(dollars int64, nanos int64) Nanos { return Nanos(dollars*int64(NanosPerUSD) + nanos) }
 
-// ParseUSD reads a non-negative decimal USD amount such as "0.00875",
-// "$0.10", "12", "1.5e-3". A fractional nano rounds up (money spent is never
-// under-counted). NaN, infinities, negatives and overflow are errors.
+// usdForm is the one form ParseUSD accepts, shown in its errors.
+const usdForm = `want digits with at most 9 decimals, like "0.05"`
+
+// ParseUSD reads a non-negative USD amount written the one way people and
+// clients write money to purser: digits, optionally a point and 1 to 9
+// more digits ("0.05", "12", "0.000000001"). Anything else is an
+// *AmountError showing that form: a sign, "$", spaces, an exponent ("1e3"
+// would be $1,000), or more than 9 decimals, which cannot be held in
+// nano-USD without rounding the amount someone typed. Costs a provider
+// reports as float text are read by ParseBilledUSD instead.
 func ParseUSD(s string) (Nanos, error) {
-	t := strings.TrimSpace(s)
-	t = strings.TrimPrefix(t, "$")
-	v, err := parseScaled(t, nanoDecimals)
+	whole, frac, dot := strings.Cut(s, ".")
+	switch {
+	case strings.HasPrefix(s, "-") && plainDigits(strings.TrimPrefix(whole, "-")) && (!dot || plainDigits(frac)):
+		return 0, &AmountError{Input: s, Reason: "negative amounts are not allowed"}
+	case !plainDigits(whole) || (dot && !plainDigits(frac)):
+		return 0, &AmountError{Input: s, Reason: "not a decimal USD amount (" + usdForm + ")"}
+	case len(frac) > nanoDecimals:
+		return 0, &AmountError{Input: s, Reason: fmt.Sprintf("%d decimals is finer than a nano-dollar (%s)", len(frac), usdForm)}
+	}
+	v, err := parseScaled(s, nanoDecimals)
+	if err != nil {
+		return 0, &AmountError{Input: s, Reason: err.Error()}
+	}
+	return Nanos(v), nil
+}
+
+// plainDigits reports whether s is one or more ASCII digits.
+func plainDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// ParseBilledUSD reads a cost as a provider or a trace reports it: a
+// float's text such as "0.00123456789012" or "1.2e-05". Money spent is
+// never under-counted, so a fractional nano rounds up. NaN, infinities,
+// negatives and overflow are errors. Amounts people configure or send
+// (limits, prices, actual costs over the API) use ParseUSD.
+func ParseBilledUSD(s string) (Nanos, error) {
+	v, err := parseScaled(s, nanoDecimals)
 	if err != nil {
 		return 0, &AmountError{Input: s, Reason: err.Error()}
 	}
@@ -187,11 +227,12 @@ func mulDivCeil(a, b, den uint64) (Nanos, error) {
 		return 0, fmt.Errorf("%w: %d x %d / %d overflows", ErrInvalidAmount, a, b, den)
 	}
 	q, r := bits.Div64(hi, lo, den)
+	// Check before rounding up: q may be 2^64-1, and q+1 would wrap to 0.
+	if q > math.MaxInt64 || (q == math.MaxInt64 && r != 0) {
+		return 0, fmt.Errorf("%w: %d x %d / %d overflows", ErrInvalidAmount, a, b, den)
+	}
 	if r != 0 {
 		q++
-	}
-	if q > math.MaxInt64 {
-		return 0, fmt.Errorf("%w: %d x %d / %d overflows", ErrInvalidAmount, a, b, den)
 	}
 	return Nanos(q), nil
 }

@@ -3,6 +3,7 @@ package enforcer
 import (
 	"errors"
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -11,10 +12,9 @@ func TestParseUSD(t *testing.T) {
 		in   string
 		want Nanos
 	}{
-		{"0", 0}, {"0.00875", 8_750_000}, {"$0.10", 100_000_000}, {"12", 12_000_000_000},
-		{"1.5e-3", 1_500_000}, {" 0.001 ", 1_000_000}, {"0.0000000001", 1}, // a fractional nano rounds up
-		{"0.0000000015", 2}, {"1E2", 100_000_000_000}, {".5", 500_000_000}, {"5.", 5_000_000_000},
-		{"9223372036.854775807", math.MaxInt64}, {"0.000000000", 0}, {"+1", 1_000_000_000},
+		{"0", 0}, {"0.00875", 8_750_000}, {"0.10", 100_000_000}, {"12", 12_000_000_000},
+		{"0.000000001", 1}, {"007.5", 7_500_000_000},
+		{"9223372036.854775807", math.MaxInt64}, {"0.000000000", 0},
 	}
 	for _, c := range cases {
 		got, err := ParseUSD(c.in)
@@ -31,6 +31,40 @@ func TestParseUSDRejects(t *testing.T) {
 		var ae *AmountError
 		if !errors.As(err, &ae) || !errors.Is(err, ErrInvalidAmount) || ae.Input != in {
 			t.Errorf("ParseUSD(%q) error = %v; want *AmountError naming the input", in, err)
+		}
+	}
+}
+
+func TestParseUSDAcceptsOnlyPlainDecimals(t *testing.T) {
+	for _, in := range []string{"$1", " 1", "1 ", "+1", "1e3", "1E2", "1.5e-3", ".5", "5.", "0.0000000001",
+		"0.0000000015", "1.1234567891", "１", "1_000", "0x1p3", "-1e3"} {
+		n, err := ParseUSD(in)
+		if !errors.Is(err, ErrInvalidAmount) {
+			t.Errorf("ParseUSD(%q) = %s, %v; want refused", in, n, err)
+			continue
+		}
+		if !strings.Contains(err.Error(), `want digits with at most 9 decimals, like "0.05"`) && !strings.Contains(err.Error(), "negative") {
+			t.Errorf("ParseUSD(%q): %v; want the error to show the accepted form", in, err)
+		}
+	}
+	if _, err := ParseUSD("1e3"); err == nil || err.Error() != `invalid amount "1e3": not a decimal USD amount (want digits with at most 9 decimals, like "0.05")` {
+		t.Errorf("ParseUSD(\"1e3\"): %v", err)
+	}
+}
+
+func TestParseBilledUSDRoundsFloatTextUp(t *testing.T) {
+	cases := map[string]Nanos{
+		"1.5e-3": 1_500_000, "0.0000000001": 1, "0.0000000015": 2, "1E2": 100_000_000_000,
+		"0.00123456789012": 1_234_568, "2.5e-06": 2_500, "0": 0, "+1": 1_000_000_000,
+	}
+	for in, want := range cases {
+		if got, err := ParseBilledUSD(in); err != nil || got != want {
+			t.Errorf("ParseBilledUSD(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"-1e-3", "NaN", "1e400", "", "$1"} {
+		if _, err := ParseBilledUSD(in); !errors.Is(err, ErrInvalidAmount) {
+			t.Errorf("ParseBilledUSD(%q): %v; want ErrInvalidAmount", in, err)
 		}
 	}
 }
@@ -90,7 +124,7 @@ func TestAddAndRatio(t *testing.T) {
 // FuzzParseUSD: never panics; accepted input formats back to a string that
 // parses to the same amount; rejected input is an *AmountError.
 func FuzzParseUSD(f *testing.F) {
-	for _, s := range []string{"0.00875", "$0.10", "1e-9", "2.5e-06", "NaN", "-1", "9223372036.854775807", "1e400", ".", "0.0000000001"} {
+	for _, s := range []string{"0.00875", "0.10", "$0.10", "1e-9", "2.5e-06", "NaN", "-1", "9223372036.854775807", "1e400", ".", "0.0000000001"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
