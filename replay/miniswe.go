@@ -123,7 +123,7 @@ func msLLMStep(m msMessage, idx int, cfgModel string, prompt []any, lastPrompt i
 	}
 	st.Usage = u.usage(model)
 	if u.Cost != "" {
-		c, err := enforcer.ParseUSD(u.Cost.String())
+		c, err := enforcer.ParseBilledUSD(u.Cost.String())
 		if err != nil {
 			return st, fmt.Errorf("usage.cost: %w", err)
 		}

@@ -109,7 +109,7 @@ func (ps *pjStep) actual(st *Step, prices *Prices) error {
 				return fmt.Errorf("actual_usd: %w", err)
 			}
 		}
-		n, err := enforcer.ParseUSD(s)
+		n, err := enforcer.ParseBilledUSD(s)
 		if err != nil {
 			return fmt.Errorf("actual_usd: %w", err)
 		}

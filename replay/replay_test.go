@@ -415,3 +415,22 @@ func TestParseFormat(t *testing.T) {
 		t.Error("csv accepted")
 	}
 }
+
+// Providers report cost as float text ("0.0043939999999999995"); a billed
+// cost is what was spent, so the reader takes it (rounded up to a whole
+// nano) instead of refusing it as an API amount would.
+func TestMiniSWEBilledCostWithFloatNoiseIsRead(t *testing.T) {
+	raw, err := os.ReadFile(fxMiniSWE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noisy := strings.Replace(string(raw), `"cost": 0.00491`, `"cost": 0.0049099999999999995`, 1)
+	path := filepath.Join(t.TempDir(), "noisy.traj.json")
+	if err := os.WriteFile(path, []byte(noisy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st := readOne(t, path)[0].Steps[0]
+	if st.ActualSource != ActualBilled || *st.Actual != enforcer.MustParseUSD("0.00491") {
+		t.Fatalf("billed %v (%s), want $0.00491 billed", st.Actual, st.ActualSource)
+	}
+}
