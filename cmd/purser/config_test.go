@@ -188,3 +188,22 @@ notifier:
 		t.Errorf("a URL with a secret from the environment: %v %+v", err, cfg.Notifier.Webhook)
 	}
 }
+
+// A declared account whose name claims a parent it does not have is a
+// config problem at its key path, not a failure inside the ledger at start.
+func TestConfigAccountNameMustMatchItsParent(t *testing.T) {
+	file := writeFile(t, "names.yaml", `
+accounts:
+  - {id: org, limit_usd: "10"}
+  - {id: team-a, parent: org}
+  - {id: team-a/free}
+`)
+	cfg, err := loadConfig(file, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = cfg.build()
+	if err == nil || !strings.Contains(err.Error(), "accounts[2].parent:") || !strings.Contains(err.Error(), `"team-a"`) {
+		t.Fatalf("err = %v; want a problem at accounts[2].parent naming team-a", err)
+	}
+}

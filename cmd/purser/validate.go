@@ -247,6 +247,9 @@ func (c *Config) buildLedgerRules(p *problems, b *built) {
 		if a.Parent != "" && !seen[a.Parent] {
 			p.add(path+".parent", "%q must be declared before its child %q", a.Parent, a.ID)
 		}
+		if err := enforcer.CheckAccountName(a.ID, a.Parent); err != nil {
+			p.add(path+".parent", "%v", err)
+		}
 		opt := enforcer.AccountOptions{ID: a.ID, Parent: a.Parent, Tier: a.Tier, PercentOfParent: a.PercentOfParent,
 			Supervisor: a.Supervisor, Labels: a.Labels}
 		if a.LimitUSD != "" {
