@@ -9,8 +9,6 @@ package main
 
 import (
 	"encoding/json"
-	"math"
-	"math/bits"
 	"sort"
 	"strconv"
 
@@ -216,31 +214,8 @@ func (e *Estimator) Estimate(req *purser.Request) (int64, error) {
 }
 
 // cost returns ceil((t1*p1 + t2*p2 + t3*p3) / 1e6) exactly, prices being
-// nano-USD per million tokens; ok=false when it does not fit an int64.
+// nano-USD per million tokens; ok=false when it does not fit an int64
+// (usd.SumProductsDivCeil never wraps to a valid-looking 0).
 func cost(t1, p1, t2, p2, t3, p3 int64) (int64, bool) {
-	var hi, lo uint64
-	for _, tp := range [3][2]int64{{t1, p1}, {t2, p2}, {t3, p3}} {
-		if tp[0] < 0 || tp[1] < 0 {
-			return 0, false
-		}
-		h, l := bits.Mul64(uint64(tp[0]), uint64(tp[1]))
-		var c uint64
-		lo, c = bits.Add64(lo, l, 0)
-		hi, c = bits.Add64(hi, h, c)
-		if c != 0 {
-			return 0, false
-		}
-	}
-	const den = 1_000_000
-	if hi >= den {
-		return 0, false
-	}
-	q, r := bits.Div64(hi, lo, den)
-	if r != 0 {
-		q++
-	}
-	if q > math.MaxInt64 {
-		return 0, false
-	}
-	return int64(q), true
+	return usd.SumProductsDivCeil(1_000_000, [2]int64{t1, p1}, [2]int64{t2, p2}, [2]int64{t3, p3})
 }

@@ -136,3 +136,15 @@ func TestNoAllocPerCall(t *testing.T) {
 		t.Fatalf("Estimate allocates %v times per call", n)
 	}
 }
+
+// Just past 2^64 nano-USD the old 128-bit division wrapped to a valid $0.
+func TestCostNeverWrapsToZero(t *testing.T) {
+	// 65,535e6 tokens x 281,479,271,743,489 = 1e6 x (2^64-1); one more token
+	// at 1 nano per 1M tokens puts the ceiling at 2^64.
+	if got, ok := cost(65_535_000_000, 281_479_271_743_489, 1, 1, 0, 0); ok {
+		t.Fatalf("cost just past 2^64 nano-USD = %d, ok; want overflow", got)
+	}
+	if got, ok := cost(4, 250_000, 0, 0, 0, 0); !ok || got != 1 {
+		t.Fatalf("cost(4 tokens at 250,000 per 1M) = %d %v, want 1", got, ok)
+	}
+}
