@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 
+	"github.com/purser-dev/purser/abi"
 	"github.com/purser-dev/purser/sdk/go/purser"
 	"github.com/purser-dev/purser/sdk/go/usd"
 )
@@ -31,10 +32,12 @@ const configSchema = `{"type":"object","additionalProperties":false,"properties"
 	`"output":{"type":"string","description":"USD per output token; defaults to input"},` +
 	`"cache_read":{"type":"string","description":"USD per cached input token; defaults to input"}}}}}`
 
-// Plugin declares the estimator. Its manifest lists "*" because the tools
-// it prices (LLM plus configured aliases) are only known after purser_init,
-// while the host reads the manifest before; other tools get "unsupported",
-// which the host answers from its cost table without counting a failure.
+// Plugin declares the estimator. The tools it prices (LLM plus configured
+// aliases) are only known after purser_init, so the Estimator is a
+// purser.ToolLister: the host re-reads the manifest after init and routes
+// only those tools here. The manifest declared before init lists "*" for
+// hosts that do not re-read it; they get "unsupported" for other tools and
+// answer them from their cost table.
 func Plugin() *purser.Plugin {
 	return purser.NewEstimator(purser.Manifest{
 		Name:         "llm-tokens",
@@ -91,9 +94,12 @@ func newEstimator(raw []byte) (*Estimator, error) {
 	}
 	e := &Estimator{tools: map[string]struct{}{"LLM": {}}, models: make(map[string]Price, len(c.Models)), charsPerToken: DefaultCharsPerToken,
 		unsupported: purser.Unsupported("llm-tokens prices only LLM and its configured aliases")}
+	if len(c.Aliases) >= abi.ToolsMax {
+		return nil, purser.BadConfig("aliases: at most " + strconv.Itoa(abi.ToolsMax-1) + " (the manifest lists LLM and every alias)")
+	}
 	for i, a := range c.Aliases {
-		if a == "" {
-			return nil, purser.BadConfig("aliases[" + strconv.Itoa(i) + "]: empty tool name")
+		if a == "" || len(a) > abi.ToolLenMax {
+			return nil, purser.BadConfig("aliases[" + strconv.Itoa(i) + "]: tool names are 1.." + strconv.Itoa(abi.ToolLenMax) + " bytes")
 		}
 		e.tools[a] = struct{}{}
 	}
@@ -173,6 +179,17 @@ func nonNegInt(where string, n *json.Number, def int64) (int64, error) {
 	return v, nil
 }
 
+// Tools lists the tools this configuration prices, sorted: LLM and the
+// aliases. The manifest reports them after purser_init.
+func (e *Estimator) Tools() []string {
+	out := make([]string, 0, len(e.tools))
+	for t := range e.tools {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
+}
+
 // Estimate prices one call. Tokens: input = prompt_chars / chars_per_token;
 // of those, params.cache_read_tokens (capped at input) are priced at the
 // cache-read price; output = params.max_tokens, else default_output_tokens.
@@ -198,7 +215,7 @@ func (e *Estimator) Estimate(req *purser.Request) (int64, error) {
 	}
 	if v.Exists() && !v.IsNull() {
 		if cached, err = v.Int(); err != nil || cached < 0 {
-			return 0, purser.BadParams("params.cache_read_tokens: want a non-negative integer")
+			return 0, purser.InvalidParam("cache_read_tokens", "want a non-negative integer")
 		}
 		cached = min(cached, input)
 	}

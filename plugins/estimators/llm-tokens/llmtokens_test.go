@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/purser-dev/purser/abi"
+	"github.com/purser-dev/purser/host"
+	"github.com/purser-dev/purser/sdk/go/purser"
 	"github.com/purser-dev/purser/sdk/go/pursertest"
 )
 
@@ -111,7 +113,7 @@ func TestBadConfig(t *testing.T) {
 		{`{"minimum_usd":"1e999"}`, `llm-tokens: minimum_usd: invalid amount "1e999": malformed exponent`},
 		{`{"chars_per_token":0}`, "llm-tokens: chars_per_token: must be at least 1"},
 		{`{"default_output_tokens":-5}`, "llm-tokens: default_output_tokens: want a non-negative integer, got -5"},
-		{`{"aliases":[""]}`, "llm-tokens: aliases[0]: empty tool name"},
+		{`{"aliases":[""]}`, "llm-tokens: aliases[0]: tool names are 1..128 bytes"},
 		{`{"models":{"x":{"input":2.5e-06}}}`, `llm-tokens: config: field "models.input": expected string, got JSON number`},
 		{`{"price":1}`, `llm-tokens: config: json: unknown field "price"`},
 	} {
@@ -146,5 +148,32 @@ func TestCostNeverWrapsToZero(t *testing.T) {
 	}
 	if got, ok := cost(4, 250_000, 0, 0, 0, 0); !ok || got != 1 {
 		t.Fatalf("cost(4 tokens at 250,000 per 1M) = %d %v, want 1", got, ok)
+	}
+}
+
+// The manifest read after purser_init lists exactly the tools priced, so
+// the host never routes other tools here (issue 11, item 26); the one read
+// before init keeps "*" for hosts that do not re-read it.
+func TestManifestAfterInitListsPricedTools(t *testing.T) {
+	x := purser.NewInstance(Plugin())
+	before, err := host.ParseManifest(x.Manifest())
+	if err != nil || len(before.Tools) != 1 || before.Tools[0] != abi.ToolAny {
+		t.Fatalf("manifest before init: %+v %v; want tools [*]", before, err)
+	}
+	if res := x.Init([]byte(testConfig)); res != nil {
+		t.Fatalf("init: %q", res)
+	}
+	after, err := host.ParseManifest(x.Manifest())
+	if err != nil || strings.Join(after.Tools, ",") != "Completion,LLM,chat" {
+		t.Fatalf("manifest after init: %+v %v; want tools Completion,LLM,chat", after, err)
+	}
+}
+
+// A refused cache_read_tokens names the param the way the host reads it.
+func TestInvalidCacheReadTokensNamesTheParam(t *testing.T) {
+	p := load(t, testConfig)
+	_, err := p.Estimate(pursertest.NewCall("LLM", `{"cache_read_tokens":-1,"prompt":"x"}`))
+	if pursertest.Code(err) != abi.CodeBadParams || !strings.Contains(err.Error(), "params.cache_read_tokens: want a non-negative integer") {
+		t.Fatalf("err %v; want bad_params naming params.cache_read_tokens", err)
 	}
 }
