@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -72,5 +73,22 @@ func TestCallErrorParam(t *testing.T) {
 		if param != tc.param || reason != tc.reason {
 			t.Errorf("Param(%q) = %q, %q; want %q, %q", tc.msg, param, reason, tc.param, tc.reason)
 		}
+	}
+}
+
+// A plugin whose tools depend on its config names them in the manifest it
+// returns after purser_init; the host takes the tools from that answer and
+// refuses a manifest that changed anything else.
+func TestManifestToolsAreReadAfterInit(t *testing.T) {
+	h, _ := newTestHost(t, Config{})
+	p := load(t, h, "retools", Spec{})
+	defer p.Close()
+	if m := p.Manifest(); m.Name != "retools" || len(m.Tools) != 2 || m.Tools[0] != "LLM" || m.Tools[1] != "chat" {
+		t.Fatalf("manifest %+v; want the tools read after init, [LLM chat]", m)
+	}
+	_, err := h.Load(context.Background(), Spec{File: wasmPath("retools"), Config: []byte(`{"x":1}`)})
+	var le *LoadError
+	if !errors.As(err, &le) || !errors.Is(err, ErrBadManifest) || !strings.Contains(err.Error(), "only tools may depend on the config") {
+		t.Fatalf("renamed after init: %v; want ErrBadManifest", err)
 	}
 }
