@@ -38,6 +38,7 @@ func (c *callLog) snapshot() map[string]int {
 	return out
 }
 
+// newObservedRegistry loads specs on a host reporting to o (nil: none).
 func newObservedRegistry(t *testing.T, o host.Observer, specs ...host.Spec) *host.Registry {
 	t.Helper()
 	ctx := context.Background()

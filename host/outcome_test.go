@@ -11,7 +11,7 @@ import (
 // shared plugin off for everyone: they never count toward health, and
 // they are counted as "invalid_params", never as "guest_error".
 func TestInvalidParamsNeverMakeAPluginUnhealthy(t *testing.T) {
-	o := &recObserver{calls: map[string]int{}, instances: map[string]int{}, reloads: map[string]int{}}
+	o := newRecObserver()
 	h, _ := newTestHost(t, Config{Observer: o})
 	p := load(t, h, "guesterror", Spec{Limits: Limits{FailuresBeforeUnhealthy: 2}})
 	defer p.Close()
@@ -38,7 +38,7 @@ func TestInvalidParamsNeverMakeAPluginUnhealthy(t *testing.T) {
 // "Not handled" is an answer: not an error in the metrics, the stats or
 // the health (issue 11, item 26: 1,335 of 1,336 calls were guest_error).
 func TestUnsupportedIsNotAnError(t *testing.T) {
-	o := &recObserver{calls: map[string]int{}, instances: map[string]int{}, reloads: map[string]int{}}
+	o := newRecObserver()
 	h, _ := newTestHost(t, Config{Observer: o})
 	p := load(t, h, "unsupported", Spec{Limits: Limits{FailuresBeforeUnhealthy: 2}})
 	defer p.Close()
