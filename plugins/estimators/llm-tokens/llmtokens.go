@@ -63,6 +63,8 @@ type Estimator struct {
 	defaultOutput int64
 	charsPerToken int64
 	unsupported   error // built once: the per-call path does not allocate
+	// maxTokensOverflow answers a max_tokens priced past int64 nano-USD.
+	maxTokensOverflow error
 }
 
 // Defaults.
@@ -93,7 +95,8 @@ func newEstimator(raw []byte) (*Estimator, error) {
 		return nil, err
 	}
 	e := &Estimator{tools: map[string]struct{}{"LLM": {}}, models: make(map[string]Price, len(c.Models)), charsPerToken: DefaultCharsPerToken,
-		unsupported: purser.Unsupported("llm-tokens prices only LLM and its configured aliases")}
+		unsupported:       purser.Unsupported("llm-tokens prices only LLM and its configured aliases"),
+		maxTokensOverflow: purser.InvalidParam("max_tokens", "too large: the estimate passes the largest amount purser holds ($9223372036.854775807)")}
 	if len(c.Aliases) >= abi.ToolsMax {
 		return nil, purser.BadConfig("aliases: at most " + strconv.Itoa(abi.ToolsMax-1) + " (the manifest lists LLM and every alias)")
 	}
@@ -219,13 +222,19 @@ func (e *Estimator) Estimate(req *purser.Request) (int64, error) {
 		}
 		cached = min(cached, input)
 	}
-	output, ok := req.MaxTokens()
-	if !ok {
+	output, fromParams := req.MaxTokens()
+	if !fromParams {
 		output = e.defaultOutput
 	}
 	total, ok := cost(input-cached, price.Input, cached, price.CacheRead, output, price.Output)
 	if !ok {
-		return 0, purser.Internal("estimate overflows int64 nano-USD")
+		// Input tokens are bounded by the request size, so only the output
+		// tokens can push the sum past int64: the caller's max_tokens (its
+		// mistake, not a plugin failure) or the configured default.
+		if fromParams {
+			return 0, e.maxTokensOverflow
+		}
+		return 0, purser.Internal("default_output_tokens x the output price overflows int64 nano-USD")
 	}
 	return max(total, e.minimum), nil
 }

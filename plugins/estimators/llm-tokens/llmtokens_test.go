@@ -177,3 +177,18 @@ func TestInvalidCacheReadTokensNamesTheParam(t *testing.T) {
 		t.Fatalf("err %v; want bad_params naming params.cache_read_tokens", err)
 	}
 }
+
+// A max_tokens so large the estimate passes int64 nano-USD is the caller's
+// mistake (bad_params naming max_tokens), not a plugin failure that five
+// such calls would turn into an unhealthy plugin for every tenant.
+func TestHugeMaxTokensIsInvalidParams(t *testing.T) {
+	p := load(t, testConfig)
+	_, err := p.Estimate(pursertest.NewCall("LLM", `{"max_tokens":9007199254740991,"model":"gpt-4o","prompt":"x"}`))
+	if pursertest.Code(err) != abi.CodeBadParams || !strings.Contains(err.Error(), "params.max_tokens: too large") {
+		t.Fatalf("err %v; want bad_params naming params.max_tokens", err)
+	}
+	q := load(t, `{"default_output_tokens":9007199254740991,"default_price":{"input":"1e-05"}}`)
+	if _, err := q.Estimate(pursertest.NewCall("LLM", `{"prompt":"x"}`)); pursertest.Code(err) != abi.CodeInternal {
+		t.Fatalf("overflow from the config: %v; want internal", err)
+	}
+}
