@@ -25,8 +25,11 @@ type Estimator struct{ reg *host.Registry }
 // NewEstimator wraps reg.
 func NewEstimator(reg *host.Registry) *Estimator { return &Estimator{reg: reg} }
 
-// Estimate asks the plugin; its errors (timeouts, traps, unhealthy) make
-// the enforcer fall back with the error recorded.
+// Estimate asks the plugin whose manifest lists the tool (or "*"). Its
+// failures (timeouts, traps, unhealthy) make the enforcer fall back with
+// the error recorded; "unsupported" is enforcer.ErrNotHandled (a silent
+// fallback); refused params are an *enforcer.InvalidParamsError, which
+// the enforcer returns to the caller instead of falling back.
 func (e *Estimator) Estimate(ctx context.Context, call enforcer.Call) (enforcer.Quote, error) {
 	p := e.reg.Estimator(call.Tool)
 	if p == nil {
@@ -38,15 +41,26 @@ func (e *Estimator) Estimate(ctx context.Context, call enforcer.Call) (enforcer.
 	}
 	res, info, err := p.Estimate(ctx, req)
 	q := enforcer.Quote{Source: info.Source, Fuel: info.Fuel}
-	var ce *host.CallError
-	if errors.As(err, &ce) && ce.Code == uint32(abi.CodeUnsupported) {
-		return q, fmt.Errorf("%w: %w", enforcer.ErrNotHandled, err)
-	}
 	if err != nil {
-		return q, err
+		return q, callError(err, info.Source)
 	}
 	q.Nanos = enforcer.Nanos(res.Nanos)
 	return q, nil
+}
+
+// callError maps the host's answers that are not plugin failures onto the
+// enforcer's sentinels: a declined call is ErrNotHandled, refused params
+// an *enforcer.InvalidParamsError naming the param and the plugin.
+func callError(err error, source string) error {
+	var ce *host.CallError
+	switch {
+	case errors.Is(err, host.ErrUnsupported):
+		return fmt.Errorf("%w: %w", enforcer.ErrNotHandled, err)
+	case errors.Is(err, host.ErrInvalidParams) && errors.As(err, &ce):
+		param, reason := ce.Param()
+		return &enforcer.InvalidParamsError{Param: param, Reason: reason, Source: source}
+	}
+	return err
 }
 
 // Policies is an enforcer.PolicyProvider over the registry's policy
@@ -106,7 +120,7 @@ func (a policy) Evaluate(ctx context.Context, in enforcer.PolicyInput) (enforcer
 	}
 	res, info, err := a.p.Admit(ctx, req)
 	if err != nil {
-		return enforcer.PolicyResult{}, err
+		return enforcer.PolicyResult{}, callError(err, info.Source)
 	}
 	switch res.Verdict {
 	case abi.Allow:

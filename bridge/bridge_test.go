@@ -16,18 +16,7 @@ import (
 
 func newRegistry(t *testing.T, specs ...host.Spec) *host.Registry {
 	t.Helper()
-	ctx := context.Background()
-	h, err := host.New(ctx, host.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close(ctx) })
-	reg, err := h.NewRegistry(ctx, host.RegistryConfig{Plugins: specs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reg.Close() })
-	return reg
+	return newObservedRegistry(t, nil, specs...)
 }
 
 func newEnforcer(t *testing.T, reg *host.Registry, table enforcer.CostTable) *enforcer.Enforcer {

@@ -54,8 +54,11 @@ func (c *estimationChain) estimatorFor(tool string) Estimator {
 	return c.estimators["*"]
 }
 
-// estimate never fails except for an unknown tool in strict mode
-// (ErrStrictUnknownTool) or a cancelled context.
+// estimate fails only for an unknown tool in strict mode
+// (ErrStrictUnknownTool), a cancelled context, or params the estimator
+// refused (ErrInvalidParams, usually an *InvalidParamsError): the caller's
+// mistake is returned, never answered with a fallback price that would
+// hide it (the estimate then carries the refusing source).
 func (c *estimationChain) estimate(ctx context.Context, call Call) (Estimate, error) {
 	var fallback error
 	if e := c.estimatorFor(call.Tool); e != nil {
@@ -68,6 +71,9 @@ func (c *estimationChain) estimate(ctx context.Context, call Call) (Estimate, er
 		}
 		if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
 			return Estimate{}, err
+		}
+		if errors.Is(err, ErrInvalidParams) {
+			return Estimate{Source: q.Source, Fuel: q.Fuel}, err
 		}
 		if !errors.Is(err, ErrNotHandled) {
 			fallback = &EstimatorError{Tool: call.Tool, Err: err}

@@ -172,7 +172,10 @@ func (c Config) withDefaults() Config {
 // Prometheus. Methods must be cheap and must not block.
 type Observer interface {
 	// ObserveCall reports one estimate/admit call ("estimate" or "admit"),
-	// the fuel it used (0 when it never ran) and its error (nil on success).
+	// the fuel it used (0 when it never ran) and its error: nil on success
+	// and when the plugin declined the call (code unsupported), which is an
+	// answer, not an error. Label errors with ErrorKind; invalid params
+	// (the caller's mistake) are "invalid_params", never "guest_error".
 	ObserveCall(plugin, kind string, d time.Duration, fuel int64, err error)
 	// ObserveInstances reports a plugin's live instance count after a change.
 	ObserveInstances(plugin string, n int)

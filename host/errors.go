@@ -3,6 +3,7 @@ package host
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Load refusals; every *LoadError wraps one of them.
@@ -54,9 +55,17 @@ var (
 	ErrTimeout = errors.New("plugin call timed out")
 	// ErrFuelExhausted: the call burned its whole fuel budget. Fuel, not
 	// the clock, bounds plugin calls; ErrTimeout remains a backstop.
-	ErrFuelExhausted  = errors.New("plugin ran out of fuel")
-	ErrTrap           = errors.New("plugin trapped")
-	ErrGuestError     = errors.New("plugin returned an error")
+	ErrFuelExhausted = errors.New("plugin ran out of fuel")
+	ErrTrap          = errors.New("plugin trapped")
+	ErrGuestError    = errors.New("plugin returned an error")
+	// ErrUnsupported: the guest answered code 4 (unsupported), it does not
+	// handle this call. Not a failure: it never counts toward health or
+	// the error counters, and the caller falls back.
+	ErrUnsupported = errors.New("plugin does not handle this call")
+	// ErrInvalidParams: the guest answered code 5 (bad_params), the
+	// caller's params are invalid. The caller's mistake, not the plugin's:
+	// it never counts toward health; CallError.Param names the param.
+	ErrInvalidParams  = errors.New("plugin refused the call's params")
 	ErrOutputTooLarge = errors.New("plugin output too large")
 	ErrBadOutput      = errors.New("plugin output malformed")
 	ErrInputTooLarge  = errors.New("request too large for plugin")
@@ -92,3 +101,19 @@ func (e *CallError) Error() string {
 
 // Unwrap returns the sentinel.
 func (e *CallError) Unwrap() error { return e.Err }
+
+// Param splits an invalid-params message into the param it names and the
+// reason (abi/ABI.md section 4, bad_params): "params.usage.cache_read_tokens:
+// want a non-negative integer" names "usage.cache_read_tokens"; "params: ..."
+// and a message without the "params" prefix name no single param ("").
+func (e *CallError) Param() (param, reason string) {
+	head, rest, ok := strings.Cut(e.Message, ": ")
+	switch {
+	case !ok:
+	case head == "params":
+		return "", rest
+	case strings.HasPrefix(head, "params.") && len(head) > len("params.") && !strings.ContainsAny(head, " \t\n"):
+		return head[len("params."):], rest
+	}
+	return "", e.Message
+}

@@ -195,6 +195,11 @@ func (v *version) start(ctx context.Context, config []byte) error {
 		}
 		return &LoadError{Plugin: v.name, Reason: reason, Err: fmt.Errorf("%w: %w", ErrInit, err)}
 	}
+	if v.hasInit {
+		if err := v.refreshTools(ictx, in); err != nil {
+			return err
+		}
+	}
 	if err := in.initFuelCheck(); err != nil {
 		return &LoadError{Plugin: v.name, Reason: err.Error(), Err: fmt.Errorf("%w: %w", ErrInit, err)}
 	}
@@ -362,6 +367,26 @@ func (v *version) readManifest(ctx context.Context, in *instance) error {
 	v.manifest = m
 	v.setName(m.Name)
 	in.sink.logger = v.logger
+	return nil
+}
+
+// refreshTools reads the manifest once more after purser_init and takes
+// its tools: a plugin whose tools depend on its config (llm-tokens' LLM
+// aliases) can only name them then (abi/ABI.md section 5). Only the tools
+// may change; later instances are assumed to answer the same.
+func (v *version) refreshTools(ctx context.Context, in *instance) error {
+	b, err := in.callPacked(ctx, abi.ExportManifest, abi.ManifestLenMax)
+	if err != nil {
+		return &LoadError{Plugin: v.name, Reason: "purser_manifest after purser_init: " + firstLine(err.Error()), Err: ErrBadManifest}
+	}
+	m, err := ParseManifest(b)
+	if err != nil {
+		return &LoadError{Plugin: v.name, Reason: "manifest after purser_init: " + err.Error(), Err: ErrBadManifest}
+	}
+	if m.Name != v.manifest.Name || m.Version != v.manifest.Version || m.Kind != v.manifest.Kind || m.ABI != v.manifest.ABI {
+		return &LoadError{Plugin: v.name, Reason: "manifest after purser_init changed its name, version, kind or abi; only tools may depend on the config", Err: ErrBadManifest}
+	}
+	v.manifest.Tools = m.Tools
 	return nil
 }
 

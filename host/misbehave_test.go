@@ -102,7 +102,7 @@ func TestMisbehavingCalls(t *testing.T) {
 		{"hugeoutput", "x", ErrOutputTooLarge, 0, true, "1048576 bytes", "", 0, 0},
 		{"garbage_range", "x", ErrBadOutput, 0, true, "outside", "", 0, 0},
 		{"garbage_record", "x", ErrBadOutput, 0, true, "text_len", "", 0, 0},
-		{"guesterror", "x", ErrGuestError, 5, false, "no price for this tool", "", 0, 0},
+		{"guesterror", "x", ErrInvalidParams, 5, false, "no price for this tool", "", 0, 0},
 		{"gobad", "panic", ErrTrap, 0, true, "unreachable", "panic: gobad: asked to panic", 0, 0},
 		{"gobad", "loop", ErrFuelExhausted, 0, true, "budget", "", 0, 0},
 		// A memory bomb hits the memory limit, or the fuel on a tight budget.
@@ -338,8 +338,9 @@ func TestUnhealthyAfterConsecutiveFailures(t *testing.T) {
 }
 
 func TestGuestUnsupportedDoesNotCount(t *testing.T) {
-	if !countsAsFailure(ErrGuestError, uint32(abi.CodeBadParams)) || countsAsFailure(ErrGuestError, uint32(abi.CodeUnsupported)) {
-		t.Fatal("unsupported must not count, other guest errors must")
+	if !countsAsFailure(guestErrorKind(abi.CodeInternal)) || !countsAsFailure(guestErrorKind(1000)) ||
+		countsAsFailure(guestErrorKind(abi.CodeUnsupported)) || countsAsFailure(guestErrorKind(abi.CodeBadParams)) {
+		t.Fatal("unsupported and bad_params must not count, other guest errors must")
 	}
 }
 

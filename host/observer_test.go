@@ -32,8 +32,12 @@ func (o *recObserver) ObserveReload(plugin string, err error) {
 	o.reloads[plugin+"/"+ErrorKind(err)]++
 }
 
+func newRecObserver() *recObserver {
+	return &recObserver{calls: map[string]int{}, instances: map[string]int{}, reloads: map[string]int{}}
+}
+
 func TestObserver(t *testing.T) {
-	o := &recObserver{calls: map[string]int{}, instances: map[string]int{}, reloads: map[string]int{}}
+	o := newRecObserver()
 	h, _ := newTestHost(t, Config{Observer: o})
 	p := load(t, h, "trap", Spec{})
 	_, _, _ = p.Estimate(context.Background(), estReq("x"))

@@ -144,9 +144,10 @@ type Plugin struct {
 	lastTrial   atomic.Int64
 	lastErr     atomic.Pointer[string]
 
-	calls   atomic.Uint64
-	created atomic.Uint64 // instances ever created, across versions
-	errors  [numErrKinds]atomic.Uint64
+	calls       atomic.Uint64
+	created     atomic.Uint64 // instances ever created, across versions
+	unsupported atomic.Uint64 // calls the plugin declined (not errors)
+	errors      [numErrKinds]atomic.Uint64
 }
 
 // Name is the manifest name.
@@ -250,7 +251,11 @@ func (p *Plugin) run(ctx context.Context, o op, est *abi.EstimateRequest, adm *a
 		info.Source = v.label
 	}
 	if observe {
-		p.h.cfg.Observer.ObserveCall(nameOr(v, p.Name()), o.String(), time.Since(start), info.Fuel, err)
+		oerr := err
+		if errors.Is(err, ErrUnsupported) {
+			oerr = nil // the plugin answered "not mine": not an error
+		}
+		p.h.cfg.Observer.ObserveCall(nameOr(v, p.Name()), o.String(), time.Since(start), info.Fuel, oerr)
 	}
 	return r, v, info, err
 }
@@ -316,7 +321,7 @@ func (p *Plugin) runOnce(ctx context.Context, o op, est *abi.EstimateRequest, ad
 	if res.Status != abi.CodeOK {
 		msg := string(res.Text)
 		v.put(in, true)
-		return res, v, p.fail(v, o, ErrGuestError, uint32(res.Status), msg)
+		return res, v, p.fail(v, o, guestErrorKind(res.Status), uint32(res.Status), msg)
 	}
 	if len(res.Text) > 0 {
 		res.Text = append([]byte(nil), res.Text...) // guest memory is reused by the next call
@@ -360,9 +365,13 @@ func (p *Plugin) succeed(v *version) {
 
 // fail records a failed call and builds its error.
 func (p *Plugin) fail(v *version, o op, kind error, code uint32, msg string) error {
-	p.errors[errKindIndex(kind)].Add(1)
+	if kind == ErrUnsupported {
+		p.unsupported.Add(1)
+	} else {
+		p.errors[errKindIndex(kind)].Add(1)
+	}
 	e := &CallError{Plugin: v.name, Digest: v.hexDigest, Op: o.String(), Code: code, Message: msg, Err: kind}
-	if !countsAsFailure(kind, code) {
+	if !countsAsFailure(kind) {
 		return e
 	}
 	s := e.Error()
@@ -378,14 +387,26 @@ func (p *Plugin) fail(v *version, o op, kind error, code uint32, msg string) err
 	return e
 }
 
-// countsAsFailure: the caller's own problems (too-large input, giving up)
-// and a plugin declining a tool do not make a plugin unhealthy.
-func countsAsFailure(kind error, code uint32) bool {
+// guestErrorKind classifies a guest's error code: declining the call and
+// refusing the caller's params are answers, not plugin failures.
+func guestErrorKind(code abi.Code) error {
+	switch code {
+	case abi.CodeUnsupported:
+		return ErrUnsupported
+	case abi.CodeBadParams:
+		return ErrInvalidParams
+	}
+	return ErrGuestError
+}
+
+// countsAsFailure: the caller's own problems (invalid params, too-large
+// input, giving up) and a plugin declining a tool do not make a plugin
+// unhealthy: one tenant's bad input must not switch a shared plugin off.
+func countsAsFailure(kind error) bool {
 	switch {
 	case kind == ErrInputTooLarge, kind == ErrUnhealthy, kind == ErrWrongKind,
+		kind == ErrUnsupported, kind == ErrInvalidParams,
 		errors.Is(kind, context.Canceled), errors.Is(kind, context.DeadlineExceeded):
-		return false
-	case kind == ErrGuestError && abi.Code(code) == abi.CodeUnsupported:
 		return false
 	}
 	return true
@@ -424,9 +445,15 @@ func (p *Plugin) resetHealth() {
 
 // Stats are a plugin's counters since it was loaded.
 type Stats struct {
-	Calls     uint64
-	Errors    map[string]uint64 // by ErrorKind, only non-zero entries
-	Instances int               // live instances of the current version
+	Calls uint64
+	// Errors counts failed calls by ErrorKind, only non-zero entries;
+	// "invalid_params" (the caller's mistake) is among them but never
+	// counts toward health.
+	Errors map[string]uint64
+	// Unsupported counts calls the plugin declined (code unsupported):
+	// answers, not errors.
+	Unsupported uint64
+	Instances   int // live instances of the current version
 	// InstancesCreated counts instances ever created (the first one at
 	// load plus replacements of discarded ones and pool growth).
 	InstancesCreated uint64
@@ -434,7 +461,7 @@ type Stats struct {
 
 // Stats returns the counters.
 func (p *Plugin) Stats() Stats {
-	s := Stats{Calls: p.calls.Load(), Errors: map[string]uint64{}, InstancesCreated: p.created.Load()}
+	s := Stats{Calls: p.calls.Load(), Errors: map[string]uint64{}, Unsupported: p.unsupported.Load(), InstancesCreated: p.created.Load()}
 	for i := range p.errors {
 		if n := p.errors[i].Load(); n != 0 {
 			s.Errors[errKindNames[i]] = n
@@ -474,10 +501,10 @@ func isNop(o Observer) bool {
 	return nop
 }
 
-const numErrKinds = 13
+const numErrKinds = 15
 
 var errKindNames = [numErrKinds]string{"other", "timeout", "trap", "guest_error", "output_too_large", "bad_output",
-	"input_too_large", "unhealthy", "closed", "wrong_kind", "init", "canceled", "fuel_exhausted"}
+	"input_too_large", "unhealthy", "closed", "wrong_kind", "init", "canceled", "fuel_exhausted", "invalid_params", "unsupported"}
 
 func errKindIndex(err error) int {
 	switch {
@@ -505,6 +532,10 @@ func errKindIndex(err error) int {
 		return 11
 	case errors.Is(err, ErrFuelExhausted):
 		return 12
+	case errors.Is(err, ErrInvalidParams):
+		return 13
+	case errors.Is(err, ErrUnsupported):
+		return 14
 	}
 	return 0
 }
@@ -512,7 +543,9 @@ func errKindIndex(err error) int {
 // ErrorKind names an error for metrics labels: for calls "timeout",
 // "trap", "guest_error", "output_too_large", "bad_output",
 // "input_too_large", "unhealthy", "closed", "wrong_kind", "init",
-// "canceled", "fuel_exhausted"; for loads also "abi_version",
+// "canceled", "fuel_exhausted", "invalid_params" (the caller's params,
+// never a guest error), "unsupported" (never passed to
+// Observer.ObserveCall as an error); for loads also "abi_version",
 // "missing_export", "bad_signature", "unknown_import", "bad_manifest",
 // "digest_mismatch", "invalid_module", "not_meterable", "read"; else
 // "other"; "" for nil.

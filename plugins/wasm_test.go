@@ -64,6 +64,10 @@ func TestLLMTokensWasm(t *testing.T) {
 	if m.Name != "llm-tokens" || m.Kind != abi.KindEstimator || !m.Handles("LLM") || len(m.ConfigSchema) == 0 || g.Version != abi.Version {
 		t.Fatalf("manifest %+v version %x", m, g.Version)
 	}
+	// After purser_init it lists exactly the tools it prices (issue 11, item 26).
+	if tools := strings.Join(m.Tools, ","); tools != "LLM,chat" {
+		t.Errorf("manifest tools after init %q; want LLM,chat", tools)
+	}
 	for _, tc := range llmCases {
 		got, err := g.Estimate(pursertest.NewCall(tc.tool, tc.params))
 		if wasmtest.Code(err) != tc.code || got != tc.want {

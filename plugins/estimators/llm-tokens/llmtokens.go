@@ -9,11 +9,10 @@ package main
 
 import (
 	"encoding/json"
-	"math"
-	"math/bits"
 	"sort"
 	"strconv"
 
+	"github.com/purser-dev/purser/abi"
 	"github.com/purser-dev/purser/sdk/go/purser"
 	"github.com/purser-dev/purser/sdk/go/usd"
 )
@@ -33,10 +32,12 @@ const configSchema = `{"type":"object","additionalProperties":false,"properties"
 	`"output":{"type":"string","description":"USD per output token; defaults to input"},` +
 	`"cache_read":{"type":"string","description":"USD per cached input token; defaults to input"}}}}}`
 
-// Plugin declares the estimator. Its manifest lists "*" because the tools
-// it prices (LLM plus configured aliases) are only known after purser_init,
-// while the host reads the manifest before; other tools get "unsupported",
-// which the host answers from its cost table without counting a failure.
+// Plugin declares the estimator. The tools it prices (LLM plus configured
+// aliases) are only known after purser_init, so the Estimator is a
+// purser.ToolLister: the host re-reads the manifest after init and routes
+// only those tools here. The manifest declared before init lists "*" for
+// hosts that do not re-read it; they get "unsupported" for other tools and
+// answer them from their cost table.
 func Plugin() *purser.Plugin {
 	return purser.NewEstimator(purser.Manifest{
 		Name:         "llm-tokens",
@@ -62,6 +63,8 @@ type Estimator struct {
 	defaultOutput int64
 	charsPerToken int64
 	unsupported   error // built once: the per-call path does not allocate
+	// maxTokensOverflow answers a max_tokens priced past int64 nano-USD.
+	maxTokensOverflow error
 }
 
 // Defaults.
@@ -92,10 +95,14 @@ func newEstimator(raw []byte) (*Estimator, error) {
 		return nil, err
 	}
 	e := &Estimator{tools: map[string]struct{}{"LLM": {}}, models: make(map[string]Price, len(c.Models)), charsPerToken: DefaultCharsPerToken,
-		unsupported: purser.Unsupported("llm-tokens prices only LLM and its configured aliases")}
+		unsupported:       purser.Unsupported("llm-tokens prices only LLM and its configured aliases"),
+		maxTokensOverflow: purser.InvalidParam("max_tokens", "too large: the estimate passes the largest amount purser holds ($9223372036.854775807)")}
+	if len(c.Aliases) >= abi.ToolsMax {
+		return nil, purser.BadConfig("aliases: at most " + strconv.Itoa(abi.ToolsMax-1) + " (the manifest lists LLM and every alias)")
+	}
 	for i, a := range c.Aliases {
-		if a == "" {
-			return nil, purser.BadConfig("aliases[" + strconv.Itoa(i) + "]: empty tool name")
+		if a == "" || len(a) > abi.ToolLenMax {
+			return nil, purser.BadConfig("aliases[" + strconv.Itoa(i) + "]: tool names are 1.." + strconv.Itoa(abi.ToolLenMax) + " bytes")
 		}
 		e.tools[a] = struct{}{}
 	}
@@ -175,6 +182,17 @@ func nonNegInt(where string, n *json.Number, def int64) (int64, error) {
 	return v, nil
 }
 
+// Tools lists the tools this configuration prices, sorted: LLM and the
+// aliases. The manifest reports them after purser_init.
+func (e *Estimator) Tools() []string {
+	out := make([]string, 0, len(e.tools))
+	for t := range e.tools {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
+}
+
 // Estimate prices one call. Tokens: input = prompt_chars / chars_per_token;
 // of those, params.cache_read_tokens (capped at input) are priced at the
 // cache-read price; output = params.max_tokens, else default_output_tokens.
@@ -200,47 +218,30 @@ func (e *Estimator) Estimate(req *purser.Request) (int64, error) {
 	}
 	if v.Exists() && !v.IsNull() {
 		if cached, err = v.Int(); err != nil || cached < 0 {
-			return 0, purser.BadParams("params.cache_read_tokens: want a non-negative integer")
+			return 0, purser.InvalidParam("cache_read_tokens", "want a non-negative integer")
 		}
 		cached = min(cached, input)
 	}
-	output, ok := req.MaxTokens()
-	if !ok {
+	output, fromParams := req.MaxTokens()
+	if !fromParams {
 		output = e.defaultOutput
 	}
 	total, ok := cost(input-cached, price.Input, cached, price.CacheRead, output, price.Output)
 	if !ok {
-		return 0, purser.Internal("estimate overflows int64 nano-USD")
+		// Input tokens are bounded by the request size, so only the output
+		// tokens can push the sum past int64: the caller's max_tokens (its
+		// mistake, not a plugin failure) or the configured default.
+		if fromParams {
+			return 0, e.maxTokensOverflow
+		}
+		return 0, purser.Internal("default_output_tokens x the output price overflows int64 nano-USD")
 	}
 	return max(total, e.minimum), nil
 }
 
 // cost returns ceil((t1*p1 + t2*p2 + t3*p3) / 1e6) exactly, prices being
-// nano-USD per million tokens; ok=false when it does not fit an int64.
+// nano-USD per million tokens; ok=false when it does not fit an int64
+// (usd.SumProductsDivCeil never wraps to a valid-looking 0).
 func cost(t1, p1, t2, p2, t3, p3 int64) (int64, bool) {
-	var hi, lo uint64
-	for _, tp := range [3][2]int64{{t1, p1}, {t2, p2}, {t3, p3}} {
-		if tp[0] < 0 || tp[1] < 0 {
-			return 0, false
-		}
-		h, l := bits.Mul64(uint64(tp[0]), uint64(tp[1]))
-		var c uint64
-		lo, c = bits.Add64(lo, l, 0)
-		hi, c = bits.Add64(hi, h, c)
-		if c != 0 {
-			return 0, false
-		}
-	}
-	const den = 1_000_000
-	if hi >= den {
-		return 0, false
-	}
-	q, r := bits.Div64(hi, lo, den)
-	if r != 0 {
-		q++
-	}
-	if q > math.MaxInt64 {
-		return 0, false
-	}
-	return int64(q), true
+	return usd.SumProductsDivCeil(1_000_000, [2]int64{t1, p1}, [2]int64{t2, p2}, [2]int64{t3, p3})
 }

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/purser-dev/purser/abi"
+	"github.com/purser-dev/purser/host"
+	"github.com/purser-dev/purser/sdk/go/purser"
 	"github.com/purser-dev/purser/sdk/go/pursertest"
 )
 
@@ -111,7 +113,7 @@ func TestBadConfig(t *testing.T) {
 		{`{"minimum_usd":"1e999"}`, `llm-tokens: minimum_usd: invalid amount "1e999": malformed exponent`},
 		{`{"chars_per_token":0}`, "llm-tokens: chars_per_token: must be at least 1"},
 		{`{"default_output_tokens":-5}`, "llm-tokens: default_output_tokens: want a non-negative integer, got -5"},
-		{`{"aliases":[""]}`, "llm-tokens: aliases[0]: empty tool name"},
+		{`{"aliases":[""]}`, "llm-tokens: aliases[0]: tool names are 1..128 bytes"},
 		{`{"models":{"x":{"input":2.5e-06}}}`, `llm-tokens: config: field "models.input": expected string, got JSON number`},
 		{`{"price":1}`, `llm-tokens: config: json: unknown field "price"`},
 	} {
@@ -134,5 +136,59 @@ func TestNoAllocPerCall(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(200, func() { _, _ = p.Estimate(req) }); n != 0 {
 		t.Fatalf("Estimate allocates %v times per call", n)
+	}
+}
+
+// Just past 2^64 nano-USD the old 128-bit division wrapped to a valid $0.
+func TestCostNeverWrapsToZero(t *testing.T) {
+	// 65,535e6 tokens x 281,479,271,743,489 = 1e6 x (2^64-1); one more token
+	// at 1 nano per 1M tokens puts the ceiling at 2^64.
+	if got, ok := cost(65_535_000_000, 281_479_271_743_489, 1, 1, 0, 0); ok {
+		t.Fatalf("cost just past 2^64 nano-USD = %d, ok; want overflow", got)
+	}
+	if got, ok := cost(4, 250_000, 0, 0, 0, 0); !ok || got != 1 {
+		t.Fatalf("cost(4 tokens at 250,000 per 1M) = %d %v, want 1", got, ok)
+	}
+}
+
+// The manifest read after purser_init lists exactly the tools priced, so
+// the host never routes other tools here (issue 11, item 26); the one read
+// before init keeps "*" for hosts that do not re-read it.
+func TestManifestAfterInitListsPricedTools(t *testing.T) {
+	x := purser.NewInstance(Plugin())
+	before, err := host.ParseManifest(x.Manifest())
+	if err != nil || len(before.Tools) != 1 || before.Tools[0] != abi.ToolAny {
+		t.Fatalf("manifest before init: %+v %v; want tools [*]", before, err)
+	}
+	if res := x.Init([]byte(testConfig)); res != nil {
+		t.Fatalf("init: %q", res)
+	}
+	after, err := host.ParseManifest(x.Manifest())
+	if err != nil || strings.Join(after.Tools, ",") != "Completion,LLM,chat" {
+		t.Fatalf("manifest after init: %+v %v; want tools Completion,LLM,chat", after, err)
+	}
+}
+
+// A refused cache_read_tokens names the param the way the host reads it.
+func TestInvalidCacheReadTokensNamesTheParam(t *testing.T) {
+	p := load(t, testConfig)
+	_, err := p.Estimate(pursertest.NewCall("LLM", `{"cache_read_tokens":-1,"prompt":"x"}`))
+	if pursertest.Code(err) != abi.CodeBadParams || !strings.Contains(err.Error(), "params.cache_read_tokens: want a non-negative integer") {
+		t.Fatalf("err %v; want bad_params naming params.cache_read_tokens", err)
+	}
+}
+
+// A max_tokens so large the estimate passes int64 nano-USD is the caller's
+// mistake (bad_params naming max_tokens), not a plugin failure that five
+// such calls would turn into an unhealthy plugin for every tenant.
+func TestHugeMaxTokensIsInvalidParams(t *testing.T) {
+	p := load(t, testConfig)
+	_, err := p.Estimate(pursertest.NewCall("LLM", `{"max_tokens":9007199254740991,"model":"gpt-4o","prompt":"x"}`))
+	if pursertest.Code(err) != abi.CodeBadParams || !strings.Contains(err.Error(), "params.max_tokens: too large") {
+		t.Fatalf("err %v; want bad_params naming params.max_tokens", err)
+	}
+	q := load(t, `{"default_output_tokens":9007199254740991,"default_price":{"input":"1e-05"}}`)
+	if _, err := q.Estimate(pursertest.NewCall("LLM", `{"prompt":"x"}`)); pursertest.Code(err) != abi.CodeInternal {
+		t.Fatalf("overflow from the config: %v; want internal", err)
 	}
 }

@@ -184,6 +184,22 @@ func (l *Loader) Load(file string, config *string) (*Guest, error) {
 			g.Close()
 			return nil, &Error{Code: res.Status, Message: string(res.Text)}
 		}
+		// Like the host, take the tools from the manifest as it reads after
+		// purser_init (they may depend on the config; abi/ABI.md section 5).
+		if res, err = g.call(abi.ExportManifest); err != nil {
+			return fail("manifest after purser_init: %v", err)
+		}
+		var after abi.Manifest
+		if mb, err = g.read(res); err == nil {
+			err = json.Unmarshal(mb, &after)
+		}
+		if err == nil {
+			err = after.Validate()
+		}
+		if err != nil {
+			return fail("manifest after purser_init: %v", err)
+		}
+		g.Manifest.Tools = after.Tools
 	}
 	return g, nil
 }

@@ -37,12 +37,31 @@ func NewInstance(p *Plugin) *Instance {
 	return &Instance{p: p, out: make([]byte, 0, 256), req: Request{scratch: make([]byte, 0, scratchSize)}}
 }
 
-// Manifest returns the manifest JSON (built once).
+// Manifest returns the manifest JSON (built once, and again after Init):
+// after a successful Init, the tools of an estimator or policy that is a
+// ToolLister replace the declared ones.
 func (x *Instance) Manifest() []byte {
 	if x.manifest == nil && x.p != nil {
-		x.manifest = x.p.manifest.AppendJSON(nil)
+		m := x.p.manifest
+		if tl, ok := x.built().(ToolLister); ok && x.ready {
+			if tools := tl.Tools(); len(tools) > 0 {
+				m.Tools = tools
+			}
+		}
+		x.manifest = m.AppendJSON(nil)
 	}
 	return x.manifest
+}
+
+// built is the estimator or policy Init made (nil before).
+func (x *Instance) built() any {
+	if x.est != nil {
+		return x.est
+	}
+	if x.pol != nil {
+		return x.pol
+	}
+	return nil
 }
 
 // Alloc returns a buffer of size bytes for the host to write a request or a
@@ -71,7 +90,7 @@ func (x *Instance) Input() []byte { return x.in }
 // success or a result record carrying the error (CodeBadConfig unless the
 // constructor returned an *Error with another code).
 func (x *Instance) Init(config []byte) []byte {
-	x.ready, x.est, x.pol = false, nil, nil
+	x.ready, x.est, x.pol, x.manifest = false, nil, nil, nil
 	if x.p == nil {
 		return x.fail(CodeInternal, noPlugin)
 	}

@@ -60,6 +60,16 @@ type Policy interface {
 	Admit(req *Request) (Decision, error)
 }
 
+// ToolLister is implemented by an Estimator or Policy whose tools depend on
+// its config (such as configured aliases). After a successful purser_init
+// the manifest lists Tools() instead of Manifest.Tools, and the host
+// routes only those tools to the plugin (abi/ABI.md section 5). A host
+// that reads the manifest only before purser_init uses Manifest.Tools, so
+// declare a superset there ("*").
+type ToolLister interface {
+	Tools() []string
+}
+
 // EstimatorFunc adapts a function to Estimator.
 type EstimatorFunc func(req *Request) (int64, error)
 
@@ -179,8 +189,18 @@ func NewError(code Code, message string) *Error { return &Error{Code: code, Mess
 // host falls back without counting a failure.
 func Unsupported(message string) *Error { return &Error{CodeUnsupported, message} }
 
-// BadParams says the tool params are unusable.
+// BadParams says the caller's tool params are invalid. The host answers
+// the caller with an invalid-params error instead of an estimate or
+// verdict, and does not count it against the plugin's health. Start the
+// message with the param's path, "params.<key>: <reason>" (InvalidParam
+// does), so the caller is told which param.
 func BadParams(message string) *Error { return &Error{CodeBadParams, message} }
+
+// InvalidParam is BadParams naming the param: key is its path inside the
+// params ("cache_read_tokens", "usage.input_tokens").
+func InvalidParam(key, reason string) *Error {
+	return &Error{CodeBadParams, "params." + key + ": " + reason}
+}
 
 // BadConfig says the plugin config is invalid (from a constructor).
 func BadConfig(message string) *Error { return &Error{CodeBadConfig, message} }

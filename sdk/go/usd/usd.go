@@ -183,21 +183,43 @@ func Add(a, b int64) (sum int64, ok bool) {
 
 // MulDivCeil returns ceil(a*b/den) exactly (128-bit intermediate) for
 // non-negative a, b and positive den; ok=false on bad operands or when the
-// result does not fit an int64.
+// result does not fit an int64 (never a wrapped value).
 func MulDivCeil(a, b, den int64) (q int64, ok bool) {
-	if a < 0 || b < 0 || den <= 0 {
+	return SumProductsDivCeil(den, [2]int64{a, b})
+}
+
+// SumProductsDivCeil returns ceil((a1*b1 + a2*b2 + ...) / den) exactly,
+// each term being a pair {a, b} of non-negative int64s, with a 128-bit
+// intermediate; ok=false on a negative operand, den <= 0, or a result
+// (or intermediate sum) past int64. It prices tokens x prices per million
+// (den 1e6) without ever rounding through float64 or wrapping to 0.
+func SumProductsDivCeil(den int64, terms ...[2]int64) (q int64, ok bool) {
+	if den <= 0 {
 		return 0, false
 	}
-	hi, lo := bits.Mul64(uint64(a), uint64(b))
+	var hi, lo uint64
+	for _, t := range terms {
+		if t[0] < 0 || t[1] < 0 {
+			return 0, false
+		}
+		h, l := bits.Mul64(uint64(t[0]), uint64(t[1]))
+		var c uint64
+		lo, c = bits.Add64(lo, l, 0)
+		hi, c = bits.Add64(hi, h, c)
+		if c != 0 {
+			return 0, false
+		}
+	}
 	if hi >= uint64(den) {
 		return 0, false
 	}
 	uq, r := bits.Div64(hi, lo, uint64(den))
+	// Test before rounding up: uq+1 would wrap to 0 when uq is MaxUint64.
+	if uq > math.MaxInt64 || (r != 0 && uq == math.MaxInt64) {
+		return 0, false
+	}
 	if r != 0 {
 		uq++
-	}
-	if uq > math.MaxInt64 {
-		return 0, false
 	}
 	return int64(uq), true
 }
