@@ -366,3 +366,16 @@ func TestAliasOnlyLLMRuleKeepsDefaults(t *testing.T) {
 		t.Errorf("alias-only rule: %s %v; want the $0.0001 minimum", est.Nanos, err)
 	}
 }
+
+// A fail-open policy is skipped when it breaks, but a policy that refuses
+// the caller's params has not broken: junk params must not bypass it.
+func TestFailOpenPolicyRefusingParamsDenies(t *testing.T) {
+	refuse := verdictPolicy("strict-open", Allow, &InvalidParamsError{Param: "command", Reason: "not a string"})
+	refuse.FailOpen = true
+	e := newTestEnforcer(t, Config{Policies: []PolicySpec{refuse}})
+	mustAccount(t, e, AccountSpec{ID: "a"})
+	d, err := e.Check(context.Background(), Call{Account: "a", Tool: "Bash"})
+	if err != nil || d.Verdict != Deny || d.Policy != "strict-open" || !strings.Contains(d.Reason, "param command") {
+		t.Fatalf("got %v by %q (%q), %v; want a deny by strict-open naming the param", d.Verdict, d.Policy, d.Reason, err)
+	}
+}

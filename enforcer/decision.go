@@ -140,6 +140,13 @@ func evaluatePolicy(ctx context.Context, spec PolicySpec, in PolicyInput) Policy
 		return PolicyOutcome{Policy: name, Verdict: res.Verdict, Reason: res.Reason, Fuel: res.Fuel}
 	}
 	o := PolicyOutcome{Policy: name, Err: err, FailOpen: spec.FailOpen}
+	if errors.Is(err, ErrInvalidParams) {
+		// The caller's params, not the policy, are at fault: skipping the
+		// policy (fail-open) would let junk params bypass it.
+		o.FailOpen, o.Verdict = false, Deny
+		o.Reason = fmt.Sprintf("policy %s refused the call's params: %v", name, err)
+		return o
+	}
 	if spec.FailOpen {
 		o.Verdict, o.Reason = Allow, fmt.Sprintf("policy %s failed and was skipped (fail-open): %v", name, err)
 	} else {

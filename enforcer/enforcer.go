@@ -148,7 +148,8 @@ func (e *Enforcer) NewReservationID() string {
 }
 
 // Estimate prices a call through the estimation chain. The only errors are
-// a strict-mode unknown tool (ErrStrictUnknownTool) and a cancelled context.
+// a strict-mode unknown tool (ErrStrictUnknownTool), params an estimator
+// refused (ErrInvalidParams, an *InvalidParamsError) and a cancelled context.
 func (e *Enforcer) Estimate(ctx context.Context, call Call) (Estimate, error) {
 	return e.chain.estimate(ctx, call)
 }
