@@ -212,7 +212,7 @@ func (l *Ledger) writeSnapshot(tx *wtx, account string) (enforcer.Snapshot, erro
 // sqlErr wraps a database error with what was being done and the file;
 // domain errors (which wrap an enforcer sentinel or are typed) pass as is.
 func (l *Ledger) sqlErr(err error, format string, args ...any) error {
-	if err == nil || isDomain(err) {
+	if err == nil || isDomain(err) || errors.Is(err, enforcer.ErrLedgerUnavailable) {
 		return err
 	}
 	return l.dbErr(fmt.Sprintf(format, args...), err)

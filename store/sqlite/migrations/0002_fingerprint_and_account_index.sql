@@ -8,3 +8,13 @@ ALTER TABLE reservations ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';
 
 -- Ledger.Reservations: one account's reservations, oldest first.
 CREATE INDEX reservations_account ON reservations (account_id, created_at, id);
+
+-- One row rewritten by Ledger.Ready while writes are failing (disk full),
+-- to learn whether the database can take a write again. pad makes the
+-- probe the size of a real batch (a 64 KiB write), so a few bytes of
+-- space do not pass for recovery.
+CREATE TABLE write_probe (
+    id  INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+    at  INTEGER NOT NULL,
+    pad BLOB    NOT NULL
+) STRICT;
