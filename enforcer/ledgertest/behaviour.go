@@ -51,9 +51,8 @@ func runBehaviour(t *testing.T, newLedger NewLedger) {
 // testRetention: settled reservations stay answerable for RetainSettled,
 // then Sweep forgets them and their ids may be reused.
 func testRetention(t *testing.T, newLedger NewLedger) {
-	clk := NewFakeClock(Epoch())
-	e := &env{t: t, ctx: t.Context(), clk: clk}
-	e.l = newLedger(t, enforcer.LedgerOptions{Clock: clk, RetainSettled: time.Hour})
+	e := newRetainEnv(t, newLedger, time.Hour)
+	clk := e.clk
 	e.create("a", "", "10")
 	e.reserve("c", "a", "", "1")
 	e.commit("c", "")

@@ -309,9 +309,8 @@ func testRetryRace(t *testing.T, e *env) {
 // from the commit, not from the expiry, so a commit retry inside that
 // window finds it (issue 11 item 9).
 func testLateCommitRetention(t *testing.T, newLedger NewLedger) {
-	clk := NewFakeClock(Epoch())
-	e := &env{t: t, ctx: t.Context(), clk: clk}
-	e.l = newLedger(t, enforcer.LedgerOptions{Clock: clk, RetainSettled: time.Hour})
+	e := newRetainEnv(t, newLedger, time.Hour)
+	clk := e.clk
 	e.create("a", "", "10")
 	e.reserve("late", "a", "Bash", "1")
 	clk.Advance(defaultTTL)
