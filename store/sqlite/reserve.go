@@ -35,7 +35,10 @@ func (l *Ledger) expireCount(tx *wtx, now int64) (int, error) {
 		return 0, l.dbErr("mark expired holds", err)
 	}
 	n, err := res.RowsAffected()
-	return int(n), err
+	if err != nil {
+		return 0, l.dbErr("count expired holds", err)
+	}
+	return int(n), nil
 }
 
 // Check reports whether estimate fits the account and all its ancestors.

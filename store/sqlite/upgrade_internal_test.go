@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io/fs"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,5 +56,35 @@ func TestUpgradeFromSchema1KeepsHoldsAnswerable(t *testing.T) {
 	req.Fingerprint = "fp"
 	if _, err := l.Reserve(ctx, req); !errors.Is(err, enforcer.ErrReservationConflict) {
 		t.Errorf("retry with a fingerprint: %v, want a conflict", err)
+	}
+}
+
+// TestListingUsesTheAccountIndex: Reservations reads one account's rows in
+// order from the reservations_account index (migration 0002), not by
+// scanning and sorting every reservation.
+func TestListingUsesTheAccountIndex(t *testing.T) {
+	ctx := context.Background()
+	l, err := Open(ctx, filepath.Join(t.TempDir(), "plan.db"), enforcer.LedgerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	rows, err := l.read.QueryContext(ctx, "EXPLAIN QUERY PLAN "+selectAccountRes, "a", "", 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	got := strings.Join(plan, "; ")
+	if !strings.Contains(got, "reservations_account") || strings.Contains(got, "TEMP B-TREE") {
+		t.Errorf("query plan %q: want the reservations_account index and no sort", got)
 	}
 }
