@@ -17,9 +17,11 @@ import (
 //     An overdrawn account (committed > limit) refuses everything, even a
 //     zero estimate, for itself and every descendant.
 //   - Reservation ids are chosen by the caller; a retry with the same id and
-//     fields returns the first reservation as it is now (whatever its
-//     state), different fields are a conflict (ErrReservationConflict). A
-//     denied Reserve stores nothing, so a retry is evaluated afresh.
+//     fields (account, tool, estimate, TTL and Fingerprint) returns the
+//     first reservation as it is now (whatever its state), also when it
+//     races the first attempt; different fields are a conflict
+//     (ErrReservationConflict). A denied Reserve stores nothing, so a retry
+//     is evaluated afresh.
 //   - A reservation moves pending -> committed | released | expired once;
 //     the one exception is a late Commit, which moves expired -> committed
 //     (Late) because the money was spent.
@@ -31,8 +33,12 @@ import (
 //     would re-fire), once per rising crossing, re-armed when the spend
 //     falls back below. Alerts go to the Notifier outside every lock, so a
 //     notifier may call back into the ledger.
-//   - Settled reservations are remembered for LedgerOptions.RetainSettled;
-//     after that their ids are forgotten (a reuse is a new reservation).
+//   - Settled reservations are remembered for LedgerOptions.RetainSettled
+//     from when they settled (a late commit counts from the commit, not
+//     the expiry); after that their ids are forgotten (a reuse is a new
+//     reservation).
+//   - A failure of the store itself to read or write wraps
+//     ErrLedgerUnavailable; denials and refusals never do.
 type Ledger interface {
 	// CreateAccount adds an account; the parent must exist. A child of a
 	// supervisor that does not fit is a *SupervisorBudgetError.
