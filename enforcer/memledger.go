@@ -132,9 +132,8 @@ type memAccount struct {
 // record is in the id index exactly while r.ID is set, so a holder of
 // tree.mu that finds r.ID == id has the live record for id. ID, Account,
 // Tool, Estimate, Fingerprint and ttl may also be read under the index
-// shard's mu while
-// the record is indexed (they are written only before insertion and after
-// removal).
+// shard's mu while the record is indexed (they are written only before
+// insertion and after removal).
 type memRes struct {
 	r       Reservation
 	tree    *memTree
