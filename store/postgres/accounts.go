@@ -97,7 +97,7 @@ func validateSpec(spec enforcer.AccountSpec) error {
 	case spec.PercentOfParent > 0 && spec.Parent == "":
 		return fmt.Errorf("%w: percent of parent without a parent", enforcer.ErrInvalidAccount)
 	}
-	return nil
+	return enforcer.CheckAccountName(spec.ID, spec.Parent)
 }
 
 // CreateAccount adds an account; the parent must exist.

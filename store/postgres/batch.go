@@ -91,6 +91,7 @@ type op struct {
 	amount  *int64 // reserve: estimate; commit: actual (nil: the estimate)
 	ttl     int64  // reserve, nanoseconds
 	source  string // commit
+	fp      string // reserve, charge: the request's fingerprint
 	res     opResult
 	err     error
 	done    chan struct{}
@@ -261,20 +262,20 @@ func backoff(attempt int) {
 }
 
 const applySQL = `SELECT op, status, now_ns, r_id, r_account, r_tool, r_estimate, r_ttl, r_state, r_created, r_expires,
-	r_settled, r_charged, r_source, r_late, d_account, d_remaining, d_overdrawn, a_ids, a_committed, a_limits
-	FROM purser_apply($1, $2, $3, $4, $5, $6, $7, $8)`
+	r_settled, r_charged, r_source, r_late, r_fp, d_account, d_remaining, d_overdrawn, a_ids, a_committed, a_limits
+	FROM purser_apply($1, $2, $3, $4, $5, $6, $7, $8, $9)`
 
 func (b *batcher) exec(ctx context.Context, ops []*op) error {
 	n := len(ops)
-	kinds, ids, accts, tools, sources := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	kinds, ids, accts, tools, sources, fps := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	amounts, ttls := make([]pgtype.Int8, n), make([]int64, n)
 	for i, o := range ops {
-		kinds[i], ids[i], accts[i], tools[i], sources[i], ttls[i] = o.kind, o.id, o.account, o.tool, o.source, o.ttl
+		kinds[i], ids[i], accts[i], tools[i], sources[i], ttls[i], fps[i] = o.kind, o.id, o.account, o.tool, o.source, o.ttl, o.fp
 		if o.amount != nil {
 			amounts[i] = pgtype.Int8{Int64: *o.amount, Valid: true}
 		}
 	}
-	rows, err := b.l.pool.Query(ctx, applySQL, b.l.nowArg(), kinds, ids, accts, tools, amounts, ttls, sources)
+	rows, err := b.l.pool.Query(ctx, applySQL, b.l.nowArg(), kinds, ids, accts, tools, amounts, ttls, sources, fps)
 	if err != nil {
 		return err
 	}
@@ -284,14 +285,14 @@ func (b *batcher) exec(ctx context.Context, ops []*op) error {
 		var (
 			idx                                    int32
 			res                                    opResult
-			rid, racct, rtool, rstate, rsrc, dacct *string
+			rid, racct, rtool, rstate, rsrc, rfp, dacct *string
 			rest, rttl, rcreated, rexp, rcharged   *int64
 			rsettled                               pgtype.Int8
 			rlate, dover                           *bool
 			drem                                   *int64
 		)
 		if err := rows.Scan(&idx, &res.status, &res.now, &rid, &racct, &rtool, &rest, &rttl, &rstate, &rcreated, &rexp,
-			&rsettled, &rcharged, &rsrc, &rlate, &dacct, &drem, &dover, &res.aIDs, &res.aCommitted, &res.aLimits); err != nil {
+			&rsettled, &rcharged, &rsrc, &rlate, &rfp, &dacct, &drem, &dover, &res.aIDs, &res.aCommitted, &res.aLimits); err != nil {
 			return err
 		}
 		if int(idx) < 0 || int(idx) >= n {
@@ -301,7 +302,7 @@ func (b *batcher) exec(ctx context.Context, ops []*op) error {
 			res.hasRes = true
 			res.r = resRow{id: *rid, account: deref(racct), tool: deref(rtool), estimate: deref(rest), ttl: deref(rttl),
 				state: deref(rstate), created: deref(rcreated), expires: deref(rexp), settled: rsettled,
-				charged: deref(rcharged), source: deref(rsrc), late: deref(rlate)}
+				charged: deref(rcharged), source: deref(rsrc), late: deref(rlate), fp: deref(rfp)}
 		}
 		res.dAccount, res.dRemaining, res.dOverdrawn = deref(dacct), deref(drem), deref(dover)
 		ops[idx].res = res

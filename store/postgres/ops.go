@@ -20,14 +20,15 @@ type resRow struct {
 	charged           int64
 	source            string
 	late              bool
+	fp                string
 }
 
 const resColumns = `id, account_id, tool, estimate_nanos, ttl_nanos, state, created_at, expires_at, settled_at,
-	charged_nanos, cost_source, late`
+	charged_nanos, cost_source, late, fingerprint`
 
 func (r *resRow) scanDest() []any {
 	return []any{&r.id, &r.account, &r.tool, &r.estimate, &r.ttl, &r.state, &r.created, &r.expires,
-		&r.settled, &r.charged, &r.source, &r.late}
+		&r.settled, &r.charged, &r.source, &r.late, &r.fp}
 }
 
 // view is the reservation as callers see it at now: a hold past its expiry
@@ -40,7 +41,7 @@ func (r resRow) view(now int64) enforcer.Reservation {
 	out := enforcer.Reservation{
 		ID: r.id, Account: r.account, Tool: r.tool, Estimate: enforcer.Nanos(r.estimate),
 		State: enforcer.ReservationState(r.state), CreatedAt: fromNanos(r.created), ExpiresAt: fromNanos(r.expires),
-		Charged: enforcer.Nanos(r.charged), CostSource: enforcer.CostSource(r.source), Late: r.late,
+		Charged: enforcer.Nanos(r.charged), CostSource: enforcer.CostSource(r.source), Late: r.late, Fingerprint: r.fp,
 	}
 	if settled.Valid {
 		out.SettledAt = fromNanos(settled.Int64)
@@ -53,8 +54,12 @@ func (l *Ledger) Reserve(ctx context.Context, req enforcer.ReserveRequest) (enfo
 	if err := req.Validate(); err != nil {
 		return enforcer.Reservation{}, err
 	}
+	if len(req.Fingerprint) > enforcer.MaxFingerprintLen {
+		return enforcer.Reservation{}, fmt.Errorf("reserve %q on account %q: %w: fingerprint of %d bytes, at most %d",
+			req.ID, req.Account, enforcer.ErrInvalidReservation, len(req.Fingerprint), enforcer.MaxFingerprintLen)
+	}
 	est := int64(req.Estimate)
-	o := &op{ctx: ctx, kind: "reserve", id: req.ID, account: req.Account, tool: req.Tool, amount: &est, ttl: int64(req.TTL)}
+	o := &op{ctx: ctx, kind: "reserve", id: req.ID, account: req.Account, tool: req.Tool, amount: &est, ttl: int64(req.TTL), fp: req.Fingerprint}
 	if err := l.w.do(o); err != nil {
 		return enforcer.Reservation{}, l.sqlErr(err, "reserve %q on account %q", req.ID, req.Account)
 	}
@@ -94,6 +99,8 @@ func sameRequest(r resRow, req enforcer.ReserveRequest) error {
 		field, was, now = "estimate", enforcer.Nanos(r.estimate).String(), req.Estimate.String()
 	case time.Duration(r.ttl) != req.TTL:
 		field, was, now = "ttl", time.Duration(r.ttl).String(), req.TTL.String()
+	case r.fp != req.Fingerprint:
+		field, was, now = "fingerprint (params, explicit estimate or requested ttl)", r.fp, req.Fingerprint
 	default:
 		return nil
 	}
@@ -168,7 +175,9 @@ func int8Ptr(v pgtype.Int8) *enforcer.Nanos {
 	return &n
 }
 
-// Release ends a pending reservation at no cost.
+// Release ends a pending reservation at no cost. Releasing a released
+// one again returns it unchanged (a retry after a lost reply); a
+// committed or expired one is settled otherwise and refused.
 func (l *Ledger) Release(ctx context.Context, id string) (enforcer.Reservation, error) {
 	o := &op{ctx: ctx, kind: "release", id: id}
 	if err := l.w.do(o); err != nil {
@@ -182,6 +191,9 @@ func (l *Ledger) Release(ctx context.Context, id string) (enforcer.Reservation, 
 	case "not_found":
 		return enforcer.Reservation{}, fmt.Errorf("release %q: %w", id, enforcer.ErrReservationNotFound)
 	case "settled":
+		if res.r.state == string(enforcer.StateReleased) {
+			return res.r.view(res.now), nil
+		}
 		return enforcer.Reservation{}, fmt.Errorf("release %q: %w: %s", id, enforcer.ErrReservationSettled, res.r.state)
 	}
 	return enforcer.Reservation{}, l.dbErr(fmt.Sprintf("release %q", id), fmt.Errorf("unexpected status %q", res.status))

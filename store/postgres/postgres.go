@@ -261,8 +261,14 @@ func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
 
 // ErrUnavailable wraps every failure to reach PostgreSQL (connection
 // refused or lost, timeouts, a server shutting down or recovering). The
-// ledger fails closed on it: the operation errors and nothing is held.
-var ErrUnavailable = errors.New("unavailable")
+// ledger fails closed on it. It wraps enforcer.ErrLedgerUnavailable, so a
+// server answers 503 without knowing the store.
+var ErrUnavailable error = unavailableError{}
+
+type unavailableError struct{}
+
+func (unavailableError) Error() string { return "unavailable" }
+func (unavailableError) Unwrap() error { return enforcer.ErrLedgerUnavailable }
 
 // dbErr wraps a database failure with the database it happened in, and
 // marks it ErrUnavailable when the database could not be reached.
