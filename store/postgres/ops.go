@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -61,6 +62,9 @@ func (l *Ledger) Reserve(ctx context.Context, req enforcer.ReserveRequest) (enfo
 	est := int64(req.Estimate)
 	o := &op{ctx: ctx, kind: "reserve", id: req.ID, account: req.Account, tool: req.Tool, amount: &est, ttl: int64(req.TTL), fp: req.Fingerprint}
 	if err := l.w.do(o); err != nil {
+		if unknown := (*OutcomeUnknownError)(nil); errors.As(err, &unknown) {
+			return l.resolveReserve(ctx, req, err)
+		}
 		return enforcer.Reservation{}, l.sqlErr(err, "reserve %q on account %q", req.ID, req.Account)
 	}
 	res := o.res
@@ -69,7 +73,7 @@ func (l *Ledger) Reserve(ctx context.Context, req enforcer.ReserveRequest) (enfo
 		l.w.routes.learnRes(req.ID, req.Account)
 		return res.r.view(res.now), nil
 	case "exists":
-		if err := sameRequest(res.r, req); err != nil {
+		if err := sameRequest(res.r.view(res.now), time.Duration(res.r.ttl), req); err != nil {
 			return enforcer.Reservation{}, err
 		}
 		return res.r.view(res.now), nil
@@ -86,21 +90,47 @@ func (l *Ledger) Reserve(ctx context.Context, req enforcer.ReserveRequest) (enfo
 	return enforcer.Reservation{}, l.dbErr(fmt.Sprintf("reserve %q", req.ID), fmt.Errorf("unexpected status %q", res.status))
 }
 
-// sameRequest accepts a retry of the reservation r and names the first
-// field that differs otherwise.
-func sameRequest(r resRow, req enforcer.ReserveRequest) error {
+// resolveReserve settles a reserve whose answer was lost after it was
+// sent by looking the id up (within the caller's deadline): the hold found
+// with the request's fields is the answer; no hold means nothing is held;
+// a failed lookup leaves the outcome unknown (an *OutcomeUnknownError,
+// which wraps ErrUnavailable): the hold may exist, and a retry with the
+// same id or a lookup resolves it later.
+func (l *Ledger) resolveReserve(ctx context.Context, req enforcer.ReserveRequest, sendErr error) (enforcer.Reservation, error) {
+	what := fmt.Sprintf("reserve %q on account %q", req.ID, req.Account)
+	if ctx.Err() != nil {
+		return enforcer.Reservation{}, l.dbErr(what, sendErr)
+	}
+	r, err := l.Reservation(ctx, req.ID)
+	switch {
+	case err == nil:
+		if err := sameRequest(r, r.ExpiresAt.Sub(r.CreatedAt), req); err != nil {
+			return enforcer.Reservation{}, err
+		}
+		l.w.routes.learnRes(req.ID, req.Account)
+		return r, nil
+	case errors.Is(err, enforcer.ErrReservationNotFound):
+		return enforcer.Reservation{}, fmt.Errorf("postgres ledger %s is %w (failing closed): %s: the answer was lost and "+
+			"a lookup found no hold, so nothing is held: %w", l.where, ErrUnavailable, what, errors.Unwrap(sendErr))
+	}
+	return enforcer.Reservation{}, l.dbErr(what, sendErr)
+}
+
+// sameRequest accepts req as a retry of r (held for ttl) and names the
+// first field that differs otherwise.
+func sameRequest(r enforcer.Reservation, ttl time.Duration, req enforcer.ReserveRequest) error {
 	var field, was, now string
 	switch {
-	case r.account != req.Account:
-		field, was, now = "account", r.account, req.Account
-	case r.tool != req.Tool:
-		field, was, now = "tool", r.tool, req.Tool
-	case enforcer.Nanos(r.estimate) != req.Estimate:
-		field, was, now = "estimate", enforcer.Nanos(r.estimate).String(), req.Estimate.String()
-	case time.Duration(r.ttl) != req.TTL:
-		field, was, now = "ttl", time.Duration(r.ttl).String(), req.TTL.String()
-	case r.fp != req.Fingerprint:
-		field, was, now = "fingerprint (params, explicit estimate or requested ttl)", r.fp, req.Fingerprint
+	case r.Account != req.Account:
+		field, was, now = "account", r.Account, req.Account
+	case r.Tool != req.Tool:
+		field, was, now = "tool", r.Tool, req.Tool
+	case r.Estimate != req.Estimate:
+		field, was, now = "estimate", r.Estimate.String(), req.Estimate.String()
+	case ttl != req.TTL:
+		field, was, now = "ttl", ttl.String(), req.TTL.String()
+	case r.Fingerprint != req.Fingerprint:
+		field, was, now = "fingerprint (params)", r.Fingerprint, req.Fingerprint
 	default:
 		return nil
 	}
@@ -199,24 +229,46 @@ func (l *Ledger) Release(ctx context.Context, id string) (enforcer.Reservation, 
 	return enforcer.Reservation{}, l.dbErr(fmt.Sprintf("release %q", id), fmt.Errorf("unexpected status %q", res.status))
 }
 
-// Charge records a cost incurred without a hold in this ledger — a call
-// admitted while the database was unreachable (FailOpen) — as a committed
-// reservation with the caller's id, charged in full without a budget check
-// (the money was spent) and raising alerts like a commit. Repeating it with
-// the same fields returns the reservation; different fields conflict.
-func (l *Ledger) Charge(ctx context.Context, id, account, tool string, charge enforcer.Nanos, source enforcer.CostSource) (enforcer.Reservation, error) {
+// ChargeRequest is a cost incurred without a hold in this ledger: a call
+// admitted in memory while the database was unreachable (FailOpen).
+type ChargeRequest struct {
+	ID, Account, Tool string
+	Charged           enforcer.Nanos
+	Source            enforcer.CostSource // "" means actual
+}
+
+// ChargeConflictError: the id of a Charge exists in the ledger and is not
+// that same charge; Existing is the reservation stored under it (FailOpen
+// decides whether it is its own hold).
+type ChargeConflictError struct {
+	ID       string
+	Existing enforcer.Reservation
+}
+
+func (e *ChargeConflictError) Error() string {
+	return fmt.Sprintf("charge %q: %s: the ledger holds a %s reservation on %q charged %s", e.ID,
+		enforcer.ErrReservationConflict, e.Existing.State, e.Existing.Account, e.Existing.Charged)
+}
+
+func (e *ChargeConflictError) Unwrap() error { return enforcer.ErrReservationConflict }
+
+// Charge records c as a committed reservation with the caller's id,
+// charged in full without a budget check (the money was spent) and raising
+// alerts like a commit. Repeating it returns the reservation; an id stored
+// otherwise is a *ChargeConflictError.
+func (l *Ledger) Charge(ctx context.Context, c ChargeRequest) (enforcer.Reservation, error) {
 	switch {
-	case id == "" || account == "":
-		return enforcer.Reservation{}, fmt.Errorf("charge %q on account %q: %w: empty id or account", id, account, enforcer.ErrInvalidReservation)
-	case charge < 0:
-		return enforcer.Reservation{}, fmt.Errorf("charge %q: %w: negative cost %s", id, enforcer.ErrInvalidAmount, charge)
-	case source == "":
-		source = enforcer.CostActual
+	case c.ID == "" || c.Account == "":
+		return enforcer.Reservation{}, fmt.Errorf("charge %q on account %q: %w: empty id or account", c.ID, c.Account, enforcer.ErrInvalidReservation)
+	case c.Charged < 0:
+		return enforcer.Reservation{}, fmt.Errorf("charge %q: %w: negative cost %s", c.ID, enforcer.ErrInvalidAmount, c.Charged)
+	case c.Source == "":
+		c.Source = enforcer.CostActual
 	}
-	c := int64(charge)
-	o := &op{ctx: ctx, kind: "charge", id: id, account: account, tool: tool, amount: &c, ttl: 1, source: string(source)}
+	amount := int64(c.Charged)
+	o := &op{ctx: ctx, kind: "charge", id: c.ID, account: c.Account, tool: c.Tool, amount: &amount, ttl: 1, source: string(c.Source)}
 	if err := l.w.do(o); err != nil {
-		return enforcer.Reservation{}, l.sqlErr(err, "charge %q on account %q", id, account)
+		return enforcer.Reservation{}, l.sqlErr(err, "charge %q on account %q", c.ID, c.Account)
 	}
 	res := o.res
 	switch res.status {
@@ -225,15 +277,14 @@ func (l *Ledger) Charge(ctx context.Context, id, account, tool string, charge en
 		return res.r.view(res.now), nil
 	case "exists":
 		r := res.r
-		if r.account == account && r.tool == tool && r.state == string(enforcer.StateCommitted) && r.charged == c && r.source == string(source) {
+		if r.account == c.Account && r.tool == c.Tool && r.state == string(enforcer.StateCommitted) && r.charged == amount && r.source == string(c.Source) {
 			return r.view(res.now), nil
 		}
-		return enforcer.Reservation{}, fmt.Errorf("charge %q on account %q: %w: the ledger holds a %s reservation on %q charged %s",
-			id, account, enforcer.ErrReservationConflict, r.state, r.account, enforcer.Nanos(r.charged))
+		return enforcer.Reservation{}, &ChargeConflictError{ID: c.ID, Existing: r.view(res.now)}
 	case "account_not_found":
-		return enforcer.Reservation{}, fmt.Errorf("charge %q: account %q: %w", id, account, enforcer.ErrAccountNotFound)
+		return enforcer.Reservation{}, fmt.Errorf("charge %q: account %q: %w", c.ID, c.Account, enforcer.ErrAccountNotFound)
 	case "overflow":
-		return enforcer.Reservation{}, fmt.Errorf("charge %q: committed on %q: %w: adding %s overflows", id, res.dAccount, enforcer.ErrInvalidAmount, charge)
+		return enforcer.Reservation{}, fmt.Errorf("charge %q: committed on %q: %w: adding %s overflows", c.ID, res.dAccount, enforcer.ErrInvalidAmount, c.Charged)
 	}
-	return enforcer.Reservation{}, l.dbErr(fmt.Sprintf("charge %q", id), fmt.Errorf("unexpected status %q", res.status))
+	return enforcer.Reservation{}, l.dbErr(fmt.Sprintf("charge %q", c.ID), fmt.Errorf("unexpected status %q", res.status))
 }

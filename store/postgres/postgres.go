@@ -273,6 +273,10 @@ func (unavailableError) Unwrap() error { return enforcer.ErrLedgerUnavailable }
 // dbErr wraps a database failure with the database it happened in, and
 // marks it ErrUnavailable when the database could not be reached.
 func (l *Ledger) dbErr(op string, err error) error {
+	if unknown := (*OutcomeUnknownError)(nil); errors.As(err, &unknown) && unavailable(err) {
+		return &OutcomeUnknownError{Err: fmt.Errorf("postgres ledger %s is %w: %s: the request was sent but its answer was lost, "+
+			"so it may have been applied; look the reservation up or retry with the same id: %w", l.where, ErrUnavailable, op, unknown.Err)}
+	}
 	if unavailable(err) {
 		return fmt.Errorf("postgres ledger %s is %w (failing closed): %s: %w", l.where, ErrUnavailable, op, err)
 	}
