@@ -89,17 +89,17 @@ type op struct {
 	ctx      context.Context
 	deadline time.Time
 	state    atomic.Int32 // opQueued, opTaken (by a writer) or opAbandoned (by its caller)
-	kind    string // reserve, commit, release
-	id      string
-	account string // reserve
-	tool    string // reserve
-	amount  *int64 // reserve: estimate; commit: actual (nil: the estimate)
-	ttl     int64  // reserve, nanoseconds
-	source  string // commit
-	fp      string // reserve, charge: the request's fingerprint
-	res     opResult
-	err     error
-	done    chan struct{}
+	kind     string       // reserve, commit, release
+	id       string
+	account  string // reserve
+	tool     string // reserve
+	amount   *int64 // reserve: estimate; commit: actual (nil: the estimate)
+	ttl      int64  // reserve, nanoseconds
+	source   string // commit
+	fp       string // reserve, charge: the request's fingerprint
+	res      opResult
+	err      error
+	done     chan struct{}
 }
 
 // opResult is purser_apply's row for one operation.
@@ -357,13 +357,13 @@ func (b *batcher) exec(ctx context.Context, ops []*op) error {
 	seen := 0
 	for rows.Next() {
 		var (
-			idx                                    int32
-			res                                    opResult
+			idx                                         int32
+			res                                         opResult
 			rid, racct, rtool, rstate, rsrc, rfp, dacct *string
-			rest, rttl, rcreated, rexp, rcharged   *int64
-			rsettled                               pgtype.Int8
-			rlate, dover                           *bool
-			drem                                   *int64
+			rest, rttl, rcreated, rexp, rcharged        *int64
+			rsettled                                    pgtype.Int8
+			rlate, dover                                *bool
+			drem                                        *int64
 		)
 		if err := rows.Scan(&idx, &res.status, &res.now, &rid, &racct, &rtool, &rest, &rttl, &rstate, &rcreated, &rexp,
 			&rsettled, &rcharged, &rsrc, &rlate, &rfp, &dacct, &drem, &dover, &res.aIDs, &res.aCommitted, &res.aLimits); err != nil {

@@ -35,11 +35,11 @@ type readReq struct {
 	deadline time.Time
 	mu       sync.Mutex // held while scan runs, and by a caller giving up
 	state    int32      // opQueued, opTaken or opAbandoned, as for writes; mu
-	sql  string
-	args []any
-	scan func(rows pgx.Rows) error
-	err  error
-	done chan struct{}
+	sql      string
+	args     []any
+	scan     func(rows pgx.Rows) error
+	err      error
+	done     chan struct{}
 }
 
 func newReader(l *Ledger, cfg config) *reader {
