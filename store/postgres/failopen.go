@@ -47,6 +47,12 @@ type FailOpen struct {
 	journal *journal
 	down    bool           // the last attempt failed: answer from memory until a ping succeeds
 	exposed enforcer.Nanos // live outage holds + charges not yet written
+	// writtenBack is what this outage's charges already written add up
+	// to: it still counts against TotalMax until a ping ends the outage,
+	// so a database that answers one write and fails the next (stale
+	// connections, flapping) cannot let a host admit TotalMax again and
+	// again within one outage.
+	writtenBack enforcer.Nanos
 	live    int            // outage holds still pending (each may become a journal entry)
 	res     map[string]*outageRes
 
@@ -224,7 +230,7 @@ func (f *FailOpen) Sync(ctx context.Context) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.down = false
+	f.down, f.writtenBack = false, 0
 	f.expireLocked(f.clock.Now())
 	for id, o := range f.res {
 		if o.r.State != enforcer.StatePending && !o.undo && (o.r.State != enforcer.StateCommitted || o.written) {
@@ -253,6 +259,7 @@ func (f *FailOpen) done1(o outageRes) error {
 	}
 	cur.written = true
 	f.exposed -= o.r.Charged
+	f.writtenBack += o.r.Charged
 	return nil
 }
 
@@ -345,14 +352,18 @@ func (f *FailOpen) lookup(id string) (enforcer.Reservation, time.Duration, bool)
 }
 
 // room is what one more call may hold now; f.mu is held.
-func (f *FailOpen) roomLocked() enforcer.Nanos { return min(f.callMax, f.totalMax-f.exposed) }
+func (f *FailOpen) roomLocked() enforcer.Nanos {
+	return min(f.callMax, f.totalMax-f.exposed-f.writtenBack)
+}
 
 // Check answers from the ledger, or, while it is unreachable, from the
-// fail-open allowance.
+// fail-open allowance: a call it cannot admit is refused as unavailable
+// (retry later), not denied for a budget that was never read.
 func (f *FailOpen) Check(ctx context.Context, account string, estimate enforcer.Nanos) (enforcer.BudgetCheck, error) {
+	err := fmt.Errorf("postgres ledger %s is %w", f.where, ErrUnavailable)
 	if !f.isDown() {
-		bc, err := f.Ledger.Check(ctx, account, estimate)
-		if !errors.Is(err, ErrUnavailable) {
+		var bc enforcer.BudgetCheck
+		if bc, err = f.Ledger.Check(ctx, account, estimate); !errors.Is(err, ErrUnavailable) {
 			return bc, err
 		}
 		f.setDown(true)
@@ -360,8 +371,24 @@ func (f *FailOpen) Check(ctx context.Context, account string, estimate enforcer.
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.expireLocked(f.clock.Now())
-	room := f.roomLocked()
-	return enforcer.BudgetCheck{OK: estimate <= room, Account: account, Remaining: room}, nil
+	if err := f.admissibleLocked(err, estimate); err != nil {
+		return enforcer.BudgetCheck{}, err
+	}
+	return enforcer.BudgetCheck{OK: true, Account: account, Remaining: f.roomLocked()}, nil
+}
+
+// admissibleLocked says why the fail-open allowance cannot take estimate
+// (nil if it can); why is the ledger's unavailability. f.mu is held.
+func (f *FailOpen) admissibleLocked(why error, estimate enforcer.Nanos) error {
+	if room := f.roomLocked(); estimate > room {
+		return fmt.Errorf("%w; fail-open admits at most %s per call and %s unwritten in all (%s now), not %s",
+			why, f.callMax, f.totalMax, f.exposed, estimate)
+	}
+	if n := f.journal.unwritten + f.live; n >= f.journal.entriesMax {
+		return fmt.Errorf("%w; and fail-open admits nothing more: %w: %s has %d charges and holds to keep (journal_entries_max %d)",
+			why, ErrJournalFull, f.journal.path, n, f.journal.entriesMax)
+	}
+	return nil
 }
 
 // Reserve holds in the ledger, or, while it is unreachable, in memory
@@ -390,13 +417,8 @@ func (f *FailOpen) Reserve(ctx context.Context, req enforcer.ReserveRequest) (en
 	f.down = true
 	now := f.clock.Now()
 	f.expireLocked(now)
-	if room := f.roomLocked(); req.Estimate > room {
-		return enforcer.Reservation{}, fmt.Errorf("%w; fail-open admits at most %s per call and %s unwritten in all (%s now), not %s",
-			err, f.callMax, f.totalMax, f.exposed, req.Estimate)
-	}
-	if n := f.journal.unwritten + f.live; n >= f.journal.entriesMax {
-		return enforcer.Reservation{}, fmt.Errorf("%w; and fail-open admits nothing more: %w: %s has %d charges and holds to keep (journal_entries_max %d)",
-			err, ErrJournalFull, f.journal.path, n, f.journal.entriesMax)
+	if err := f.admissibleLocked(err, req.Estimate); err != nil {
+		return enforcer.Reservation{}, err
 	}
 	r := enforcer.Reservation{ID: req.ID, Account: req.Account, Tool: req.Tool, Estimate: req.Estimate,
 		State: enforcer.StatePending, CreatedAt: now, ExpiresAt: now.Add(req.TTL), Fingerprint: req.Fingerprint}

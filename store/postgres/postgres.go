@@ -278,9 +278,21 @@ func (l *Ledger) dbErr(op string, err error) error {
 			"so it may have been applied; look the reservation up or retry with the same id: %w", l.where, ErrUnavailable, op, unknown.Err)}
 	}
 	if unavailable(err) {
+		l.dropConns(err)
 		return fmt.Errorf("postgres ledger %s is %w (failing closed): %s: %w", l.where, ErrUnavailable, op, err)
 	}
 	return fmt.Errorf("postgres ledger %s: %s: %w", l.where, op, err)
+}
+
+// dropConns closes the pool's connections after a connection-level
+// failure: when PostgreSQL restarts, every pooled connection is dead, and
+// each would otherwise fail one more request before being replaced.
+func (l *Ledger) dropConns(err error) {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) || errors.Is(err, context.DeadlineExceeded) {
+		return // the server answered, or the caller's time ran out
+	}
+	l.pool.Reset()
 }
 
 // unavailable: the error says the database could not be reached or did not

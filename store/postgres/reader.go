@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // reader pipelines reads (Check, Snapshot, Reservation). Each is one
@@ -227,6 +228,13 @@ func (r *reader) run(batch []*readReq) {
 
 func (r *reader) one(ctx context.Context, q *readReq) error {
 	rows, err := r.l.pool.Query(ctx, q.sql, q.args...)
+	var pgErr *pgconn.PgError
+	if err != nil && ctx.Err() == nil && !errors.As(err, &pgErr) {
+		// A read can be sent again: a pooled connection that died
+		// (PostgreSQL restarted) gets one more try on a fresh one.
+		r.l.pool.Reset()
+		rows, err = r.l.pool.Query(ctx, q.sql, q.args...)
+	}
 	if err != nil {
 		return err
 	}
