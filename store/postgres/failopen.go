@@ -53,8 +53,8 @@ type FailOpen struct {
 	// connections, flapping) cannot let a host admit TotalMax again and
 	// again within one outage.
 	writtenBack enforcer.Nanos
-	live    int            // outage holds still pending (each may become a journal entry)
-	res     map[string]*outageRes
+	live        int // outage holds still pending (each may become a journal entry)
+	res         map[string]*outageRes
 
 	stop      chan struct{}
 	done      chan struct{}
