@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -414,5 +415,71 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A database created by the previous schema version upgrades in place:
+// its reservations keep working, with an empty fingerprint (what a
+// request without one sends), so retries across the upgrade are retries.
+func TestUpgradeFromSchemaVersion1(t *testing.T) {
+	dsn := testDSN(t)
+	schema := freshSchema(t, dsn)
+	ctx := context.Background()
+	v1, err := os.ReadFile("migrations/0001_init.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, stmt := range []string{
+		"CREATE SCHEMA " + schema,
+		"SET search_path = " + schema,
+		string(v1),
+		"CREATE TABLE purser_schema_version (version INTEGER NOT NULL PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+		"INSERT INTO purser_schema_version (version) VALUES (1)",
+		"INSERT INTO accounts (id, root_id, path, limit_nanos, created_at) VALUES ('a', 'a', '{a}', 100, 0)",
+		`SELECT * FROM purser_apply(NULL, '{reserve}', '{old}', '{a}', '{Read}', '{60}', '{60000000000}', '{""}')`,
+	} {
+		if _, err := conn.Exec(ctx, stmt); err != nil {
+			t.Fatalf("%.60s: %v", stmt, err)
+		}
+	}
+	l, err := postgres.Open(ctx, dsn, enforcer.LedgerOptions{}, postgres.WithSchema(schema))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	req := enforcer.ReserveRequest{ID: "old", Account: "a", Tool: "Read", Estimate: 60, TTL: time.Minute}
+	if r, err := l.Reserve(ctx, req); err != nil || r.State != enforcer.StatePending || r.Fingerprint != "" {
+		t.Fatalf("retry of a hold made before the upgrade: %+v %v; want the hold", r, err)
+	}
+	req.Fingerprint = "params-digest"
+	if _, err := l.Reserve(ctx, req); !errors.Is(err, enforcer.ErrReservationConflict) {
+		t.Errorf("the same id with a fingerprint: %v; want a conflict", err)
+	}
+}
+
+// An account id "P/x" must descend from P: a name never claims a parent
+// it does not have (a scope matching "team-a/*" would otherwise spend
+// outside team-a's budget).
+func TestAccountNameMustMatchItsParent(t *testing.T) {
+	l := openTemp(t, enforcer.LedgerOptions{})
+	ctx := context.Background()
+	lim := enforcer.Nanos(10)
+	for _, spec := range []enforcer.AccountSpec{{ID: "org", Limit: &lim}, {ID: "team-a", Parent: "org"}, {ID: "team-a/x", Parent: "team-a"}} {
+		if _, err := l.CreateAccount(ctx, spec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, spec := range []enforcer.AccountSpec{{ID: "team-a/free"}, {ID: "team-a/free", Parent: "org"}} {
+		if _, err := l.CreateAccount(ctx, spec); !errors.Is(err, enforcer.ErrInvalidAccount) {
+			t.Errorf("create %+v: %v; want ErrInvalidAccount", spec, err)
+		}
+	}
+	if _, err := l.CreateAccount(ctx, enforcer.AccountSpec{ID: "team-a/x/y", Parent: "team-a/x"}); err != nil {
+		t.Errorf("a child named under its parent: %v", err)
 	}
 }

@@ -272,8 +272,8 @@ func TestUnreachableFailsClosed(t *testing.T) {
 		t.Fatalf("check while partitioned: %v; want ErrUnavailable", err)
 	}
 	_, err = l.Reserve(ctx, enforcer.ReserveRequest{ID: "r", Account: "a", Estimate: 1, TTL: time.Minute})
-	if !errors.Is(err, postgres.ErrUnavailable) || errors.Is(err, enforcer.ErrInsufficientBudget) {
-		t.Fatalf("reserve while partitioned: %v; want ErrUnavailable", err)
+	if !errors.Is(err, postgres.ErrUnavailable) || !errors.Is(err, enforcer.ErrLedgerUnavailable) || errors.Is(err, enforcer.ErrInsufficientBudget) {
+		t.Fatalf("reserve while partitioned: %v; want ErrUnavailable, which is enforcer.ErrLedgerUnavailable", err)
 	}
 	t.Logf("fail-closed error: %v", err)
 	if err := l.Ping(ctx); err == nil {
