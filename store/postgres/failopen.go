@@ -284,7 +284,7 @@ func (f *FailOpen) writeBack(ctx context.Context, o outageRes) error {
 		return err
 	}
 	ex := conflict.Existing
-	own := sameRequest(ex, ex.ExpiresAt.Sub(ex.CreatedAt), enforcer.ReserveRequest{ID: r.ID, Account: r.Account, Tool: r.Tool,
+	own := enforcer.SameRequest(ex, ex.ExpiresAt.Sub(ex.CreatedAt), enforcer.ReserveRequest{ID: r.ID, Account: r.Account, Tool: r.Tool,
 		Estimate: r.Estimate, TTL: o.ttl, Fingerprint: r.Fingerprint}) == nil
 	switch {
 	case own && (ex.State == enforcer.StatePending || ex.State == enforcer.StateExpired):
@@ -318,7 +318,7 @@ func (f *FailOpen) releaseThere(ctx context.Context, o outageRes) error {
 		return nil
 	case err != nil:
 		return err
-	case ex.State != enforcer.StatePending || sameRequest(ex, ex.ExpiresAt.Sub(ex.CreatedAt), enforcer.ReserveRequest{ID: o.r.ID,
+	case ex.State != enforcer.StatePending || enforcer.SameRequest(ex, ex.ExpiresAt.Sub(ex.CreatedAt), enforcer.ReserveRequest{ID: o.r.ID,
 		Account: o.r.Account, Tool: o.r.Tool, Estimate: o.r.Estimate, TTL: o.ttl, Fingerprint: o.r.Fingerprint}) != nil:
 		return nil // settled, or not this call's hold
 	}
@@ -395,7 +395,7 @@ func (f *FailOpen) admissibleLocked(why error, estimate enforcer.Nanos) error {
 // within the fail-open allowance.
 func (f *FailOpen) Reserve(ctx context.Context, req enforcer.ReserveRequest) (enforcer.Reservation, error) {
 	if r, ttl, ok := f.lookup(req.ID); ok {
-		if err := sameRequest(r, ttl, req); err != nil {
+		if err := enforcer.SameRequest(r, ttl, req); err != nil {
 			return enforcer.Reservation{}, fmt.Errorf("%w (held by this host during an outage)", err)
 		}
 		return r, nil

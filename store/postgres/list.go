@@ -35,7 +35,7 @@ const resColumnsR = `r.id, COALESCE(r.account_id, ''), COALESCE(r.tool, ''), COA
 // Reservations lists the reservations still stored on one account
 // (exactly that account), oldest first (created, then id).
 func (l *Ledger) Reservations(ctx context.Context, f enforcer.ReservationFilter) ([]enforcer.Reservation, error) {
-	f, err := validateFilter(f)
+	f, err := f.Validate()
 	if err != nil {
 		return nil, err
 	}
@@ -68,24 +68,4 @@ func (l *Ledger) Reservations(ctx context.Context, f enforcer.ReservationFilter)
 		return nil, fmt.Errorf("list reservations: account %q: %w", f.Account, enforcer.ErrAccountNotFound)
 	}
 	return out, nil
-}
-
-// validateFilter checks f and settles its limit (0: the maximum).
-func validateFilter(f enforcer.ReservationFilter) (enforcer.ReservationFilter, error) {
-	var why string
-	switch {
-	case f.Account == "":
-		why = "account is required"
-	case f.State != "" && f.State != enforcer.StatePending && f.State != enforcer.StateCommitted &&
-		f.State != enforcer.StateReleased && f.State != enforcer.StateExpired:
-		why = fmt.Sprintf("state %q is not one of pending, committed, released, expired (or empty for all)", f.State)
-	case f.Limit < 0 || f.Limit > enforcer.MaxReservationsLimit:
-		why = fmt.Sprintf("limit %d is outside 1..%d (0 for the maximum)", f.Limit, enforcer.MaxReservationsLimit)
-	case f.Limit == 0:
-		f.Limit = enforcer.MaxReservationsLimit
-	}
-	if why != "" {
-		return f, fmt.Errorf("list reservations of account %q: %w: %s", f.Account, enforcer.ErrInvalidReservation, why)
-	}
-	return f, nil
 }

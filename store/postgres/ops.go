@@ -55,10 +55,6 @@ func (l *Ledger) Reserve(ctx context.Context, req enforcer.ReserveRequest) (enfo
 	if err := req.Validate(); err != nil {
 		return enforcer.Reservation{}, err
 	}
-	if len(req.Fingerprint) > enforcer.MaxFingerprintLen {
-		return enforcer.Reservation{}, fmt.Errorf("reserve %q on account %q: %w: fingerprint of %d bytes, at most %d",
-			req.ID, req.Account, enforcer.ErrInvalidReservation, len(req.Fingerprint), enforcer.MaxFingerprintLen)
-	}
 	est := int64(req.Estimate)
 	o := &op{ctx: ctx, kind: "reserve", id: req.ID, account: req.Account, tool: req.Tool, amount: &est, ttl: int64(req.TTL), fp: req.Fingerprint}
 	if err := l.w.do(o); err != nil {
@@ -73,7 +69,7 @@ func (l *Ledger) Reserve(ctx context.Context, req enforcer.ReserveRequest) (enfo
 		l.w.routes.learnRes(req.ID, req.Account)
 		return res.r.view(res.now), nil
 	case "exists":
-		if err := sameRequest(res.r.view(res.now), time.Duration(res.r.ttl), req); err != nil {
+		if err := enforcer.SameRequest(res.r.view(res.now), time.Duration(res.r.ttl), req); err != nil {
 			return enforcer.Reservation{}, err
 		}
 		return res.r.view(res.now), nil
@@ -104,7 +100,7 @@ func (l *Ledger) resolveReserve(ctx context.Context, req enforcer.ReserveRequest
 	r, err := l.Reservation(ctx, req.ID)
 	switch {
 	case err == nil:
-		if err := sameRequest(r, r.ExpiresAt.Sub(r.CreatedAt), req); err != nil {
+		if err := enforcer.SameRequest(r, r.ExpiresAt.Sub(r.CreatedAt), req); err != nil {
 			return enforcer.Reservation{}, err
 		}
 		l.w.routes.learnRes(req.ID, req.Account)
@@ -114,28 +110,6 @@ func (l *Ledger) resolveReserve(ctx context.Context, req enforcer.ReserveRequest
 			"a lookup found no hold, so nothing is held: %w", l.where, ErrUnavailable, what, errors.Unwrap(sendErr))
 	}
 	return enforcer.Reservation{}, l.dbErr(what, sendErr)
-}
-
-// sameRequest accepts req as a retry of r (held for ttl) and names the
-// first field that differs otherwise.
-func sameRequest(r enforcer.Reservation, ttl time.Duration, req enforcer.ReserveRequest) error {
-	var field, was, now string
-	switch {
-	case r.Account != req.Account:
-		field, was, now = "account", r.Account, req.Account
-	case r.Tool != req.Tool:
-		field, was, now = "tool", r.Tool, req.Tool
-	case r.Estimate != req.Estimate:
-		field, was, now = "estimate", r.Estimate.String(), req.Estimate.String()
-	case ttl != req.TTL:
-		field, was, now = "ttl", ttl.String(), req.TTL.String()
-	case r.Fingerprint != req.Fingerprint:
-		field, was, now = "fingerprint (params)", r.Fingerprint, req.Fingerprint
-	default:
-		return nil
-	}
-	return fmt.Errorf("reserve %q on account %q: %w: %s was %q, now %q",
-		req.ID, req.Account, enforcer.ErrReservationConflict, field, was, now)
 }
 
 // Commit charges a reservation and releases the rest of its hold.
