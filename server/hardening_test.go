@@ -278,8 +278,10 @@ func TestScopedAdminCannotCreateTopLevelAccounts(t *testing.T) {
 
 func TestUnauthenticatedReadyzHidesTheReason(t *testing.T) {
 	reason := fmt.Errorf("ledger: %w", outage)
+	var logs syncBuffer
 	f := newFixtureOn(t, enforcer.NewMemoryLedger(enforcer.LedgerOptions{}), enforcer.Config{}, true, func(c *Config) {
 		c.Ready = func(context.Context) error { return reason }
+		c.Logger = hclog.New(&hclog.LoggerOptions{Output: &logs})
 	})
 	for _, tok := range []string{"", "wrong", agentA, scopedAdmin} {
 		st, out := f.do(tok, "GET", "/readyz", nil)
@@ -290,6 +292,27 @@ func TestUnauthenticatedReadyzHidesTheReason(t *testing.T) {
 	if _, out := f.do(adminToken, "GET", "/readyz", nil); !strings.Contains(fmt.Sprint(out), "db.internal:5432") {
 		t.Errorf("an unscoped admin should see the reason: %v", out)
 	}
+	// The operator finds the reason in the log, once per outage, not per probe.
+	if n := strings.Count(logs.String(), "db.internal:5432"); n != 1 {
+		t.Errorf("the reason is logged %d times over 5 probes; want once:\n%s", n, logs.String())
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func TestUnroutedRequestsGetTheJSONEnvelope(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -66,6 +67,9 @@ type Server struct {
 	// mux is the root handler (Serve's); router holds the routes.
 	mux    http.Handler
 	router *http.ServeMux
+	// notReady is the last readiness failure logged, so a probe every few
+	// seconds logs an outage once per distinct reason, not per probe.
+	notReady atomic.Pointer[string]
 	// patterns lists every registered route ("POST /v1/check"), so a test
 	// can hold openapi.json to the real routes.
 	patterns []string
@@ -257,7 +261,7 @@ func (s *Server) plain(pattern string, h http.HandlerFunc) {
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Ready != nil {
 		if err := s.cfg.Ready(r.Context()); err != nil {
-			s.logger.Warn("not ready", "error", err)
+			s.logNotReady(err)
 			msg := "not ready: a dependency is unavailable (the reason is in the server log)"
 			if p, ok := s.auth.authenticate(r); ok && p.role == RoleAdmin && p.all {
 				msg = "not ready: " + err.Error()
@@ -266,5 +270,15 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if s.notReady.Swap(nil) != nil {
+		s.logger.Info("ready again")
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *Server) logNotReady(err error) {
+	reason := err.Error()
+	if prev := s.notReady.Swap(&reason); prev == nil || *prev != reason {
+		s.logger.Warn("not ready", "error", err)
+	}
 }
