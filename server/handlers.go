@@ -85,7 +85,7 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request, p *principal) err
 	}
 	d, err := s.e.Check(r.Context(), call)
 	if err != nil {
-		return s.admissionFailed(r, "check", call, "", err)
+		return s.admissionFailed(r, "check", call, "", err, err)
 	}
 	writeJSON(w, http.StatusOK, s.decided(r, "check", call, d, nil))
 	return nil
@@ -106,18 +106,8 @@ func (s *Server) reserve(w http.ResponseWriter, r *http.Request, p *principal) e
 	}
 	opt.ApprovalID = s.visibleApproval(p, req.ApprovalID)
 	d, res, err := s.e.Reserve(r.Context(), call, opt)
-	switch {
-	case errors.Is(err, enforcer.ErrReservationConflict):
-		// One answer whoever holds the id and whatever differs: the id may be
-		// another tenant's, and nothing about it may show (see openapi.json).
-		err = &apiError{http.StatusConflict, "conflict", fmt.Sprintf("reservation id %q is already in use; "+
-			"choose another id (a request without \"id\" gets a unique one)", opt.ID)}
-	case errors.Is(err, enforcer.ErrApprovalNotFound):
-		// Name the caller's id, also when visibleApproval replaced it.
-		err = fmt.Errorf("reserve %s on %q: approval %q: %w", call.Tool, call.Account, req.ApprovalID, enforcer.ErrApprovalNotFound)
-	}
 	if err != nil {
-		return s.admissionFailed(r, "reserve", call, opt.ID, err)
+		return s.admissionFailed(r, "reserve", call, opt.ID, err, s.reserveError(r, p, call, req, opt.ID, err))
 	}
 	var rr *enforcer.Reservation
 	if d.Allowed() {
@@ -167,21 +157,43 @@ func (s *Server) visibleApproval(p *principal, id string) string {
 	return id
 }
 
+// reserveError is what the client is told about a failed reserve. Nothing
+// may show of another tenant's reservation or approval beyond what an
+// unknown id shows.
+func (s *Server) reserveError(r *http.Request, p *principal, call enforcer.Call, req reserveRequest, id string, err error) error {
+	switch {
+	case errors.Is(err, enforcer.ErrReservationConflict):
+		// The caller's own reservation: say what differs. Anyone else's
+		// (or one gone meanwhile): only that the id is taken, which a
+		// global id space cannot hide (ARCHITECTURE.md, decisions).
+		if res, lerr := s.e.Ledger().Reservation(r.Context(), id); lerr == nil && p.mayUse(res.Account) {
+			return &apiError{http.StatusConflict, "conflict", err.Error() + "; reuse an id only to retry the same call"}
+		}
+		return &apiError{http.StatusConflict, "conflict", fmt.Sprintf("reservation id %q is already in use; "+
+			"choose another id (a request without \"id\" gets a unique one)", id)}
+	case errors.Is(err, enforcer.ErrApprovalNotFound):
+		// Name the caller's id, also when visibleApproval replaced it.
+		return fmt.Errorf("reserve %s on %q: approval %q: %w", call.Tool, call.Account, req.ApprovalID, enforcer.ErrApprovalNotFound)
+	}
+	return err
+}
+
 // admissionFailed records an admission the enforcer could not decide (a
-// ledger outage, a conflict) in the decision log with outcome "error", and
-// returns err tagged with the decision id the client's message cites.
-func (s *Server) admissionFailed(r *http.Request, kind string, call enforcer.Call, reservationID string, err error) error {
+// ledger outage, a conflict) in the decision log with outcome "error" and
+// the full cause, and returns reply, the client's error, tagged with the
+// decision id its message cites.
+func (s *Server) admissionFailed(r *http.Request, kind string, call enforcer.Call, reservationID string, cause, reply error) error {
 	if errors.Is(r.Context().Err(), context.Canceled) {
-		return err // the client left: not an admission, nothing to record
+		return reply // the client left: not an admission, nothing to record
 	}
 	id := newDecisionID()
 	if s.cfg.DecisionLog != nil {
-		_, code := statusOf(err)
+		_, code := statusOf(reply)
 		ev := s.eventBase(kind, id, call)
-		ev.Outcome, ev.ErrorCode, ev.Error, ev.ReservationID = decisionlog.OutcomeError, code, err.Error(), reservationID
+		ev.Outcome, ev.ErrorCode, ev.Error, ev.ReservationID = decisionlog.OutcomeError, code, cause.Error(), reservationID
 		s.cfg.DecisionLog.Log(ev)
 	}
-	return &referencedError{ref: id, err: err}
+	return &referencedError{ref: id, err: reply}
 }
 
 // decided builds the response, logs the decision and counts it.
