@@ -292,6 +292,13 @@ func TestUnauthenticatedReadyzHidesTheReason(t *testing.T) {
 	if _, out := f.do(adminToken, "GET", "/readyz", nil); !strings.Contains(fmt.Sprint(out), "db.internal:5432") {
 		t.Errorf("an unscoped admin should see the reason: %v", out)
 	}
+	// With auth off every caller is anonymous: generic too.
+	open := newFixtureOn(t, enforcer.NewMemoryLedger(enforcer.LedgerOptions{}), enforcer.Config{}, false, func(c *Config) {
+		c.Ready = func(context.Context) error { return reason }
+	})
+	if _, out := open.do("", "GET", "/readyz", nil); strings.Contains(fmt.Sprint(out), "db.internal") {
+		t.Errorf("auth off: readyz shows the reason: %v", out)
+	}
 	// The operator finds the reason in the log, once per outage, not per probe.
 	if n := strings.Count(logs.String(), "db.internal:5432"); n != 1 {
 		t.Errorf("the reason is logged %d times over 5 probes; want once:\n%s", n, logs.String())

@@ -257,13 +257,14 @@ func (s *Server) plain(pattern string, h http.HandlerFunc) {
 
 // readyz is unauthenticated, so its body stays generic: the reason names
 // database hosts, ports, users and files, and goes to the log, or to an
-// admin token that asks (same URL, with its bearer token).
+// unscoped admin token that asks (same URL, with its bearer token).
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Ready != nil {
 		if err := s.cfg.Ready(r.Context()); err != nil {
 			s.logNotReady(err)
 			msg := "not ready: a dependency is unavailable (the reason is in the server log)"
-			if p, ok := s.auth.authenticate(r); ok && p.role == RoleAdmin && p.all {
+			// Auth off means every caller is anonymous: the generic body then.
+			if p, ok := s.auth.authenticate(r); ok && s.auth.enabled() && p.role == RoleAdmin && p.all {
 				msg = "not ready: " + err.Error()
 			}
 			writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: errorDetail{Code: "not_ready", Message: msg}})

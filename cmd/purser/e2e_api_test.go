@@ -4,9 +4,17 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/purser-dev/purser/server"
 )
@@ -135,4 +143,146 @@ func TestServeReleaseIsIdempotentAndPendingHoldsCanBeFound(t *testing.T) {
 		t.Errorf("limit=2: %v", all)
 	}
 	p.call(e2eAgentToken, "GET", "/v1/reservations?account=team-b&state=pending", nil, 403)
+}
+
+// pgProxy forwards TCP to PostgreSQL until cut, so a test can take the
+// database away from one purser without stopping the shared cluster.
+type pgProxy struct {
+	t      *testing.T
+	addr   string
+	target string
+	mu     sync.Mutex
+	ln     net.Listener
+	conns  []net.Conn
+}
+
+func startPGProxy(t *testing.T, target string) *pgProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &pgProxy{t: t, addr: ln.Addr().String(), target: target}
+	p.serve(ln)
+	t.Cleanup(p.cut)
+	return p
+}
+
+func (p *pgProxy) serve(ln net.Listener) {
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", p.target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, up)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(up, c); up.Close() }()
+			go func() { _, _ = io.Copy(c, up); c.Close() }()
+		}
+	}()
+}
+
+// cut refuses new connections and drops open ones: the database is gone.
+func (p *pgProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// restore listens again on the same address.
+func (p *pgProxy) restore() {
+	ln, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		p.t.Fatalf("proxy listen again on %s: %v", p.addr, err)
+	}
+	p.serve(ln)
+}
+
+func TestServeLedgerOutageIs503WithRetryAfter(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the real server")
+	}
+	dsn := pgTestDatabase(t)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := startPGProxy(t, u.Host)
+	u.Host = proxy.addr
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "decisions.jsonl")
+	p := startServer(t, dir, fmt.Sprintf(`store: {kind: postgres, dsn: %q, statement_timeout: 2s}
+plugins: {entries: [], watch: false}
+decision_log: {enabled: true, path: %q}
+accounts:
+  - {id: team, limit_usd: "1"}
+`, u.String(), logPath))
+	p.must("POST", "/v1/reservations", map[string]any{"id": "before", "account": "team", "tool": "Read"}, 200)
+
+	proxy.cut()
+	for _, id := range []string{"during-1", "during-2"} {
+		req, _ := http.NewRequest("POST", p.base+"/v1/reservations", strings.NewReader(fmt.Sprintf(`{"id":%q,"account":"team","tool":"Read"}`, id)))
+		resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		resp.Body.Close()
+		msg := fmt.Sprint(out["error"])
+		if resp.StatusCode != 503 || !strings.Contains(msg, "ledger_unavailable") || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("reserve with the database gone: %d Retry-After=%q %v; want 503 ledger_unavailable with Retry-After",
+				resp.StatusCode, resp.Header.Get("Retry-After"), out)
+		}
+		if strings.Contains(msg, proxy.addr) || strings.Contains(msg, u.Port()) {
+			t.Errorf("the client is shown the database address: %s", msg)
+		}
+	}
+	st, ready := p.do("GET", "/readyz", nil)
+	if st != 503 || strings.Contains(fmt.Sprint(ready), u.Port()) {
+		t.Errorf("readyz during the outage: %d %v; want a generic 503", st, ready)
+	}
+
+	proxy.restore()
+	var out map[string]any
+	for range 100 { // the pool reconnects on its own
+		if st, out = p.do("POST", "/v1/reservations", map[string]any{"id": "during-1", "account": "team", "tool": "Read"}); st == 200 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if out["decision"] != "allow" {
+		t.Fatalf("retry with the same id after the outage: %d %v", st, out)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil { // closing flushes the log
+		t.Fatal(err)
+	}
+	if err := <-p.done; err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
+	}
+	p.done <- nil
+	raw, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(raw), `"outcome":"error","error_code":"ledger_unavailable"`); n < 2 {
+		t.Errorf("decision log records %d failed admissions; want the 2 made during the outage:\n%s", n, raw)
+	}
 }
