@@ -191,6 +191,10 @@ type OutcomeUnknownError struct{ Err error }
 func (e *OutcomeUnknownError) Error() string { return "outcome unknown: " + e.Err.Error() }
 func (e *OutcomeUnknownError) Unwrap() error { return e.Err }
 
+// OutcomeUnknown lets callers that do not import this package (the
+// server) tell "may have been applied" from "nothing changed".
+func (e *OutcomeUnknownError) OutcomeUnknown() bool { return true }
+
 func (b *batcher) close() {
 	b.mu.Lock()
 	if b.closed {
