@@ -43,6 +43,8 @@ type FailOpen struct {
 	clock             enforcer.Clock
 	onEvent           func(msg string, args ...any)
 
+	syncMu sync.Mutex // one Sync at a time (the loop's, Close's, a caller's)
+
 	mu      sync.Mutex
 	journal *journal
 	down    bool           // the last attempt failed: answer from memory until a ping succeeds
@@ -202,6 +204,8 @@ func (f *FailOpen) setDown(down bool) {
 // there the holds released here whose reserve may have reached it), then
 // forgets settled outage reservations once nothing is left to write.
 func (f *FailOpen) Sync(ctx context.Context) {
+	f.syncMu.Lock()
+	defer f.syncMu.Unlock()
 	f.mu.Lock()
 	var todo []outageRes
 	for _, o := range f.res {
@@ -252,6 +256,9 @@ func (f *FailOpen) done1(o outageRes) error {
 	}
 	if o.undo {
 		cur.undo = false
+		return nil
+	}
+	if cur.written {
 		return nil
 	}
 	if err := f.journal.append(journalRecord{Written: o.r.ID}); err != nil {
@@ -417,6 +424,12 @@ func (f *FailOpen) Reserve(ctx context.Context, req enforcer.ReserveRequest) (en
 	f.down = true
 	now := f.clock.Now()
 	f.expireLocked(now)
+	if o, ok := f.res[req.ID]; ok { // a concurrent attempt with this id got here first
+		if err := enforcer.SameRequest(o.r, o.ttl, req); err != nil {
+			return enforcer.Reservation{}, fmt.Errorf("%w (held by this host during an outage)", err)
+		}
+		return o.r, nil
+	}
 	if err := f.admissibleLocked(err, req.Estimate); err != nil {
 		return enforcer.Reservation{}, err
 	}
