@@ -97,6 +97,7 @@ type op struct {
 	ttl      int64  // reserve, nanoseconds
 	source   string // commit
 	fp       string // reserve, charge: the request's fingerprint
+	estimate *int64 // charge: the original hold's estimate (nil: the charge)
 	res      opResult
 	err      error
 	done     chan struct{}
@@ -341,19 +342,22 @@ func backoff(attempt int) {
 
 const applySQL = `SELECT op, status, now_ns, r_id, r_account, r_tool, r_estimate, r_ttl, r_state, r_created, r_expires,
 	r_settled, r_charged, r_source, r_late, r_fp, d_account, d_remaining, d_overdrawn, a_ids, a_committed, a_limits
-	FROM purser_apply($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+	FROM purser_apply($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
 
 func (b *batcher) exec(ctx context.Context, ops []*op) error {
 	n := len(ops)
 	kinds, ids, accts, tools, sources, fps := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	amounts, ttls := make([]pgtype.Int8, n), make([]int64, n)
+	amounts, ttls, estimates := make([]pgtype.Int8, n), make([]int64, n), make([]pgtype.Int8, n)
 	for i, o := range ops {
 		kinds[i], ids[i], accts[i], tools[i], sources[i], ttls[i], fps[i] = o.kind, o.id, o.account, o.tool, o.source, o.ttl, o.fp
 		if o.amount != nil {
 			amounts[i] = pgtype.Int8{Int64: *o.amount, Valid: true}
 		}
+		if o.estimate != nil {
+			estimates[i] = pgtype.Int8{Int64: *o.estimate, Valid: true}
+		}
 	}
-	rows, err := b.l.pool.Query(ctx, applySQL, b.l.nowArg(), kinds, ids, accts, tools, amounts, ttls, sources, fps)
+	rows, err := b.l.pool.Query(ctx, applySQL, b.l.nowArg(), kinds, ids, accts, tools, amounts, ttls, sources, fps, estimates)
 	if err != nil {
 		return err
 	}

@@ -281,7 +281,8 @@ func (f *FailOpen) writeBack(ctx context.Context, o outageRes) error {
 	if o.undo {
 		return f.releaseThere(ctx, o)
 	}
-	c := ChargeRequest{ID: r.ID, Account: r.Account, Tool: r.Tool, Charged: r.Charged, Source: r.CostSource}
+	c := ChargeRequest{ID: r.ID, Account: r.Account, Tool: r.Tool, Charged: r.Charged, Source: r.CostSource,
+		Estimate: r.Estimate, TTL: o.ttl, Fingerprint: r.Fingerprint}
 	_, err := f.Ledger.Charge(ctx, c)
 	var conflict *ChargeConflictError
 	if !errors.As(err, &conflict) {

@@ -588,3 +588,31 @@ func TestFailOpenHammer(t *testing.T) {
 		t.Errorf("after recovery: %+v %v; want the %s acknowledged", s, err, acked)
 	}
 }
+
+// The row a write-back creates is the reservation the client made (its
+// estimate, TTL and fingerprint), so a retry of that reserve after the
+// outage is answered as a retry, not as a conflict.
+func TestFailOpenWrittenChargeIsTheReservationMade(t *testing.T) {
+	l, p := viaProxy(t, enforcer.LedgerOptions{})
+	f := newFailOpen(t, l, filepath.Join(t.TempDir(), "journal"), 0)
+	defer f.Close()
+	ctx := context.Background()
+	if _, err := f.CreateAccount(ctx, enforcer.AccountSpec{ID: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	p.setDown(true)
+	req := enforcer.ReserveRequest{ID: "made", Account: "a", Tool: "Read", Estimate: 9, TTL: time.Minute, Fingerprint: "fp"}
+	if _, err := f.Reserve(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	actual := enforcer.Nanos(4)
+	if _, err := f.Commit(ctx, "made", &actual, ""); err != nil {
+		t.Fatal(err)
+	}
+	p.setDown(false)
+	syncUntilWritten(t, f)
+	r, err := l.Reserve(ctx, req)
+	if err != nil || r.State != enforcer.StateCommitted || r.Charged != 4 || r.Estimate != 9 || r.Fingerprint != "fp" {
+		t.Errorf("retry of the outage reserve after write-back: %+v %v; want the committed reservation", r, err)
+	}
+}

@@ -209,6 +209,11 @@ type ChargeRequest struct {
 	ID, Account, Tool string
 	Charged           enforcer.Nanos
 	Source            enforcer.CostSource // "" means actual
+	// The hold's estimate, TTL (0: 1ns) and fingerprint, so the row is the
+	// reservation the client made and a retry of its reserve is a retry.
+	Estimate    enforcer.Nanos
+	TTL         time.Duration
+	Fingerprint string
 }
 
 // ChargeConflictError: the id of a Charge exists in the ledger and is not
@@ -236,11 +241,14 @@ func (l *Ledger) Charge(ctx context.Context, c ChargeRequest) (enforcer.Reservat
 		return enforcer.Reservation{}, fmt.Errorf("charge %q on account %q: %w: empty id or account", c.ID, c.Account, enforcer.ErrInvalidReservation)
 	case c.Charged < 0:
 		return enforcer.Reservation{}, fmt.Errorf("charge %q: %w: negative cost %s", c.ID, enforcer.ErrInvalidAmount, c.Charged)
+	case c.Estimate < 0 || c.TTL < 0 || c.TTL > enforcer.MaxReservationTTL:
+		return enforcer.Reservation{}, fmt.Errorf("charge %q: %w: estimate %s, ttl %s", c.ID, enforcer.ErrInvalidReservation, c.Estimate, c.TTL)
 	case c.Source == "":
 		c.Source = enforcer.CostActual
 	}
-	amount := int64(c.Charged)
-	o := &op{ctx: ctx, kind: "charge", id: c.ID, account: c.Account, tool: c.Tool, amount: &amount, ttl: 1, source: string(c.Source)}
+	amount, est := int64(c.Charged), int64(c.Estimate)
+	o := &op{ctx: ctx, kind: "charge", id: c.ID, account: c.Account, tool: c.Tool, amount: &amount, estimate: &est,
+		ttl: max(int64(c.TTL), 1), source: string(c.Source), fp: c.Fingerprint}
 	if err := l.w.do(o); err != nil {
 		return enforcer.Reservation{}, l.sqlErr(err, "charge %q on account %q", c.ID, c.Account)
 	}

@@ -10,6 +10,9 @@
 --   'exists' (a retry, compared by the caller) instead of going through the
 --   budget check, where its own first attempt's hold made it look like an
 --   overspend (issue 11 item 11).
+-- * A charge (fail-open write-back) takes the original hold's estimate
+--   (p_estimate), TTL and fingerprint, so the committed row it writes is
+--   the reservation the client made: a retry of that reserve is a retry.
 
 ALTER TABLE reservations ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';
 
@@ -45,7 +48,7 @@ DROP FUNCTION purser_apply(BIGINT, TEXT[], TEXT[], TEXT[], TEXT[], BIGINT[], BIG
 -- (NULL: the estimate). p_ttl is in nanoseconds.
 CREATE FUNCTION purser_apply(
     p_now BIGINT, p_kind TEXT[], p_id TEXT[], p_account TEXT[], p_tool TEXT[],
-    p_amount BIGINT[], p_ttl BIGINT[], p_source TEXT[], p_fp TEXT[])
+    p_amount BIGINT[], p_ttl BIGINT[], p_source TEXT[], p_fp TEXT[], p_estimate BIGINT[])
 RETURNS TABLE (
     op INT, status TEXT, now_ns BIGINT,
     r_id TEXT, r_account TEXT, r_tool TEXT, r_estimate BIGINT, r_ttl BIGINT, r_state TEXT,
@@ -163,8 +166,8 @@ BEGIN
                 END IF;
                 INSERT INTO reservations (id, account_id, root_id, path, tool, estimate_nanos, ttl_nanos, state,
                         created_at, expires_at, settled_at, charged_nanos, cost_source, fingerprint)
-                    VALUES (p_id[i], p_account[i], v_root, v_path, p_tool[i], p_amount[i], p_ttl[i], 'committed',
-                        v_now, v_now, v_now, p_amount[i], p_source[i], p_fp[i])
+                    VALUES (p_id[i], p_account[i], v_root, v_path, p_tool[i], COALESCE(p_estimate[i], p_amount[i]), p_ttl[i],
+                        'committed', v_now, v_now + p_ttl[i], v_now, p_amount[i], p_source[i], p_fp[i])
                     ON CONFLICT (id) DO NOTHING
                     RETURNING * INTO r;
                 IF NOT FOUND THEN
