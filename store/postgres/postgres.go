@@ -194,8 +194,10 @@ func newLedger(where string, opts enforcer.LedgerOptions) *Ledger {
 	return l
 }
 
-// ErrClosed is returned by operations after Close.
-var ErrClosed = errors.New("postgres ledger closed")
+// ErrClosed is returned by operations after Close; like any other
+// unavailability it wraps enforcer.ErrLedgerUnavailable (a server shutting
+// down answers 503, not 500).
+var ErrClosed = fmt.Errorf("postgres ledger closed (%w)", enforcer.ErrLedgerUnavailable)
 
 // Close stops the background sweeper, waits for queued operations and
 // closes the connections.
