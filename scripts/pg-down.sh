@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# pg-down.sh [DIR]: stop the cluster scripts/pg-up.sh started in DIR (default
-# $PURSER_PG_DIR or ${TMPDIR:-/tmp}/purser-pg) and delete DIR. Idempotent:
-# nothing there is not an error. Only a folder holding a pg-up cluster
-# (DIR/data/PG_VERSION) is deleted.
+# pg-down.sh [--keep] [DIR]: stop the cluster scripts/pg-up.sh started in DIR
+# (default $PURSER_PG_DIR or ${TMPDIR:-/tmp}/purser-pg) and delete DIR.
+# Idempotent: nothing there is not an error. Only a folder holding a pg-up
+# cluster (DIR/data/PG_VERSION) is deleted. With --keep the cluster is only
+# stopped (an outage; scripts/pg-up.sh DIR starts it again on the same port).
 set -euo pipefail
+
+keep=""
+if [ "${1:-}" = "--keep" ]; then keep=1; shift; fi
 
 dir="${1:-${PURSER_PG_DIR:-${TMPDIR:-/tmp}/purser-pg}}"
 if [ ! -d "$dir" ]; then
@@ -26,5 +30,6 @@ if [ -n "$bindir" ] && as_owner "$bindir/pg_ctl" -D "$data" status >/dev/null 2>
   echo "pg-down: stopping PostgreSQL in $data" >&2
   as_owner "$bindir/pg_ctl" -D "$data" -m fast -w -t 60 stop >/dev/null
 fi
+if [ -n "$keep" ]; then echo "pg-down: stopped; kept $dir" >&2; exit 0; fi
 rm -rf "$dir"
 echo "pg-down: removed $dir" >&2

@@ -1,11 +1,14 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/purser-dev/purser/enforcer"
 )
@@ -27,6 +30,21 @@ func errForbidden(format string, args ...any) error {
 	return &apiError{http.StatusForbidden, "forbidden", fmt.Sprintf(format, args...)}
 }
 
+// statusClientClosed is the status counted (never seen by the client) for
+// a request whose client went away first: nginx's 499, not a server error.
+const statusClientClosed = 499
+
+// referencedError carries the reference (a decision id) under which the
+// server recorded a failure, so the client's message and the decision log
+// name the same one.
+type referencedError struct {
+	ref string
+	err error
+}
+
+func (e *referencedError) Error() string { return e.err.Error() }
+func (e *referencedError) Unwrap() error { return e.err }
+
 // statusOf maps domain errors to HTTP statuses and codes.
 func statusOf(err error) (int, string) {
 	var ae *apiError
@@ -36,6 +54,15 @@ func statusOf(err error) (int, string) {
 		return ae.status, ae.code
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge, "body_too_large"
+	case errors.Is(err, enforcer.ErrLedgerUnavailable):
+		// First: a store failure is the operative fact, whatever else it wraps.
+		return http.StatusServiceUnavailable, "ledger_unavailable"
+	case errors.Is(err, enforcer.ErrInvalidParams):
+		return http.StatusBadRequest, "invalid_params"
+	case errors.Is(err, enforcer.ErrReservationInProgress):
+		return http.StatusConflict, "in_progress"
+	case errors.Is(err, errors.ErrUnsupported):
+		return http.StatusNotImplemented, "unsupported"
 	case errors.Is(err, enforcer.ErrAccountNotFound):
 		return http.StatusNotFound, "account_not_found"
 	case errors.Is(err, enforcer.ErrReservationNotFound):
@@ -53,7 +80,8 @@ func statusOf(err error) (int, string) {
 	case errors.Is(err, enforcer.ErrApprovalRefused), errors.Is(err, enforcer.ErrApprovalUsed):
 		return http.StatusConflict, "approval_unusable"
 	case errors.Is(err, enforcer.ErrInvalidAmount), errors.Is(err, enforcer.ErrInvalidAccount),
-		errors.Is(err, enforcer.ErrSupervisorBudget), errors.Is(err, enforcer.ErrUnknownTier):
+		errors.Is(err, enforcer.ErrSupervisorBudget), errors.Is(err, enforcer.ErrUnknownTier),
+		errors.Is(err, enforcer.ErrInvalidReservation):
 		return http.StatusBadRequest, "invalid"
 	case errors.Is(err, enforcer.ErrApprovalQueueFull):
 		return http.StatusServiceUnavailable, "approval_queue_full"
@@ -68,15 +96,46 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(r.Context().Err(), context.Canceled) {
+		// The client hung up: whatever failed after that is not a server
+		// error. Nobody reads the answer; the status is for the metrics.
+		s.logger.Debug("request cancelled by the client", "method", r.Method, "path", r.URL.Path, "error", err)
+		w.WriteHeader(statusClientClosed)
+		return
+	}
 	status, code := statusOf(err)
 	msg := err.Error()
-	if status >= 500 && code == "internal" {
+	switch {
+	case code == "ledger_unavailable":
+		// Store errors name hosts and files: they stay in the log.
+		ref := referenceOf(err)
+		s.logger.Warn("ledger unavailable", "method", r.Method, "path", r.URL.Path, "ref", ref, "error", err)
+		secs := int(s.cfg.LedgerRetryAfter / time.Second)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		msg = fmt.Sprintf("%s is unavailable, so the request was not completed; retry after %d s "+
+			"(a retry with the same reservation id is safe) (reference %s in the server log)", s.ledgerName(), secs, ref)
+	case status >= 500 && code == "internal":
 		// Internal detail stays in the log; the client gets a reference.
-		ref := newDecisionID()[2:]
+		ref := referenceOf(err)
 		s.logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "ref", ref, "error", err)
 		msg = "internal error (reference " + ref + " in the server log)"
 	}
 	writeJSON(w, status, errorBody{Error: errorDetail{Code: code, Message: msg}})
+}
+
+// referenceOf is the decision id an error was logged under, else a new one.
+func referenceOf(err error) string {
+	if re := (*referencedError)(nil); errors.As(err, &re) {
+		return re.ref
+	}
+	return newDecisionID()
+}
+
+func (s *Server) ledgerName() string {
+	if s.cfg.LedgerName == "" {
+		return "the ledger"
+	}
+	return "the " + s.cfg.LedgerName + " ledger"
 }
 
 // decode reads a JSON body strictly: size-capped, unknown fields refused,

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -83,7 +85,7 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request, p *principal) err
 	}
 	d, err := s.e.Check(r.Context(), call)
 	if err != nil {
-		return err
+		return s.admissionFailed(r, "check", call, "", err, err)
 	}
 	writeJSON(w, http.StatusOK, s.decided(r, "check", call, d, nil))
 	return nil
@@ -102,12 +104,10 @@ func (s *Server) reserve(w http.ResponseWriter, r *http.Request, p *principal) e
 	if err != nil {
 		return err
 	}
+	opt.ApprovalID = s.visibleApproval(p, req.ApprovalID)
 	d, res, err := s.e.Reserve(r.Context(), call, opt)
-	if errors.Is(err, enforcer.ErrReservationConflict) {
-		return &apiError{http.StatusConflict, "conflict", fmt.Sprintf("reservation id %q is already used for another call; choose another id", opt.ID)}
-	}
 	if err != nil {
-		return err
+		return s.admissionFailed(r, "reserve", call, opt.ID, err, s.reserveError(r, p, call, req, opt.ID, err))
 	}
 	var rr *enforcer.Reservation
 	if d.Allowed() {
@@ -124,18 +124,76 @@ func (s *Server) reserveOptions(req reserveRequest) (enforcer.ReserveOptions, er
 	if strings.Contains(req.ID, "/") {
 		return enforcer.ReserveOptions{}, errBadRequest("field \"id\": reservation ids may not contain '/'")
 	}
-	ttl := time.Duration(req.TTLMillis) * time.Millisecond
-	switch {
-	case req.TTLMillis < 0:
-		return enforcer.ReserveOptions{}, errBadRequest("field \"ttl_ms\" must be >= 0 (0 = server default), got %d", req.TTLMillis)
-	case ttl > s.cfg.ReservationTTLMax:
-		return enforcer.ReserveOptions{}, errBadRequest("field \"ttl_ms\" is %d; at most %d", req.TTLMillis, s.cfg.ReservationTTLMax.Milliseconds())
+	if err := validateID("approval_id", req.ApprovalID, false); err != nil {
+		return enforcer.ReserveOptions{}, err
+	}
+	// Range-check the integer before converting: the product overflows
+	// past 2^63 ns and would wrap to a tiny or negative hold.
+	maxMillis := s.cfg.ReservationTTLMax.Milliseconds()
+	if req.TTLMillis < 0 || req.TTLMillis > maxMillis {
+		return enforcer.ReserveOptions{}, errBadRequest("field \"ttl_ms\" must be from 0 (the server default) to %d (the maximum, reservations.ttl_max), got %d",
+			maxMillis, req.TTLMillis)
 	}
 	id := req.ID
 	if id == "" {
 		id = s.e.NewReservationID()
 	}
-	return enforcer.ReserveOptions{ID: id, TTL: ttl, ApprovalID: req.ApprovalID}, nil
+	return enforcer.ReserveOptions{ID: id, TTL: time.Duration(req.TTLMillis) * time.Millisecond, ApprovalID: req.ApprovalID}, nil
+}
+
+// foreignApproval replaces an approval id the caller may not see: it can
+// never exist (ids with NUL are refused from clients), so the enforcer
+// answers exactly as for an unknown id, after the same estimate and
+// budget check, and nothing about the other tenant's request shows.
+const foreignApproval = "\x00foreign"
+
+func (s *Server) visibleApproval(p *principal, id string) string {
+	if id == "" {
+		return ""
+	}
+	if a, err := s.e.Approvals().Get(id); err == nil && !p.mayUse(a.Call.Account) {
+		return foreignApproval
+	}
+	return id
+}
+
+// reserveError is what the client is told about a failed reserve. Nothing
+// may show of another tenant's reservation or approval beyond what an
+// unknown id shows.
+func (s *Server) reserveError(r *http.Request, p *principal, call enforcer.Call, req reserveRequest, id string, err error) error {
+	switch {
+	case errors.Is(err, enforcer.ErrReservationConflict):
+		// The caller's own reservation: say what differs. Anyone else's
+		// (or one gone meanwhile): only that the id is taken, which a
+		// global id space cannot hide (ARCHITECTURE.md, decisions).
+		if res, lerr := s.e.Ledger().Reservation(r.Context(), id); lerr == nil && p.mayUse(res.Account) {
+			return &apiError{http.StatusConflict, "conflict", err.Error() + "; reuse an id only to retry the same call"}
+		}
+		return &apiError{http.StatusConflict, "conflict", fmt.Sprintf("reservation id %q is already in use; "+
+			"choose another id (a request without \"id\" gets a unique one)", id)}
+	case errors.Is(err, enforcer.ErrApprovalNotFound):
+		// Name the caller's id, also when visibleApproval replaced it.
+		return fmt.Errorf("reserve %s on %q: approval %q: %w", call.Tool, call.Account, req.ApprovalID, enforcer.ErrApprovalNotFound)
+	}
+	return err
+}
+
+// admissionFailed records an admission the enforcer could not decide (a
+// ledger outage, a conflict) in the decision log with outcome "error" and
+// the full cause, and returns reply, the client's error, tagged with the
+// decision id its message cites.
+func (s *Server) admissionFailed(r *http.Request, kind string, call enforcer.Call, reservationID string, cause, reply error) error {
+	if errors.Is(r.Context().Err(), context.Canceled) {
+		return reply // the client left: not an admission, nothing to record
+	}
+	id := newDecisionID()
+	if s.cfg.DecisionLog != nil {
+		_, code := statusOf(reply)
+		ev := s.eventBase(kind, id, call)
+		ev.Outcome, ev.ErrorCode, ev.Error, ev.ReservationID = decisionlog.OutcomeError, code, cause.Error(), reservationID
+		s.cfg.DecisionLog.Log(ev)
+	}
+	return &referencedError{ref: id, err: reply}
 }
 
 // decided builds the response, logs the decision and counts it.
@@ -163,16 +221,23 @@ func newDecisionID() string {
 	return "d-" + hex.EncodeToString(b[:])
 }
 
-func (s *Server) decisionEvent(r *http.Request, kind string, out decisionResponse, call enforcer.Call, d enforcer.Decision) decisionlog.Event {
+// eventBase is what every decision-log event says about the call.
+func (s *Server) eventBase(kind, decisionID string, call enforcer.Call) decisionlog.Event {
 	canon, _ := json.Marshal(call.Params) // map keys sorted: canonical
 	sum := sha256.Sum256(canon)
-	ev := decisionlog.Event{DecisionID: out.DecisionID, Time: s.cfg.Clock.Now().UTC(), Kind: kind, Account: call.Account,
-		Tool: call.Tool, ParamsSHA256: hex.EncodeToString(sum[:]), EstimateNanos: out.EstimateNanos,
-		EstimateUSD: out.EstimateUSD, Source: out.Source, FallbackError: errString(d.Estimate.FallbackErr),
-		EstimateFuel: d.Estimate.Fuel, Outcome: out.Decision, Layer: d.Layer, Reason: d.Reason, ApprovalID: out.ApprovalID}
+	ev := decisionlog.Event{DecisionID: decisionID, Time: s.cfg.Clock.Now().UTC(), Kind: kind, Account: call.Account,
+		Tool: call.Tool, ParamsSHA256: hex.EncodeToString(sum[:])}
 	if s.cfg.LogParams {
 		ev.Params = call.Params
 	}
+	return ev
+}
+
+func (s *Server) decisionEvent(r *http.Request, kind string, out decisionResponse, call enforcer.Call, d enforcer.Decision) decisionlog.Event {
+	ev := s.eventBase(kind, out.DecisionID, call)
+	ev.EstimateNanos, ev.EstimateUSD, ev.Source = out.EstimateNanos, out.EstimateUSD, out.Source
+	ev.FallbackError, ev.EstimateFuel = errString(d.Estimate.FallbackErr), d.Estimate.Fuel
+	ev.Outcome, ev.Layer, ev.Reason, ev.ApprovalID = out.Decision, d.Layer, d.Reason, out.ApprovalID
 	if out.Reservation != nil {
 		ev.ReservationID = out.Reservation.ID
 	}
@@ -277,15 +342,76 @@ func decodeOptional(r *http.Request, dst any) error {
 	return decode(r, dst)
 }
 
+// release is idempotent like commit: a retry after a lost reply finds the
+// reservation released and gets it back unchanged (200), not a 409.
 func (s *Server) release(w http.ResponseWriter, r *http.Request, p *principal) error {
-	if _, err := s.reservationFor(r, p); err != nil {
+	cur, err := s.reservationFor(r, p)
+	if err != nil {
 		return err
 	}
-	res, err := s.e.Ledger().Release(r.Context(), r.PathValue("id"))
+	if cur.State == enforcer.StateReleased {
+		writeJSON(w, http.StatusOK, toReservation(cur))
+		return nil
+	}
+	res, err := s.e.Ledger().Release(r.Context(), cur.ID)
 	if err != nil {
 		return err
 	}
 	s.cfg.Metrics.observeSettle(res)
 	writeJSON(w, http.StatusOK, toReservation(res))
 	return nil
+}
+
+// listReservations serves GET /v1/reservations?account=&state=&limit=: a
+// client that lost a reserve reply finds its pending holds here.
+func (s *Server) listReservations(w http.ResponseWriter, r *http.Request, p *principal) error {
+	f, err := reservationFilter(r)
+	if err != nil {
+		return err
+	}
+	if !p.mayUse(f.Account) {
+		return errForbidden("token %q may not read account %q", p.name, f.Account)
+	}
+	list, err := s.e.Ledger().Reservations(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	out := make([]*reservationResponse, 0, len(list))
+	for _, res := range list {
+		out = append(out, toReservation(res))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"reservations": out})
+	return nil
+}
+
+// reservationsLimitDefault is the page size when limit is not given.
+const reservationsLimitDefault = 100
+
+func reservationFilter(r *http.Request) (enforcer.ReservationFilter, error) {
+	q := r.URL.Query()
+	for k, v := range q {
+		switch {
+		case k != "account" && k != "state" && k != "limit":
+			return enforcer.ReservationFilter{}, errBadRequest("unknown query parameter %q; known: account, state, limit", k)
+		case len(v) > 1:
+			return enforcer.ReservationFilter{}, errBadRequest("query parameter %q is given %d times; give it once", k, len(v))
+		}
+	}
+	f := enforcer.ReservationFilter{Account: q.Get("account"), State: enforcer.ReservationState(q.Get("state")), Limit: reservationsLimitDefault}
+	if err := validateID("account", f.Account, true); err != nil {
+		return f, err
+	}
+	switch f.State {
+	case "", enforcer.StatePending, enforcer.StateCommitted, enforcer.StateReleased, enforcer.StateExpired:
+	default:
+		return f, errBadRequest("query parameter \"state\" must be pending, committed, released or expired, got %q", f.State)
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > enforcer.MaxReservationsLimit {
+			return f, errBadRequest("query parameter \"limit\" must be an integer from 1 to %d, got %q", enforcer.MaxReservationsLimit, v)
+		}
+		f.Limit = n
+	}
+	return f, nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/purser-dev/purser/enforcer"
 )
@@ -59,11 +60,30 @@ func (s *Server) putAccount(w http.ResponseWriter, r *http.Request, p *principal
 	existing, err := s.e.Ledger().Snapshot(r.Context(), id)
 	switch {
 	case errors.Is(err, enforcer.ErrAccountNotFound):
+		if err := mayCreate(p, id, req.Parent); err != nil {
+			return err
+		}
 		return s.createAccount(w, r, id, req, limit)
 	case err != nil:
 		return err
 	}
 	return s.updateAccount(w, r, existing, req, limit)
+}
+
+// mayCreate keeps a scoped token's accounts inside its subtree: scopes
+// match names but budgets follow parents, so a parentless (unlimited)
+// account, even one named inside the scope, would spend outside every
+// budget the token is under. The name rule comes first: it is the
+// client's mistake whoever asks.
+func mayCreate(p *principal, id, parent string) error {
+	if err := enforcer.CheckAccountName(id, parent); err != nil {
+		return err
+	}
+	if parent == "" && !p.all {
+		return errForbidden("token %q is scoped to %s, so it may only create accounts under a parent within its scopes; "+
+			"give \"parent\" (only an unscoped admin token creates top-level accounts)", p.name, strings.Join(p.accounts, ", "))
+	}
+	return nil
 }
 
 func (req accountRequest) limit() (*enforcer.Nanos, error) {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -45,6 +46,13 @@ type Config struct {
 	ConnectionsMax                                            int
 	// LogParams puts raw params into the decision log (default: a hash only).
 	LogParams bool
+	// LedgerName names the store in 503 answers ("sqlite", "postgres");
+	// "" says "the ledger".
+	LedgerName string
+	// LedgerRetryAfter is the Retry-After of a 503 ledger_unavailable,
+	// whole seconds (default 5s: long enough not to hammer a database that
+	// is restarting, short enough that agents resume soon after it is back).
+	LedgerRetryAfter time.Duration
 
 	DecisionLog DecisionLogger // optional
 	Metrics     *Metrics       // optional
@@ -61,7 +69,12 @@ type Server struct {
 	e      *enforcer.Enforcer
 	auth   *authenticator
 	logger hclog.Logger
-	mux    *http.ServeMux
+	// mux is the root handler (Serve's); router holds the routes.
+	mux    http.Handler
+	router *http.ServeMux
+	// notReady is the last readiness failure logged, so a probe every few
+	// seconds logs an outage once per distinct reason, not per probe.
+	notReady atomic.Pointer[string]
 	// patterns lists every registered route ("POST /v1/check"), so a test
 	// can hold openapi.json to the real routes.
 	patterns []string
@@ -81,6 +94,9 @@ func New(e *enforcer.Enforcer, cfg Config) (*Server, error) {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 15 * time.Second
 	}
+	if cfg.LedgerRetryAfter < time.Second {
+		cfg.LedgerRetryAfter = 5 * time.Second
+	}
 	if cfg.Clock == nil {
 		cfg.Clock = enforcer.SystemClock{}
 	}
@@ -91,7 +107,8 @@ func New(e *enforcer.Enforcer, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, e: e, auth: auth, logger: cfg.Logger, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, e: e, auth: auth, logger: cfg.Logger, router: http.NewServeMux()}
+	s.mux = http.HandlerFunc(s.serveHTTP)
 	s.routes()
 	return s, nil
 }
@@ -102,6 +119,47 @@ func (s *Server) AuthEnabled() bool { return s.auth.enabled() }
 
 // Handler returns the root handler.
 func (s *Server) Handler() http.Handler { return s.mux }
+
+// serveHTTP routes r; a request no route matches (404, or 405 with Allow)
+// gets the JSON error envelope like every other error, not the mux's text.
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if _, pattern := s.router.Handler(r); pattern == "" {
+		s.router.ServeHTTP(&envelopeWriter{ResponseWriter: w, r: r}, r)
+		return
+	}
+	s.router.ServeHTTP(w, r)
+}
+
+// envelopeWriter turns the mux's plain-text 404 and 405 into the JSON
+// envelope, keeping its headers (Allow); anything else passes through.
+type envelopeWriter struct {
+	http.ResponseWriter
+	r         *http.Request
+	swallowed bool
+}
+
+func (w *envelopeWriter) WriteHeader(status int) {
+	var body errorDetail
+	switch status {
+	case http.StatusNotFound:
+		body = errorDetail{Code: "not_found", Message: fmt.Sprintf("no route for %s %s (the API is described at /openapi.json)", w.r.Method, w.r.URL.Path)}
+	case http.StatusMethodNotAllowed:
+		body = errorDetail{Code: "method_not_allowed", Message: fmt.Sprintf("%s is not allowed on %s; allowed: %s", w.r.Method, w.r.URL.Path, w.Header().Get("Allow"))}
+	default:
+		w.ResponseWriter.WriteHeader(status)
+		return
+	}
+	w.Header().Del("X-Content-Type-Options")
+	writeJSON(w.ResponseWriter, status, errorBody{Error: body})
+	w.swallowed = true
+}
+
+func (w *envelopeWriter) Write(b []byte) (int, error) {
+	if w.swallowed {
+		return len(b), nil // the mux's text body, replaced by the envelope
+	}
+	return w.ResponseWriter.Write(b)
+}
 
 // Serve answers on ln until ctx ends, then drains requests in flight for
 // up to ShutdownTimeout. At most ConnectionsMax connections are served at
@@ -131,7 +189,7 @@ type endpoint func(w http.ResponseWriter, r *http.Request, p *principal) error
 
 func (s *Server) handle(pattern, route string, role Role, h endpoint) {
 	s.patterns = append(s.patterns, pattern)
-	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+	s.router.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		defer func() { s.cfg.Metrics.observeRequest(route, sw.status, time.Since(start)) }()
@@ -171,6 +229,7 @@ func (s *Server) routes() {
 	s.handle("POST /v1/estimate", "estimate", RoleAgent, s.estimate)
 	s.handle("POST /v1/check", "check", RoleAgent, s.check)
 	s.handle("POST /v1/reservations", "reserve", RoleAgent, s.reserve)
+	s.handle("GET /v1/reservations", "reservations", RoleAgent, s.listReservations)
 	s.handle("GET /v1/reservations/{id}", "reservation", RoleAgent, s.getReservation)
 	s.handle("POST /v1/reservations/{id}/commit", "commit", RoleAgent, s.commit)
 	s.handle("POST /v1/reservations/{id}/release", "release", RoleAgent, s.release)
@@ -201,15 +260,34 @@ func (s *Server) routes() {
 // plain registers an unauthenticated route.
 func (s *Server) plain(pattern string, h http.HandlerFunc) {
 	s.patterns = append(s.patterns, pattern)
-	s.mux.HandleFunc(pattern, h)
+	s.router.HandleFunc(pattern, h)
 }
 
+// readyz is unauthenticated, so its body stays generic: the reason names
+// database hosts, ports, users and files, and goes to the log, or to an
+// unscoped admin token that asks (same URL, with its bearer token).
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Ready != nil {
 		if err := s.cfg.Ready(r.Context()); err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: errorDetail{Code: "not_ready", Message: err.Error()}})
+			s.logNotReady(err)
+			msg := "not ready: a dependency is unavailable (the reason is in the server log)"
+			// Auth off means every caller is anonymous: the generic body then.
+			if p, ok := s.auth.authenticate(r); ok && s.auth.enabled() && p.role == RoleAdmin && p.all {
+				msg = "not ready: " + err.Error()
+			}
+			writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: errorDetail{Code: "not_ready", Message: msg}})
 			return
 		}
 	}
+	if s.notReady.Swap(nil) != nil {
+		s.logger.Info("ready again")
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *Server) logNotReady(err error) {
+	reason := err.Error()
+	if prev := s.notReady.Swap(&reason); prev == nil || *prev != reason {
+		s.logger.Warn("not ready", "error", err)
+	}
 }

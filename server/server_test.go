@@ -36,7 +36,12 @@ type fixture struct {
 
 func newFixture(t *testing.T, cfg enforcer.Config, tokens bool) *fixture {
 	t.Helper()
-	ledger := enforcer.NewMemoryLedger(enforcer.LedgerOptions{})
+	return newFixtureOn(t, enforcer.NewMemoryLedger(enforcer.LedgerOptions{}), cfg, tokens, nil)
+}
+
+// newFixtureOn serves ledger; tune, when given, adjusts the server config.
+func newFixtureOn(t *testing.T, ledger enforcer.Ledger, cfg enforcer.Config, tokens bool, tune func(*Config)) *fixture {
+	t.Helper()
 	e, err := enforcer.New(ledger, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -54,6 +59,9 @@ func newFixture(t *testing.T, cfg enforcer.Config, tokens bool) *fixture {
 			{Name: "bot-b", SHA256: HashToken(agentB), Role: RoleAgent, Accounts: []string{"team-b", "team-b/*"}},
 			{Name: "ops-a", SHA256: HashToken(scopedAdmin), Role: RoleAdmin, Accounts: []string{"team-a", "team-a/*"}},
 		}
+	}
+	if tune != nil {
+		tune(&sc)
 	}
 	s, err := New(e, sc)
 	if err != nil {
@@ -283,14 +291,16 @@ func TestTokenScopesAreValidated(t *testing.T) {
 	}
 }
 
+// askForBash is a policy that asks a human for every Bash call.
+var askForBash = enforcer.PolicySpec{Policy: enforcer.PolicyFunc{PolicyName: "human-for-bash", Fn: func(_ context.Context, in enforcer.PolicyInput) (enforcer.PolicyResult, error) {
+	if in.Call.Tool == "Bash" {
+		return enforcer.PolicyResult{Verdict: enforcer.Ask, Reason: "Bash needs a human"}, nil
+	}
+	return enforcer.PolicyResult{Verdict: enforcer.Allow}, nil
+}}}
+
 func TestApprovalOverHTTPRechecksBudget(t *testing.T) {
-	ask := enforcer.PolicySpec{Policy: enforcer.PolicyFunc{PolicyName: "human-for-bash", Fn: func(_ context.Context, in enforcer.PolicyInput) (enforcer.PolicyResult, error) {
-		if in.Call.Tool == "Bash" {
-			return enforcer.PolicyResult{Verdict: enforcer.Ask, Reason: "Bash needs a human"}, nil
-		}
-		return enforcer.PolicyResult{Verdict: enforcer.Allow}, nil
-	}}}
-	f := newFixture(t, enforcer.Config{Policies: []enforcer.PolicySpec{ask}}, false)
+	f := newFixture(t, enforcer.Config{Policies: []enforcer.PolicySpec{askForBash}}, false)
 	f.mustDo("", "PUT", "/v1/accounts/a", map[string]any{"limit_usd": "0.015"}, 201)
 	out := f.mustDo("", "POST", "/v1/reservations", map[string]any{"account": "a", "tool": "Bash"}, 200)
 	aid, _ := out["approval_id"].(string)

@@ -78,6 +78,11 @@ type StoreConfig struct {
 type FailOpenConfig struct {
 	CallUSDMax  string `koanf:"call_usd_max"`
 	TotalUSDMax string `koanf:"total_usd_max"`
+	// JournalPath keeps charges acknowledged during an outage until they
+	// are written (default <data_dir>/postgres-failopen.journal).
+	JournalPath string `koanf:"journal_path"`
+	// JournalEntriesMax bounds that journal (default 100000).
+	JournalEntriesMax int `koanf:"journal_entries_max"`
 }
 
 type PricingConfig struct {

@@ -64,6 +64,10 @@ func (f FailOpenConfig) validate(p *problems) {
 	if total < call {
 		p.add("store.fail_open.total_usd_max", "must be at least call_usd_max (%s), got %q", call, f.TotalUSDMax)
 	}
+	if f.JournalEntriesMax < 0 {
+		p.add("store.fail_open.journal_entries_max", "must not be negative (0 means the default %d), got %d",
+			postgres.DefaultJournalEntriesMax, f.JournalEntriesMax)
+	}
 }
 
 // openPostgres opens the shared PostgreSQL ledger. Expiry runs on the
@@ -91,14 +95,19 @@ func (eng *engine) openPostgres(ctx context.Context, n enforcer.Notifier) (enfor
 	call, _ := enforcer.ParseUSD(sc.FailOpen.CallUSDMax) // validated by build
 	total, _ := enforcer.ParseUSD(sc.FailOpen.TotalUSDMax)
 	log := eng.logger.Named("failopen")
+	journal := sc.FailOpen.JournalPath
+	if journal == "" {
+		journal = filepath.Join(eng.cfg.DataDir, "postgres-failopen.journal")
+	}
 	f, err := postgres.NewFailOpen(l, postgres.FailOpenOptions{CallMax: call, TotalMax: total,
+		JournalPath: journal, JournalEntriesMax: sc.FailOpen.JournalEntriesMax,
 		OnEvent: func(msg string, args ...any) { log.Warn(msg, args...) }})
 	if err != nil {
 		l.Close()
 		return nil, fmt.Errorf("store.fail_open: %w", err)
 	}
 	eng.logger.Warn("postgres ledger open; FAILS OPEN while the database is unreachable (bounded)", "db", l.Where(),
-		"call_usd_max", call.String(), "total_usd_max", total.String())
+		"call_usd_max", call.String(), "total_usd_max", total.String(), "journal", journal)
 	eng.closers = append(eng.closers, f.Close)
 	return f, nil
 }

@@ -16,9 +16,25 @@ import (
 	"time"
 )
 
-// EventVersion is the schema version of Event. Adding fields is a minor
-// change and keeps the version; renaming or removing one bumps it.
+// EventVersion is the schema version of Event. Adding fields, or a new
+// outcome value whose events are never admissions (OutcomeError), is a
+// minor change and keeps the version; renaming or removing a field, or
+// changing what an existing field or value means, bumps it.
 const EventVersion = 1
+
+// Outcomes. Only OutcomeAllow admitted the call; readers should treat an
+// outcome they do not know as not admitted.
+const (
+	OutcomeAllow = "allow"
+	OutcomeDeny  = "deny"
+	OutcomeAsk   = "ask"
+	// OutcomeError: the server could not decide (ledger unavailable, id
+	// conflict...) and the client got an error, not an admission (after a
+	// lost database reply a hold may exist; a retry with the same
+	// reservation id settles that). ErrorCode is the API error code the
+	// client got; the estimate fields are empty.
+	OutcomeError = "error"
+)
 
 // Event is one admission decision.
 type Event struct {
@@ -37,10 +53,14 @@ type Event struct {
 	// EstimateFuel is the fuel an estimator plugin used (absent for
 	// built-in sources): deterministic, so a change flags a new module or
 	// a different input.
-	EstimateFuel  int64     `json:"estimate_fuel,omitempty"`
-	PluginDigests []string  `json:"plugin_digests,omitempty"`
-	Policies      []Policy  `json:"policies,omitempty"`
-	Outcome       string    `json:"outcome"` // allow, deny, ask
+	EstimateFuel  int64    `json:"estimate_fuel,omitempty"`
+	PluginDigests []string `json:"plugin_digests,omitempty"`
+	Policies      []Policy `json:"policies,omitempty"`
+	Outcome       string   `json:"outcome"` // allow, deny, ask, error
+	// ErrorCode and Error say why an OutcomeError event failed (the API's
+	// error code, e.g. "ledger_unavailable", and the server-side detail).
+	ErrorCode     string    `json:"error_code,omitempty"`
+	Error         string    `json:"error,omitempty"`
 	Layer         string    `json:"layer,omitempty"`
 	Reason        string    `json:"reason,omitempty"`
 	ReservationID string    `json:"reservation_id,omitempty"`

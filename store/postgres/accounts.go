@@ -82,27 +82,9 @@ func pathRows(ctx context.Context, tx pgx.Tx, path []string) ([]acctRow, error) 
 	})
 }
 
-func validateSpec(spec enforcer.AccountSpec) error {
-	switch {
-	case spec.ID == "":
-		return fmt.Errorf("%w: empty id", enforcer.ErrInvalidAccount)
-	case spec.Parent == spec.ID:
-		return fmt.Errorf("%w: account is its own parent", enforcer.ErrInvalidAccount)
-	case spec.Limit != nil && *spec.Limit < 0:
-		return fmt.Errorf("%w: negative limit %s", enforcer.ErrInvalidAccount, *spec.Limit)
-	case spec.PercentOfParent < 0 || spec.PercentOfParent > 100:
-		return fmt.Errorf("%w: percent of parent %d is outside 1..100", enforcer.ErrInvalidAccount, spec.PercentOfParent)
-	case spec.PercentOfParent > 0 && spec.Limit != nil:
-		return fmt.Errorf("%w: both a limit and a percent of parent", enforcer.ErrInvalidAccount)
-	case spec.PercentOfParent > 0 && spec.Parent == "":
-		return fmt.Errorf("%w: percent of parent without a parent", enforcer.ErrInvalidAccount)
-	}
-	return nil
-}
-
 // CreateAccount adds an account; the parent must exist.
 func (l *Ledger) CreateAccount(ctx context.Context, spec enforcer.AccountSpec) (enforcer.Snapshot, error) {
-	if err := validateSpec(spec); err != nil {
+	if err := spec.Validate(); err != nil {
 		return enforcer.Snapshot{}, fmt.Errorf("create account %q: %w", spec.ID, err)
 	}
 	labels, err := encodeLabels(spec.Labels)

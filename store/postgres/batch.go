@@ -3,9 +3,11 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -81,19 +83,24 @@ func (r *routes) learnRes(id, account string) {
 }
 
 // op is one operation; the caller reads res only after done is closed and
-// err is nil.
+// err is nil. The caller waits at most until deadline; if it gives up
+// before a writer took the op (state), the op is never sent.
 type op struct {
-	ctx     context.Context
-	kind    string // reserve, commit, release
-	id      string
-	account string // reserve
-	tool    string // reserve
-	amount  *int64 // reserve: estimate; commit: actual (nil: the estimate)
-	ttl     int64  // reserve, nanoseconds
-	source  string // commit
-	res     opResult
-	err     error
-	done    chan struct{}
+	ctx      context.Context
+	deadline time.Time
+	state    atomic.Int32 // opQueued, opTaken (by a writer) or opAbandoned (by its caller)
+	kind     string       // reserve, commit, release
+	id       string
+	account  string // reserve
+	tool     string // reserve
+	amount   *int64 // reserve: estimate; commit: actual (nil: the estimate)
+	ttl      int64  // reserve, nanoseconds
+	source   string // commit
+	fp       string // reserve, charge: the request's fingerprint
+	estimate *int64 // charge: the original hold's estimate (nil: the charge)
+	res      opResult
+	err      error
+	done     chan struct{}
 }
 
 // opResult is purser_apply's row for one operation.
@@ -121,9 +128,23 @@ func newBatcher(l *Ledger, cfg config) *batcher {
 	return b
 }
 
-// do queues o on its tree's writer and waits for its batch to finish.
+const (
+	opQueued int32 = iota
+	opTaken
+	opAbandoned
+)
+
+// do queues o on its tree's writer and waits for its batch to finish, or
+// until its own deadline (its context's, at most the operation timeout):
+// a caller never waits for other callers' operations to be retried. An op
+// given up before a writer took it is never sent (nothing changed); one
+// given up in flight has an unknown outcome (*OutcomeUnknownError).
 func (b *batcher) do(o *op) error {
 	o.done = make(chan struct{})
+	o.deadline = time.Now().Add(b.cfg.opTimeout)
+	if d, ok := o.ctx.Deadline(); ok && d.Before(o.deadline) {
+		o.deadline = d
+	}
 	key := b.routes.root(o)
 	if key == "" && o.account != "" {
 		key = o.account // tree unknown yet: at least one account's operations share a writer
@@ -140,9 +161,40 @@ func (b *batcher) do(o *op) error {
 	}
 	q <- o // writers drain until close, so this cannot block forever
 	b.mu.RUnlock()
-	<-o.done
-	return o.err
+	timer := time.NewTimer(time.Until(o.deadline))
+	defer timer.Stop()
+	var why error
+	select {
+	case <-o.done:
+		return o.err
+	case <-o.ctx.Done():
+		why = o.ctx.Err()
+	case <-timer.C:
+		why = context.DeadlineExceeded
+	}
+	if o.state.CompareAndSwap(opQueued, opAbandoned) {
+		return fmt.Errorf("not sent before the caller's deadline (nothing changed): %w", why)
+	}
+	select {
+	case <-o.done: // finished meanwhile
+		return o.err
+	default:
+		return &OutcomeUnknownError{Err: fmt.Errorf("sent, no answer before the caller's deadline: %w", why)}
+	}
 }
+
+// OutcomeUnknownError: the operation reached PostgreSQL but its answer
+// did not come back (connection lost, or the caller's deadline passed), so
+// the transaction may or may not have committed. It is resolved by looking
+// the reservation up; until then the caller must not assume either way.
+type OutcomeUnknownError struct{ Err error }
+
+func (e *OutcomeUnknownError) Error() string { return "outcome unknown: " + e.Err.Error() }
+func (e *OutcomeUnknownError) Unwrap() error { return e.Err }
+
+// OutcomeUnknown lets callers that do not import this package (the
+// server) tell "may have been applied" from "nothing changed".
+func (e *OutcomeUnknownError) OutcomeUnknown() bool { return true }
 
 func (b *batcher) close() {
 	b.mu.Lock()
@@ -191,27 +243,40 @@ func (b *batcher) loop(reqs chan *op) {
 }
 
 // run executes one batch. An operation whose caller gave up before its
-// turn is skipped. If the batch fails with an error the server raised (a
-// constraint, say), each operation is run alone so only the guilty one
-// fails; a connection failure fails them all (fail closed).
+// turn is skipped. The batch runs until the last of its callers' deadlines
+// (so a caller who leaves early does not cut the others short). If it
+// fails with an error the server raised about one operation (a
+// constraint, say), each operation is run alone, within the same deadline,
+// so only the guilty one fails; a connection failure or a timeout fails
+// them all at once (fail closed) with an outcome that is unknown when the
+// batch had been sent.
 func (b *batcher) run(batch []*op) {
 	live := batch[:0:0]
+	var deadline time.Time
 	for _, o := range batch {
+		if !o.state.CompareAndSwap(opQueued, opTaken) {
+			continue // its caller gave up; it gets no answer
+		}
 		if o.err = o.ctx.Err(); o.err == nil {
 			live = append(live, o)
+			if o.deadline.After(deadline) {
+				deadline = o.deadline
+			}
 		}
 	}
 	if len(live) == 0 {
 		return
 	}
-	err := b.apply(live)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	err := b.apply(ctx, live)
 	if err == nil {
 		return
 	}
 	var pgErr *pgconn.PgError
-	if len(live) > 1 && errors.As(err, &pgErr) {
+	if len(live) > 1 && errors.As(err, &pgErr) && !unavailable(err) {
 		for _, o := range live {
-			o.err = b.apply([]*op{o})
+			o.err = b.apply(ctx, []*op{o})
 		}
 		return
 	}
@@ -220,16 +285,25 @@ func (b *batcher) run(batch []*op) {
 	}
 }
 
-// apply runs ops in one transaction, retrying serialization failures and
-// deadlocks (and a connection that died before the statement was sent)
-// with jittered exponential backoff, so none reaches a client unless it
-// persists past cfg.retries.
-func (b *batcher) apply(ops []*op) error {
+// apply runs ops in one transaction within ctx, retrying serialization
+// failures and deadlocks (and a connection that died before the statement
+// was sent) with jittered exponential backoff, so none reaches a client
+// unless it persists past cfg.retries. A failure after the statement was
+// sent that may have committed is an *OutcomeUnknownError.
+func (b *batcher) apply(ctx context.Context, ops []*op) error {
 	for attempt := 0; ; attempt++ {
-		ctx, cancel := context.WithTimeout(context.Background(), b.cfg.opTimeout)
 		err := b.exec(ctx, ops)
-		cancel()
-		if err == nil || !b.retryable(err, attempt) {
+		if err == nil {
+			return nil
+		}
+		if !b.retryable(err, attempt) || ctx.Err() != nil {
+			// An answer from the server (a PgError) means the statement,
+			// and so its transaction, failed; without one it may have
+			// committed unless it was never sent.
+			var pgErr *pgconn.PgError
+			if !errors.As(err, &pgErr) && !notSent(err) {
+				return &OutcomeUnknownError{Err: err}
+			}
 			return err
 		}
 		backoff(attempt)
@@ -249,6 +323,12 @@ func (b *batcher) retryable(err error, attempt int) bool {
 	return attempt == 0 && pgconn.SafeToRetry(err)
 }
 
+// notSent: the error says the statement never reached the server.
+func notSent(err error) bool {
+	var connectErr *pgconn.ConnectError
+	return pgconn.SafeToRetry(err) || errors.As(err, &connectErr)
+}
+
 // isConflict: serialization_failure or deadlock_detected.
 func isConflict(err error) bool {
 	var pgErr *pgconn.PgError
@@ -261,20 +341,23 @@ func backoff(attempt int) {
 }
 
 const applySQL = `SELECT op, status, now_ns, r_id, r_account, r_tool, r_estimate, r_ttl, r_state, r_created, r_expires,
-	r_settled, r_charged, r_source, r_late, d_account, d_remaining, d_overdrawn, a_ids, a_committed, a_limits
-	FROM purser_apply($1, $2, $3, $4, $5, $6, $7, $8)`
+	r_settled, r_charged, r_source, r_late, r_fp, d_account, d_remaining, d_overdrawn, a_ids, a_committed, a_limits
+	FROM purser_apply($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
 
 func (b *batcher) exec(ctx context.Context, ops []*op) error {
 	n := len(ops)
-	kinds, ids, accts, tools, sources := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	amounts, ttls := make([]pgtype.Int8, n), make([]int64, n)
+	kinds, ids, accts, tools, sources, fps := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	amounts, ttls, estimates := make([]pgtype.Int8, n), make([]int64, n), make([]pgtype.Int8, n)
 	for i, o := range ops {
-		kinds[i], ids[i], accts[i], tools[i], sources[i], ttls[i] = o.kind, o.id, o.account, o.tool, o.source, o.ttl
+		kinds[i], ids[i], accts[i], tools[i], sources[i], ttls[i], fps[i] = o.kind, o.id, o.account, o.tool, o.source, o.ttl, o.fp
 		if o.amount != nil {
 			amounts[i] = pgtype.Int8{Int64: *o.amount, Valid: true}
 		}
+		if o.estimate != nil {
+			estimates[i] = pgtype.Int8{Int64: *o.estimate, Valid: true}
+		}
 	}
-	rows, err := b.l.pool.Query(ctx, applySQL, b.l.nowArg(), kinds, ids, accts, tools, amounts, ttls, sources)
+	rows, err := b.l.pool.Query(ctx, applySQL, b.l.nowArg(), kinds, ids, accts, tools, amounts, ttls, sources, fps, estimates)
 	if err != nil {
 		return err
 	}
@@ -282,16 +365,16 @@ func (b *batcher) exec(ctx context.Context, ops []*op) error {
 	seen := 0
 	for rows.Next() {
 		var (
-			idx                                    int32
-			res                                    opResult
-			rid, racct, rtool, rstate, rsrc, dacct *string
-			rest, rttl, rcreated, rexp, rcharged   *int64
-			rsettled                               pgtype.Int8
-			rlate, dover                           *bool
-			drem                                   *int64
+			idx                                         int32
+			res                                         opResult
+			rid, racct, rtool, rstate, rsrc, rfp, dacct *string
+			rest, rttl, rcreated, rexp, rcharged        *int64
+			rsettled                                    pgtype.Int8
+			rlate, dover                                *bool
+			drem                                        *int64
 		)
 		if err := rows.Scan(&idx, &res.status, &res.now, &rid, &racct, &rtool, &rest, &rttl, &rstate, &rcreated, &rexp,
-			&rsettled, &rcharged, &rsrc, &rlate, &dacct, &drem, &dover, &res.aIDs, &res.aCommitted, &res.aLimits); err != nil {
+			&rsettled, &rcharged, &rsrc, &rlate, &rfp, &dacct, &drem, &dover, &res.aIDs, &res.aCommitted, &res.aLimits); err != nil {
 			return err
 		}
 		if int(idx) < 0 || int(idx) >= n {
@@ -301,7 +384,7 @@ func (b *batcher) exec(ctx context.Context, ops []*op) error {
 			res.hasRes = true
 			res.r = resRow{id: *rid, account: deref(racct), tool: deref(rtool), estimate: deref(rest), ttl: deref(rttl),
 				state: deref(rstate), created: deref(rcreated), expires: deref(rexp), settled: rsettled,
-				charged: deref(rcharged), source: deref(rsrc), late: deref(rlate)}
+				charged: deref(rcharged), source: deref(rsrc), late: deref(rlate), fp: deref(rfp)}
 		}
 		res.dAccount, res.dRemaining, res.dOverdrawn = deref(dacct), deref(drem), deref(dover)
 		ops[idx].res = res

@@ -32,8 +32,15 @@
 // each operation in order and writes each touched account's totals back
 // once. Refusals (insufficient budget, unknown ids, conflicts) are per
 // operation statuses, so one refused operation does not undo the others;
-// if the statement itself fails with a server error, each operation is
-// retried alone so only the faulty one fails. Operations are routed to
+// a reserve whose id an earlier operation of the same batch inserted is
+// answered as a retry of it (compared field by field, fingerprint
+// included). If the statement fails with a server error about one
+// operation, each operation is retried alone, within the same deadline, so
+// only the faulty one fails; a timeout or a lost connection fails the batch
+// at once. Every caller waits at most its own deadline (its context's,
+// capped by WithOpTimeout): a batch runs until the latest deadline of its
+// callers, and a caller who leaves before its operation was sent is told
+// nothing changed. Operations are routed to
 // writers by tree, so a hot tree's operations from one process share
 // batches instead of queueing behind each other on its lock: the root row
 // is locked, written and flushed to the WAL once per batch, which is what
@@ -81,12 +88,22 @@
 // happen the batch (or account change) is retried with jittered
 // exponential backoff (WithRetries, default 10), so it does not reach a
 // client. A statement that never reached the server is retried once (a
-// pooled connection closed by a failover). Anything else that shows the
-// database cannot be reached — connection refused or lost, timeouts
+// pooled connection closed by a failover), and after any connection-level
+// failure the pool's connections are dropped (after a restart they are all
+// dead); a read is sent once more on a fresh one. Anything else that shows
+// the database cannot be reached — connection refused or lost, timeouts
 // (WithOpTimeout, WithStatementTimeout), a server shutting down, starting
-// or read-only after a failover — wraps ErrUnavailable: the ledger fails
-// closed, the caller gets an error naming the database and nothing is
-// held. FailOpen wraps a Ledger with a bounded alternative; see
+// or read-only after a failover — wraps ErrUnavailable (which wraps
+// enforcer.ErrLedgerUnavailable): the ledger fails closed and the caller
+// gets an error naming the database.
+//
+// A failure after a write was sent and before its answer came back leaves
+// the outcome unknown: the transaction may have committed. Reserve then
+// looks the id up (within the caller's deadline): a hold with the
+// request's fields is the answer, no hold means nothing is held, and a
+// failed lookup is an *OutcomeUnknownError (still ErrUnavailable) saying
+// the hold may exist. FailOpen wraps a Ledger with a bounded alternative
+// (an fsynced local journal keeps the charges it acknowledges); see
 // DEPLOYMENT.md for choosing.
 //
 // # Schema

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -20,14 +21,15 @@ type resRow struct {
 	charged           int64
 	source            string
 	late              bool
+	fp                string
 }
 
 const resColumns = `id, account_id, tool, estimate_nanos, ttl_nanos, state, created_at, expires_at, settled_at,
-	charged_nanos, cost_source, late`
+	charged_nanos, cost_source, late, fingerprint`
 
 func (r *resRow) scanDest() []any {
 	return []any{&r.id, &r.account, &r.tool, &r.estimate, &r.ttl, &r.state, &r.created, &r.expires,
-		&r.settled, &r.charged, &r.source, &r.late}
+		&r.settled, &r.charged, &r.source, &r.late, &r.fp}
 }
 
 // view is the reservation as callers see it at now: a hold past its expiry
@@ -40,7 +42,7 @@ func (r resRow) view(now int64) enforcer.Reservation {
 	out := enforcer.Reservation{
 		ID: r.id, Account: r.account, Tool: r.tool, Estimate: enforcer.Nanos(r.estimate),
 		State: enforcer.ReservationState(r.state), CreatedAt: fromNanos(r.created), ExpiresAt: fromNanos(r.expires),
-		Charged: enforcer.Nanos(r.charged), CostSource: enforcer.CostSource(r.source), Late: r.late,
+		Charged: enforcer.Nanos(r.charged), CostSource: enforcer.CostSource(r.source), Late: r.late, Fingerprint: r.fp,
 	}
 	if settled.Valid {
 		out.SettledAt = fromNanos(settled.Int64)
@@ -54,8 +56,11 @@ func (l *Ledger) Reserve(ctx context.Context, req enforcer.ReserveRequest) (enfo
 		return enforcer.Reservation{}, err
 	}
 	est := int64(req.Estimate)
-	o := &op{ctx: ctx, kind: "reserve", id: req.ID, account: req.Account, tool: req.Tool, amount: &est, ttl: int64(req.TTL)}
+	o := &op{ctx: ctx, kind: "reserve", id: req.ID, account: req.Account, tool: req.Tool, amount: &est, ttl: int64(req.TTL), fp: req.Fingerprint}
 	if err := l.w.do(o); err != nil {
+		if unknown := (*OutcomeUnknownError)(nil); errors.As(err, &unknown) {
+			return l.resolveReserve(ctx, req, err)
+		}
 		return enforcer.Reservation{}, l.sqlErr(err, "reserve %q on account %q", req.ID, req.Account)
 	}
 	res := o.res
@@ -64,7 +69,7 @@ func (l *Ledger) Reserve(ctx context.Context, req enforcer.ReserveRequest) (enfo
 		l.w.routes.learnRes(req.ID, req.Account)
 		return res.r.view(res.now), nil
 	case "exists":
-		if err := sameRequest(res.r, req); err != nil {
+		if err := enforcer.SameRequest(res.r.view(res.now), time.Duration(res.r.ttl), req); err != nil {
 			return enforcer.Reservation{}, err
 		}
 		return res.r.view(res.now), nil
@@ -81,24 +86,30 @@ func (l *Ledger) Reserve(ctx context.Context, req enforcer.ReserveRequest) (enfo
 	return enforcer.Reservation{}, l.dbErr(fmt.Sprintf("reserve %q", req.ID), fmt.Errorf("unexpected status %q", res.status))
 }
 
-// sameRequest accepts a retry of the reservation r and names the first
-// field that differs otherwise.
-func sameRequest(r resRow, req enforcer.ReserveRequest) error {
-	var field, was, now string
-	switch {
-	case r.account != req.Account:
-		field, was, now = "account", r.account, req.Account
-	case r.tool != req.Tool:
-		field, was, now = "tool", r.tool, req.Tool
-	case enforcer.Nanos(r.estimate) != req.Estimate:
-		field, was, now = "estimate", enforcer.Nanos(r.estimate).String(), req.Estimate.String()
-	case time.Duration(r.ttl) != req.TTL:
-		field, was, now = "ttl", time.Duration(r.ttl).String(), req.TTL.String()
-	default:
-		return nil
+// resolveReserve settles a reserve whose answer was lost after it was
+// sent by looking the id up (within the caller's deadline): the hold found
+// with the request's fields is the answer; no hold means nothing is held;
+// a failed lookup leaves the outcome unknown (an *OutcomeUnknownError,
+// which wraps ErrUnavailable): the hold may exist, and a retry with the
+// same id or a lookup resolves it later.
+func (l *Ledger) resolveReserve(ctx context.Context, req enforcer.ReserveRequest, sendErr error) (enforcer.Reservation, error) {
+	what := fmt.Sprintf("reserve %q on account %q", req.ID, req.Account)
+	if ctx.Err() != nil {
+		return enforcer.Reservation{}, l.dbErr(what, sendErr)
 	}
-	return fmt.Errorf("reserve %q on account %q: %w: %s was %q, now %q",
-		req.ID, req.Account, enforcer.ErrReservationConflict, field, was, now)
+	r, err := l.Reservation(ctx, req.ID)
+	switch {
+	case err == nil:
+		if err := enforcer.SameRequest(r, r.ExpiresAt.Sub(r.CreatedAt), req); err != nil {
+			return enforcer.Reservation{}, err
+		}
+		l.w.routes.learnRes(req.ID, req.Account)
+		return r, nil
+	case errors.Is(err, enforcer.ErrReservationNotFound):
+		return enforcer.Reservation{}, fmt.Errorf("postgres ledger %s is %w (failing closed): %s: the answer was lost and "+
+			"a lookup found no hold, so nothing is held: %w", l.where, ErrUnavailable, what, errors.Unwrap(sendErr))
+	}
+	return enforcer.Reservation{}, l.dbErr(what, sendErr)
 }
 
 // Commit charges a reservation and releases the rest of its hold.
@@ -168,7 +179,9 @@ func int8Ptr(v pgtype.Int8) *enforcer.Nanos {
 	return &n
 }
 
-// Release ends a pending reservation at no cost.
+// Release ends a pending reservation at no cost. Releasing a released
+// one again returns it unchanged (a retry after a lost reply); a
+// committed or expired one is settled otherwise and refused.
 func (l *Ledger) Release(ctx context.Context, id string) (enforcer.Reservation, error) {
 	o := &op{ctx: ctx, kind: "release", id: id}
 	if err := l.w.do(o); err != nil {
@@ -182,29 +195,62 @@ func (l *Ledger) Release(ctx context.Context, id string) (enforcer.Reservation, 
 	case "not_found":
 		return enforcer.Reservation{}, fmt.Errorf("release %q: %w", id, enforcer.ErrReservationNotFound)
 	case "settled":
+		if res.r.state == string(enforcer.StateReleased) {
+			return res.r.view(res.now), nil
+		}
 		return enforcer.Reservation{}, fmt.Errorf("release %q: %w: %s", id, enforcer.ErrReservationSettled, res.r.state)
 	}
 	return enforcer.Reservation{}, l.dbErr(fmt.Sprintf("release %q", id), fmt.Errorf("unexpected status %q", res.status))
 }
 
-// Charge records a cost incurred without a hold in this ledger — a call
-// admitted while the database was unreachable (FailOpen) — as a committed
-// reservation with the caller's id, charged in full without a budget check
-// (the money was spent) and raising alerts like a commit. Repeating it with
-// the same fields returns the reservation; different fields conflict.
-func (l *Ledger) Charge(ctx context.Context, id, account, tool string, charge enforcer.Nanos, source enforcer.CostSource) (enforcer.Reservation, error) {
+// ChargeRequest is a cost incurred without a hold in this ledger: a call
+// admitted in memory while the database was unreachable (FailOpen).
+type ChargeRequest struct {
+	ID, Account, Tool string
+	Charged           enforcer.Nanos
+	Source            enforcer.CostSource // "" means actual
+	// The hold's estimate, TTL (0: 1ns) and fingerprint, so the row is the
+	// reservation the client made and a retry of its reserve is a retry.
+	Estimate    enforcer.Nanos
+	TTL         time.Duration
+	Fingerprint string
+}
+
+// ChargeConflictError: the id of a Charge exists in the ledger and is not
+// that same charge; Existing is the reservation stored under it (FailOpen
+// decides whether it is its own hold).
+type ChargeConflictError struct {
+	ID       string
+	Existing enforcer.Reservation
+}
+
+func (e *ChargeConflictError) Error() string {
+	return fmt.Sprintf("charge %q: %s: the ledger holds a %s reservation on %q charged %s", e.ID,
+		enforcer.ErrReservationConflict, e.Existing.State, e.Existing.Account, e.Existing.Charged)
+}
+
+func (e *ChargeConflictError) Unwrap() error { return enforcer.ErrReservationConflict }
+
+// Charge records c as a committed reservation with the caller's id,
+// charged in full without a budget check (the money was spent) and raising
+// alerts like a commit. Repeating it returns the reservation; an id stored
+// otherwise is a *ChargeConflictError.
+func (l *Ledger) Charge(ctx context.Context, c ChargeRequest) (enforcer.Reservation, error) {
 	switch {
-	case id == "" || account == "":
-		return enforcer.Reservation{}, fmt.Errorf("charge %q on account %q: %w: empty id or account", id, account, enforcer.ErrInvalidReservation)
-	case charge < 0:
-		return enforcer.Reservation{}, fmt.Errorf("charge %q: %w: negative cost %s", id, enforcer.ErrInvalidAmount, charge)
-	case source == "":
-		source = enforcer.CostActual
+	case c.ID == "" || c.Account == "":
+		return enforcer.Reservation{}, fmt.Errorf("charge %q on account %q: %w: empty id or account", c.ID, c.Account, enforcer.ErrInvalidReservation)
+	case c.Charged < 0:
+		return enforcer.Reservation{}, fmt.Errorf("charge %q: %w: negative cost %s", c.ID, enforcer.ErrInvalidAmount, c.Charged)
+	case c.Estimate < 0 || c.TTL < 0 || c.TTL > enforcer.MaxReservationTTL:
+		return enforcer.Reservation{}, fmt.Errorf("charge %q: %w: estimate %s, ttl %s", c.ID, enforcer.ErrInvalidReservation, c.Estimate, c.TTL)
+	case c.Source == "":
+		c.Source = enforcer.CostActual
 	}
-	c := int64(charge)
-	o := &op{ctx: ctx, kind: "charge", id: id, account: account, tool: tool, amount: &c, ttl: 1, source: string(source)}
+	amount, est := int64(c.Charged), int64(c.Estimate)
+	o := &op{ctx: ctx, kind: "charge", id: c.ID, account: c.Account, tool: c.Tool, amount: &amount, estimate: &est,
+		ttl: max(int64(c.TTL), 1), source: string(c.Source), fp: c.Fingerprint}
 	if err := l.w.do(o); err != nil {
-		return enforcer.Reservation{}, l.sqlErr(err, "charge %q on account %q", id, account)
+		return enforcer.Reservation{}, l.sqlErr(err, "charge %q on account %q", c.ID, c.Account)
 	}
 	res := o.res
 	switch res.status {
@@ -213,15 +259,14 @@ func (l *Ledger) Charge(ctx context.Context, id, account, tool string, charge en
 		return res.r.view(res.now), nil
 	case "exists":
 		r := res.r
-		if r.account == account && r.tool == tool && r.state == string(enforcer.StateCommitted) && r.charged == c && r.source == string(source) {
+		if r.account == c.Account && r.tool == c.Tool && r.state == string(enforcer.StateCommitted) && r.charged == amount && r.source == string(c.Source) {
 			return r.view(res.now), nil
 		}
-		return enforcer.Reservation{}, fmt.Errorf("charge %q on account %q: %w: the ledger holds a %s reservation on %q charged %s",
-			id, account, enforcer.ErrReservationConflict, r.state, r.account, enforcer.Nanos(r.charged))
+		return enforcer.Reservation{}, &ChargeConflictError{ID: c.ID, Existing: r.view(res.now)}
 	case "account_not_found":
-		return enforcer.Reservation{}, fmt.Errorf("charge %q: account %q: %w", id, account, enforcer.ErrAccountNotFound)
+		return enforcer.Reservation{}, fmt.Errorf("charge %q: account %q: %w", c.ID, c.Account, enforcer.ErrAccountNotFound)
 	case "overflow":
-		return enforcer.Reservation{}, fmt.Errorf("charge %q: committed on %q: %w: adding %s overflows", id, res.dAccount, enforcer.ErrInvalidAmount, charge)
+		return enforcer.Reservation{}, fmt.Errorf("charge %q: committed on %q: %w: adding %s overflows", c.ID, res.dAccount, enforcer.ErrInvalidAmount, c.Charged)
 	}
-	return enforcer.Reservation{}, l.dbErr(fmt.Sprintf("charge %q", id), fmt.Errorf("unexpected status %q", res.status))
+	return enforcer.Reservation{}, l.dbErr(fmt.Sprintf("charge %q", c.ID), fmt.Errorf("unexpected status %q", res.status))
 }

@@ -1,12 +1,14 @@
 package postgres_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
-	"io"
 	"net"
 	"net/url"
+	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -131,6 +133,16 @@ type proxy struct {
 	mu     sync.Mutex
 	down   bool
 	conns  []net.Conn
+	// loseReplies > 0: the server's answers to the next that many
+	// requests containing marker are dropped and their connection cut,
+	// after the server acted on them (a reply lost on the way back).
+	loseReplies int
+	marker      []byte
+	// stalled: bytes are swallowed both ways (a partition that drops
+	// packets instead of refusing connections).
+	stalled bool
+
+	dsn, schema string // of the ledger viaProxy opened, to open it again
 }
 
 func newProxy(t *testing.T, target string) *proxy {
@@ -164,9 +176,55 @@ func (p *proxy) serve() {
 		}
 		p.conns = append(p.conns, c, s)
 		p.mu.Unlock()
-		go func() { _, _ = io.Copy(s, c); s.Close() }()
-		go func() { _, _ = io.Copy(c, s); c.Close() }()
+		var lose atomic.Bool // this connection's next answer is lost
+		go func() { p.pipe(s, c, &lose); s.Close() }()
+		go func() { p.pipe(c, s, &lose); c.Close(); s.Close() }()
 	}
+}
+
+// pipe copies from src to dst, applying stalls and lost replies: a
+// request carrying the marker arms lose, and the server's next bytes on
+// that connection are then dropped with the connection.
+func (p *proxy) pipe(dst, src net.Conn, lose *atomic.Bool) {
+	buf := make([]byte, 32<<10)
+	toClient := src.RemoteAddr().String() == p.target
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			stalled := p.stalled
+			if !toClient && p.loseReplies > 0 && bytes.Contains(buf[:n], p.marker) {
+				p.loseReplies--
+				lose.Store(true)
+			}
+			p.mu.Unlock()
+			if toClient && lose.Load() {
+				return // the caller closes both ends
+			}
+			if !stalled {
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// loseReplies drops the server's answers to the next n requests that
+// contain marker (a reservation id, say), cutting their connections.
+func (p *proxy) loseRepliesTo(marker string, n int) {
+	p.mu.Lock()
+	p.loseReplies, p.marker = n, []byte(marker)
+	p.mu.Unlock()
+}
+
+func (p *proxy) setStalled(stalled bool) {
+	p.mu.Lock()
+	p.stalled = stalled
+	p.mu.Unlock()
 }
 
 // setDown cuts every connection and refuses new ones (or accepts again).
@@ -183,7 +241,7 @@ func (p *proxy) setDown(down bool) {
 }
 
 // viaProxy opens a ledger whose connections go through a cuttable proxy.
-func viaProxy(t *testing.T, opts enforcer.LedgerOptions) (*postgres.Ledger, *proxy) {
+func viaProxy(t *testing.T, opts enforcer.LedgerOptions, options ...postgres.Option) (*postgres.Ledger, *proxy) {
 	dsn := testDSN(t)
 	u, err := url.Parse(dsn)
 	if err != nil || u.Host == "" {
@@ -192,8 +250,9 @@ func viaProxy(t *testing.T, opts enforcer.LedgerOptions) (*postgres.Ledger, *pro
 	p := newProxy(t, u.Host)
 	u.Host = p.ln.Addr().String()
 	schema := freshSchema(t, dsn)
-	l, err := postgres.Open(context.Background(), u.String(), opts, postgres.WithSchema(schema),
-		postgres.WithOpTimeout(2*time.Second), postgres.WithStatementTimeout(2*time.Second))
+	p.dsn, p.schema = u.String(), schema
+	l, err := postgres.Open(context.Background(), u.String(), opts, append([]postgres.Option{postgres.WithSchema(schema),
+		postgres.WithOpTimeout(2 * time.Second), postgres.WithStatementTimeout(2 * time.Second)}, options...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,8 +272,8 @@ func TestUnreachableFailsClosed(t *testing.T) {
 		t.Fatalf("check while partitioned: %v; want ErrUnavailable", err)
 	}
 	_, err = l.Reserve(ctx, enforcer.ReserveRequest{ID: "r", Account: "a", Estimate: 1, TTL: time.Minute})
-	if !errors.Is(err, postgres.ErrUnavailable) || errors.Is(err, enforcer.ErrInsufficientBudget) {
-		t.Fatalf("reserve while partitioned: %v; want ErrUnavailable", err)
+	if !errors.Is(err, postgres.ErrUnavailable) || !errors.Is(err, enforcer.ErrLedgerUnavailable) || errors.Is(err, enforcer.ErrInsufficientBudget) {
+		t.Fatalf("reserve while partitioned: %v; want ErrUnavailable, which is enforcer.ErrLedgerUnavailable", err)
 	}
 	t.Logf("fail-closed error: %v", err)
 	if err := l.Ping(ctx); err == nil {
@@ -234,7 +293,8 @@ func TestFailOpenBoundedAndWrittenBack(t *testing.T) {
 		alerts = append(alerts, a)
 		mu.Unlock()
 	})})
-	f, err := postgres.NewFailOpen(l, postgres.FailOpenOptions{CallMax: 10, TotalMax: 25, SyncEvery: 50 * time.Millisecond})
+	f, err := postgres.NewFailOpen(l, postgres.FailOpenOptions{CallMax: 10, TotalMax: 25, SyncEvery: 50 * time.Millisecond,
+		JournalPath: filepath.Join(t.TempDir(), "journal")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,8 +305,8 @@ func TestFailOpenBoundedAndWrittenBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.setDown(true)
-	if bc, err := f.Check(ctx, "a", 11); err != nil || bc.OK {
-		t.Errorf("check above the per-call cap while partitioned: %+v %v; want refused", bc, err)
+	if bc, err := f.Check(ctx, "a", 11); !errors.Is(err, enforcer.ErrLedgerUnavailable) {
+		t.Errorf("check above the per-call cap while partitioned: %+v %v; want refused as unavailable", bc, err)
 	}
 	if _, err := f.Reserve(ctx, enforcer.ReserveRequest{ID: "big", Account: "a", Estimate: 11, TTL: time.Minute}); !errors.Is(err, postgres.ErrUnavailable) {
 		t.Errorf("reserve above the per-call cap: %v; want refused as unavailable", err)

@@ -194,8 +194,10 @@ func newLedger(where string, opts enforcer.LedgerOptions) *Ledger {
 	return l
 }
 
-// ErrClosed is returned by operations after Close.
-var ErrClosed = errors.New("postgres ledger closed")
+// ErrClosed is returned by operations after Close; like any other
+// unavailability it wraps enforcer.ErrLedgerUnavailable (a server shutting
+// down answers 503, not 500).
+var ErrClosed = fmt.Errorf("postgres ledger closed (%w)", enforcer.ErrLedgerUnavailable)
 
 // Close stops the background sweeper, waits for queued operations and
 // closes the connections.
@@ -261,16 +263,38 @@ func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
 
 // ErrUnavailable wraps every failure to reach PostgreSQL (connection
 // refused or lost, timeouts, a server shutting down or recovering). The
-// ledger fails closed on it: the operation errors and nothing is held.
-var ErrUnavailable = errors.New("unavailable")
+// ledger fails closed on it. It wraps enforcer.ErrLedgerUnavailable, so a
+// server answers 503 without knowing the store.
+var ErrUnavailable error = unavailableError{}
+
+type unavailableError struct{}
+
+func (unavailableError) Error() string { return "unavailable" }
+func (unavailableError) Unwrap() error { return enforcer.ErrLedgerUnavailable }
 
 // dbErr wraps a database failure with the database it happened in, and
 // marks it ErrUnavailable when the database could not be reached.
 func (l *Ledger) dbErr(op string, err error) error {
+	if unknown := (*OutcomeUnknownError)(nil); errors.As(err, &unknown) && unavailable(err) {
+		return &OutcomeUnknownError{Err: fmt.Errorf("postgres ledger %s is %w: %s: the request was sent but its answer was lost, "+
+			"so it may have been applied; look the reservation up or retry with the same id: %w", l.where, ErrUnavailable, op, unknown.Err)}
+	}
 	if unavailable(err) {
+		l.dropConns(err)
 		return fmt.Errorf("postgres ledger %s is %w (failing closed): %s: %w", l.where, ErrUnavailable, op, err)
 	}
 	return fmt.Errorf("postgres ledger %s: %s: %w", l.where, op, err)
+}
+
+// dropConns closes the pool's connections after a connection-level
+// failure: when PostgreSQL restarts, every pooled connection is dead, and
+// each would otherwise fail one more request before being replaced.
+func (l *Ledger) dropConns(err error) {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) || errors.Is(err, context.DeadlineExceeded) {
+		return // the server answered, or the caller's time ran out
+	}
+	l.pool.Reset()
 }
 
 // unavailable: the error says the database could not be reached or did not

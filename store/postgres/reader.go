@@ -3,9 +3,12 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // reader pipelines reads (Check, Snapshot, Reservation). Each is one
@@ -29,12 +32,15 @@ type reader struct {
 // readReq is one statement; scan consumes its rows (in the reader's
 // goroutine) and stores what the caller needs.
 type readReq struct {
-	ctx  context.Context
-	sql  string
-	args []any
-	scan func(rows pgx.Rows) error
-	err  error
-	done chan struct{}
+	ctx      context.Context
+	deadline time.Time
+	mu       sync.Mutex // held while scan runs, and by a caller giving up
+	state    int32      // opQueued, opTaken or opAbandoned, as for writes; mu
+	sql      string
+	args     []any
+	scan     func(rows pgx.Rows) error
+	err      error
+	done     chan struct{}
 }
 
 func newReader(l *Ledger, cfg config) *reader {
@@ -46,9 +52,15 @@ func newReader(l *Ledger, cfg config) *reader {
 	return r
 }
 
-// query runs sql and hands its rows to scan; it returns once scan did.
+// query runs sql and hands its rows to scan; it returns once scan did, or
+// at the caller's own deadline (its context's, at most the operation
+// timeout), whichever is first.
 func (r *reader) query(ctx context.Context, sql string, args []any, scan func(pgx.Rows) error) error {
-	req := &readReq{ctx: ctx, sql: sql, args: args, scan: scan, done: make(chan struct{})}
+	req := &readReq{ctx: ctx, sql: sql, args: args, scan: scan, done: make(chan struct{}),
+		deadline: time.Now().Add(r.cfg.opTimeout)}
+	if d, ok := ctx.Deadline(); ok && d.Before(req.deadline) {
+		req.deadline = d
+	}
 	r.mu.RLock()
 	if r.closed {
 		r.mu.RUnlock()
@@ -56,8 +68,50 @@ func (r *reader) query(ctx context.Context, sql string, args []any, scan func(pg
 	}
 	r.reqs <- req
 	r.mu.RUnlock()
-	<-req.done // bounded by the operation timeout
-	return req.err
+	timer := time.NewTimer(time.Until(req.deadline))
+	defer timer.Stop()
+	var why error
+	select {
+	case <-req.done:
+		return req.err
+	case <-ctx.Done():
+		why = ctx.Err()
+	case <-timer.C:
+		why = context.DeadlineExceeded
+	}
+	req.mu.Lock() // waits for a scan in progress (local work), then none starts
+	defer req.mu.Unlock()
+	if req.state == opTaken {
+		select {
+		case <-req.done:
+			return req.err
+		default:
+		}
+	}
+	req.state = opAbandoned
+	return fmt.Errorf("read: no answer before the caller's deadline: %w", why)
+}
+
+// take marks q taken by a reader unless its caller gave up.
+func (q *readReq) take() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.state != opQueued {
+		return false
+	}
+	q.state = opTaken
+	return true
+}
+
+// scanRows runs q.scan unless q's caller gave up meanwhile (then the rows
+// are dropped: nobody reads what scan would write).
+func (q *readReq) scanRows(rows pgx.Rows) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.state == opAbandoned {
+		return context.DeadlineExceeded
+	}
+	return q.scan(rows)
 }
 
 func (r *reader) close() {
@@ -99,20 +153,30 @@ func (r *reader) loop() {
 
 func (r *reader) run(batch []*readReq) {
 	live := batch[:0:0]
+	var deadline time.Time
 	for _, q := range batch {
+		if !q.take() {
+			continue // its caller gave up
+		}
 		if q.err = q.ctx.Err(); q.err == nil {
 			live = append(live, q)
+			if q.deadline.After(deadline) {
+				deadline = q.deadline
+			}
 		}
-	}
-	if len(live) == 1 {
-		live[0].err = r.one(live[0])
-		return
 	}
 	if len(live) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.opTimeout)
+	// The pipeline, and any statement run alone after it failed, share one
+	// deadline: the latest of its readers'. No read is retried serially
+	// with a fresh timeout while the others wait.
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
+	if len(live) == 1 {
+		live[0].err = r.one(ctx, live[0])
+		return
+	}
 	b := &pgx.Batch{}
 	for _, q := range live {
 		b.Queue(q.sql, q.args...)
@@ -122,7 +186,7 @@ func (r *reader) run(batch []*readReq) {
 	for _, q := range live {
 		rows, err := br.Query()
 		if err == nil {
-			err = q.scan(rows)
+			err = q.scanRows(rows)
 		}
 		if rows != nil {
 			rows.Close()
@@ -145,21 +209,36 @@ func (r *reader) run(batch []*readReq) {
 	// A pipeline runs as one implicit transaction: one failed statement
 	// fails those after it. Run the failed ones alone, so each gets its
 	// own answer (and an unreachable database fails them all anyway).
+	var down error
 	for _, q := range live {
-		if q.err != nil && !errors.Is(q.err, context.Canceled) {
-			q.err = r.one(q)
+		if q.err != nil && unavailable(q.err) && down == nil {
+			down = q.err
+		}
+	}
+	for _, q := range live {
+		switch {
+		case q.err == nil || errors.Is(q.err, context.Canceled):
+		case down != nil:
+			q.err = down // the database is not answering: no retries
+		default:
+			q.err = r.one(ctx, q)
 		}
 	}
 }
 
-func (r *reader) one(q *readReq) error {
-	ctx, cancel := context.WithTimeout(q.ctx, r.cfg.opTimeout)
-	defer cancel()
+func (r *reader) one(ctx context.Context, q *readReq) error {
 	rows, err := r.l.pool.Query(ctx, q.sql, q.args...)
+	var pgErr *pgconn.PgError
+	if err != nil && ctx.Err() == nil && !errors.As(err, &pgErr) {
+		// A read can be sent again: a pooled connection that died
+		// (PostgreSQL restarted) gets one more try on a fresh one.
+		r.l.pool.Reset()
+		rows, err = r.l.pool.Query(ctx, q.sql, q.args...)
+	}
 	if err != nil {
 		return err
 	}
-	err = q.scan(rows)
+	err = q.scanRows(rows)
 	rows.Close()
 	if err != nil {
 		return err

@@ -1,0 +1,164 @@
+package postgres
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/purser-dev/purser/enforcer"
+)
+
+// ErrJournalFull: the fail-open journal holds as many unwritten charges
+// (and live outage holds that may become charges) as it is allowed; no
+// more calls are admitted while the database is unreachable.
+var ErrJournalFull = errors.New("fail-open journal full")
+
+// journalRecord is one line of the journal: a charge acknowledged during
+// an outage, or (Written set) the note that the charge with that id is now
+// in the shared ledger.
+type journalRecord struct {
+	Written string `json:"written,omitempty"`
+
+	ID          string              `json:"id,omitempty"`
+	Account     string              `json:"account,omitempty"`
+	Tool        string              `json:"tool,omitempty"`
+	Estimate    enforcer.Nanos      `json:"estimate_nanos,omitempty"`
+	TTL         time.Duration       `json:"ttl_nanos,omitempty"`
+	Fingerprint string              `json:"fingerprint,omitempty"`
+	Charged     enforcer.Nanos      `json:"charged_nanos,omitempty"`
+	Source      enforcer.CostSource `json:"cost_source,omitempty"`
+	Late        bool                `json:"late,omitempty"`
+	CreatedAt   int64               `json:"created_unix_nanos,omitempty"`
+	SettledAt   int64               `json:"settled_unix_nanos,omitempty"`
+	Remote      bool                `json:"remote,omitempty"` // the hold may exist in the shared ledger
+}
+
+// journal is the durable record of fail-open charges not yet written to
+// the shared ledger: an append-only file of JSON lines, each fsynced before
+// the commit it records is acknowledged, so a charge survives the process.
+// It is replayed at start and emptied once every charge is written.
+// Not safe for concurrent use: FailOpen calls it under its lock.
+type journal struct {
+	path       string
+	entriesMax int
+	f          *os.File
+	unwritten  int
+}
+
+// openJournal opens (creating) the journal at path and returns the charges
+// it holds that were never marked written, in order. A last line cut short
+// by a crash is dropped (its commit was never acknowledged: the fsync did
+// not return); any other unreadable line is an error, so an operator looks
+// before charges are lost.
+func openJournal(path string, entriesMax int) (*journal, []journalRecord, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, nil, fmt.Errorf("fail-open journal %s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("fail-open journal %s: %w", path, err)
+	}
+	recs, good, err := readJournal(f)
+	if err == nil {
+		err = f.Truncate(good) // drop a torn tail
+	}
+	if err == nil {
+		_, err = f.Seek(good, io.SeekStart)
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("fail-open journal %s: %w", path, err)
+	}
+	return &journal{path: path, entriesMax: entriesMax, f: f, unwritten: len(recs)}, recs, nil
+}
+
+// readJournal returns the unwritten charges and the length of the valid
+// prefix of the file.
+func readJournal(f *os.File) ([]journalRecord, int64, error) {
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return nil, 0, err
+	}
+	var order []string
+	charges := map[string]journalRecord{}
+	var good int64
+	for line := 1; len(data) > 0; line++ {
+		end := bytes.IndexByte(data, '\n')
+		var rec journalRecord
+		if end < 0 {
+			break // torn tail
+		}
+		if err := json.Unmarshal(data[:end], &rec); err != nil || (rec.Written == "" && rec.ID == "") {
+			if len(bytes.TrimSpace(data[end+1:])) == 0 {
+				break // a torn last line
+			}
+			return nil, 0, fmt.Errorf("line %d is not a journal record (%v); fix or move the file aside after checking its charges", line, err)
+		}
+		good += int64(end + 1)
+		data = data[end+1:]
+		if rec.Written != "" {
+			delete(charges, rec.Written)
+			continue
+		}
+		if _, dup := charges[rec.ID]; !dup {
+			order = append(order, rec.ID)
+		}
+		charges[rec.ID] = rec
+	}
+	var out []journalRecord
+	for _, id := range order {
+		if rec, ok := charges[id]; ok {
+			out = append(out, rec)
+			delete(charges, id)
+		}
+	}
+	return out, good, nil
+}
+
+// append writes rec and fsyncs; only then may its commit be acknowledged.
+func (j *journal) append(rec journalRecord) error {
+	if rec.Written == "" && j.unwritten >= j.entriesMax {
+		return fmt.Errorf("%w: %s holds %d charges not yet written to the shared ledger (journal_entries_max)", ErrJournalFull, j.path, j.unwritten)
+	}
+	line, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("fail-open journal %s: %w", j.path, err)
+	}
+	w := bufio.NewWriter(j.f)
+	_, _ = w.Write(line)
+	_ = w.WriteByte('\n')
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("fail-open journal %s: write: %w", j.path, err)
+	}
+	if err := j.f.Sync(); err != nil {
+		return fmt.Errorf("fail-open journal %s: fsync: %w", j.path, err)
+	}
+	if rec.Written == "" {
+		j.unwritten++
+	} else {
+		j.unwritten--
+	}
+	return nil
+}
+
+// reset empties the journal once nothing in it is unwritten.
+func (j *journal) reset() error {
+	if j.unwritten != 0 {
+		return nil
+	}
+	if err := j.f.Truncate(0); err != nil {
+		return fmt.Errorf("fail-open journal %s: truncate: %w", j.path, err)
+	}
+	if _, err := j.f.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("fail-open journal %s: %w", j.path, err)
+	}
+	return j.f.Sync()
+}
+
+func (j *journal) close() error { return j.f.Close() }
