@@ -109,8 +109,25 @@ func (h *Host) loadVersion(ctx context.Context, spec *Spec) (*version, error) {
 	if err := limits.validate(); err != nil {
 		return nil, lerr(ErrInit, "limits: %v", err)
 	}
+	// The load limits come first: instrumenting and compiling cost time
+	// and memory in proportion to what the module declares.
+	capped, err := checkModuleLimits(bin, limits)
+	var mle *ModuleLimitError
+	if errors.As(err, &mle) {
+		// The error names the limit, value and key; loadSentinel prints it.
+		return nil, lerr(mle, "refused before compiling (see abi/ABI.md section 7, load limits)")
+	}
+	if err != nil {
+		return nil, lerr(fmt.Errorf("%w: %w", ErrInvalidModule, err), "%v", err)
+	}
+	// A module whose table maxima were capped is other bytes: it is
+	// compiled (and cached) under their digest; its identity stays digest.
+	compileDigest := digest
+	if capped != nil {
+		bin, compileDigest = capped, sha256.Sum256(capped)
+	}
 	rk := rtKey{pages: limits.MemoryPagesMax, fuel: h.stop.instrument()}
-	ce, err := h.compile(ctx, digest, bin, rk)
+	ce, err := h.compile(ctx, compileDigest, bin, rk)
 	if errors.Is(err, ErrNotMeterable) {
 		// The sentinel already names the refusal; the reason keeps the detail.
 		detail := strings.ReplaceAll(err.Error(), ErrNotMeterable.Error()+": ", "")
@@ -119,7 +136,7 @@ func (h *Host) loadVersion(ctx context.Context, spec *Spec) (*version, error) {
 	if err != nil {
 		return nil, lerr(fmt.Errorf("%w: %w", ErrInvalidModule, err), "%v", err)
 	}
-	v := newVersion(h, spec, ce, digest, hexDigest, limits, rk)
+	v := newVersion(h, spec, ce, compileDigest, hexDigest, limits, rk)
 	if err := v.start(ctx, spec.Config); err != nil {
 		v.unref()
 		var le *LoadError
