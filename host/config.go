@@ -244,6 +244,9 @@ type Config struct {
 	// stop selects the stop mechanism; tests and benchmarks use stopNone
 	// to measure what the default costs.
 	stop stopKind
+	// noSmokeCalls skips the load-time smoke calls, so that tests can load
+	// guests that misbehave on every call and watch what calls do.
+	noSmokeCalls bool
 }
 
 func (c Config) withDefaults() Config {

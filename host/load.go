@@ -178,7 +178,14 @@ func (v *version) start(ctx context.Context, config []byte) error {
 		}
 	}()
 	ictx := v.h.stop.begin(ctx, in, v.limits.InitTimeout)
-	defer v.h.stop.end(in, ictx)
+	initEnded := false
+	endInit := func() {
+		if !initEnded {
+			initEnded = true
+			v.h.stop.end(in, ictx)
+		}
+	}
+	defer endInit()
 	if err := in.boot(ictx); err != nil {
 		return &LoadError{Reason: err.Error(), Err: fmt.Errorf("%w: %w", ErrInit, err)}
 	}
@@ -221,12 +228,95 @@ func (v *version) start(ctx context.Context, config []byte) error {
 		return &LoadError{Plugin: v.name, Reason: err.Error(), Err: fmt.Errorf("%w: %w", ErrInit, err)}
 	}
 	v.initFuel = in.initUsed + in.fuelUsed()
+	endInit()
+	keep, err := v.smokeCalls(ctx, in, exports)
+	if err != nil {
+		return err
+	}
 	ok = true
+	if !keep {
+		in.close()
+		return nil
+	}
 	v.pool.mu.Lock()
 	v.pool.live++ // the smoke-test instance takes the first slot
 	v.pool.mu.Unlock()
 	v.put(in, true)
 	return nil
+}
+
+// Synthetic request of the smoke calls: the plugin's first named tool (or
+// smokeTool when it names none), on an unlimited account with no spend.
+const (
+	smokeTool    = "purser.smoke"
+	smokeAccount = "purser.smoke"
+)
+
+// smokeCalls runs each call export the module has (purser_estimate,
+// purser_admit) once on a synthetic request, under the call limits, before
+// the version is published: a plugin that traps, runs out of fuel or
+// times out there would do it on the first real call, so it is refused
+// (and a reload keeps the previous version). Any answer is fine, errors
+// included; bad output is left to real calls, which report it, but the
+// instance is not kept (keep is false).
+func (v *version) smokeCalls(ctx context.Context, in *instance, exports map[string]api.FunctionDefinition) (keep bool, _ error) {
+	if v.h.cfg.noSmokeCalls {
+		return true, nil
+	}
+	call := abi.Call{Tool: smokeTool, Account: smokeAccount, Budget: abi.Unlimited(0, 0), MaxTokens: -1, Params: []byte("{}")}
+	for _, t := range v.manifest.Tools {
+		if t != abi.ToolAny {
+			call.Tool = t
+			break
+		}
+	}
+	keep = true
+	for _, name := range []string{abi.ExportEstimate, abi.ExportAdmit} {
+		if _, has := exports[name]; !has {
+			continue
+		}
+		var req []byte
+		if name == abi.ExportEstimate {
+			req = abi.AppendEstimateRequest(nil, &abi.EstimateRequest{Call: call})
+		} else {
+			req = abi.AppendAdmitRequest(nil, &abi.AdmitRequest{Call: call, EstimateNanos: 1_000_000,
+				EstimateSource: abi.SourceTable, EstimateSourceLabel: "table"})
+		}
+		kind, msg := v.smokeCall(ctx, in, name, req)
+		switch kind {
+		case nil:
+		case ErrTrap, ErrFuelExhausted, ErrTimeout:
+			return false, &LoadError{Plugin: v.name, Err: fmt.Errorf("%w: %w", ErrInit, kind),
+				Reason: fmt.Sprintf("smoke call of %s on a synthetic request (tool %q, account %q, params {}): %v: %s", name, call.Tool, call.Account, kind, msg)}
+		default:
+			if ctx.Err() != nil {
+				return false, &LoadError{Plugin: v.name, Reason: "smoke call: " + msg, Err: fmt.Errorf("%w: %w", ErrInit, ctx.Err())}
+			}
+			keep = false // bad output: real calls will report it on a fresh instance
+		}
+	}
+	return keep, nil
+}
+
+// smokeCall runs one export like Plugin.runOnce does and classifies a
+// failure; a guest's error answer is not one.
+func (v *version) smokeCall(ctx context.Context, in *instance, name string, req []byte) (kind error, msg string) {
+	fuel := v.limits.fuelFor(len(req))
+	cctx := v.h.stop.begin(ctx, in, v.limits.CallTimeout)
+	in.sink.reset()
+	_, err := in.invoke(cctx, in.mod.ExportedFunction(name), req, fuel)
+	used := in.fuelUsed()
+	stopped := v.h.stop.stopped(in, cctx)
+	v.h.stop.end(in, cctx)
+	in.flushLogs()
+	if used > fuel {
+		return ErrFuelExhausted, fmt.Sprintf("used more than its %d-unit budget (limits.fuel_per_call_max)", fuel)
+	}
+	if err == nil {
+		return nil, ""
+	}
+	msg, kind = classify(ctx, stopped, err)
+	return kind, msg
 }
 
 func firstLine(s string) string {

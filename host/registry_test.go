@@ -126,7 +126,7 @@ func TestRegistryPinAndBadStartup(t *testing.T) {
 	checkNoLeaks(t, h)
 	dir := t.TempDir()
 	copyPlugin(t, "estimator", filepath.Join(dir, "est.wasm"))
-	copyPlugin(t, "trap", filepath.Join(dir, "trap.wasm"))
+	copyPlugin(t, "unsupported", filepath.Join(dir, "unsupported.wasm"))
 	copyPlugin(t, "unknownimport", filepath.Join(dir, "bad.wasm"))
 	r, err := h.NewRegistry(context.Background(), RegistryConfig{
 		Dir:     dir,
@@ -136,14 +136,14 @@ func TestRegistryPinAndBadStartup(t *testing.T) {
 		t.Fatalf("startup errors: %v", err)
 	}
 	defer r.Close()
-	if r.Plugin("estimator") != nil || r.Plugin("trap") == nil {
+	if r.Plugin("estimator") != nil || r.Plugin("unsupported") == nil {
 		t.Fatal("pinned mismatch loaded, or the good plugin not loaded")
 	}
 	if st := statusOf(t, r, "bad.wasm"); st.Loaded || !strings.Contains(st.LastError, "env.now") {
 		t.Fatalf("status %+v", st)
 	}
 	// Estimator prefers an exact tool match over "*".
-	if r.Estimator("x").Name() != "trap" {
+	if r.Estimator("x").Name() != "unsupported" {
 		t.Fatal("wildcard estimator not found")
 	}
 }
