@@ -224,3 +224,22 @@ func TestShippedPluginsAreUnderTheDefaultLoadLimits(t *testing.T) {
 		}
 	}
 }
+
+// TestManifestWithInvalidUTF8IsRefusedNamingTheField: encoding/json would
+// silently turn the bytes into U+FFFD; the host refuses them instead.
+func TestManifestWithInvalidUTF8IsRefusedNamingTheField(t *testing.T) {
+	h, _ := newTestHost(t, Config{})
+	checkNoLeaks(t, h)
+	_, err := h.Load(context.Background(), Spec{File: wasmPath("limit-manifest-utf8")})
+	if !errors.Is(err, ErrBadManifest) || !strings.Contains(err.Error(), `manifest field "description" is not valid UTF-8`) {
+		t.Fatalf("err = %v, want ErrBadManifest naming the description", err)
+	}
+	for in, want := range map[string]string{
+		"{\"name\":\"x\",\"version\":\"1\",\"kind\":\"estimator\",\"tools\":[\"Bash\xff\"]}": `field "tools"`,
+		"{\"name\xff\":\"x\"}": "outside any field's value",
+	} {
+		if _, err := ParseManifest([]byte(in)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseManifest(%q) = %v, want %q", in, err, want)
+		}
+	}
+}

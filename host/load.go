@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -442,6 +444,10 @@ type manifestJSON struct {
 
 // ParseManifest decodes and validates manifest JSON.
 func ParseManifest(b []byte) (abi.Manifest, error) {
+	// encoding/json replaces invalid UTF-8 with U+FFFD: check the bytes.
+	if err := manifestUTF8(b); err != nil {
+		return abi.Manifest{}, err
+	}
 	var mj manifestJSON
 	if err := json.Unmarshal(b, &mj); err != nil {
 		return abi.Manifest{}, fmt.Errorf("manifest is not a JSON object: %w", err)
@@ -457,6 +463,28 @@ func ParseManifest(b []byte) (abi.Manifest, error) {
 		return abi.Manifest{}, err
 	}
 	return m, nil
+}
+
+// manifestUTF8 refuses manifest JSON holding invalid UTF-8, naming the
+// top-level field it is in.
+func manifestUTF8(b []byte) error {
+	if utf8.Valid(b) {
+		return nil
+	}
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(b, &fields) == nil {
+		names := make([]string, 0, len(fields))
+		for k := range fields {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		for _, k := range names {
+			if !utf8.Valid(fields[k]) {
+				return fmt.Errorf("manifest field %q is not valid UTF-8", k)
+			}
+		}
+	}
+	return errors.New("manifest is not valid UTF-8 (outside any field's value, e.g. in a field name)")
 }
 
 func (v *version) readManifest(ctx context.Context, in *instance) error {

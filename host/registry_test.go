@@ -226,3 +226,47 @@ func TestReloadUnderLoad(t *testing.T) {
 		t.Fatalf("%d instances live, current version has %d: retired versions leaked", live, p.Stats().Instances)
 	}
 }
+
+// TestReloadRefusesAManifestChange: a new file under the same path that
+// changes the plugin's kind (or name, or tools) is refused and the running
+// version stays, unless the registry allows manifest changes.
+func TestReloadRefusesAManifestChange(t *testing.T) {
+	h, _ := newTestHost(t, Config{})
+	checkNoLeaks(t, h)
+	for _, allowed := range []bool{false, true} {
+		dir := t.TempDir()
+		file := filepath.Join(dir, "est.wasm")
+		copyPlugin(t, "estimator", file)
+		r, err := h.NewRegistry(context.Background(), RegistryConfig{Dir: dir, ManifestChangeAllowed: allowed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		est := r.Estimator("Read")
+		copyPlugin(t, "limit-kindswap", file)
+		err = r.Reload(context.Background())
+		if allowed {
+			if err != nil || est.Kind() != abi.KindPolicy || len(r.Policies()) != 1 {
+				t.Fatalf("allowed change not applied: %v, kind %s", err, est.Kind())
+			}
+		} else {
+			if !errors.Is(err, ErrManifestChanged) || !strings.Contains(err.Error(), `kind "estimator" would become "policy"`) ||
+				!strings.Contains(err.Error(), "reload_manifest_change_allowed") {
+				t.Fatalf("reload err = %v, want ErrManifestChanged naming the change and the key", err)
+			}
+			if est.Kind() != abi.KindEstimator || estimateNanos(t, est) != 1_000_000 || len(r.Policies()) != 0 {
+				t.Fatal("the refused version replaced the running one")
+			}
+		}
+		r.Close()
+	}
+	a := abi.Manifest{Name: "x", Kind: abi.KindPolicy, Tools: []string{"Bash", "Read"}}
+	for b, want := range map[*abi.Manifest]string{
+		{Name: "x", Kind: abi.KindPolicy, Tools: []string{"Read", "Bash"}}: "",
+		{Name: "x", Kind: abi.KindPolicy, Tools: []string{"*"}}:            `tools ["Bash" "Read"] would become ["*"]`,
+		{Name: "y", Kind: abi.KindPolicy, Tools: []string{"Bash", "Read"}}: `name "x" would become "y"`,
+	} {
+		if got := manifestChange(a, *b); got != want {
+			t.Errorf("manifestChange(%v) = %q, want %q", b.Tools, got, want)
+		}
+	}
+}
