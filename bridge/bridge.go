@@ -67,7 +67,9 @@ func (e *QuoteError) Error() string {
 func (e *QuoteError) Unwrap() error { return e.Err }
 
 // NewEstimator wraps reg with the default EstimatorConfig.
-func NewEstimator(reg *host.Registry) *Estimator { return NewEstimatorWithConfig(reg, EstimatorConfig{}) }
+func NewEstimator(reg *host.Registry) *Estimator {
+	return NewEstimatorWithConfig(reg, EstimatorConfig{})
+}
 
 // NewEstimatorWithConfig wraps reg; cfg's zero fields take the defaults.
 func NewEstimatorWithConfig(reg *host.Registry, cfg EstimatorConfig) *Estimator {
