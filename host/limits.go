@@ -74,8 +74,18 @@ type tableDecl struct {
 }
 
 func (c *moduleCheck) over(limit, where string, value int64, max int, key string) error {
+	return c.overAt(limit, where, -1, value, max, key)
+}
+
+// overAt is over for item idx of a kind ("table 3"); the text is built only
+// for a refusal, as the check runs over every function of every load.
+func (c *moduleCheck) overAt(limit, kind string, idx int64, value int64, max int, key string) error {
 	if value <= int64(max) {
 		return nil
+	}
+	where := kind
+	if idx >= 0 {
+		where = fmt.Sprintf("%s %d", kind, idx)
 	}
 	return &ModuleLimitError{Limit: limit, Where: where, Value: value, Max: int64(max), Key: key}
 }
@@ -209,8 +219,7 @@ func (c *moduleCheck) tableSection(r *reader) error {
 		if withInit {
 			skipConstExpr(r)
 		}
-		where := fmt.Sprintf("table %d", i)
-		if err := c.over("table elements at start", where, int64(t.min), c.l.TableElementsMax, "table_elements_max"); err != nil {
+		if err := c.overAt("table elements at start", "table", int64(i), int64(t.min), c.l.TableElementsMax, "table_elements_max"); err != nil {
 			return err
 		}
 		c.tables = append(c.tables, t)
@@ -255,8 +264,7 @@ func (c *moduleCheck) elements(r *reader) error {
 			r.byte() // elemkind or reftype
 		}
 		count := r.u32()
-		where := fmt.Sprintf("element segment %d", i)
-		if err := c.over("element segment entries", where, int64(count), c.l.ElementSegmentEntriesMax, "element_segment_entries_max"); err != nil {
+		if err := c.overAt("element segment entries", "element segment", int64(i), int64(count), c.l.ElementSegmentEntriesMax, "element_segment_entries_max"); err != nil {
 			return err
 		}
 		c.elemTotal += int64(count)
@@ -286,8 +294,7 @@ func (c *moduleCheck) data(r *reader) error {
 			return fmt.Errorf("data segment %d: form %d", i, form)
 		}
 		size := r.u32()
-		where := fmt.Sprintf("data segment %d", i)
-		if err := c.over("data segment bytes", where, int64(size), c.l.DataSegmentBytesMax, "data_segment_bytes_max"); err != nil {
+		if err := c.overAt("data segment bytes", "data segment", int64(i), int64(size), c.l.DataSegmentBytesMax, "data_segment_bytes_max"); err != nil {
 			return err
 		}
 		c.dataTotal += int64(size)
@@ -308,8 +315,7 @@ func (c *moduleCheck) code(r *reader, size int) error {
 	for i := uint32(0); i < n && r.err == nil; i++ {
 		bodySize := r.u32()
 		c.seen.bodyBytes = max(c.seen.bodyBytes, int64(bodySize))
-		where := fmt.Sprintf("function %d of the code section", i)
-		if err := c.over("function body bytes", where, int64(bodySize), c.l.FunctionBodyBytesMax, "function_body_bytes_max"); err != nil {
+		if err := c.overAt("function body bytes", "code section function", int64(i), int64(bodySize), c.l.FunctionBodyBytesMax, "function_body_bytes_max"); err != nil {
 			return err
 		}
 		if int(bodySize) > len(r.b)-r.off {
@@ -317,12 +323,17 @@ func (c *moduleCheck) code(r *reader, size int) error {
 		}
 		body := reader{b: r.b[r.off : r.off+int(bodySize)]}
 		r.off += int(bodySize)
+		// Each level takes 2 bytes or more, so a short body cannot be too
+		// deep; it is walked only if it may hold table.grow (0xFC 15).
+		if int64(bodySize) <= 2*int64(c.l.BlockNestingDepthMax) && (c.tableGrow || !bytes.Contains(body.b, tableGrowOp)) {
+			continue
+		}
 		depth, err := c.body(&body)
 		if err != nil {
 			return fmt.Errorf("function %d: %w", i, err)
 		}
 		c.seen.depth = max(c.seen.depth, int64(depth))
-		if err := c.over("block nesting depth", where, int64(depth), c.l.BlockNestingDepthMax, "block_nesting_depth_max"); err != nil {
+		if err := c.overAt("block nesting depth", "code section function", int64(i), int64(depth), c.l.BlockNestingDepthMax, "block_nesting_depth_max"); err != nil {
 			return err
 		}
 	}
@@ -351,9 +362,7 @@ func (c *moduleCheck) body(r *reader) (int, error) {
 		case 0x0B:
 			depth--
 		case 0xFC:
-			if r.off < len(r.b) && r.b[r.off] == 15 {
-				c.tableGrow = true
-			}
+			c.tableGrow = c.tableGrow || bytes.HasPrefix(r.b[r.off:], tableGrowOp[1:])
 		}
 		if err := r.skipImmediates(op); err != nil {
 			return 0, err
@@ -364,6 +373,8 @@ func (c *moduleCheck) body(r *reader) (int, error) {
 
 // totals checks what the tables may hold at most: their initial sizes,
 // or their capped maxima when the code can grow them.
+var tableGrowOp = []byte{0xFC, 15}
+
 func (c *moduleCheck) totals() error {
 	for _, t := range c.tables {
 		if c.tableGrow {
