@@ -45,8 +45,9 @@ func (h *Host) Inspect(ctx context.Context, spec Spec) (Inspection, error) {
 	in := Inspection{File: spec.label(), SHA256: Digest(bin), SizeBytes: len(bin)}
 	// A module over a load limit is not compiled here either: listing its
 	// interface would cost what the limit exists to prevent.
-	if _, err := checkModuleLimits(bin, spec.Limits.Or(h.cfg.Limits)); errors.Is(err, ErrModuleLimit) {
-		in.LoadError = &LoadError{Plugin: spec.provisionalName(), File: spec.label(), Reason: "refused before compiling (see abi/ABI.md section 7, load limits)", Err: err}
+	var mle *ModuleLimitError
+	if _, err := checkModuleLimits(bin, spec.Limits.Or(h.cfg.Limits)); errors.As(err, &mle) {
+		in.LoadError = limitLoadError(&spec, mle)
 		return in, nil
 	}
 	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())

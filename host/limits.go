@@ -41,6 +41,18 @@ func (e *ModuleLimitError) Error() string {
 // Unwrap returns ErrModuleLimit.
 func (e *ModuleLimitError) Unwrap() error { return ErrModuleLimit }
 
+// limitRefusal is a *LoadError's Err for a module over a load limit: it
+// prints as the sentinel, so the error reads "module over a load limit:
+// <the *ModuleLimitError in Reason>", and unwraps to the detail.
+type limitRefusal struct{ e *ModuleLimitError }
+
+func (l limitRefusal) Error() string { return ErrModuleLimit.Error() }
+func (l limitRefusal) Unwrap() error { return l.e }
+
+func limitLoadError(spec *Spec, e *ModuleLimitError) *LoadError {
+	return &LoadError{Plugin: spec.provisionalName(), File: spec.label(), Reason: e.Error() + "; refused before compiling", Err: limitRefusal{e}}
+}
+
 // compiledBytesPerCodeByte is what wazero's compiler keeps per byte of
 // code section, measured on the shipped plugins (host/BENCHMARKS.md,
 // "Load limits"): CodeBytesMax bounds the compiled size through it.

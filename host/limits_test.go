@@ -243,3 +243,14 @@ func TestManifestWithInvalidUTF8IsRefusedNamingTheField(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadLimitRefusalReadsOnce: the refusal names the sentinel once and
+// the detail once.
+func TestLoadLimitRefusalReadsOnce(t *testing.T) {
+	h, _ := newTestHost(t, Config{})
+	_, err := h.Load(context.Background(), Spec{File: wasmPath("limit-globals")})
+	want := `plugin "limit-globals" (` + wasmPath("limit-globals") + `): module over a load limit: globals: 2000, over the limit of 1024 (config key plugins.limits.globals_max); refused before compiling`
+	if err == nil || err.Error() != want {
+		t.Fatalf("err = %v\nwant  %s", err, want)
+	}
+}

@@ -116,8 +116,7 @@ func (h *Host) loadVersion(ctx context.Context, spec *Spec) (*version, error) {
 	capped, err := checkModuleLimits(bin, limits)
 	var mle *ModuleLimitError
 	if errors.As(err, &mle) {
-		// The error names the limit, value and key; loadSentinel prints it.
-		return nil, lerr(mle, "refused before compiling (see abi/ABI.md section 7, load limits)")
+		return nil, limitLoadError(spec, mle)
 	}
 	if err != nil {
 		return nil, lerr(fmt.Errorf("%w: %w", ErrInvalidModule, err), "%v", err)

@@ -197,7 +197,6 @@ func (r *Registry) reloadOne(ctx context.Context, path string, spec Spec) error 
 	if v != nil {
 		name = v.name
 	}
-	r.h.cfg.Observer.ObserveReload(name, err)
 	if err != nil {
 		s.lastErr = err
 		if s.plugin != nil {
@@ -205,8 +204,19 @@ func (r *Registry) reloadOne(ctx context.Context, path string, spec Spec) error 
 		} else {
 			r.logger.Error("plugin load failed", "file", path, "error", err)
 		}
-		return err
 	}
+	if err == nil {
+		err = r.publishLocked(s, path, spec, v)
+	}
+	// Observed after the registry's own checks: a refused swap is a failure.
+	r.h.cfg.Observer.ObserveReload(name, err)
+	return err
+}
+
+// publishLocked swaps v in for the slot unless the registry refuses it
+// (a changed manifest, a name another file uses). A refusal leaves the
+// running version in service and is recorded in the slot.
+func (r *Registry) publishLocked(s *slot, path string, spec Spec, v *version) error {
 	s.lastErr = nil
 	if s.digest == v.hexDigest && s.plugin != nil && sameSpec(s.spec, spec) {
 		v.unref() // same bytes and settings (touched file): keep the running version

@@ -231,7 +231,8 @@ func TestReloadUnderLoad(t *testing.T) {
 // changes the plugin's kind (or name, or tools) is refused and the running
 // version stays, unless the registry allows manifest changes.
 func TestReloadRefusesAManifestChange(t *testing.T) {
-	h, _ := newTestHost(t, Config{})
+	o := newRecObserver()
+	h, _ := newTestHost(t, Config{Observer: o})
 	checkNoLeaks(t, h)
 	for _, allowed := range []bool{false, true} {
 		dir := t.TempDir()
@@ -255,6 +256,12 @@ func TestReloadRefusesAManifestChange(t *testing.T) {
 			}
 			if est.Kind() != abi.KindEstimator || estimateNanos(t, est) != 1_000_000 || len(r.Policies()) != 0 {
 				t.Fatal("the refused version replaced the running one")
+			}
+			o.mu.Lock()
+			failed := o.reloads["estimator/"+ErrorKind(err)]
+			o.mu.Unlock()
+			if failed != 1 {
+				t.Fatalf("the refused reload was not observed as a failure: %v", o.reloads)
 			}
 		}
 		r.Close()
