@@ -71,6 +71,10 @@ type ModuleLimits struct {
 	FunctionBodyBytesMax int
 	// BlockNestingDepthMax caps block/loop/if nesting in one function.
 	BlockNestingDepthMax int
+	// FunctionLocalsMax caps one function's declared locals;
+	// LocalsTotalMax all functions' (each costs compiled code).
+	FunctionLocalsMax int
+	LocalsTotalMax    int
 	// CodeBytesMax caps the code section, and through it the compiled code
 	// (about compiledBytesPerCodeByte bytes per byte).
 	CodeBytesMax int
@@ -90,6 +94,7 @@ func (m ModuleLimits) or(base ModuleLimits) ModuleLimits {
 		{&m.TableElementsTotalMax, &base.TableElementsTotalMax}, {&m.GlobalsMax, &base.GlobalsMax},
 		{&m.FunctionsMax, &base.FunctionsMax}, {&m.FunctionBodyBytesMax, &base.FunctionBodyBytesMax},
 		{&m.BlockNestingDepthMax, &base.BlockNestingDepthMax}, {&m.CodeBytesMax, &base.CodeBytesMax},
+		{&m.FunctionLocalsMax, &base.FunctionLocalsMax}, {&m.LocalsTotalMax, &base.LocalsTotalMax},
 		{&m.DataSegmentBytesMax, &base.DataSegmentBytesMax}, {&m.DataBytesTotalMax, &base.DataBytesTotalMax},
 		{&m.ElementSegmentEntriesMax, &base.ElementSegmentEntriesMax}, {&m.ElementEntriesTotalMax, &base.ElementEntriesTotalMax},
 	} {
@@ -108,6 +113,7 @@ func (m ModuleLimits) validate() error {
 	}{{"ModuleBytesMax", m.ModuleBytesMax}, {"TableElementsMax", m.TableElementsMax},
 		{"TableElementsTotalMax", m.TableElementsTotalMax}, {"GlobalsMax", m.GlobalsMax}, {"FunctionsMax", m.FunctionsMax},
 		{"FunctionBodyBytesMax", m.FunctionBodyBytesMax}, {"BlockNestingDepthMax", m.BlockNestingDepthMax},
+		{"FunctionLocalsMax", m.FunctionLocalsMax}, {"LocalsTotalMax", m.LocalsTotalMax},
 		{"CodeBytesMax", m.CodeBytesMax}, {"DataSegmentBytesMax", m.DataSegmentBytesMax}, {"DataBytesTotalMax", m.DataBytesTotalMax},
 		{"ElementSegmentEntriesMax", m.ElementSegmentEntriesMax}, {"ElementEntriesTotalMax", m.ElementEntriesTotalMax}} {
 		if f.v < 1 || f.v > 1<<30 {
@@ -128,6 +134,8 @@ func defaultModuleLimits() ModuleLimits {
 		FunctionsMax:             1 << 15,   // 2,414
 		FunctionBodyBytesMax:     256 << 10, // 50,636
 		BlockNestingDepthMax:     1024,      // 549 (a Go runtime switch)
+		FunctionLocalsMax:        1024,      // 20
+		LocalsTotalMax:           1 << 17,   // 10,217 (about 8 bytes of compiled code each)
 		CodeBytesMax:             8 << 20,   // 2.56 MB
 		DataSegmentBytesMax:      4 << 20,   // 343,728
 		DataBytesTotalMax:        16 << 20,  // 1.09 MB

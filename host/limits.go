@@ -15,6 +15,14 @@ import (
 // module over any limit before the instrumenter or the compiler sees it.
 // The defaults (DefaultLimits) come from the shipped plugins' measured
 // sizes, with headroom; see abi/ABI.md section 7 and host/BENCHMARKS.md.
+//
+// The pass is also the gate in front of wazero's decoder, which allocates
+// every vector from the count the module declares before reading a single
+// entry (an 8-byte function body declaring 2^32-1 locals asks for 32 GB
+// and kills the process, and so does a name or an export vector with an
+// absurd length): every section wazero decodes is read here entry by
+// entry, so a count the bytes cannot back fails here, and the counts the
+// bytes can back are bounded by the limits.
 
 // ErrModuleLimit: the module declares more than a load limit allows. Every
 // refusal is a *ModuleLimitError naming the limit, the value and the key.
@@ -67,6 +75,7 @@ type moduleCheck struct {
 	funcs       int64
 	dataTotal   int64
 	elemTotal   int64
+	localsTotal int64
 	tableGrow   bool // the code uses table.grow
 	seen        moduleSizes
 	sectionSeen [14]bool
@@ -74,7 +83,7 @@ type moduleCheck struct {
 
 // moduleSizes are the largest single items seen, for measurements.
 type moduleSizes struct {
-	codeBytes, bodyBytes, depth, dataSegBytes, elemSegEntries int64
+	codeBytes, bodyBytes, depth, dataSegBytes, elemSegEntries, locals int64
 }
 
 // tableDecl is a defined table's limits and where they are in the table
@@ -153,6 +162,10 @@ func (c *moduleCheck) section(id byte, p []byte) error {
 	r := reader{b: p}
 	var err error
 	switch id {
+	case 0:
+		err = customSection(&r)
+	case 1:
+		typeSection(&r)
 	case 2:
 		err = c.imports(&r)
 	case 3:
@@ -160,9 +173,19 @@ func (c *moduleCheck) section(id byte, p []byte) error {
 		err = c.over("functions", "", c.funcs, c.l.FunctionsMax, "functions_max")
 	case 4:
 		err = c.tableSection(&r)
+	case 5:
+		for n, i := r.u32(), uint32(0); i < n && r.err == nil; i++ {
+			r.limits()
+		}
 	case 6:
 		c.globals += int64(r.u32())
 		err = c.over("globals", "", c.globals, c.l.GlobalsMax, "globals_max")
+	case 7:
+		for n, i := r.u32(), uint32(0); i < n && r.err == nil; i++ {
+			r.name()
+			r.byte()
+			r.u32()
+		}
 	case 9:
 		err = c.elements(&r)
 	case 10:
@@ -335,6 +358,17 @@ func (c *moduleCheck) code(r *reader, size int) error {
 		}
 		body := reader{b: r.b[r.off : r.off+int(bodySize)]}
 		r.off += int(bodySize)
+		locals := body.locals()
+		c.seen.locals = max(c.seen.locals, locals)
+		c.localsTotal += locals
+		if err := c.overAt("function locals", "code section function", int64(i), locals, c.l.FunctionLocalsMax, "function_locals_max"); err != nil {
+			return err
+		}
+		// Each local costs about 8 bytes of compiled code however short
+		// the body that declares it.
+		if err := c.over("locals in total", "", c.localsTotal, c.l.LocalsTotalMax, "locals_total_max"); err != nil {
+			return err
+		}
 		// Each level takes 2 bytes or more, so a short body cannot be too
 		// deep; it is walked only if it may hold table.grow (0xFC 15).
 		if int64(bodySize) <= 2*int64(c.l.BlockNestingDepthMax) && (c.tableGrow || !bytes.Contains(body.b, tableGrowOp)) {
@@ -352,14 +386,20 @@ func (c *moduleCheck) code(r *reader, size int) error {
 	return nil
 }
 
+// locals reads a body's local declarations and returns how many locals
+// they declare (wazero allocates them all before validating anything).
+func (r *reader) locals() int64 {
+	var sum int64
+	for groups, i := r.u32(), uint32(0); i < groups && r.err == nil; i++ {
+		sum += int64(r.u32())
+		r.valtype()
+	}
+	return sum
+}
+
 // body returns the deepest block nesting of one function body, stopping
 // as soon as it passes the limit.
 func (c *moduleCheck) body(r *reader) (int, error) {
-	groups := r.u32()
-	for i := uint32(0); i < groups && r.err == nil; i++ {
-		r.u32()
-		r.valtype()
-	}
 	depth, deepest := 0, 0
 	for r.off < len(r.b) && r.err == nil {
 		op := r.byte()
@@ -427,4 +467,54 @@ func (c *moduleCheck) capMaxima(bin, sec []byte, secOff int) []byte {
 	out = appendU32(out, uint32(len(payload)))
 	out = append(out, payload...)
 	return append(out, bin[secOff+1+k+len(sec):]...)
+}
+
+// typeSection reads every function type; its vectors are what wazero
+// allocates from.
+func typeSection(r *reader) {
+	for n, i := r.u32(), uint32(0); i < n && r.err == nil; i++ {
+		if form := r.byte(); form != 0x60 {
+			r.fail("type form 0x%02x (only function types)", form)
+			return
+		}
+		for k := 0; k < 2; k++ { // params, results
+			for m, j := r.u32(), uint32(0); j < m && r.err == nil; j++ {
+				r.valtype()
+			}
+		}
+	}
+}
+
+// customSection reads the "name" section the way wazero decodes it (its
+// function and local name maps are allocated from declared counts); other
+// custom sections are skipped by wazero and here.
+func customSection(r *reader) error {
+	if r.str() != "name" {
+		return r.err
+	}
+	for r.off < len(r.b) && r.err == nil {
+		id, size := r.byte(), r.u32()
+		switch id {
+		case 0:
+			r.name()
+		case 1:
+			nameMap(r)
+		case 2:
+			for n, i := r.u32(), uint32(0); i < n && r.err == nil; i++ {
+				r.u32()
+				nameMap(r)
+			}
+		default:
+			r.skip(int(size))
+		}
+	}
+	return r.err
+}
+
+// nameMap reads a vector of (index, name).
+func nameMap(r *reader) {
+	for n, i := r.u32(), uint32(0); i < n && r.err == nil; i++ {
+		r.u32()
+		r.name()
+	}
 }

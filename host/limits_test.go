@@ -146,6 +146,8 @@ func TestEachLoadLimitRefusesAndNamesItsKey(t *testing.T) {
 		{ModuleLimits{FunctionBodyBytesMax: 10}, wasmModule(funcsWithBodies(nops(9))...), "function_body_bytes_max", 11},
 		{ModuleLimits{BlockNestingDepthMax: 3}, wasmModule(funcsWithBodies(nest(4))...), "block_nesting_depth_max", 4},
 		{ModuleLimits{CodeBytesMax: 5}, wasmModule(two...), "code_bytes_max", 9},
+		{ModuleLimits{FunctionLocalsMax: 4}, wasmModule(funcsWithBodies([]byte{1, 5, 0x7F, 0x0B})...), "function_locals_max", 5},
+		{ModuleLimits{LocalsTotalMax: 4}, wasmModule(funcsWithBodies([]byte{1, 3, 0x7F, 0x0B}, []byte{1, 2, 0x7F, 0x0B})...), "locals_total_max", 5},
 		{ModuleLimits{DataSegmentBytesMax: 10}, wasmModule(dataSegment(11)), "data_segment_bytes_max", 11},
 		{ModuleLimits{DataBytesTotalMax: 10}, wasmModule(dataSegment(11)), "data_bytes_total_max", 11},
 		{ModuleLimits{ElementSegmentEntriesMax: 2}, wasmModule(append(funcsWithBodies(nops(1))[:1], elemSegment(3))...), "element_segment_entries_max", 3},
@@ -252,5 +254,46 @@ func TestLoadLimitRefusalReadsOnce(t *testing.T) {
 	want := `plugin "limit-globals" (` + wasmPath("limit-globals") + `): module over a load limit: globals: 2000, over the limit of 1024 (config key plugins.limits.globals_max); refused before compiling`
 	if err == nil || err.Error() != want {
 		t.Fatalf("err = %v\nwant  %s", err, want)
+	}
+}
+
+// TestDecoderBombsAreRefusedBeforeWazero: wazero's decoder allocates each
+// vector from the count a module declares before reading an entry; these
+// few-byte modules asked it for 4-96 GB and killed the process ("fatal
+// error: out of memory", seen under ulimit -v 2 GB). The load-limit pass
+// reads every such vector first.
+func TestDecoderBombsAreRefusedBeforeWazero(t *testing.T) {
+	h, _ := newTestHost(t, Config{})
+	checkNoLeaks(t, h)
+	huge := appendU32(nil, 0xFFFFFFFF)
+	nameSec := append(appendU32(nil, 4), "name"...)
+	nameSec = append(append(nameSec, 1), appendU32(nil, 5)...) // function names, size 5
+	nameSec = append(nameSec, huge...)
+	cases := map[string]struct {
+		bin []byte
+		key string // "" for a malformed vector (ErrInvalidModule)
+	}{
+		"2^32-1 locals in an 8-byte body": {wasmModule(funcsWithBodies(append(append([]byte{1}, huge...), 0x7F, 0x0B))...), "function_locals_max"},
+		"2^32-1 exports":                  {wasmModule(wasmSection(7, huge)), ""},
+		"2^32-1 imports":                  {wasmModule(wasmSection(2, huge)), ""},
+		"2^32-1 function names":           {wasmModule(wasmSection(0, nameSec)), ""},
+		"a 4 GB export name":              {wasmModule(wasmSection(7, append([]byte{1}, huge...))), ""},
+		"2^32-1 type parameters":          {append([]byte{0, 'a', 's', 'm', 1, 0, 0, 0}, wasmSection(1, append([]byte{1, 0x60}, huge...))...), ""},
+		"2^32-1 data segments":            {wasmModule(wasmSection(11, huge)), ""},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := h.Load(context.Background(), Spec{File: "bomb.wasm", Bytes: c.bin})
+			if c.key != "" {
+				var mle *ModuleLimitError
+				if !errors.As(err, &mle) || mle.Key != c.key {
+					t.Fatalf("err = %v, want the %s limit", err, c.key)
+				}
+				return
+			}
+			if !errors.Is(err, ErrInvalidModule) {
+				t.Fatalf("err = %v, want ErrInvalidModule", err)
+			}
+		})
 	}
 }

@@ -153,6 +153,8 @@ type LimitsConfig struct {
 	FunctionsMax             int `koanf:"functions_max"`
 	FunctionBodyBytesMax     int `koanf:"function_body_bytes_max"`
 	BlockNestingDepthMax     int `koanf:"block_nesting_depth_max"`
+	FunctionLocalsMax        int `koanf:"function_locals_max"`
+	LocalsTotalMax           int `koanf:"locals_total_max"`
 	CodeBytesMax             int `koanf:"code_bytes_max"`
 	DataSegmentBytesMax      int `koanf:"data_segment_bytes_max"`
 	DataBytesTotalMax        int `koanf:"data_bytes_total_max"`

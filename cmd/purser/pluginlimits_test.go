@@ -15,7 +15,7 @@ func TestPluginLoadLimitKeys(t *testing.T) {
 plugins:
   reload_manifest_change_allowed: true
   estimate_per_call_max_usd: "25.50"
-  limits: {table_elements_max: 100, globals_max: 7, block_nesting_depth_max: 64, code_bytes_max: 4096}
+  limits: {table_elements_max: 100, globals_max: 7, block_nesting_depth_max: 64, code_bytes_max: 4096, locals_total_max: 99}
   entries:
     - {path: x.wasm, limits: {function_body_bytes_max: 512, element_entries_total_max: 9}}
 `)
@@ -28,7 +28,7 @@ plugins:
 		t.Fatal(err)
 	}
 	m := b.limits.ModuleLimits
-	if m.TableElementsMax != 100 || m.GlobalsMax != 7 || m.BlockNestingDepthMax != 64 || m.CodeBytesMax != 4096 {
+	if m.TableElementsMax != 100 || m.GlobalsMax != 7 || m.BlockNestingDepthMax != 64 || m.CodeBytesMax != 4096 || m.LocalsTotalMax != 99 {
 		t.Errorf("host limits: %+v", m)
 	}
 	if pm := b.plugins[0].Limits.ModuleLimits; pm.FunctionBodyBytesMax != 512 || pm.ElementEntriesTotalMax != 9 {

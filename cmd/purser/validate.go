@@ -326,6 +326,7 @@ func (l LimitsConfig) moduleLimits(p *problems, path string) host.ModuleLimits {
 	m := host.ModuleLimits{ModuleBytesMax: l.ModuleBytesMax, TableElementsMax: l.TableElementsMax,
 		TableElementsTotalMax: l.TableElementsTotalMax, GlobalsMax: l.GlobalsMax, FunctionsMax: l.FunctionsMax,
 		FunctionBodyBytesMax: l.FunctionBodyBytesMax, BlockNestingDepthMax: l.BlockNestingDepthMax, CodeBytesMax: l.CodeBytesMax,
+		FunctionLocalsMax: l.FunctionLocalsMax, LocalsTotalMax: l.LocalsTotalMax,
 		DataSegmentBytesMax: l.DataSegmentBytesMax, DataBytesTotalMax: l.DataBytesTotalMax,
 		ElementSegmentEntriesMax: l.ElementSegmentEntriesMax, ElementEntriesTotalMax: l.ElementEntriesTotalMax}
 	for _, f := range []struct {
@@ -334,6 +335,7 @@ func (l LimitsConfig) moduleLimits(p *problems, path string) host.ModuleLimits {
 	}{{"module_bytes_max", m.ModuleBytesMax}, {"table_elements_max", m.TableElementsMax},
 		{"table_elements_total_max", m.TableElementsTotalMax}, {"globals_max", m.GlobalsMax}, {"functions_max", m.FunctionsMax},
 		{"function_body_bytes_max", m.FunctionBodyBytesMax}, {"block_nesting_depth_max", m.BlockNestingDepthMax},
+		{"function_locals_max", m.FunctionLocalsMax}, {"locals_total_max", m.LocalsTotalMax},
 		{"code_bytes_max", m.CodeBytesMax}, {"data_segment_bytes_max", m.DataSegmentBytesMax},
 		{"data_bytes_total_max", m.DataBytesTotalMax}, {"element_segment_entries_max", m.ElementSegmentEntriesMax},
 		{"element_entries_total_max", m.ElementEntriesTotalMax}} {
