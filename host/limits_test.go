@@ -294,6 +294,10 @@ func TestDecoderBombsAreRefusedBeforeWazero(t *testing.T) {
 			if !errors.Is(err, ErrInvalidModule) {
 				t.Fatalf("err = %v, want ErrInvalidModule", err)
 			}
+			// plugin inspect must not hand it to a decoder either.
+			if _, err := h.Inspect(context.Background(), Spec{File: "bomb.wasm", Bytes: c.bin}); err == nil || !strings.Contains(err.Error(), "not a valid WebAssembly module") {
+				t.Fatalf("inspect: %v", err)
+			}
 		})
 	}
 }
