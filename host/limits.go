@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Load-time limits on what a module declares. wazero allocates for every
@@ -197,7 +198,9 @@ func (c *moduleCheck) section(id byte, p []byte) error {
 		return err
 	}
 	if r.err != nil {
-		return fmt.Errorf("section %d: %w", id, r.err)
+		// The reader's errors say "cannot be metered", which is the
+		// instrumenter's refusal; here the module is simply malformed.
+		return fmt.Errorf("section %d: %s", id, strings.TrimPrefix(r.err.Error(), ErrNotMeterable.Error()+": "))
 	}
 	return nil
 }
