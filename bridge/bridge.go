@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync/atomic"
 
@@ -20,16 +21,70 @@ import (
 // tool; tools without one get enforcer.ErrNotHandled, so the enforcer
 // falls back to its table without recording an error. Register it under
 // "*" in enforcer.Config.Estimators.
-type Estimator struct{ reg *host.Registry }
+type Estimator struct {
+	reg *host.Registry
+	cfg EstimatorConfig
+}
 
-// NewEstimator wraps reg.
-func NewEstimator(reg *host.Registry) *Estimator { return &Estimator{reg: reg} }
+// EstimatorConfig bounds the quotes plugins may give, so that one plugin
+// cannot poison an account tree: a quote refused here falls back to the
+// built-in estimate with the error recorded, like any plugin failure.
+type EstimatorConfig struct {
+	// EstimatePerCallMaxNanos refuses a plugin estimate above it (an
+	// estimate near 2^63-1 on an unlimited account made every later commit
+	// there overflow). 0 means DefaultEstimatePerCallMaxNanos.
+	EstimatePerCallMaxNanos enforcer.Nanos
+}
+
+// DefaultEstimatePerCallMaxNanos is $1,000.
+const DefaultEstimatePerCallMaxNanos enforcer.Nanos = 1_000 * 1_000_000_000
+
+// Quote refusals; each is a *QuoteError wrapping one of them.
+var (
+	ErrEstimateAboveMax = errors.New("plugin estimate above the per-call maximum")
+	// ErrZeroWildcardEstimate: a "*" estimator priced a tool it does not
+	// name in its manifest at $0, which would make every such call free.
+	ErrZeroWildcardEstimate = errors.New(`"*" estimator priced a tool it does not name at $0`)
+)
+
+// QuoteError is a plugin estimate the bridge refused.
+type QuoteError struct {
+	Source string // plugin:<name>@<digest12>
+	Tool   string
+	Nanos  enforcer.Nanos
+	Max    enforcer.Nanos // for ErrEstimateAboveMax
+	Err    error
+}
+
+func (e *QuoteError) Error() string {
+	if errors.Is(e.Err, ErrEstimateAboveMax) {
+		return fmt.Sprintf("%s: %v: %s for %s, maximum %s (plugins.estimate_per_call_max_usd)", e.Source, e.Err, e.Nanos, e.Tool, e.Max)
+	}
+	return fmt.Sprintf("%s: %v (%s); name it in the manifest's tools to price it at $0", e.Source, e.Err, e.Tool)
+}
+
+// Unwrap returns the sentinel.
+func (e *QuoteError) Unwrap() error { return e.Err }
+
+// NewEstimator wraps reg with the default EstimatorConfig.
+func NewEstimator(reg *host.Registry) *Estimator {
+	return NewEstimatorWithConfig(reg, EstimatorConfig{})
+}
+
+// NewEstimatorWithConfig wraps reg; cfg's zero fields take the defaults.
+func NewEstimatorWithConfig(reg *host.Registry, cfg EstimatorConfig) *Estimator {
+	if cfg.EstimatePerCallMaxNanos <= 0 {
+		cfg.EstimatePerCallMaxNanos = DefaultEstimatePerCallMaxNanos
+	}
+	return &Estimator{reg: reg, cfg: cfg}
+}
 
 // Estimate asks the plugin whose manifest lists the tool (or "*"). Its
-// failures (timeouts, traps, unhealthy) make the enforcer fall back with
-// the error recorded; "unsupported" is enforcer.ErrNotHandled (a silent
-// fallback); refused params are an *enforcer.InvalidParamsError, which
-// the enforcer returns to the caller instead of falling back.
+// failures (timeouts, traps, unhealthy) and refused quotes (QuoteError)
+// make the enforcer fall back with the error recorded; "unsupported" is
+// enforcer.ErrNotHandled (a silent fallback); refused params are an
+// *enforcer.InvalidParamsError, which the enforcer returns to the caller
+// instead of falling back.
 func (e *Estimator) Estimate(ctx context.Context, call enforcer.Call) (enforcer.Quote, error) {
 	p := e.reg.Estimator(call.Tool)
 	if p == nil {
@@ -44,8 +99,31 @@ func (e *Estimator) Estimate(ctx context.Context, call enforcer.Call) (enforcer.
 	if err != nil {
 		return q, callError(err, info.Source)
 	}
+	if err := e.checkQuote(p, call.Tool, enforcer.Nanos(res.Nanos), info.Source); err != nil {
+		return q, err
+	}
 	q.Nanos = enforcer.Nanos(res.Nanos)
 	return q, nil
+}
+
+func (e *Estimator) checkQuote(p *host.Plugin, tool string, n enforcer.Nanos, source string) error {
+	if n > e.cfg.EstimatePerCallMaxNanos {
+		return &QuoteError{Source: source, Tool: tool, Nanos: n, Max: e.cfg.EstimatePerCallMaxNanos, Err: ErrEstimateAboveMax}
+	}
+	if n == 0 && !namesTool(p.Manifest().Tools, tool) {
+		return &QuoteError{Source: source, Tool: tool, Err: ErrZeroWildcardEstimate}
+	}
+	return nil
+}
+
+// namesTool reports whether tools lists tool by name ("*" does not count).
+func namesTool(tools []string, tool string) bool {
+	for _, t := range tools {
+		if t == tool {
+			return true
+		}
+	}
+	return false
 }
 
 // callError maps the host's answers that are not plugin failures onto the
@@ -114,6 +192,12 @@ type policy struct{ p *host.Plugin }
 func (a policy) Name() string { return a.p.SourceLabel() }
 
 func (a policy) Evaluate(ctx context.Context, in enforcer.PolicyInput) (enforcer.PolicyResult, error) {
+	// The manifest's tools decide which calls the policy judges; for the
+	// others it is not called and is neutral (an allow never overrides
+	// another policy's deny or ask).
+	if m := a.p.Manifest(); !m.Handles(in.Call.Tool) {
+		return enforcer.PolicyResult{Verdict: enforcer.Allow, Reason: "not consulted: its manifest does not list " + strconv.Quote(in.Call.Tool)}, nil
+	}
 	req, err := AdmitRequest(in)
 	if err != nil {
 		return enforcer.PolicyResult{}, err

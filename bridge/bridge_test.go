@@ -71,14 +71,14 @@ func TestShippedPluginsThroughTheEnforcer(t *testing.T) {
 
 func TestFailingEstimatorFallsBackAndFailingPolicyFailsClosed(t *testing.T) {
 	reg := newRegistry(t,
-		host.Spec{File: "../testplugins/trap.wasm"},
+		host.Spec{File: "../testplugins/garbage_range.wasm"}, // loads (bad output is left to calls), fails every call
 		host.Spec{File: "../testplugins/garbage_verdict.wasm"},
 	)
 	e := newEnforcer(t, reg, nil)
 	est, err := e.Estimate(context.Background(), enforcer.Call{Tool: "Bash"})
 	var ce *host.CallError
-	if err != nil || est.Source != enforcer.SourceTable || !errors.As(est.FallbackErr, &ce) || ce.Plugin != "trap" {
-		t.Errorf("trapping estimator: %+v %v; want table fallback naming the plugin", est, err)
+	if err != nil || est.Source != enforcer.SourceTable || !errors.As(est.FallbackErr, &ce) || ce.Plugin != "garbage-range" {
+		t.Errorf("failing estimator: %+v %v; want table fallback naming the plugin", est, err)
 	}
 	d, err := e.Check(context.Background(), enforcer.Call{Account: "a", Tool: "Read"})
 	if err != nil || d.Verdict != enforcer.Deny || len(d.Policies) != 1 || d.Policies[0].Err == nil || !strings.Contains(d.Reason, "fail-closed") {

@@ -46,6 +46,102 @@ type Limits struct {
 	// _initialize, manifest and purser_init; a Go guest starts its
 	// runtime there).
 	FuelInitMax int64
+
+	// Load limits: what a module may declare, checked before it is
+	// instrumented or compiled (limits.go); a module over one is refused
+	// with a *ModuleLimitError. Counts are entries, sizes bytes.
+	ModuleLimits
+}
+
+// ModuleLimits bound what a module declares, so that no module makes the
+// host allocate more than they allow when it compiles or instantiates it.
+type ModuleLimits struct {
+	// ModuleBytesMax caps the .wasm file.
+	ModuleBytesMax int
+	// TableElementsMax caps each table, at start and after table.grow (a
+	// larger or missing declared maximum is lowered to it).
+	TableElementsMax int
+	// TableElementsTotalMax caps all tables together.
+	TableElementsTotalMax int
+	// GlobalsMax caps globals, imported and defined.
+	GlobalsMax int
+	// FunctionsMax caps defined functions.
+	FunctionsMax int
+	// FunctionBodyBytesMax caps one function's code.
+	FunctionBodyBytesMax int
+	// BlockNestingDepthMax caps block/loop/if nesting in one function.
+	BlockNestingDepthMax int
+	// FunctionLocalsMax caps one function's declared locals;
+	// LocalsTotalMax all functions' (each costs compiled code).
+	FunctionLocalsMax int
+	LocalsTotalMax    int
+	// CodeBytesMax caps the code section, and through it the compiled code
+	// (about compiledBytesPerCodeByte bytes per byte).
+	CodeBytesMax int
+	// DataSegmentBytesMax caps one data segment; DataBytesTotalMax all.
+	DataSegmentBytesMax int
+	DataBytesTotalMax   int
+	// ElementSegmentEntriesMax caps one element segment;
+	// ElementEntriesTotalMax all.
+	ElementSegmentEntriesMax int
+	ElementEntriesTotalMax   int
+}
+
+// or fills m's zero fields from base.
+func (m ModuleLimits) or(base ModuleLimits) ModuleLimits {
+	for _, f := range []struct{ v, b *int }{
+		{&m.ModuleBytesMax, &base.ModuleBytesMax}, {&m.TableElementsMax, &base.TableElementsMax},
+		{&m.TableElementsTotalMax, &base.TableElementsTotalMax}, {&m.GlobalsMax, &base.GlobalsMax},
+		{&m.FunctionsMax, &base.FunctionsMax}, {&m.FunctionBodyBytesMax, &base.FunctionBodyBytesMax},
+		{&m.BlockNestingDepthMax, &base.BlockNestingDepthMax}, {&m.CodeBytesMax, &base.CodeBytesMax},
+		{&m.FunctionLocalsMax, &base.FunctionLocalsMax}, {&m.LocalsTotalMax, &base.LocalsTotalMax},
+		{&m.DataSegmentBytesMax, &base.DataSegmentBytesMax}, {&m.DataBytesTotalMax, &base.DataBytesTotalMax},
+		{&m.ElementSegmentEntriesMax, &base.ElementSegmentEntriesMax}, {&m.ElementEntriesTotalMax, &base.ElementEntriesTotalMax},
+	} {
+		if *f.v == 0 {
+			*f.v = *f.b
+		}
+	}
+	return m
+}
+
+// validate refuses negative limits and table limits wazero cannot honour.
+func (m ModuleLimits) validate() error {
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"ModuleBytesMax", m.ModuleBytesMax}, {"TableElementsMax", m.TableElementsMax},
+		{"TableElementsTotalMax", m.TableElementsTotalMax}, {"GlobalsMax", m.GlobalsMax}, {"FunctionsMax", m.FunctionsMax},
+		{"FunctionBodyBytesMax", m.FunctionBodyBytesMax}, {"BlockNestingDepthMax", m.BlockNestingDepthMax},
+		{"FunctionLocalsMax", m.FunctionLocalsMax}, {"LocalsTotalMax", m.LocalsTotalMax},
+		{"CodeBytesMax", m.CodeBytesMax}, {"DataSegmentBytesMax", m.DataSegmentBytesMax}, {"DataBytesTotalMax", m.DataBytesTotalMax},
+		{"ElementSegmentEntriesMax", m.ElementSegmentEntriesMax}, {"ElementEntriesTotalMax", m.ElementEntriesTotalMax}} {
+		if f.v < 1 || f.v > 1<<30 {
+			return fmt.Errorf("%s %d is outside [1, 2^30]", f.name, f.v)
+		}
+	}
+	return nil
+}
+
+// defaultModuleLimits: the shipped plugins' largest value of each (Go
+// guests, measured in host/BENCHMARKS.md "Load limits") with headroom.
+func defaultModuleLimits() ModuleLimits {
+	return ModuleLimits{
+		ModuleBytesMax:           32 << 20,  // Go guests: 4.0 MB
+		TableElementsMax:         1 << 16,   // 6,510
+		TableElementsTotalMax:    1 << 17,   // one table
+		GlobalsMax:               1 << 10,   // 8
+		FunctionsMax:             1 << 15,   // 2,414
+		FunctionBodyBytesMax:     256 << 10, // 50,636
+		BlockNestingDepthMax:     1024,      // 549 (a Go runtime switch)
+		FunctionLocalsMax:        1024,      // 20
+		LocalsTotalMax:           1 << 17,   // 10,217 (about 8 bytes of compiled code each)
+		CodeBytesMax:             8 << 20,   // 2.56 MB
+		DataSegmentBytesMax:      4 << 20,   // 343,728
+		DataBytesTotalMax:        16 << 20,  // 1.09 MB
+		ElementSegmentEntriesMax: 1 << 16,   // 2,414
+		ElementEntriesTotalMax:   1 << 17,   // one segment
+	}
 }
 
 // fuelLimitMax keeps bank+fuel far from int64 overflow.
@@ -73,7 +169,7 @@ func (l Limits) validate() error {
 	case l.InputBytesMax < 1 || l.InputBytesMax > 1<<30:
 		return fmt.Errorf("InputBytesMax %d is outside [1, 2^30]", l.InputBytesMax)
 	}
-	return nil
+	return l.ModuleLimits.validate()
 }
 
 // DefaultLimits are safe for plugins in the hot path of every tool call.
@@ -91,6 +187,7 @@ func DefaultLimits() Limits {
 		FuelPerCallMax:          defaultFuelPerCall,
 		FuelPerInputByte:        defaultFuelPerInputByte,
 		FuelInitMax:             defaultFuelInit,
+		ModuleLimits:            defaultModuleLimits(),
 	}
 }
 
@@ -132,6 +229,7 @@ func (l Limits) Or(base Limits) Limits {
 	if l.FuelInitMax == 0 {
 		l.FuelInitMax = base.FuelInitMax
 	}
+	l.ModuleLimits = l.ModuleLimits.or(base.ModuleLimits)
 	return l
 }
 
@@ -154,6 +252,9 @@ type Config struct {
 	// stop selects the stop mechanism; tests and benchmarks use stopNone
 	// to measure what the default costs.
 	stop stopKind
+	// noSmokeCalls skips the load-time smoke calls, so that tests can load
+	// guests that misbehave on every call and watch what calls do.
+	noSmokeCalls bool
 }
 
 func (c Config) withDefaults() Config {

@@ -111,6 +111,7 @@ func BenchmarkFuelPauses(b *testing.B) {
 			cfg.Limits.FuelPerCallMax = budget
 			cfg.Limits.InstancesMax = runtime.GOMAXPROCS(0)
 			cfg.Limits.FailuresBeforeUnhealthy = 1 << 30 // every call fails by design
+			cfg.noSmokeCalls = true                      // and so would the load's smoke call
 			h, _ := newTestHost(b, cfg)
 			p := load(b, h, "loop", Spec{})
 			defer p.Close()

@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -42,6 +43,17 @@ func (h *Host) Inspect(ctx context.Context, spec Spec) (Inspection, error) {
 		bin = b
 	}
 	in := Inspection{File: spec.label(), SHA256: Digest(bin), SizeBytes: len(bin)}
+	// A module over a load limit is not compiled here either: listing its
+	// interface would cost what the limit exists to prevent.
+	// Nor is a module whose vectors its bytes cannot back: the decoder
+	// would allocate what they declare.
+	var mle *ModuleLimitError
+	if _, err := checkModuleLimits(bin, spec.Limits.Or(h.cfg.Limits)); errors.As(err, &mle) {
+		in.LoadError = limitLoadError(&spec, mle)
+		return in, nil
+	} else if err != nil {
+		return in, fmt.Errorf("inspect %s: not a valid WebAssembly module: %w", spec.label(), err)
+	}
 	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
 	defer rt.Close(ctx)
 	cm, err := rt.CompileModule(ctx, bin)

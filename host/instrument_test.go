@@ -14,7 +14,7 @@ import (
 // TestModulesAreInstrumented: every test guest (WAT and Go) goes through
 // the cheap stop mechanism, and the rewritten module still validates.
 func TestModulesAreInstrumented(t *testing.T) {
-	h, _ := newTestHost(t, Config{})
+	h, _ := newTestHost(t, Config{noSmokeCalls: true})
 	for _, name := range []string{"estimator", "policy", "loop", "recursion", "gobad", "wasiopen"} {
 		p := load(t, h, name, Spec{})
 		if !p.cur.Load().rt.fuel {

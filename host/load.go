@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -109,8 +111,24 @@ func (h *Host) loadVersion(ctx context.Context, spec *Spec) (*version, error) {
 	if err := limits.validate(); err != nil {
 		return nil, lerr(ErrInit, "limits: %v", err)
 	}
+	// The load limits come first: instrumenting and compiling cost time
+	// and memory in proportion to what the module declares.
+	capped, err := checkModuleLimits(bin, limits)
+	var mle *ModuleLimitError
+	if errors.As(err, &mle) {
+		return nil, limitLoadError(spec, mle)
+	}
+	if err != nil {
+		return nil, lerr(fmt.Errorf("%w: %w", ErrInvalidModule, err), "%v", err)
+	}
+	// A module whose table maxima were capped is other bytes: it is
+	// compiled (and cached) under their digest; its identity stays digest.
+	compileDigest := digest
+	if capped != nil {
+		bin, compileDigest = capped, sha256.Sum256(capped)
+	}
 	rk := rtKey{pages: limits.MemoryPagesMax, fuel: h.stop.instrument()}
-	ce, err := h.compile(ctx, digest, bin, rk)
+	ce, err := h.compile(ctx, compileDigest, bin, rk)
 	if errors.Is(err, ErrNotMeterable) {
 		// The sentinel already names the refusal; the reason keeps the detail.
 		detail := strings.ReplaceAll(err.Error(), ErrNotMeterable.Error()+": ", "")
@@ -119,7 +137,7 @@ func (h *Host) loadVersion(ctx context.Context, spec *Spec) (*version, error) {
 	if err != nil {
 		return nil, lerr(fmt.Errorf("%w: %w", ErrInvalidModule, err), "%v", err)
 	}
-	v := newVersion(h, spec, ce, digest, hexDigest, limits, rk)
+	v := newVersion(h, spec, ce, compileDigest, hexDigest, limits, rk)
 	if err := v.start(ctx, spec.Config); err != nil {
 		v.unref()
 		var le *LoadError
@@ -161,7 +179,14 @@ func (v *version) start(ctx context.Context, config []byte) error {
 		}
 	}()
 	ictx := v.h.stop.begin(ctx, in, v.limits.InitTimeout)
-	defer v.h.stop.end(in, ictx)
+	initEnded := false
+	endInit := func() {
+		if !initEnded {
+			initEnded = true
+			v.h.stop.end(in, ictx)
+		}
+	}
+	defer endInit()
 	if err := in.boot(ictx); err != nil {
 		return &LoadError{Reason: err.Error(), Err: fmt.Errorf("%w: %w", ErrInit, err)}
 	}
@@ -204,12 +229,95 @@ func (v *version) start(ctx context.Context, config []byte) error {
 		return &LoadError{Plugin: v.name, Reason: err.Error(), Err: fmt.Errorf("%w: %w", ErrInit, err)}
 	}
 	v.initFuel = in.initUsed + in.fuelUsed()
+	endInit()
+	keep, err := v.smokeCalls(ctx, in, exports)
+	if err != nil {
+		return err
+	}
 	ok = true
+	if !keep {
+		in.close()
+		return nil
+	}
 	v.pool.mu.Lock()
 	v.pool.live++ // the smoke-test instance takes the first slot
 	v.pool.mu.Unlock()
 	v.put(in, true)
 	return nil
+}
+
+// Synthetic request of the smoke calls: the plugin's first named tool (or
+// smokeTool when it names none), on an unlimited account with no spend.
+const (
+	smokeTool    = "purser.smoke"
+	smokeAccount = "purser.smoke"
+)
+
+// smokeCalls runs each call export the module has (purser_estimate,
+// purser_admit) once on a synthetic request, under the call limits, before
+// the version is published: a plugin that traps, runs out of fuel or
+// times out there would do it on the first real call, so it is refused
+// (and a reload keeps the previous version). Any answer is fine, errors
+// included; bad output is left to real calls, which report it, but the
+// instance is not kept (keep is false).
+func (v *version) smokeCalls(ctx context.Context, in *instance, exports map[string]api.FunctionDefinition) (keep bool, _ error) {
+	if v.h.cfg.noSmokeCalls {
+		return true, nil
+	}
+	call := abi.Call{Tool: smokeTool, Account: smokeAccount, Budget: abi.Unlimited(0, 0), MaxTokens: -1, Params: []byte("{}")}
+	for _, t := range v.manifest.Tools {
+		if t != abi.ToolAny {
+			call.Tool = t
+			break
+		}
+	}
+	keep = true
+	for _, name := range []string{abi.ExportEstimate, abi.ExportAdmit} {
+		if _, has := exports[name]; !has {
+			continue
+		}
+		var req []byte
+		if name == abi.ExportEstimate {
+			req = abi.AppendEstimateRequest(nil, &abi.EstimateRequest{Call: call})
+		} else {
+			req = abi.AppendAdmitRequest(nil, &abi.AdmitRequest{Call: call, EstimateNanos: 1_000_000,
+				EstimateSource: abi.SourceTable, EstimateSourceLabel: "table"})
+		}
+		kind, msg := v.smokeCall(ctx, in, name, req)
+		switch kind {
+		case nil:
+		case ErrTrap, ErrFuelExhausted, ErrTimeout:
+			return false, &LoadError{Plugin: v.name, Err: fmt.Errorf("%w: %w", ErrInit, kind),
+				Reason: fmt.Sprintf("smoke call of %s on a synthetic request (tool %q, account %q, params {}): %v: %s", name, call.Tool, call.Account, kind, msg)}
+		default:
+			if ctx.Err() != nil {
+				return false, &LoadError{Plugin: v.name, Reason: "smoke call: " + msg, Err: fmt.Errorf("%w: %w", ErrInit, ctx.Err())}
+			}
+			keep = false // bad output: real calls will report it on a fresh instance
+		}
+	}
+	return keep, nil
+}
+
+// smokeCall runs one export like Plugin.runOnce does and classifies a
+// failure; a guest's error answer is not one.
+func (v *version) smokeCall(ctx context.Context, in *instance, name string, req []byte) (kind error, msg string) {
+	fuel := v.limits.fuelFor(len(req))
+	cctx := v.h.stop.begin(ctx, in, v.limits.CallTimeout)
+	in.sink.reset()
+	_, err := in.invoke(cctx, in.mod.ExportedFunction(name), req, fuel)
+	used := in.fuelUsed()
+	stopped := v.h.stop.stopped(in, cctx)
+	v.h.stop.end(in, cctx)
+	in.flushLogs()
+	if used > fuel {
+		return ErrFuelExhausted, fmt.Sprintf("used more than its %d-unit budget (limits.fuel_per_call_max)", fuel)
+	}
+	if err == nil {
+		return nil, ""
+	}
+	msg, kind = classify(ctx, stopped, err)
+	return kind, msg
 }
 
 func firstLine(s string) string {
@@ -335,6 +443,10 @@ type manifestJSON struct {
 
 // ParseManifest decodes and validates manifest JSON.
 func ParseManifest(b []byte) (abi.Manifest, error) {
+	// encoding/json replaces invalid UTF-8 with U+FFFD: check the bytes.
+	if err := manifestUTF8(b); err != nil {
+		return abi.Manifest{}, err
+	}
 	var mj manifestJSON
 	if err := json.Unmarshal(b, &mj); err != nil {
 		return abi.Manifest{}, fmt.Errorf("manifest is not a JSON object: %w", err)
@@ -350,6 +462,28 @@ func ParseManifest(b []byte) (abi.Manifest, error) {
 		return abi.Manifest{}, err
 	}
 	return m, nil
+}
+
+// manifestUTF8 refuses manifest JSON holding invalid UTF-8, naming the
+// top-level field it is in.
+func manifestUTF8(b []byte) error {
+	if utf8.Valid(b) {
+		return nil
+	}
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(b, &fields) == nil {
+		names := make([]string, 0, len(fields))
+		for k := range fields {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		for _, k := range names {
+			if !utf8.Valid(fields[k]) {
+				return fmt.Errorf("manifest field %q is not valid UTF-8", k)
+			}
+		}
+	}
+	return errors.New("manifest is not valid UTF-8 (outside any field's value, e.g. in a field name)")
 }
 
 func (v *version) readManifest(ctx context.Context, in *instance) error {

@@ -77,7 +77,7 @@ func TestLoadRefusals(t *testing.T) {
 }
 
 func TestMisbehavingCalls(t *testing.T) {
-	h, logs := newTestHost(t, Config{Limits: Limits{CallTimeout: 200 * time.Millisecond, InstancesMax: 1}})
+	h, logs := newTestHost(t, Config{Limits: Limits{CallTimeout: 200 * time.Millisecond, InstancesMax: 1}, noSmokeCalls: true})
 	checkNoLeaks(t, h)
 	good := load(t, h, "estimator", Spec{Limits: Limits{CallTimeout: 10 * time.Second}})
 	defer good.Close()
@@ -204,7 +204,7 @@ func gcWhileCalling(t *testing.T, other *Plugin) (stop func()) {
 // TestGCCompletesWhileGuestLoops pins the strongest claim: a GC started
 // while a guest spins finishes before the guest is stopped.
 func TestGCCompletesWhileGuestLoops(t *testing.T) {
-	h, _ := newTestHost(t, Config{Limits: Limits{CallTimeout: time.Hour}})
+	h, _ := newTestHost(t, Config{Limits: Limits{CallTimeout: time.Hour}, noSmokeCalls: true})
 	checkNoLeaks(t, h)
 	for _, name := range []string{"loop", "gobad"} {
 		p := load(t, h, name, Spec{Limits: Limits{FuelPerCallMax: 1 << 50}})
@@ -294,7 +294,7 @@ func TestPolicyGarbageVerdict(t *testing.T) {
 }
 
 func TestUnhealthyAfterConsecutiveFailures(t *testing.T) {
-	h, logs := newTestHost(t, Config{Limits: Limits{FailuresBeforeUnhealthy: 3, UnhealthyRetryAfter: time.Hour}})
+	h, logs := newTestHost(t, Config{Limits: Limits{FailuresBeforeUnhealthy: 3, UnhealthyRetryAfter: time.Hour}, noSmokeCalls: true})
 	p := load(t, h, "trap", Spec{})
 	defer p.Close()
 	for i := 0; i < 3; i++ {
@@ -364,7 +364,7 @@ func TestInputTooLarge(t *testing.T) {
 }
 
 func TestLogsGoToPluginLoggerTruncated(t *testing.T) {
-	h, logs := newTestHost(t, Config{Limits: Limits{LogBytesPerCallMax: 2500}})
+	h, logs := newTestHost(t, Config{Limits: Limits{LogBytesPerCallMax: 2500}, noSmokeCalls: true}) // counts one call's lines
 	p := load(t, h, "logspam", Spec{})
 	defer p.Close()
 	if _, _, err := p.Estimate(context.Background(), estReq("x")); err != nil {
@@ -389,7 +389,7 @@ func TestLogsGoToPluginLoggerTruncated(t *testing.T) {
 }
 
 func TestCallerDeadlineWhileWaitingForInstance(t *testing.T) {
-	h, _ := newTestHost(t, Config{Limits: Limits{InstancesMax: 1, CallTimeout: time.Hour, FuelPerCallMax: 1 << 50}})
+	h, _ := newTestHost(t, Config{Limits: Limits{InstancesMax: 1, CallTimeout: time.Hour, FuelPerCallMax: 1 << 50}, noSmokeCalls: true})
 	checkNoLeaks(t, h)
 	p := load(t, h, "loop", Spec{})
 	defer p.Close()
@@ -445,7 +445,7 @@ func TestConcurrentCalls(t *testing.T) {
 // trapping instance's slot goes to a waiting caller, which creates the
 // replacement; nobody waits forever and nothing leaks.
 func TestDiscardHandsSlotToWaiter(t *testing.T) {
-	h, _ := newTestHost(t, Config{Limits: Limits{InstancesMax: 1, FailuresBeforeUnhealthy: 1000}})
+	h, _ := newTestHost(t, Config{Limits: Limits{InstancesMax: 1, FailuresBeforeUnhealthy: 1000}, noSmokeCalls: true})
 	checkNoLeaks(t, h)
 	p := load(t, h, "trap", Spec{})
 	defer p.Close()

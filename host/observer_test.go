@@ -38,7 +38,7 @@ func newRecObserver() *recObserver {
 
 func TestObserver(t *testing.T) {
 	o := newRecObserver()
-	h, _ := newTestHost(t, Config{Observer: o})
+	h, _ := newTestHost(t, Config{Observer: o, noSmokeCalls: true})
 	p := load(t, h, "trap", Spec{})
 	_, _, _ = p.Estimate(context.Background(), estReq("x"))
 	e := load(t, h, "estimator", Spec{})

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,7 +30,16 @@ type RegistryConfig struct {
 	Watch bool
 	// Debounce groups bursts of file events into one reload. Default 250ms.
 	Debounce time.Duration
+	// ManifestChangeAllowed lets a reload change a plugin's manifest name,
+	// kind or tools. By default such a reload is refused (ErrManifestChanged)
+	// and the running version stays: swapping a file must not silently turn
+	// an estimator into a policy or widen what it judges.
+	ManifestChangeAllowed bool
 }
+
+// ErrManifestChanged: a reload would change the plugin's manifest name,
+// kind or tools, and RegistryConfig.ManifestChangeAllowed is off.
+var ErrManifestChanged = errors.New("reload changes the manifest's name, kind or tools")
 
 // Registry is the set of loaded plugins, reloadable as a whole.
 type Registry struct {
@@ -187,7 +197,6 @@ func (r *Registry) reloadOne(ctx context.Context, path string, spec Spec) error 
 	if v != nil {
 		name = v.name
 	}
-	r.h.cfg.Observer.ObserveReload(name, err)
 	if err != nil {
 		s.lastErr = err
 		if s.plugin != nil {
@@ -195,12 +204,32 @@ func (r *Registry) reloadOne(ctx context.Context, path string, spec Spec) error 
 		} else {
 			r.logger.Error("plugin load failed", "file", path, "error", err)
 		}
-		return err
 	}
+	if err == nil {
+		err = r.publishLocked(s, path, spec, v)
+	}
+	// Observed after the registry's own checks: a refused swap is a failure.
+	r.h.cfg.Observer.ObserveReload(name, err)
+	return err
+}
+
+// publishLocked swaps v in for the slot unless the registry refuses it
+// (a changed manifest, a name another file uses). A refusal leaves the
+// running version in service and is recorded in the slot.
+func (r *Registry) publishLocked(s *slot, path string, spec Spec, v *version) error {
 	s.lastErr = nil
 	if s.digest == v.hexDigest && s.plugin != nil && sameSpec(s.spec, spec) {
 		v.unref() // same bytes and settings (touched file): keep the running version
 		return nil
+	}
+	if s.plugin != nil && !r.cfg.ManifestChangeAllowed {
+		if what := manifestChange(s.plugin.Manifest(), v.manifest); what != "" {
+			v.unref()
+			s.lastErr = &LoadError{Plugin: v.name, File: path, Err: ErrManifestChanged,
+				Reason: what + "; the running version stays (set plugins.reload_manifest_change_allowed to allow it)"}
+			r.logger.Error("plugin reload refused; previous version stays in service", "file", path, "serving", s.digest, "error", s.lastErr)
+			return s.lastErr
+		}
 	}
 	if other := r.byNameLocked(v.name); other != nil && other != s.plugin {
 		v.unref()
@@ -385,6 +414,28 @@ func (r *Registry) watch() {
 			cancel()
 		}
 	}
+}
+
+// manifestChange says how b's name, kind or tools differ from a's ("" when
+// they do not); the order of tools does not matter.
+func manifestChange(a, b abi.Manifest) string {
+	switch {
+	case a.Name != b.Name:
+		return fmt.Sprintf("name %q would become %q", a.Name, b.Name)
+	case a.Kind != b.Kind:
+		return fmt.Sprintf("kind %q would become %q", a.Kind, b.Kind)
+	}
+	at, bt := sortedTools(a.Tools), sortedTools(b.Tools)
+	if strings.Join(at, "\x00") != strings.Join(bt, "\x00") {
+		return fmt.Sprintf("tools %q would become %q", at, bt)
+	}
+	return ""
+}
+
+func sortedTools(t []string) []string {
+	out := append([]string(nil), t...)
+	sort.Strings(out)
+	return out
 }
 
 func sameSpec(a, b Spec) bool {

@@ -126,7 +126,7 @@ func TestRegistryPinAndBadStartup(t *testing.T) {
 	checkNoLeaks(t, h)
 	dir := t.TempDir()
 	copyPlugin(t, "estimator", filepath.Join(dir, "est.wasm"))
-	copyPlugin(t, "trap", filepath.Join(dir, "trap.wasm"))
+	copyPlugin(t, "unsupported", filepath.Join(dir, "unsupported.wasm"))
 	copyPlugin(t, "unknownimport", filepath.Join(dir, "bad.wasm"))
 	r, err := h.NewRegistry(context.Background(), RegistryConfig{
 		Dir:     dir,
@@ -136,14 +136,14 @@ func TestRegistryPinAndBadStartup(t *testing.T) {
 		t.Fatalf("startup errors: %v", err)
 	}
 	defer r.Close()
-	if r.Plugin("estimator") != nil || r.Plugin("trap") == nil {
+	if r.Plugin("estimator") != nil || r.Plugin("unsupported") == nil {
 		t.Fatal("pinned mismatch loaded, or the good plugin not loaded")
 	}
 	if st := statusOf(t, r, "bad.wasm"); st.Loaded || !strings.Contains(st.LastError, "env.now") {
 		t.Fatalf("status %+v", st)
 	}
 	// Estimator prefers an exact tool match over "*".
-	if r.Estimator("x").Name() != "trap" {
+	if r.Estimator("x").Name() != "unsupported" {
 		t.Fatal("wildcard estimator not found")
 	}
 }
@@ -224,5 +224,56 @@ func TestReloadUnderLoad(t *testing.T) {
 	}
 	if live := h.Instances(); live != p.Stats().Instances {
 		t.Fatalf("%d instances live, current version has %d: retired versions leaked", live, p.Stats().Instances)
+	}
+}
+
+// TestReloadRefusesAManifestChange: a new file under the same path that
+// changes the plugin's kind (or name, or tools) is refused and the running
+// version stays, unless the registry allows manifest changes.
+func TestReloadRefusesAManifestChange(t *testing.T) {
+	o := newRecObserver()
+	h, _ := newTestHost(t, Config{Observer: o})
+	checkNoLeaks(t, h)
+	for _, allowed := range []bool{false, true} {
+		dir := t.TempDir()
+		file := filepath.Join(dir, "est.wasm")
+		copyPlugin(t, "estimator", file)
+		r, err := h.NewRegistry(context.Background(), RegistryConfig{Dir: dir, ManifestChangeAllowed: allowed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		est := r.Estimator("Read")
+		copyPlugin(t, "limit-kindswap", file)
+		err = r.Reload(context.Background())
+		if allowed {
+			if err != nil || est.Kind() != abi.KindPolicy || len(r.Policies()) != 1 {
+				t.Fatalf("allowed change not applied: %v, kind %s", err, est.Kind())
+			}
+		} else {
+			if !errors.Is(err, ErrManifestChanged) || !strings.Contains(err.Error(), `kind "estimator" would become "policy"`) ||
+				!strings.Contains(err.Error(), "reload_manifest_change_allowed") {
+				t.Fatalf("reload err = %v, want ErrManifestChanged naming the change and the key", err)
+			}
+			if est.Kind() != abi.KindEstimator || estimateNanos(t, est) != 1_000_000 || len(r.Policies()) != 0 {
+				t.Fatal("the refused version replaced the running one")
+			}
+			o.mu.Lock()
+			failed := o.reloads["estimator/"+ErrorKind(err)]
+			o.mu.Unlock()
+			if failed != 1 {
+				t.Fatalf("the refused reload was not observed as a failure: %v", o.reloads)
+			}
+		}
+		r.Close()
+	}
+	a := abi.Manifest{Name: "x", Kind: abi.KindPolicy, Tools: []string{"Bash", "Read"}}
+	for b, want := range map[*abi.Manifest]string{
+		{Name: "x", Kind: abi.KindPolicy, Tools: []string{"Read", "Bash"}}: "",
+		{Name: "x", Kind: abi.KindPolicy, Tools: []string{"*"}}:            `tools ["Bash" "Read"] would become ["*"]`,
+		{Name: "y", Kind: abi.KindPolicy, Tools: []string{"Bash", "Read"}}: `name "x" would become "y"`,
+	} {
+		if got := manifestChange(a, *b); got != want {
+			t.Errorf("manifestChange(%v) = %q, want %q", b.Tools, got, want)
+		}
 	}
 }

@@ -130,6 +130,12 @@ type PluginsConfig struct {
 	CompilationCacheDir string         `koanf:"compilation_cache_dir"`
 	Limits              LimitsConfig   `koanf:"limits"`
 	Entries             []PluginConfig `koanf:"entries"`
+	// ReloadManifestChangeAllowed lets a reload change a plugin's manifest
+	// name, kind or tools (refused by default).
+	ReloadManifestChangeAllowed bool `koanf:"reload_manifest_change_allowed"`
+	// EstimatePerCallMaxUSD refuses a plugin estimate above it (the call
+	// falls back to the table with the error recorded). Default $1,000.
+	EstimatePerCallMaxUSD string `koanf:"estimate_per_call_max_usd"`
 }
 
 type LimitsConfig struct {
@@ -144,6 +150,21 @@ type LimitsConfig struct {
 	FuelPerCallMax          int64         `koanf:"fuel_per_call_max"`
 	FuelPerInputByte        int64         `koanf:"fuel_per_input_byte"`
 	FuelInitMax             int64         `koanf:"fuel_init_max"`
+	// Load limits on what a module declares (abi/ABI.md section 7).
+	ModuleBytesMax           int `koanf:"module_bytes_max"`
+	TableElementsMax         int `koanf:"table_elements_max"`
+	TableElementsTotalMax    int `koanf:"table_elements_total_max"`
+	GlobalsMax               int `koanf:"globals_max"`
+	FunctionsMax             int `koanf:"functions_max"`
+	FunctionBodyBytesMax     int `koanf:"function_body_bytes_max"`
+	BlockNestingDepthMax     int `koanf:"block_nesting_depth_max"`
+	FunctionLocalsMax        int `koanf:"function_locals_max"`
+	LocalsTotalMax           int `koanf:"locals_total_max"`
+	CodeBytesMax             int `koanf:"code_bytes_max"`
+	DataSegmentBytesMax      int `koanf:"data_segment_bytes_max"`
+	DataBytesTotalMax        int `koanf:"data_bytes_total_max"`
+	ElementSegmentEntriesMax int `koanf:"element_segment_entries_max"`
+	ElementEntriesTotalMax   int `koanf:"element_entries_total_max"`
 }
 
 type PluginConfig struct {
@@ -217,37 +238,38 @@ type LogConfig struct {
 // in ./purser-data, the shipped plugins when run from the repository.
 func defaults() map[string]any {
 	return map[string]any{
-		"data_dir":                         "purser-data",
-		"server.addr":                      "127.0.0.1:8181",
-		"server.body_bytes_max":            1 << 20,
-		"server.shutdown_timeout":          "15s",
-		"server.read_header_timeout":       "5s",
-		"server.read_timeout":              "30s",
-		"server.write_timeout":             "60s",
-		"server.idle_timeout":              "60s",
-		"server.connections_max":           1024,
-		"store.kind":                       "sqlite",
-		"pricing.unknown.base_usd":         "0.01",
-		"pricing.unknown.buffer":           "1.20",
-		"pricing.llm.default_usd_per_mtok": "0.50",
-		"pricing.llm.minimum_usd":          "0.0001",
-		"reservations.ttl":                 "5m",
-		"reservations.retain_settled":      "1h",
-		"reservations.ttl_max":             "24h",
-		"approvals.ttl":                    "10m",
-		"approvals.pending_max":            1024,
-		"plugins.watch":                    true,
-		"plugins.entries":                  defaultPluginEntries(),
-		"tiers":                            map[string]any{"LOW": "1", "MEDIUM": "5", "HIGH": "20", "CRITICAL": "100"},
-		"thresholds_pct":                   []int{50, 75, 90, 100},
-		"notifier.log":                     true,
-		"notifier.webhook.timeout":         "5s",
-		"notifier.webhook.queue_max":       256,
-		"decision_log.enabled":             true,
-		"decision_log.file_bytes_max":      64 << 20,
-		"decision_log.backups":             5,
-		"decision_log.queue_max":           4096,
-		"log.level":                        "info",
+		"data_dir":                          "purser-data",
+		"server.addr":                       "127.0.0.1:8181",
+		"server.body_bytes_max":             1 << 20,
+		"server.shutdown_timeout":           "15s",
+		"server.read_header_timeout":        "5s",
+		"server.read_timeout":               "30s",
+		"server.write_timeout":              "60s",
+		"server.idle_timeout":               "60s",
+		"server.connections_max":            1024,
+		"store.kind":                        "sqlite",
+		"pricing.unknown.base_usd":          "0.01",
+		"pricing.unknown.buffer":            "1.20",
+		"pricing.llm.default_usd_per_mtok":  "0.50",
+		"pricing.llm.minimum_usd":           "0.0001",
+		"reservations.ttl":                  "5m",
+		"reservations.retain_settled":       "1h",
+		"reservations.ttl_max":              "24h",
+		"approvals.ttl":                     "10m",
+		"approvals.pending_max":             1024,
+		"plugins.watch":                     true,
+		"plugins.estimate_per_call_max_usd": "1000",
+		"plugins.entries":                   defaultPluginEntries(),
+		"tiers":                             map[string]any{"LOW": "1", "MEDIUM": "5", "HIGH": "20", "CRITICAL": "100"},
+		"thresholds_pct":                    []int{50, 75, 90, 100},
+		"notifier.log":                      true,
+		"notifier.webhook.timeout":          "5s",
+		"notifier.webhook.queue_max":        256,
+		"decision_log.enabled":              true,
+		"decision_log.file_bytes_max":       64 << 20,
+		"decision_log.backups":              5,
+		"decision_log.queue_max":            4096,
+		"log.level":                         "info",
 
 		// alert webhook retries (docs/webhooks.md)
 		"notifier.webhook.attempts_max":     5,

@@ -73,7 +73,8 @@ func buildEngine(ctx context.Context, cfg *Config, opt engineOptions) (_ *engine
 	ec := b.enforcer
 	ec.Logger = eng.logger.Named("enforcer")
 	if eng.registry != nil {
-		ec.Estimators = map[string]enforcer.Estimator{"*": bridge.NewEstimator(eng.registry)}
+		ec.Estimators = map[string]enforcer.Estimator{"*": bridge.NewEstimatorWithConfig(eng.registry,
+			bridge.EstimatorConfig{EstimatePerCallMaxNanos: b.estimatePerCallMax})}
 		ec.PolicyProvider = bridge.NewPolicies(eng.registry)
 	}
 	if eng.enforcer, err = enforcer.New(eng.ledger, ec); err != nil {
@@ -116,7 +117,8 @@ func (eng *engine) startPlugins(ctx context.Context, obs host.Observer) error {
 		}
 		specs = append(specs, s)
 	}
-	reg, err := h.NewRegistry(ctx, host.RegistryConfig{Dir: eng.cfg.Plugins.Dir, Plugins: specs, Watch: eng.cfg.Plugins.Watch})
+	reg, err := h.NewRegistry(ctx, host.RegistryConfig{Dir: eng.cfg.Plugins.Dir, Plugins: specs, Watch: eng.cfg.Plugins.Watch,
+		ManifestChangeAllowed: eng.cfg.Plugins.ReloadManifestChangeAllowed})
 	if reg == nil {
 		return fmt.Errorf("plugins: %w", err)
 	}

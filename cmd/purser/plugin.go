@@ -116,7 +116,13 @@ func printInspection(out io.Writer, in host.Inspection) {
 	}
 	fmt.Fprintf(out, "exports:\n  %s\nimports:\n  %s\n", strings.Join(in.Exports, "\n  "), strings.Join(in.Imports, "\n  "))
 	if in.LoadError != nil {
-		fmt.Fprintf(out, "INVALID:  %v\n(a plugin that requires configuration needs --config JSON)\n", in.LoadError)
+		fmt.Fprintf(out, "INVALID:  %v\n", in.LoadError)
+		// Only a refusal by purser_init is about the config; for any other
+		// the hint would send the author looking in the wrong place.
+		var ce *host.CallError
+		if errors.As(in.LoadError, &ce) && ce.Op == "init" {
+			fmt.Fprintln(out, "(purser_init refused the config: pass the plugin's config with --config JSON)")
+		}
 	} else {
 		fmt.Fprintln(out, "valid:    yes (validated and smoke-tested)")
 		fmt.Fprintf(out, "startup:  %d fuel of %d (start, _initialize, manifest, purser_init)\n", in.InitFuel, in.InitFuelLimit)

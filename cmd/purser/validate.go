@@ -58,7 +58,9 @@ type built struct {
 	tokens   []server.Token
 	plugins  []host.Spec
 	limits   host.Limits
-	logLevel hclog.Level
+	// estimatePerCallMax bounds plugin estimates (bridge.EstimatorConfig).
+	estimatePerCallMax enforcer.Nanos
+	logLevel           hclog.Level
 }
 
 func (c *Config) build() (*built, error) {
@@ -68,6 +70,7 @@ func (c *Config) build() (*built, error) {
 	c.buildLedgerRules(&p, b)
 	b.tokens = c.buildTokens(&p)
 	b.limits = c.Plugins.Limits.toHost(&p, "plugins.limits")
+	b.estimatePerCallMax = c.Plugins.estimatePerCallMax(&p)
 	b.plugins = c.buildPlugins(&p)
 	c.Server.validate(&p)
 	c.Notifier.Webhook.validate(&p)
@@ -306,6 +309,43 @@ func (c *Config) buildPlugins(p *problems) []host.Spec {
 	return out
 }
 
+func (c PluginsConfig) estimatePerCallMax(p *problems) enforcer.Nanos {
+	if c.EstimatePerCallMaxUSD == "" {
+		return 0 // the bridge's default
+	}
+	n, err := enforcer.ParseUSD(c.EstimatePerCallMaxUSD)
+	if err != nil || n <= 0 {
+		p.add("plugins.estimate_per_call_max_usd", "must be a positive USD amount, got %q", c.EstimatePerCallMaxUSD)
+		return 0
+	}
+	return n
+}
+
+// moduleLimits checks and converts the load limits (0 = the default).
+func (l LimitsConfig) moduleLimits(p *problems, path string) host.ModuleLimits {
+	m := host.ModuleLimits{ModuleBytesMax: l.ModuleBytesMax, TableElementsMax: l.TableElementsMax,
+		TableElementsTotalMax: l.TableElementsTotalMax, GlobalsMax: l.GlobalsMax, FunctionsMax: l.FunctionsMax,
+		FunctionBodyBytesMax: l.FunctionBodyBytesMax, BlockNestingDepthMax: l.BlockNestingDepthMax, CodeBytesMax: l.CodeBytesMax,
+		FunctionLocalsMax: l.FunctionLocalsMax, LocalsTotalMax: l.LocalsTotalMax,
+		DataSegmentBytesMax: l.DataSegmentBytesMax, DataBytesTotalMax: l.DataBytesTotalMax,
+		ElementSegmentEntriesMax: l.ElementSegmentEntriesMax, ElementEntriesTotalMax: l.ElementEntriesTotalMax}
+	for _, f := range []struct {
+		key string
+		v   int
+	}{{"module_bytes_max", m.ModuleBytesMax}, {"table_elements_max", m.TableElementsMax},
+		{"table_elements_total_max", m.TableElementsTotalMax}, {"globals_max", m.GlobalsMax}, {"functions_max", m.FunctionsMax},
+		{"function_body_bytes_max", m.FunctionBodyBytesMax}, {"block_nesting_depth_max", m.BlockNestingDepthMax},
+		{"function_locals_max", m.FunctionLocalsMax}, {"locals_total_max", m.LocalsTotalMax},
+		{"code_bytes_max", m.CodeBytesMax}, {"data_segment_bytes_max", m.DataSegmentBytesMax},
+		{"data_bytes_total_max", m.DataBytesTotalMax}, {"element_segment_entries_max", m.ElementSegmentEntriesMax},
+		{"element_entries_total_max", m.ElementEntriesTotalMax}} {
+		if f.v < 0 || f.v > 1<<30 {
+			p.add(path+"."+f.key, "must be in [0, 2^30] (0 = default), got %d", f.v)
+		}
+	}
+	return m
+}
+
 func (l LimitsConfig) toHost(p *problems, path string) host.Limits {
 	for name, v := range map[string]int64{"input_bytes_max": int64(l.InputBytesMax), "output_bytes_max": int64(l.OutputBytesMax),
 		"log_bytes_per_call_max": int64(l.LogBytesPerCallMax), "instances_max": int64(l.InstancesMax),
@@ -329,7 +369,8 @@ func (l LimitsConfig) toHost(p *problems, path string) host.Limits {
 	return host.Limits{MemoryPagesMax: l.MemoryPagesMax, CallTimeout: l.CallTimeout, InitTimeout: l.InitTimeout,
 		InputBytesMax: l.InputBytesMax, OutputBytesMax: l.OutputBytesMax, LogBytesPerCallMax: l.LogBytesPerCallMax,
 		InstancesMax: l.InstancesMax, FailuresBeforeUnhealthy: l.FailuresBeforeUnhealthy,
-		FuelPerCallMax: l.FuelPerCallMax, FuelPerInputByte: l.FuelPerInputByte, FuelInitMax: l.FuelInitMax}
+		FuelPerCallMax: l.FuelPerCallMax, FuelPerInputByte: l.FuelPerInputByte, FuelInitMax: l.FuelInitMax,
+		ModuleLimits: l.moduleLimits(p, path)}
 }
 
 func sortedKeys[V any](m map[string]V) []string {
