@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tetratelabs/wazero/api"
 )
 
 // stopKind selects how a runaway guest is stopped (see BENCHMARKS.md,
@@ -13,7 +15,11 @@ import (
 // The default meters every module with fuel (instrument.go): the guest
 // visits the host (purser_fuel.refill) every slice of fuel, where its
 // goroutine yields and the call fails once its budget is spent or the
-// watchdog stopped it. The other kinds exist only to measure the default
+// watchdog stopped it. To stop a call, the watchdog raises the module's
+// stop global, which makes the guest's next fuel test (the next loop
+// iteration, function entry or bulk operation) visit the host: a call
+// past its deadline ends within two watchdog ticks plus one instruction,
+// however much fuel its slice has left. The other kinds exist only to measure the default
 // against: wazero's own mechanism (a runtime built
 // WithCloseOnContextDone(true), which leaves native code at every loop
 // iteration and starts a goroutine per call to watch the call's context)
@@ -102,7 +108,14 @@ type watchdog struct {
 	done   chan struct{}
 }
 
+// watchdogTickMax bounds the tick: a call stops at most about two ticks
+// after its deadline (the coarse clock's lag, then the scan), so 2 ms
+// keeps that within the 10 ms the deadline promises (ABI.md, section 7),
+// at the price of 500 wake-ups a second (a few µs each).
+const watchdogTickMax = 2 * time.Millisecond
+
 func newWatchdog(tick time.Duration, fuel bool) *watchdog {
+	tick = min(tick, watchdogTickMax)
 	w := &watchdog{tick: tick, fuel: fuel, active: map[*callCtx]struct{}{}, stop: make(chan struct{}), done: make(chan struct{})}
 	w.now.Store(time.Now().UnixNano())
 	go w.run()
@@ -130,7 +143,13 @@ func (w *watchdog) begin(ctx context.Context, in *instance, d time.Duration) con
 	c := in.cctx
 	if c == nil || c.stopped.Load() != 0 {
 		// First call, or the watchdog fired just as the last call finished.
+		if c != nil && c.stopG != nil {
+			c.stopG.Set(0) // fire set it before c.stopped, which we read
+		}
 		c = &callCtx{done: make(chan struct{}), metered: in.fuelG != nil}
+		if c.metered {
+			c.stopG, _ = in.mod.ExportedGlobal(stopGlobalExport).(api.MutableGlobal)
+		}
 		w.mu.Lock()
 		if in.cctx != nil {
 			delete(w.active, in.cctx)
@@ -217,16 +236,28 @@ const (
 // wazero's per-call goroutine waits on Done and closes the module, reading
 // Err to pick the exit code.
 type callCtx struct {
-	metered  bool         // instrumented: refill checks stopped
-	deadline atomic.Int64 // unix nanos; 0 = no call running
+	metered  bool              // instrumented: refill checks stopped
+	stopG    api.MutableGlobal // instrumented: the guest's stop global
+	deadline atomic.Int64      // unix nanos; 0 = no call running
 	mu       sync.Mutex
 	parent   context.Context // a cancellable caller's context, else nil
 	stopped  atomic.Int32
 	done     chan struct{}
 }
 
-// fire records why, then stops the guest: Err must be set first.
+// stopRaised is the stop global's value once the watchdog fired: above
+// any fuel a slice can hold, so the guest's next test calls refill.
+const stopRaised = 1 << 62
+
+// fire stops the guest, then records why (Err must be set before Done
+// closes). The stop global is raised first so that whoever reads stopped
+// also sees that write (begin resets it); the guest may meanwhile call
+// refill once or twice before stopped is set, which only yields.
+// Only scan calls fire, once per callCtx, so the global has one writer.
 func (c *callCtx) fire(why int32) {
+	if c.stopG != nil {
+		c.stopG.Set(stopRaised)
+	}
 	if c.stopped.CompareAndSwap(0, why) {
 		close(c.done)
 	}
