@@ -70,16 +70,20 @@ type FuelCosts struct {
 	// are structure, not instructions, and cost nothing).
 	Instruction int64
 	// MemoryGrowPerPage is charged per 64 KiB page memory.grow asks for
-	// (granted or not), on top of Instruction: growing commits and zeroes
-	// the pages.
+	// (granted or not), on top of Instruction: the pages are fresh memory,
+	// zeroed and faulted in when first touched.
 	MemoryGrowPerPage int64
 	// BulkBytesPerUnit: memory.fill, memory.copy and memory.init charge
 	// one unit per this many bytes (a power of two), on top of their
 	// instruction cost.
 	BulkBytesPerUnit int64
-	// TableElement is charged per element table.fill, table.copy,
-	// table.init and table.grow touch or add, on top of Instruction.
-	TableElement int64
+	// TableBulkPerElement is charged per element table.fill, table.copy
+	// and table.init write, on top of Instruction.
+	TableBulkPerElement int64
+	// TableGrowPerElement is charged per element table.grow asks for
+	// (granted or not), on top of Instruction: tables live in the host's
+	// heap, outside the memory limit.
+	TableGrowPerElement int64
 	// Slice is how much fuel a guest burns between two visits to the
 	// host: it bounds how long a call can keep other goroutines and the
 	// collector waiting. It changes neither the module nor what a call is
@@ -87,14 +91,17 @@ type FuelCosts struct {
 	Slice int64
 }
 
-// DefaultFuelCosts is the cost table purser ships; see BENCHMARKS.md
-// ("Fuel", "Bulk operations") for the measurements behind it. One unit is
-// about one simple instruction (~0.3-1.5 ns); a 16-byte stretch of
-// memset/memmove, a table element written (8 bytes, a pointer) and 16
-// bytes of a page grown cost about as much, so every unit of fuel buys
-// roughly the same time whatever the guest spends it on.
+// DefaultFuelCosts is the cost table purser ships; BENCHMARKS.md ("Fuel",
+// "Bulk operations") has the measurements. One unit is about one simple
+// instruction (0.3-1.5 ns). Warm bulk memory moves at 16 bytes per unit,
+// a table element written (8 bytes) costs a unit. Fresh memory costs one
+// unit per 4 bytes, because allocating, zeroing and faulting in a page
+// costs 4-25x a warm memset: memory.grow is 16,384 per page; table.grow is
+// 16 per element (2 for its 8 fresh bytes, and up to 4 elements copied
+// when Go reallocates the table: growing by a quarter copies the whole).
 func DefaultFuelCosts() FuelCosts {
-	return FuelCosts{Instruction: 1, MemoryGrowPerPage: 64 << 10 / 16, BulkBytesPerUnit: 16, TableElement: 1, Slice: 100_000}
+	return FuelCosts{Instruction: 1, MemoryGrowPerPage: 64 << 10 / 4, BulkBytesPerUnit: 16,
+		TableBulkPerElement: 1, TableGrowPerElement: 16, Slice: 100_000}
 }
 
 func (c FuelCosts) or(base FuelCosts) FuelCosts {
@@ -107,8 +114,11 @@ func (c FuelCosts) or(base FuelCosts) FuelCosts {
 	if c.BulkBytesPerUnit == 0 {
 		c.BulkBytesPerUnit = base.BulkBytesPerUnit
 	}
-	if c.TableElement == 0 {
-		c.TableElement = base.TableElement
+	if c.TableBulkPerElement == 0 {
+		c.TableBulkPerElement = base.TableBulkPerElement
+	}
+	if c.TableGrowPerElement == 0 {
+		c.TableGrowPerElement = base.TableGrowPerElement
 	}
 	if c.Slice == 0 {
 		c.Slice = base.Slice
@@ -127,8 +137,10 @@ func (c FuelCosts) validate() error {
 		return fmt.Errorf("fuel cost per memory.grow page %d is outside [1, 2^20]", c.MemoryGrowPerPage)
 	case c.BulkBytesPerUnit < 1 || c.BulkBytesPerUnit > 1<<20 || c.BulkBytesPerUnit&(c.BulkBytesPerUnit-1) != 0:
 		return fmt.Errorf("bulk bytes per fuel unit %d is not a power of two in [1, 2^20]", c.BulkBytesPerUnit)
-	case c.TableElement < 1 || c.TableElement > 1<<20:
-		return fmt.Errorf("fuel cost per table element %d is outside [1, 2^20]", c.TableElement)
+	case c.TableBulkPerElement < 1 || c.TableBulkPerElement > 1<<20:
+		return fmt.Errorf("fuel cost per table element written %d is outside [1, 2^20]", c.TableBulkPerElement)
+	case c.TableGrowPerElement < 1 || c.TableGrowPerElement > 1<<20:
+		return fmt.Errorf("fuel cost per table element grown %d is outside [1, 2^20]", c.TableGrowPerElement)
 	case c.Slice < 1000 || c.Slice > 1<<40:
 		return fmt.Errorf("fuel slice %d is outside [1000, 2^40]", c.Slice)
 	}
@@ -140,7 +152,7 @@ func (c FuelCosts) validate() error {
 func (c FuelCosts) key() string {
 	var b []byte
 	b = binary.AppendUvarint(b, instrumenterVersion)
-	for _, v := range []int64{c.Instruction, c.MemoryGrowPerPage, c.BulkBytesPerUnit, c.TableElement} {
+	for _, v := range []int64{c.Instruction, c.MemoryGrowPerPage, c.BulkBytesPerUnit, c.TableBulkPerElement, c.TableGrowPerElement} {
 		b = binary.AppendVarint(b, v)
 	}
 	sum := sha256.Sum256(b)

@@ -28,9 +28,10 @@ type point struct {
 type bulkUnit uint8
 
 const (
-	bulkBytes bulkUnit = iota // memory.fill, memory.copy, memory.init
-	bulkElems                 // table.fill, table.copy, table.init, table.grow
-	bulkPages                 // memory.grow
+	bulkBytes     bulkUnit = iota // memory.fill, memory.copy, memory.init
+	bulkElems                     // table.fill, table.copy, table.init
+	bulkGrowElems                 // table.grow
+	bulkPages                     // memory.grow
 )
 
 type pointKind uint8
@@ -228,7 +229,8 @@ func (rw *rewriter) analyse(r *reader) (bulk bool, err error) {
 // plus one (0: not a bulk operation).
 var bulkOps = [32]bulkUnit{
 	8: bulkBytes + 1, 10: bulkBytes + 1, 11: bulkBytes + 1, // memory.init, memory.copy, memory.fill
-	12: bulkElems + 1, 14: bulkElems + 1, 15: bulkElems + 1, 17: bulkElems + 1, // table.init, table.copy, table.grow, table.fill
+	12: bulkElems + 1, 14: bulkElems + 1, 17: bulkElems + 1, // table.init, table.copy, table.fill
+	15: bulkGrowElems + 1, // table.grow
 }
 
 // weight is an instruction's fuel. Structure (block, loop, else, end) is
@@ -251,21 +253,23 @@ func (rw *rewriter) charge(out []byte, c int64) []byte {
 }
 
 // bulkCharge appends, before a bulk operation (its size, an i32, on top
-// of the stack): fuel -= size / BulkBytesPerUnit for bytes, size *
-// TableElement for table elements, size * MemoryGrowPerPage for pages.
+// of the stack): fuel -= size / BulkBytesPerUnit for bytes, else size
+// times the cost per table element or page.
 // The size is below 2^32 and the multipliers at most 2^20: no overflow.
 func (rw *rewriter) bulkCharge(out []byte, tmp uint32, u bulkUnit) []byte {
 	out = appendU32(append(out, 0x22), tmp) // local.tee: the size stays
 	out = rw.getG(out, rw.fuel)
 	out = appendU32(append(out, 0x20), tmp)
 	out = append(out, 0xAD) // i64.extend_i32_u
-	mul := rw.costs.TableElement
+	mul := rw.costs.TableBulkPerElement
 	switch u {
 	case bulkBytes:
 		mul = 1
 		if sh := bitsLen(rw.costs.BulkBytesPerUnit); sh > 0 {
 			out = append(appendS64(append(out, 0x42), int64(sh)), 0x88) // i64.const; i64.shr_u
 		}
+	case bulkGrowElems:
+		mul = rw.costs.TableGrowPerElement
 	case bulkPages:
 		mul = rw.costs.MemoryGrowPerPage
 	}
