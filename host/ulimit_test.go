@@ -135,4 +135,3 @@ func tail(b []byte, lines int) string {
 	l := bytes.Split(b, []byte("\n"))
 	return string(bytes.Join(l[max(0, len(l)-lines):], []byte("\n")))
 }
-
