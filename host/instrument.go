@@ -89,6 +89,10 @@ type FuelCosts struct {
 	// collector waiting. It changes neither the module nor what a call is
 	// charged.
 	Slice int64
+	// baseline instruments as before issue 12, only to measure what the
+	// bulk charges and the stop global cost (BenchmarkBulkCharges): tests
+	// compare the fuel with 0 and only memory.fill/copy charge their size.
+	baseline bool
 }
 
 // DefaultFuelCosts is the cost table purser ships; BENCHMARKS.md ("Fuel",
@@ -152,6 +156,9 @@ func (c FuelCosts) validate() error {
 func (c FuelCosts) key() string {
 	var b []byte
 	b = binary.AppendUvarint(b, instrumenterVersion)
+	if c.baseline {
+		b = append(b, 'b')
+	}
 	for _, v := range []int64{c.Instruction, c.MemoryGrowPerPage, c.BulkBytesPerUnit, c.TableBulkPerElement, c.TableGrowPerElement} {
 		b = binary.AppendVarint(b, v)
 	}

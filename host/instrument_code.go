@@ -202,6 +202,8 @@ func (rw *rewriter) analyse(r *reader) (bulk bool, err error) {
 		case op == 0x00, op == 0x0C, op == 0x0E, op == 0x0F, op == 0x12, op == 0x13: // unreachable, br, br_table, return, return_call*
 			dead = true
 			continue
+		case rw.costs.baseline && !(op == 0xFC && (sub == 10 || sub == 11)):
+			continue
 		case op == 0x40 || op == 0xFC && sub < uint32(len(bulkOps)) && bulkOps[sub] != 0:
 			u := bulkPages
 			if op == 0xFC {
@@ -284,7 +286,11 @@ func (rw *rewriter) bulkCharge(out []byte, tmp uint32, u bulkUnit) []byte {
 // the watchdog raises it: as cheap as comparing with a constant.
 func (rw *rewriter) test(out []byte) []byte {
 	out = rw.getG(out, rw.fuel)
-	out = rw.getG(out, rw.stop)
+	if rw.costs.baseline {
+		out = append(out, 0x42, 0x00) // i64.const 0
+	} else {
+		out = rw.getG(out, rw.stop)
+	}
 	out = append(out, 0x53, 0x04, 0x40) // i64.lt_s; if
 	out = rw.getG(out, rw.fuel)
 	out = appendU32(append(out, 0x10), rw.refill) // call refill
