@@ -100,9 +100,10 @@ type FuelCosts struct {
 // instruction (0.3-1.5 ns). Warm bulk memory moves at 16 bytes per unit,
 // a table element written (8 bytes) costs a unit. Fresh memory costs one
 // unit per 4 bytes, because allocating, zeroing and faulting in a page
-// costs 4-25x a warm memset: memory.grow is 16,384 per page; table.grow is
-// 16 per element (2 for its 8 fresh bytes, and up to 4 elements copied
-// when Go reallocates the table: growing by a quarter copies the whole).
+// costs several times a warm memset: memory.grow is 16,384 per page;
+// table.grow is 16 per element (2 for its 8 fresh bytes, and up to 4
+// elements copied when Go reallocates the table: growing by a quarter
+// copies the whole).
 func DefaultFuelCosts() FuelCosts {
 	return FuelCosts{Instruction: 1, MemoryGrowPerPage: 64 << 10 / 4, BulkBytesPerUnit: 16,
 		TableBulkPerElement: 1, TableGrowPerElement: 16, Slice: 100_000}
