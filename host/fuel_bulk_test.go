@@ -5,6 +5,8 @@ import (
 	"errors"
 	"runtime"
 	"runtime/debug"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -98,4 +100,34 @@ func TestDeadlineStopsSlowInstructions(t *testing.T) {
 		}
 		t.Logf("stopped %v after the %v deadline", time.Since(start)-timeout, timeout)
 	}
+}
+
+// TestDeadlineRacingCallsKeepExactFuel hammers the watchdog's stop global:
+// goroutines call count.wat (~1-2 ms) on a deadline of about that length,
+// so the watchdog fires before, during and just after calls. Every call
+// either succeeds with count.wat's exact fuel or fails with ErrTimeout:
+// raising the stop global never changes what a call is charged, and an
+// instance reused after a late fire starts with the global lowered.
+func TestDeadlineRacingCallsKeepExactFuel(t *testing.T) {
+	h, _ := newTestHost(t, Config{Limits: Limits{CallTimeout: 2 * time.Millisecond, InstancesMax: 4, FailuresBeforeUnhealthy: 1 << 20}})
+	p := load(t, h, "count", Spec{})
+	var wg sync.WaitGroup
+	var ok, timedOut atomic.Int64
+	for range 4 {
+		wg.Go(func() {
+			for range 50 {
+				_, info, err := p.Estimate(context.Background(), estReq("x"))
+				switch {
+				case err == nil && info.Fuel == countFuel:
+					ok.Add(1)
+				case errors.Is(err, ErrTimeout):
+					timedOut.Add(1)
+				default:
+					t.Errorf("fuel %d, err %v: want %d and no error, or ErrTimeout", info.Fuel, err, countFuel)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("%d calls succeeded, %d timed out", ok.Load(), timedOut.Load())
 }
