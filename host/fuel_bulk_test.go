@@ -102,6 +102,22 @@ func TestDeadlineStopsSlowInstructions(t *testing.T) {
 	}
 }
 
+// TestDeadlineStopsSlowHostCalls: fuel-randomget asks WASI for 16 MB of
+// random bytes per loop iteration, ~10 ms of host work for one unit of
+// fuel, so on the default costs it never reaches a refill. The watchdog's
+// stop global makes its next loop test stop it at the deadline; before,
+// it ran all 300 iterations (2-3 s) and succeeded.
+func TestDeadlineStopsSlowHostCalls(t *testing.T) {
+	h, _ := newTestHost(t, Config{Limits: Limits{CallTimeout: 100 * time.Millisecond}})
+	p := load(t, h, "fuel-randomget", Spec{})
+	start := time.Now()
+	_, info, err := p.Estimate(context.Background(), estReq("x"))
+	if !errors.Is(err, ErrTimeout) {
+		t.Fatalf("err = %v after %v (fuel %d), want ErrTimeout", err, time.Since(start), info.Fuel)
+	}
+	t.Logf("stopped after %v", time.Since(start))
+}
+
 // TestDeadlineRacingCallsKeepExactFuel hammers the watchdog's stop global:
 // goroutines call count.wat (~1-2 ms) on a deadline of about that length,
 // so the watchdog fires before, during and just after calls. Every call
