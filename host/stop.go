@@ -99,9 +99,11 @@ func (noStop) forget(*instance)                                                 
 type watchdog struct {
 	tick time.Duration
 	fuel bool
-	// now is a coarse clock (unix nanos) the watchdog advances every tick,
-	// so arming a call costs no clock read.
+	// now is a coarse clock the watchdog advances every tick, so arming a
+	// call costs no clock read: nanoseconds since base on the monotonic
+	// clock, so that a step of the wall clock moves no deadline.
 	now    atomic.Int64
+	base   time.Time
 	mu     sync.Mutex
 	active map[*callCtx]struct{}
 	stop   chan struct{}
@@ -117,7 +119,7 @@ const watchdogTickMax = 2 * time.Millisecond
 func newWatchdog(tick time.Duration, fuel bool) *watchdog {
 	tick = min(tick, watchdogTickMax)
 	w := &watchdog{tick: tick, fuel: fuel, active: map[*callCtx]struct{}{}, stop: make(chan struct{}), done: make(chan struct{})}
-	w.now.Store(time.Now().UnixNano())
+	w.base = time.Now()
 	go w.run()
 	return w
 }
@@ -146,7 +148,7 @@ func (w *watchdog) begin(ctx context.Context, in *instance, d time.Duration) con
 		if c != nil && c.stopG != nil {
 			c.stopG.Set(0) // fire set it before c.stopped, which we read
 		}
-		c = &callCtx{done: make(chan struct{}), metered: in.fuelG != nil}
+		c = &callCtx{done: make(chan struct{}), metered: in.fuelG != nil, base: w.base}
 		if c.metered {
 			c.stopG, _ = in.mod.ExportedGlobal(stopGlobalExport).(api.MutableGlobal)
 		}
@@ -200,7 +202,7 @@ func (w *watchdog) run() {
 		case <-w.stop:
 			return
 		case <-t.C:
-			now := time.Now().UnixNano()
+			now := int64(time.Since(w.base))
 			w.now.Store(now)
 			w.scan(now)
 		}
@@ -238,7 +240,8 @@ const (
 type callCtx struct {
 	metered  bool              // instrumented: refill checks stopped
 	stopG    api.MutableGlobal // instrumented: the guest's stop global
-	deadline atomic.Int64      // unix nanos; 0 = no call running
+	deadline atomic.Int64      // nanos since base; 0 = no call running
+	base     time.Time         // the watchdog's monotonic epoch
 	mu       sync.Mutex
 	parent   context.Context // a cancellable caller's context, else nil
 	stopped  atomic.Int32
@@ -268,7 +271,7 @@ func (c *callCtx) Deadline() (time.Time, bool) {
 	if d == 0 {
 		return time.Time{}, false
 	}
-	return time.Unix(0, d), true
+	return c.base.Add(time.Duration(d)), true
 }
 
 func (c *callCtx) Done() <-chan struct{} { return c.done }
