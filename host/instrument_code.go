@@ -203,7 +203,7 @@ func (rw *rewriter) analyse(r *reader) (bulk bool, err error) {
 			dead = true
 			continue
 		case rw.costs.baseline && !(op == 0xFC && (sub == 10 || sub == 11)):
-			continue
+			continue // before issue 12 only memory.copy/fill charged their size
 		case op == 0x40 || op == 0xFC && sub < uint32(len(bulkOps)) && bulkOps[sub] != 0:
 			u := bulkPages
 			if op == 0xFC {

@@ -18,9 +18,9 @@ import (
 // watchdog stopped it. To stop a call, the watchdog raises the module's
 // stop global, which makes the guest's next fuel test (the next loop
 // iteration, function entry or bulk operation) visit the host: a call
-// past its deadline ends within two watchdog ticks plus one instruction,
-// however much fuel its slice has left. The other kinds exist only to measure the default
-// against: wazero's own mechanism (a runtime built
+// past its deadline ends within two watchdog ticks plus the operation in
+// progress, however much fuel its slice has left. The other kinds exist
+// only to measure the default against: wazero's own mechanism (a runtime built
 // WithCloseOnContextDone(true), which leaves native code at every loop
 // iteration and starts a goroutine per call to watch the call's context)
 // with the watchdog or with a timer per call, and no mechanism at all.
@@ -112,8 +112,8 @@ type watchdog struct {
 
 // watchdogTickMax bounds the tick: a call stops at most about two ticks
 // after its deadline (the coarse clock's lag, then the scan), so 2 ms
-// keeps that within the 10 ms the deadline promises (ABI.md, section 7),
-// at the price of 500 wake-ups a second (a few µs each).
+// keeps that well within issue 12's target of deadline + 10 ms (ABI.md,
+// section 7a), at the price of 500 wake-ups a second (a few µs each).
 const watchdogTickMax = 2 * time.Millisecond
 
 func newWatchdog(tick time.Duration, fuel bool) *watchdog {
