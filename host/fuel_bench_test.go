@@ -30,55 +30,20 @@ import (
 // the same way), and an admission decision (Go ask-above-utilization,
 // Rust max-cost-per-call).
 func BenchmarkFuel(b *testing.B) {
-	llm := estReq("LLM")
-	prompt := strings.Repeat("abcdefghij", 100) // 1 KB
-	llm.Call.Params = []byte(`{"model":"gpt-4o","prompt":"` + prompt + `"}`)
-	llm.Call.Model, llm.Call.PromptChars = "gpt-4o", int64(len(prompt))
-	admit := abi.AdmitRequest{Call: estReq("Bash").Call, EstimateNanos: 50_000_000}
-	admit.Call.Budget = abi.Budget{LimitNanos: 1_000_000_000, CommittedNanos: 600_000_000, RemainingNanos: 400_000_000}
-	plug := func(kind, name string) string { return filepath.Join("..", "plugins", kind, name, name+".wasm") }
-	workloads := []struct {
-		name   string
-		file   string
-		config string
-		est    *abi.EstimateRequest
-		adm    *abi.AdmitRequest
-	}{
-		{"trivial/wat", wasmPath("estimator"), "", &llm, nil},
-		{"llm/go", plug("estimators", "llm-tokens"), "", &llm, nil},
-		{"llm/rust", filepath.Join("..", "testplugins", "rust", "llmchars", "llmchars.wasm"), "", &llm, nil},
-		{"admit/go", plug("policies", "ask-above-utilization"), `{"ask_above_pct":50}`, nil, &admit},
-		{"admit/rust", plug("policies", "max-cost-per-call"), `{"limit_usd":"1.00"}`, nil, &admit},
-	}
-	for _, w := range workloads {
+	for _, w := range fuelWorkloads() {
 		for _, m := range []struct {
 			name string
 			kind stopKind
 		}{{"fuel", stopWatchdog}, {"unbounded", stopNone}, {"ctxpoll", stopContext}} {
 			b.Run(w.name+"/"+m.name, func(b *testing.B) {
 				h, _ := newTestHost(b, benchConfig(m.kind))
-				var cfg []byte
-				if w.config != "" {
-					cfg = []byte(w.config)
-				}
-				p := load(b, h, w.name, Spec{File: w.file, Config: cfg})
+				p := w.load(b, h)
 				defer p.Close()
-				ctx := context.Background()
 				var fuel int64
 				b.ReportAllocs()
 				b.ResetTimer()
 				for b.Loop() {
-					var info CallInfo
-					var err error
-					if w.est != nil {
-						_, info, err = p.Estimate(ctx, *w.est)
-					} else {
-						_, info, err = p.Admit(ctx, *w.adm)
-					}
-					if err != nil {
-						b.Fatal(err)
-					}
-					fuel = info.Fuel
+					fuel = w.call(b, p)
 				}
 				if m.kind == stopWatchdog {
 					b.ReportMetric(float64(fuel), "fuel/op")
@@ -86,6 +51,113 @@ func BenchmarkFuel(b *testing.B) {
 			})
 		}
 	}
+}
+
+// fuelWorkload is one plugin and the request BenchmarkFuel sends it.
+type fuelWorkload struct {
+	name   string
+	file   string
+	config string
+	est    *abi.EstimateRequest
+	adm    *abi.AdmitRequest
+}
+
+func (w fuelWorkload) load(b *testing.B, h *Host) *Plugin {
+	var cfg []byte
+	if w.config != "" {
+		cfg = []byte(w.config)
+	}
+	return load(b, h, w.name, Spec{File: w.file, Config: cfg})
+}
+
+// call makes one call and returns its fuel.
+func (w fuelWorkload) call(b *testing.B, p *Plugin) int64 {
+	var info CallInfo
+	var err error
+	if w.est != nil {
+		_, info, err = p.Estimate(context.Background(), *w.est)
+	} else {
+		_, info, err = p.Admit(context.Background(), *w.adm)
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	return info.Fuel
+}
+
+func fuelWorkloads() []fuelWorkload {
+	llm := estReq("LLM")
+	prompt := strings.Repeat("abcdefghij", 100) // 1 KB
+	llm.Call.Params = []byte(`{"model":"gpt-4o","prompt":"` + prompt + `"}`)
+	llm.Call.Model, llm.Call.PromptChars = "gpt-4o", int64(len(prompt))
+	admit := abi.AdmitRequest{Call: estReq("Bash").Call, EstimateNanos: 50_000_000}
+	admit.Call.Budget = abi.Budget{LimitNanos: 1_000_000_000, CommittedNanos: 600_000_000, RemainingNanos: 400_000_000}
+	plug := func(kind, name string) string { return filepath.Join("..", "plugins", kind, name, name+".wasm") }
+	return []fuelWorkload{
+		{"trivial/wat", wasmPath("estimator"), "", &llm, nil},
+		{"llm/go", plug("estimators", "llm-tokens"), "", &llm, nil},
+		{"llm/rust", filepath.Join("..", "testplugins", "rust", "llmchars", "llmchars.wasm"), "", &llm, nil},
+		{"admit/go", plug("policies", "ask-above-utilization"), `{"ask_above_pct":50}`, nil, &admit},
+		{"admit/rust", plug("policies", "max-cost-per-call"), `{"limit_usd":"1.00"}`, nil, &admit},
+	}
+}
+
+// BenchmarkBulkCharges prices issue 12's instrumentation (every bulk
+// operation charged by its size, every fuel test comparing with the stop
+// global rather than 0) against the instrumentation before it, on the
+// BenchmarkFuel workloads. On a shared VM two runs of the same code
+// differ by 10-30%, so both versions are loaded side by side in one
+// process and timed in alternation: 21 rounds of ~20 ms per version, in
+// alternating order; the metric is the median of the per-round ratios.
+//
+//	go test ./host -run '^$' -bench BenchmarkBulkCharges -benchtime 1x
+func BenchmarkBulkCharges(b *testing.B) {
+	for _, w := range fuelWorkloads() {
+		b.Run(w.name, func(b *testing.B) {
+			var ps [2]*Plugin // current, baseline
+			for i := range ps {
+				cfg := benchConfig(stopWatchdog)
+				cfg.FuelCosts.baseline = i == 1
+				h, _ := newTestHost(b, cfg)
+				ps[i] = w.load(b, h)
+			}
+			timeCalls := func(p *Plugin, n int) (time.Duration, int64) {
+				start := time.Now()
+				var fuel int64
+				for range n {
+					fuel = w.call(b, p)
+				}
+				return time.Since(start), fuel
+			}
+			d, _ := timeCalls(ps[0], 200)
+			n := max(1, int(20*time.Millisecond/(d/200+1)))
+			const rounds = 21
+			var ratios, perCall [2][]float64
+			for r := range rounds {
+				var ds [2]time.Duration
+				var fuel [2]int64
+				for k := range 2 {
+					i := (k + r) % 2
+					ds[i], fuel[i] = timeCalls(ps[i], n)
+				}
+				if fuel[0] != fuel[1] {
+					b.Logf("fuel per call differs: %d, baseline %d", fuel[0], fuel[1])
+				}
+				ratios[0] = append(ratios[0], float64(ds[0])/float64(ds[1]))
+				for i := range 2 {
+					perCall[i] = append(perCall[i], float64(ds[i])/float64(n))
+				}
+			}
+			b.ReportMetric(median(ratios[0]), "ratio")
+			b.ReportMetric(median(perCall[0]), "ns/call")
+			b.ReportMetric(median(perCall[1]), "baseline-ns/call")
+		})
+	}
+}
+
+func median(v []float64) float64 {
+	slices.Sort(v)
+	return v[len(v)/2]
 }
 
 // BenchmarkFuelPauses measures what long guest calls do to the rest of

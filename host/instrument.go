@@ -13,13 +13,17 @@ import (
 //
 // instrument rewrites a module at load (instrument_code.go) so that each
 // straight-line run of instructions charges its cost, one unit per
-// instruction by default, to a fuel global before it runs; memory.fill and
-// memory.copy also charge their length. Function entries and loop headers,
-// which every unbounded execution passes, test the fuel: when it is
-// negative the guest calls the injected import purser_fuel.refill. The
-// charge is static per code point, so a call on the same instance state
-// uses the same fuel on every run and machine, and the fuel is the
-// number of instructions the call executed (weighted by FuelCosts).
+// instruction by default, to a fuel global before it runs. Bulk operations
+// (memory.fill/copy/init, table.fill/copy/init/grow, memory.grow) also
+// charge their size, read from the operand on the stack, before they run,
+// and test the fuel at once: an operation larger than what is left stops
+// the call before it starts. Function entries and loop headers, which
+// every unbounded execution passes, test the fuel too: when it is below
+// the stop global (0 until the watchdog stops the call) the guest calls
+// the injected import purser_fuel.refill. The charge is a function of the
+// code point and its operands, so a call on the same instance state uses
+// the same fuel on every run and machine: the number of instructions it
+// executed plus the sizes of its bulk operations, weighted by FuelCosts.
 //
 // The host sets the fuel global to one slice of the call's budget and
 // keeps the rest (the bank) in Go. refill (host.go) yields the goroutine
@@ -30,6 +34,13 @@ import (
 // otherwise hands out the next slice. A call therefore fails exactly when
 // it uses more than its budget, whatever the slice.
 //
+// The stop global is the clock's way in: the watchdog raises it when a
+// call passes its deadline, so the guest's next test (at most one loop
+// iteration or one bulk operation away) calls refill, which fails the
+// call, even when the slice has fuel left. Only the watchdog writes it (a
+// stopped instance is discarded), so it needs no synchronisation with
+// the calling goroutine.
+//
 // The import shifts every defined function's index by one; the rewrite
 // renumbers calls, ref.func, exports, elements, global initialisers and
 // the name section.
@@ -38,6 +49,7 @@ import (
 // __purser_ export or the purser_fuel import module is refused.
 const (
 	fuelGlobalExport = "__purser_fuel"
+	stopGlobalExport = "__purser_stop"
 	// startExport replaces a start section, so that the host runs the
 	// start function under fuel (in boot) rather than inside
 	// instantiation, where no budget is set yet.
@@ -48,7 +60,7 @@ const (
 
 // instrumenterVersion changes whenever the rewrite changes what a module
 // is charged or how; it keys the instrumented-module cache.
-const instrumenterVersion = 3
+const instrumenterVersion = 4
 
 // FuelCosts is the fuel cost table: what the instrumenter charges. Fuel is
 // counted in these units; with the defaults one unit is one Wasm
@@ -57,34 +69,61 @@ type FuelCosts struct {
 	// Instruction is charged per instruction (block, loop, else and end
 	// are structure, not instructions, and cost nothing).
 	Instruction int64
-	// MemoryGrow is charged per memory.grow on top of Instruction (it may
-	// allocate and zero megabytes).
-	MemoryGrow int64
-	// BulkBytesPerUnit: memory.fill and memory.copy charge one unit per
-	// this many bytes (a power of two), on top of their instruction cost.
+	// MemoryGrowPerPage is charged per 64 KiB page memory.grow asks for
+	// (granted or not), on top of Instruction: the pages are fresh memory,
+	// zeroed and faulted in when first touched.
+	MemoryGrowPerPage int64
+	// BulkBytesPerUnit: memory.fill, memory.copy and memory.init charge
+	// one unit per this many bytes (a power of two), on top of their
+	// instruction cost.
 	BulkBytesPerUnit int64
+	// TableBulkPerElement is charged per element table.fill, table.copy
+	// and table.init write, on top of Instruction.
+	TableBulkPerElement int64
+	// TableGrowPerElement is charged per element table.grow asks for
+	// (granted or not), on top of Instruction: tables live in the host's
+	// heap, outside the memory limit.
+	TableGrowPerElement int64
 	// Slice is how much fuel a guest burns between two visits to the
 	// host: it bounds how long a call can keep other goroutines and the
 	// collector waiting. It changes neither the module nor what a call is
 	// charged.
 	Slice int64
+	// baseline instruments as before issue 12, only to measure what the
+	// bulk charges and the stop global cost (BenchmarkBulkCharges): tests
+	// compare the fuel with 0 and only memory.fill/copy charge their size.
+	baseline bool
 }
 
-// DefaultFuelCosts is the cost table purser ships; see BENCHMARKS.md
-// ("Fuel") for the measurement behind Slice.
+// DefaultFuelCosts is the cost table purser ships; BENCHMARKS.md ("Fuel",
+// "Bulk operations") has the measurements. One unit is about one simple
+// instruction (0.3-1.5 ns). Warm bulk memory moves at 16 bytes per unit,
+// a table element written (8 bytes) costs a unit. Fresh memory costs one
+// unit per 4 bytes, because allocating, zeroing and faulting in a page
+// costs several times a warm memset: memory.grow is 16,384 per page;
+// table.grow is 16 per element (2 for its 8 fresh bytes, and up to 4
+// elements copied when Go reallocates the table: growing by a quarter
+// copies the whole).
 func DefaultFuelCosts() FuelCosts {
-	return FuelCosts{Instruction: 1, MemoryGrow: 1000, BulkBytesPerUnit: 16, Slice: 100_000}
+	return FuelCosts{Instruction: 1, MemoryGrowPerPage: 64 << 10 / 4, BulkBytesPerUnit: 16,
+		TableBulkPerElement: 1, TableGrowPerElement: 16, Slice: 100_000}
 }
 
 func (c FuelCosts) or(base FuelCosts) FuelCosts {
 	if c.Instruction == 0 {
 		c.Instruction = base.Instruction
 	}
-	if c.MemoryGrow == 0 {
-		c.MemoryGrow = base.MemoryGrow
+	if c.MemoryGrowPerPage == 0 {
+		c.MemoryGrowPerPage = base.MemoryGrowPerPage
 	}
 	if c.BulkBytesPerUnit == 0 {
 		c.BulkBytesPerUnit = base.BulkBytesPerUnit
+	}
+	if c.TableBulkPerElement == 0 {
+		c.TableBulkPerElement = base.TableBulkPerElement
+	}
+	if c.TableGrowPerElement == 0 {
+		c.TableGrowPerElement = base.TableGrowPerElement
 	}
 	if c.Slice == 0 {
 		c.Slice = base.Slice
@@ -92,14 +131,21 @@ func (c FuelCosts) or(base FuelCosts) FuelCosts {
 	return c
 }
 
+// validate bounds the costs so that no charge overflows: a size operand
+// is below 2^32 and every multiplier at most 2^20, so a charge stays
+// below 2^52, far from the 2^62 budget ceiling.
 func (c FuelCosts) validate() error {
 	switch {
 	case c.Instruction < 1 || c.Instruction > 1<<20:
 		return fmt.Errorf("fuel cost per instruction %d is outside [1, 2^20]", c.Instruction)
-	case c.MemoryGrow < 0 || c.MemoryGrow > 1<<30:
-		return fmt.Errorf("fuel cost per memory.grow %d is outside [0, 2^30]", c.MemoryGrow)
+	case c.MemoryGrowPerPage < 1 || c.MemoryGrowPerPage > 1<<20:
+		return fmt.Errorf("fuel cost per memory.grow page %d is outside [1, 2^20]", c.MemoryGrowPerPage)
 	case c.BulkBytesPerUnit < 1 || c.BulkBytesPerUnit > 1<<20 || c.BulkBytesPerUnit&(c.BulkBytesPerUnit-1) != 0:
 		return fmt.Errorf("bulk bytes per fuel unit %d is not a power of two in [1, 2^20]", c.BulkBytesPerUnit)
+	case c.TableBulkPerElement < 1 || c.TableBulkPerElement > 1<<20:
+		return fmt.Errorf("fuel cost per table element written %d is outside [1, 2^20]", c.TableBulkPerElement)
+	case c.TableGrowPerElement < 1 || c.TableGrowPerElement > 1<<20:
+		return fmt.Errorf("fuel cost per table element grown %d is outside [1, 2^20]", c.TableGrowPerElement)
 	case c.Slice < 1000 || c.Slice > 1<<40:
 		return fmt.Errorf("fuel slice %d is outside [1000, 2^40]", c.Slice)
 	}
@@ -111,7 +157,10 @@ func (c FuelCosts) validate() error {
 func (c FuelCosts) key() string {
 	var b []byte
 	b = binary.AppendUvarint(b, instrumenterVersion)
-	for _, v := range []int64{c.Instruction, c.MemoryGrow, c.BulkBytesPerUnit} {
+	if c.baseline {
+		b = append(b, 'b')
+	}
+	for _, v := range []int64{c.Instruction, c.MemoryGrowPerPage, c.BulkBytesPerUnit, c.TableBulkPerElement, c.TableGrowPerElement} {
 		b = binary.AppendVarint(b, v)
 	}
 	sum := sha256.Sum256(b)
@@ -146,7 +195,7 @@ func instrument(bin []byte, costs FuelCosts) ([]byte, error) {
 		return nil, fmt.Errorf("%w: no memory", ErrNotMeterable)
 	}
 	sh := shifter{refill: mi.importedFuncs}
-	rw := rewriter{fuel: mi.importedGlobals + mi.definedGlobals, refill: sh.refill, costs: costs, mi: mi, sh: sh}
+	rw := rewriter{fuel: mi.importedGlobals + mi.definedGlobals, stop: mi.importedGlobals + mi.definedGlobals + 1, refill: sh.refill, costs: costs, mi: mi, sh: sh}
 	var start int64 = -1
 	steps := []func([]section) ([]section, error){
 		func(s []section) ([]section, error) { return appendEntry(s, 1, refillType), nil },
@@ -155,7 +204,8 @@ func instrument(bin []byte, costs FuelCosts) ([]byte, error) {
 		},
 		func(s []section) ([]section, error) { return sh.rewriteEach(s, 6, sh.global) },
 		func(s []section) ([]section, error) {
-			return appendEntry(s, 6, []byte{0x7E, 0x01, 0x42, 0x00, 0x0B}), nil // fuel: mutable i64
+			s = appendEntry(s, 6, []byte{0x7E, 0x01, 0x42, 0x00, 0x0B})         // fuel: mutable i64
+			return appendEntry(s, 6, []byte{0x7E, 0x01, 0x42, 0x00, 0x0B}), nil // stop: mutable i64, 0
 		},
 		func(s []section) (out []section, err error) { out, start, err = withoutStart(s); return },
 		func(s []section) ([]section, error) { return sh.rewriteEach(s, 7, sh.export) },
@@ -329,7 +379,8 @@ func withoutStart(secs []section) ([]section, int64, error) {
 }
 
 // withExports exports the fuel global so the host can set and read it,
-// and the former start function.
+// the stop global so the watchdog can raise it, and the former start
+// function.
 func withExports(secs []section, fuel uint32, start int64, sh shifter) ([]section, error) {
 	for _, s := range secs {
 		if s.id == 7 && bytes.Contains(s.payload, []byte("__purser_")) {
@@ -343,6 +394,7 @@ func withExports(secs []section, fuel uint32, start int64, sh shifter) ([]sectio
 		return appendU32(b, idx)
 	}
 	secs = appendEntry(secs, 7, exp(fuelGlobalExport, 0x03, fuel))
+	secs = appendEntry(secs, 7, exp(stopGlobalExport, 0x03, fuel+1))
 	if start >= 0 {
 		secs = appendEntry(secs, 7, exp(startExport, 0x00, sh.fn(uint32(start))))
 	}

@@ -6,6 +6,7 @@ import "fmt"
 // reused across bodies.
 type rewriter struct {
 	fuel   uint32 // the fuel global
+	stop   uint32 // the stop global: 0, or above any fuel once the watchdog stopped the call
 	refill uint32 // the refill import
 	costs  FuelCosts
 	mi     moduleInfo
@@ -19,7 +20,19 @@ type point struct {
 	end  int // pointFunc: where the immediate ends
 	cost int64
 	kind pointKind
+	bulk bulkUnit // pointBulk: what the size operand counts
 }
+
+// bulkUnit is what a bulk operation's size operand (an i32 on top of the
+// stack for all eight) counts, which sets its price.
+type bulkUnit uint8
+
+const (
+	bulkBytes     bulkUnit = iota // memory.fill, memory.copy, memory.init
+	bulkElems                     // table.fill, table.copy, table.init
+	bulkGrowElems                 // table.grow
+	bulkPages                     // memory.grow
+)
 
 type pointKind uint8
 
@@ -30,7 +43,8 @@ const (
 	// pointCheck starts a run at a function entry or loop header, where
 	// every unbounded execution passes: charge, then test the fuel.
 	pointCheck
-	// pointBulk precedes memory.fill/copy: charge the length, and test.
+	// pointBulk precedes a bulk operation: charge its size, and test, so
+	// that an operation larger than the fuel left never starts.
 	pointBulk
 	// pointFunc is a function index immediate (call, return_call,
 	// ref.func) ending at end, rewritten for the new numbering.
@@ -90,9 +104,9 @@ func (rw *rewriter) body(out, body []byte, params uint32) ([]byte, error) {
 		if locals >= 50000 { // wazero's own limit on locals is 50 000
 			return nil, fmt.Errorf("%w: too many locals to add a scratch one", ErrNotMeterable)
 		}
-		out = appendU32(out, groups+1) // a scratch i32 for bulk lengths
+		out = appendU32(out, groups+1)
 		out = append(out, body[len(appendU32(nil, groups)):codeStart]...)
-		out = append(out, 0x01, 0x7F)
+		out = append(out, 0x01, 0x7F) // a scratch i32 for bulk sizes
 	} else {
 		out = append(out, body[:codeStart]...)
 	}
@@ -109,7 +123,7 @@ func (rw *rewriter) body(out, body []byte, params uint32) ([]byte, error) {
 		case pointCheck:
 			out = rw.test(rw.charge(out, p.cost))
 		case pointBulk:
-			out = rw.test(rw.bulkCharge(out, tmp))
+			out = rw.test(rw.bulkCharge(out, tmp, p.bulk))
 		case pointFunc:
 			idx, _, _ := readU32(body[p.off:p.end]) // decoded once already
 			out = appendU32(out, rw.sh.fn(idx))
@@ -123,7 +137,7 @@ func (rw *rewriter) body(out, body []byte, params uint32) ([]byte, error) {
 // straight-line runs (a run ends at every branch and branch target) and
 // summing each run's cost. Code after br, br_table, return or unreachable
 // is dead until the enclosing block's else or end: it costs nothing. It
-// reports whether the body has bulk memory operations.
+// reports whether the body has bulk operations.
 func (rw *rewriter) analyse(r *reader) (bulk bool, err error) {
 	rw.points = append(rw.points[:0], point{off: r.off, kind: pointCheck})
 	cur, depth, deadDepth, dead, entryCalls := 0, 1, 0, false, false
@@ -188,8 +202,14 @@ func (rw *rewriter) analyse(r *reader) (bulk bool, err error) {
 		case op == 0x00, op == 0x0C, op == 0x0E, op == 0x0F, op == 0x12, op == 0x13: // unreachable, br, br_table, return, return_call*
 			dead = true
 			continue
-		case op == 0xFC && (sub == 10 || sub == 11): // memory.copy, memory.fill
-			rw.points = append(rw.points, point{off: start, kind: pointBulk})
+		case rw.costs.baseline && !(op == 0xFC && (sub == 10 || sub == 11)):
+			continue // before issue 12 only memory.copy/fill charged their size
+		case op == 0x40 || op == 0xFC && sub < uint32(len(bulkOps)) && bulkOps[sub] != 0:
+			u := bulkPages
+			if op == 0xFC {
+				u = bulkOps[sub] - 1
+			}
+			rw.points = append(rw.points, point{off: start, kind: pointBulk, bulk: u})
 			bulk = true
 			continue
 		default:
@@ -207,14 +227,20 @@ func (rw *rewriter) analyse(r *reader) (bulk bool, err error) {
 	return bulk, nil
 }
 
+// bulkOps maps the 0xFC sub-opcodes of bulk operations to their unit,
+// plus one (0: not a bulk operation).
+var bulkOps = [32]bulkUnit{
+	8: bulkBytes + 1, 10: bulkBytes + 1, 11: bulkBytes + 1, // memory.init, memory.copy, memory.fill
+	12: bulkElems + 1, 14: bulkElems + 1, 17: bulkElems + 1, // table.init, table.copy, table.fill
+	15: bulkGrowElems + 1, // table.grow
+}
+
 // weight is an instruction's fuel. Structure (block, loop, else, end) is
 // free: it is not executed as such.
 func (rw *rewriter) weight(op byte) int64 {
 	switch op {
 	case 0x02, 0x03, 0x05, 0x0B:
 		return 0
-	case 0x40:
-		return rw.costs.MemoryGrow + rw.costs.Instruction
 	}
 	return rw.costs.Instruction
 }
@@ -228,22 +254,44 @@ func (rw *rewriter) charge(out []byte, c int64) []byte {
 	return rw.setG(out, rw.fuel)
 }
 
-// bulkCharge appends, before memory.fill/copy (length on the stack):
-// fuel -= length / BulkBytesPerUnit.
-func (rw *rewriter) bulkCharge(out []byte, tmp uint32) []byte {
-	out = appendU32(append(out, 0x22), tmp) // local.tee: the length stays
+// bulkCharge appends, before a bulk operation (its size, an i32, on top
+// of the stack): fuel -= size / BulkBytesPerUnit for bytes, else size
+// times the cost per table element or page.
+// The size is below 2^32 and the multipliers at most 2^20: no overflow.
+func (rw *rewriter) bulkCharge(out []byte, tmp uint32, u bulkUnit) []byte {
+	out = appendU32(append(out, 0x22), tmp) // local.tee: the size stays
 	out = rw.getG(out, rw.fuel)
 	out = appendU32(append(out, 0x20), tmp)
-	out = append(out, 0xAD, 0x42) // i64.extend_i32_u; i64.const
-	out = appendS64(out, int64(bitsLen(rw.costs.BulkBytesPerUnit)))
-	out = append(out, 0x88, 0x7D) // i64.shr_u; i64.sub
+	out = append(out, 0xAD) // i64.extend_i32_u
+	mul := rw.costs.TableBulkPerElement
+	switch u {
+	case bulkBytes:
+		mul = 1
+		if sh := bitsLen(rw.costs.BulkBytesPerUnit); sh > 0 {
+			out = append(appendS64(append(out, 0x42), int64(sh)), 0x88) // i64.const; i64.shr_u
+		}
+	case bulkGrowElems:
+		mul = rw.costs.TableGrowPerElement
+	case bulkPages:
+		mul = rw.costs.MemoryGrowPerPage
+	}
+	if mul != 1 {
+		out = append(appendS64(append(out, 0x42), mul), 0x7E) // i64.const; i64.mul
+	}
+	out = append(out, 0x7D) // i64.sub
 	return rw.setG(out, rw.fuel)
 }
 
-// test appends: if fuel < 0 { fuel = refill(fuel) }.
+// test appends: if fuel < stop { fuel = refill(fuel) }. stop is 0 until
+// the watchdog raises it: as cheap as comparing with a constant.
 func (rw *rewriter) test(out []byte) []byte {
 	out = rw.getG(out, rw.fuel)
-	out = append(out, 0x42, 0x00, 0x53, 0x04, 0x40) // i64.const 0; i64.lt_s; if
+	if rw.costs.baseline {
+		out = append(out, 0x42, 0x00) // i64.const 0
+	} else {
+		out = rw.getG(out, rw.stop)
+	}
+	out = append(out, 0x53, 0x04, 0x40) // i64.lt_s; if
 	out = rw.getG(out, rw.fuel)
 	out = appendU32(append(out, 0x10), rw.refill) // call refill
 	out = rw.setG(out, rw.fuel)

@@ -44,6 +44,11 @@ const (
 	rwAddrMask     = 0x7FF0
 	rwMaxOffset    = 0x7FFF // mask+offset+8 stays within the first page
 	rwLenMask      = 0xFF   // memory.fill/copy lengths
+	rwInitMask     = 0x1F   // memory.init offsets and lengths: within rwPassiveLen
+	rwPassiveLen   = 64     // bytes in the passive data segment
+	rwBulkTableMin = 8      // the bulk table's size before any table.grow
+	rwBulkTableMax = 64     // and its maximum: later grows return -1
+	rwElemLen      = 8      // entries in the passive element segment
 )
 
 // Features the test measures; several are forced once per module on a coin
@@ -65,7 +70,12 @@ const (
 	featBlockParam   = "block with param"
 	featDiv          = "div/rem by constant"
 	featGlobalSet    = "global.set"
-	featMemGrow      = "memory.grow 0"
+	featMemGrow      = "memory.grow"
+	featMemInit      = "memory.init"
+	featTableGrow    = "table.grow"
+	featTableFill    = "table.fill"
+	featTableCopy    = "table.copy"
+	featTableInit    = "table.init"
 	featNested3      = "loops nested 3 deep"
 	featLoopValue    = "loop with result"
 	featCall         = "call"
@@ -80,7 +90,8 @@ const (
 	featFloatCmp     = "float comparison"
 )
 
-var rwForced = []string{featLoop, featBrTable, featCallIndirect, featFill, featCopy, featSignExt, featTruncSat}
+var rwForced = []string{featLoop, featBrTable, featCallIndirect, featFill, featCopy, featSignExt, featTruncSat,
+	featMemInit, featTableGrow, featTableFill, featTableCopy, featTableInit}
 
 // rwFunc is one defined function.
 type rwFunc struct {
@@ -114,17 +125,19 @@ type rwModule struct {
 }
 
 type rwGen struct {
-	t       *rapid.T
-	types   []string // "params:results" of each type, in type-section order
-	funcs   []*rwFunc
-	globals []rwGlobal
-	table   []int // function index in each table slot; nil: no table
-	data    []byte
-	dataAt  int
-	start   int // index of the start function, -1 if none
-	pending map[string]bool
-	seen    map[string]bool
-	broken  bool // run drops its result, so that the module is invalid
+	t        *rapid.T
+	types    []string // "params:results" of each type, in type-section order
+	funcs    []*rwFunc
+	globals  []rwGlobal
+	table    []int           // function index in each table slot; nil: no table
+	passive  []byte          // the passive data segment, rwPassiveLen bytes
+	elemNull [rwElemLen]bool // the passive element segment: null or ref.func 0
+	data     []byte
+	dataAt   int
+	start    int // index of the start function, -1 if none
+	pending  map[string]bool
+	seen     map[string]bool
+	broken   bool // run drops its result, so that the module is invalid
 
 	// State of the body being generated.
 	cur    int
@@ -159,12 +172,16 @@ func genWith(t *rapid.T, broken bool) rwModule {
 	g.drawGlobals()
 	g.drawFuncs()
 	g.drawTable()
-	for i := range g.funcs {
-		g.body(i)
+	g.passive = rapid.SliceOfN(rapid.Byte(), rwPassiveLen, rwPassiveLen).Draw(t, "passive data")
+	for i := range g.elemNull {
+		g.elemNull[i] = g.coin("null element")
 	}
-	if g.intn(3, "data") > 0 {
+	if g.intn(3, "data") > 0 { // before the bodies: memory.init names the passive segment after it
 		g.dataAt = g.intn(0x100, "data at")
 		g.data = rapid.SliceOfN(rapid.Byte(), 0, 32).Draw(t, "data bytes")
+	}
+	for i := range g.funcs {
+		g.body(i)
 	}
 	return rwModule{bin: g.assemble(), seen: g.seen}
 }
@@ -304,6 +321,25 @@ func (g *rwGen) drawTable() {
 	}
 }
 
+// bulkTable is the index of the table the bulk table operations use
+// (funcref, 8 entries, max 64): after call_indirect's table, if any. Its
+// size and which of its first entries are null end up in run's result.
+func (g *rwGen) bulkTable() uint64 {
+	if g.table != nil {
+		return 1
+	}
+	return 0
+}
+
+// passiveData is the index of the passive data segment memory.init reads:
+// after the active one, if any.
+func (g *rwGen) passiveData() uint64 {
+	if g.data != nil {
+		return 1
+	}
+	return 0
+}
+
 // typeIdx interns a function type.
 func (g *rwGen) typeIdx(params, results []byte) uint32 {
 	key := string(params) + ":" + string(results)
@@ -401,6 +437,17 @@ func (g *rwGen) forced(f string) bool {
 	case featTruncSat:
 		g.truncSat(g.intType("type"))
 		g.op(0x1A)
+	case featMemInit:
+		g.memInit()
+	case featTableGrow:
+		g.tableGrow()
+		g.op(0x1A)
+	case featTableFill:
+		g.tableFill()
+	case featTableCopy:
+		g.tableCopy()
+	case featTableInit:
+		g.tableInit()
 	}
 	return true
 }
@@ -429,6 +476,18 @@ func (g *rwGen) fold() {
 	g.op(0x41)
 	g.s64(int64(g.intn(rwAddrMask/8, "word") * 8))
 	g.op(0x29, 0x03, 0x00, 0x85) // i64.load; i64.xor
+	g.op(0xFC, 16)               // table.size of the bulk table
+	g.u32(g.bulkTable())
+	g.op(0xAD, 0x85) // i64.extend_i32_u; i64.xor
+	for i := range rwBulkTableMin {
+		g.op(0x41) // bit i: entry i is null
+		g.s64(int64(i))
+		g.op(0x25) // table.get
+		g.u32(g.bulkTable())
+		g.op(0xD1, 0xAD, 0x42) // ref.is_null; i64.extend_i32_u; i64.const
+		g.s64(int64(i + 32))
+		g.op(0x86, 0x85) // i64.shl; i64.xor
+	}
 }
 
 // writeSomething is the start function's effect: a global or memory write.
@@ -478,7 +537,7 @@ func (g *rwGen) stmt() {
 	}
 	g.depth++
 	defer func() { g.depth-- }()
-	switch g.pick("stmt", 2, 3, 4, 3, 3, 2, 2, 2, 3, 3, 2, 2, 2, 1, 3, 2) {
+	switch g.pick("stmt", 2, 3, 4, 3, 3, 2, 2, 2, 3, 3, 2, 2, 2, 1, 3, 2, 1, 1, 1, 1, 1) {
 	case 0:
 		g.op(0x01)
 	case 1:
@@ -518,6 +577,17 @@ func (g *rwGen) stmt() {
 		if !g.callIndirect(0, false) {
 			g.op(0x01)
 		}
+	case 16:
+		g.memInit()
+	case 17:
+		g.tableGrow()
+		g.op(0x1A)
+	case 18:
+		g.tableFill()
+	case 19:
+		g.tableCopy()
+	case 20:
+		g.tableInit()
 	}
 }
 
@@ -604,6 +674,86 @@ func (g *rwGen) copyMem() {
 	g.length()
 	g.op(0xFC, 10, 0x00, 0x00)
 	g.mark(featCopy)
+}
+
+// masked pushes expr & mask: an i32 in [0, mask].
+func (g *rwGen) masked(mask int64) {
+	g.expr(rwI32)
+	g.op(0x41)
+	g.s64(mask)
+	g.op(0x71)
+}
+
+// memInit copies up to 31 bytes of the passive data segment from an
+// offset below 32 (never past its 64 bytes) to a masked address.
+func (g *rwGen) memInit() {
+	g.address()
+	g.masked(rwInitMask)
+	g.masked(rwInitMask)
+	g.op(0xFC, 8)
+	g.u32(g.passiveData())
+	g.op(0x00)
+	g.mark(featMemInit)
+}
+
+// tableRef pushes a funcref for the bulk table: null or function 0 (the
+// passive element segment declares it).
+func (g *rwGen) tableRef() {
+	if g.coin("null ref") {
+		g.op(0xD0, 0x70)
+		return
+	}
+	g.op(0xD2, 0x00)
+}
+
+// tableGrow pushes table.grow's result: the old size, or -1 once the
+// table would pass its maximum.
+func (g *rwGen) tableGrow() {
+	g.tableRef()
+	g.masked(0xF)
+	g.op(0xFC, 15)
+	g.u32(g.bulkTable())
+	g.mark(featTableGrow)
+}
+
+// tableFill, tableCopy and tableInit stay within the first 8 entries
+// (the table never shrinks) or fill the whole table.
+func (g *rwGen) tableFill() {
+	all := g.coin("fill all")
+	if all {
+		g.op(0x41, 0x00)
+	} else {
+		g.masked(3)
+	}
+	g.tableRef()
+	if all {
+		g.op(0xFC, 16) // table.size
+		g.u32(g.bulkTable())
+	} else {
+		g.masked(3)
+	}
+	g.op(0xFC, 17)
+	g.u32(g.bulkTable())
+	g.mark(featTableFill)
+}
+
+func (g *rwGen) tableCopy() {
+	g.masked(3)
+	g.masked(3)
+	g.masked(3)
+	g.op(0xFC, 14)
+	g.u32(g.bulkTable())
+	g.u32(g.bulkTable())
+	g.mark(featTableCopy)
+}
+
+func (g *rwGen) tableInit() {
+	g.masked(3)
+	g.masked(3)
+	g.masked(3)
+	g.op(0xFC, 12, 0x00) // the passive element segment is always index 0
+	g.u32(g.bulkTable())
+	g.mark(featTableInit)
 }
 
 func (g *rwGen) length() {
@@ -1192,10 +1342,12 @@ func (g *rwGen) brIfExpr(t byte) {
 	g.mark(featBrIf)
 }
 
-// memSize is memory.size or memory.grow 0 (both 1: memory never grows).
+// memSize is memory.size or memory.grow by 0 or 1 page (the maximum is
+// 2 pages: later grows return -1).
 func (g *rwGen) memSize(t byte) {
 	if g.coin("grow") {
-		g.op(0x41, 0x00, 0x40, 0x00)
+		g.masked(1)
+		g.op(0x40, 0x00)
 		g.mark(featMemGrow)
 	} else {
 		g.op(0x3F, 0x00)
@@ -1276,10 +1428,13 @@ func (g *rwGen) assemble() []byte {
 	out := []byte{0, 'a', 's', 'm', 1, 0, 0, 0}
 	out = rwSection(out, 1, g.typeSection())
 	out = rwSection(out, 3, g.funcSection())
+	tables := []byte{1}
 	if g.table != nil {
 		n := uint64(len(g.table))
-		out = rwSection(out, 4, rwU32(rwU32([]byte{1, 0x70, 0x01}, n), n)) // funcref, min=max
+		tables = rwU32(rwU32([]byte{2, 0x70, 0x01}, n), n) // funcref, min=max
 	}
+	tables = append(tables, 0x70, 0x01, rwBulkTableMin, rwBulkTableMax) // the bulk table
+	out = rwSection(out, 4, tables)
 	out = rwSection(out, 5, []byte{1, 0x01, 1, 2}) // one memory, min 1 max 2
 	if len(g.globals) > 0 {
 		out = rwSection(out, 6, g.globalSection())
@@ -1288,18 +1443,16 @@ func (g *rwGen) assemble() []byte {
 	if g.start >= 0 {
 		out = rwSection(out, 8, rwU32(nil, uint64(g.start)))
 	}
-	if g.table != nil {
-		out = rwSection(out, 9, g.elemSection())
-	}
-	if g.data != nil {
-		out = rwSection(out, 12, []byte{1}) // data count
-	}
+	out = rwSection(out, 9, g.elemSection())
+	out = rwSection(out, 12, []byte{byte(g.passiveData() + 1)}) // data count
 	out = rwSection(out, 10, g.codeSection())
+	d := rwU32(nil, g.passiveData()+1)
 	if g.data != nil {
-		d := append(rwS64([]byte{1, 0x00, 0x41}, int64(g.dataAt)), 0x0B)
-		out = rwSection(out, 11, append(rwU32(d, uint64(len(g.data))), g.data...))
+		d = append(rwS64(append(d, 0x00, 0x41), int64(g.dataAt)), 0x0B)
+		d = append(rwU32(d, uint64(len(g.data))), g.data...)
 	}
-	return out
+	d = append(rwU32(append(d, 0x01), rwPassiveLen), g.passive...) // passive
+	return rwSection(out, 11, d)
 }
 
 func (g *rwGen) typeSection() []byte {
@@ -1352,8 +1505,25 @@ func (g *rwGen) exportSection() []byte {
 	return rwU32(append(p, 0x00), uint64(len(g.funcs)-1))
 }
 
+// elemSection: the passive segment for table.init (index 0: null or
+// ref.func 0, which it thereby declares), then call_indirect's table's
+// active one.
 func (g *rwGen) elemSection() []byte {
-	p := []byte{1, 0x00, 0x41, 0x00, 0x0B} // active, table 0, offset 0
+	p := []byte{1, 0x05, 0x70, rwElemLen} // passive, funcref expressions
+	if g.table != nil {
+		p[0] = 2
+	}
+	for _, null := range g.elemNull {
+		if null {
+			p = append(p, 0xD0, 0x70, 0x0B)
+		} else {
+			p = append(p, 0xD2, 0x00, 0x0B)
+		}
+	}
+	if g.table == nil {
+		return p
+	}
+	p = append(p, 0x00, 0x41, 0x00, 0x0B) // active, table 0, offset 0
 	p = rwU32(p, uint64(len(g.table)))
 	for _, j := range g.table {
 		p = rwU32(p, uint64(j))

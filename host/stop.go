@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tetratelabs/wazero/api"
 )
 
 // stopKind selects how a runaway guest is stopped (see BENCHMARKS.md,
@@ -13,8 +15,12 @@ import (
 // The default meters every module with fuel (instrument.go): the guest
 // visits the host (purser_fuel.refill) every slice of fuel, where its
 // goroutine yields and the call fails once its budget is spent or the
-// watchdog stopped it. The other kinds exist only to measure the default
-// against: wazero's own mechanism (a runtime built
+// watchdog stopped it. To stop a call, the watchdog raises the module's
+// stop global, which makes the guest's next fuel test (the next loop
+// iteration, function entry or bulk operation) visit the host: a call
+// past its deadline ends within two watchdog ticks plus the operation in
+// progress, however much fuel its slice has left. The other kinds exist
+// only to measure the default against: wazero's own mechanism (a runtime built
 // WithCloseOnContextDone(true), which leaves native code at every loop
 // iteration and starts a goroutine per call to watch the call's context)
 // with the watchdog or with a timer per call, and no mechanism at all.
@@ -93,18 +99,27 @@ func (noStop) forget(*instance)                                                 
 type watchdog struct {
 	tick time.Duration
 	fuel bool
-	// now is a coarse clock (unix nanos) the watchdog advances every tick,
-	// so arming a call costs no clock read.
+	// now is a coarse clock the watchdog advances every tick, so arming a
+	// call costs no clock read: nanoseconds since base on the monotonic
+	// clock, so that a step of the wall clock moves no deadline.
 	now    atomic.Int64
+	base   time.Time
 	mu     sync.Mutex
 	active map[*callCtx]struct{}
 	stop   chan struct{}
 	done   chan struct{}
 }
 
+// watchdogTickMax bounds the tick: a call stops at most about two ticks
+// after its deadline (the coarse clock's lag, then the scan), so 2 ms
+// keeps that well within issue 12's target of deadline + 10 ms (ABI.md,
+// section 7a), at the price of 500 wake-ups a second (a few µs each).
+const watchdogTickMax = 2 * time.Millisecond
+
 func newWatchdog(tick time.Duration, fuel bool) *watchdog {
+	tick = min(tick, watchdogTickMax)
 	w := &watchdog{tick: tick, fuel: fuel, active: map[*callCtx]struct{}{}, stop: make(chan struct{}), done: make(chan struct{})}
-	w.now.Store(time.Now().UnixNano())
+	w.base = time.Now()
 	go w.run()
 	return w
 }
@@ -130,7 +145,13 @@ func (w *watchdog) begin(ctx context.Context, in *instance, d time.Duration) con
 	c := in.cctx
 	if c == nil || c.stopped.Load() != 0 {
 		// First call, or the watchdog fired just as the last call finished.
-		c = &callCtx{done: make(chan struct{}), metered: in.fuelG != nil}
+		if c != nil && c.stopG != nil {
+			c.stopG.Set(0) // fire set it before c.stopped, which we read
+		}
+		c = &callCtx{done: make(chan struct{}), metered: in.fuelG != nil, base: w.base}
+		if c.metered {
+			c.stopG, _ = in.mod.ExportedGlobal(stopGlobalExport).(api.MutableGlobal)
+		}
 		w.mu.Lock()
 		if in.cctx != nil {
 			delete(w.active, in.cctx)
@@ -181,7 +202,7 @@ func (w *watchdog) run() {
 		case <-w.stop:
 			return
 		case <-t.C:
-			now := time.Now().UnixNano()
+			now := int64(time.Since(w.base))
 			w.now.Store(now)
 			w.scan(now)
 		}
@@ -217,16 +238,29 @@ const (
 // wazero's per-call goroutine waits on Done and closes the module, reading
 // Err to pick the exit code.
 type callCtx struct {
-	metered  bool         // instrumented: refill checks stopped
-	deadline atomic.Int64 // unix nanos; 0 = no call running
+	metered  bool              // instrumented: refill checks stopped
+	stopG    api.MutableGlobal // instrumented: the guest's stop global
+	deadline atomic.Int64      // nanos since base; 0 = no call running
+	base     time.Time         // the watchdog's monotonic epoch
 	mu       sync.Mutex
 	parent   context.Context // a cancellable caller's context, else nil
 	stopped  atomic.Int32
 	done     chan struct{}
 }
 
-// fire records why, then stops the guest: Err must be set first.
+// stopRaised is the stop global's value once the watchdog fired: above
+// any fuel a slice can hold, so the guest's next test calls refill.
+const stopRaised = 1 << 62
+
+// fire stops the guest, then records why (Err must be set before Done
+// closes). The stop global is raised first so that whoever reads stopped
+// also sees that write (begin resets it); the guest may meanwhile call
+// refill once or twice before stopped is set, which only yields.
+// Only scan calls fire, once per callCtx, so the global has one writer.
 func (c *callCtx) fire(why int32) {
+	if c.stopG != nil {
+		c.stopG.Set(stopRaised)
+	}
 	if c.stopped.CompareAndSwap(0, why) {
 		close(c.done)
 	}
@@ -237,7 +271,7 @@ func (c *callCtx) Deadline() (time.Time, bool) {
 	if d == 0 {
 		return time.Time{}, false
 	}
-	return time.Unix(0, d), true
+	return c.base.Add(time.Duration(d)), true
 }
 
 func (c *callCtx) Done() <-chan struct{} { return c.done }
