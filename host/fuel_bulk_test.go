@@ -29,7 +29,7 @@ func bulkOnceFuel(c FuelCosts) int64 {
 // whatever their size, and memory.grow a flat 1,001).
 func TestFuelBulkOperationsChargeTheirSize(t *testing.T) {
 	for _, costs := range []FuelCosts{{}, {Instruction: 2, MemoryGrowPerPage: 10, BulkBytesPerUnit: 1, TableBulkPerElement: 3, TableGrowPerElement: 5}} {
-		h, _ := newTestHost(t, Config{FuelCosts: costs})
+		h, _ := newTestHost(t, Config{FuelCosts: costs, noSmokeCalls: true}) // the one-short budget fails every call
 		want := bulkOnceFuel(costs.or(DefaultFuelCosts()))
 		p := load(t, h, "fuel-bulkonce", Spec{})
 		if _, info, err := p.Estimate(context.Background(), estReq("x")); err != nil || info.Fuel != want {
@@ -63,7 +63,9 @@ func TestBulkBombsRunOutOfFuel(t *testing.T) {
 	}{{"fuel-tablegrow", time.Second}, {"fuel-tablefill", time.Second}, {"fuel-tablecopy", time.Second},
 		{"fuel-meminit", time.Second}, {"fuel-membulk", 10 * time.Second}} {
 		t.Run(c.name, func(t *testing.T) {
-			h, _ := newTestHost(t, Config{Limits: Limits{CallTimeout: c.timeout, InstancesMax: 1}})
+			// The load's smoke call would refuse these guests (they fail every
+			// call); the test is about what stops the call.
+			h, _ := newTestHost(t, Config{Limits: Limits{CallTimeout: c.timeout, InstancesMax: 1}, noSmokeCalls: true})
 			p := load(t, h, c.name, Spec{})
 			_, info, err := p.Estimate(context.Background(), estReq("x"))
 			if !errors.Is(err, ErrFuelExhausted) {
@@ -90,6 +92,8 @@ func TestDeadlineStopsSlowInstructions(t *testing.T) {
 	h, _ := newTestHost(t, Config{
 		FuelCosts: FuelCosts{BulkBytesPerUnit: 1 << 20, Slice: 1 << 40},
 		Limits:    Limits{CallTimeout: timeout, FuelPerCallMax: 1 << 40},
+		// The load's smoke call would time out too and refuse the guest.
+		noSmokeCalls: true,
 	})
 	p := load(t, h, "fuel-slowfill", Spec{})
 	for range 3 {
@@ -108,7 +112,7 @@ func TestDeadlineStopsSlowInstructions(t *testing.T) {
 // stop global makes its next loop test stop it at the deadline; before,
 // it ran all 300 iterations (2-3 s) and succeeded.
 func TestDeadlineStopsSlowHostCalls(t *testing.T) {
-	h, _ := newTestHost(t, Config{Limits: Limits{CallTimeout: 100 * time.Millisecond}})
+	h, _ := newTestHost(t, Config{Limits: Limits{CallTimeout: 100 * time.Millisecond}, noSmokeCalls: true})
 	p := load(t, h, "fuel-randomget", Spec{})
 	start := time.Now()
 	_, info, err := p.Estimate(context.Background(), estReq("x"))
