@@ -46,6 +46,9 @@ type Limits struct {
 	// _initialize, manifest and purser_init; a Go guest starts its
 	// runtime there).
 	FuelInitMax int64
+	// Containment bounds pool waits, quarantine and guest text
+	// (containment.go).
+	Containment
 }
 
 // fuelLimitMax keeps bank+fuel far from int64 overflow.
@@ -91,6 +94,7 @@ func DefaultLimits() Limits {
 		FuelPerCallMax:          defaultFuelPerCall,
 		FuelPerInputByte:        defaultFuelPerInputByte,
 		FuelInitMax:             defaultFuelInit,
+		Containment:             defaultContainment(),
 	}
 }
 
@@ -132,6 +136,7 @@ func (l Limits) Or(base Limits) Limits {
 	if l.FuelInitMax == 0 {
 		l.FuelInitMax = base.FuelInitMax
 	}
+	l.Containment = l.Containment.or(base.Containment)
 	return l
 }
 
@@ -150,6 +155,9 @@ type Config struct {
 	// FuelCosts is the instrumenter's cost table; zero fields take
 	// DefaultFuelCosts. It is part of the instrumented-module cache key.
 	FuelCosts FuelCosts
+	// Tenants maps an account to its root account, the tenant key of
+	// IsolationTenant plugins. Nil: each account is its own tenant.
+	Tenants TenantResolver
 
 	// stop selects the stop mechanism; tests and benchmarks use stopNone
 	// to measure what the default costs.

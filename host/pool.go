@@ -2,13 +2,17 @@ package host
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // pool holds a version's instances: at most max exist; callers beyond max
-// wait, bounded by their context. Idle instances sit in an array of atomic
+// wait, bounded by their context and the pool's wait bound. Each instance
+// carries the tenant it serves (nil while fresh, always for shared
+// plugins), and a caller takes only an instance serving its tenant. Idle instances sit in an array of atomic
 // slots, so the common get and put are one compare-and-swap each and
 // concurrent callers rarely touch the same cache line; the mutex only
 // guards creation, waiting and closing.
@@ -27,18 +31,44 @@ func newPool(max int) *pool {
 	return &pool{slots: make([]atomic.Pointer[instance], max), max: max}
 }
 
-// takeIdle removes some idle instance, starting at a random slot so that
-// concurrent callers spread over the array.
-func (p *pool) takeIdle() *instance {
+// takeIdle removes an idle instance for tenant, starting at a random
+// slot so that concurrent callers spread over the array: one that already
+// serves tenant, else a fresh one, else (only with other) one serving
+// another tenant, which the caller must replace rather than use. ok
+// reports whether in may serve tenant as it is.
+func (p *pool) takeIdle(tenant string, other bool) (in *instance, ok bool) {
 	n := len(p.slots)
 	start := rand.IntN(n)
+	fresh, taken := -1, -1
 	for i := 0; i < n; i++ {
-		s := &p.slots[(start+i)%n]
-		if in := s.Load(); in != nil && s.CompareAndSwap(in, nil) {
-			return in
+		j := (start + i) % n
+		s := &p.slots[j]
+		c := s.Load()
+		if c == nil {
+			continue
+		}
+		switch t := c.tenant.Load(); {
+		case t == nil && tenant == "", t != nil && *t == tenant:
+			if s.CompareAndSwap(c, nil) {
+				return c, true
+			}
+		case t == nil:
+			fresh = max(fresh, j)
+		default:
+			taken = max(taken, j)
 		}
 	}
-	return nil
+	if fresh >= 0 {
+		if c := p.slots[fresh].Load(); c != nil && c.tenant.Load() == nil && p.slots[fresh].CompareAndSwap(c, nil) {
+			return c, true
+		}
+	}
+	if other && taken >= 0 {
+		if c := p.slots[taken].Swap(nil); c != nil {
+			return c, c.serves(tenant)
+		}
+	}
+	return nil, false
 }
 
 // putIdle stores in in a free slot, preferring the one it came from.
@@ -56,53 +86,68 @@ func (p *pool) putIdle(in *instance) bool {
 	return false
 }
 
-// get returns an idle instance, or (nil, true) when the caller may create
-// one in a slot reserved for it, waiting for either as needed.
-func (p *pool) get(ctx context.Context) (in *instance, create bool, err error) {
-	if in = p.takeIdle(); in != nil {
-		return in, false, nil
+// get returns an idle instance for tenant (see takeIdle; usable reports
+// whether it may serve tenant as it is), or create when the caller may
+// create one in a slot reserved for it, waiting for either at most
+// waitMax (then errPoolWait) and as long as ctx allows.
+func (p *pool) get(ctx context.Context, tenant string, waitMax time.Duration) (in *instance, usable, create bool, err error) {
+	if in, ok := p.takeIdle(tenant, false); in != nil {
+		return in, ok, false, nil
 	}
 	p.mu.Lock()
-	if in = p.takeIdle(); in != nil {
+	if in, ok := p.takeIdle(tenant, false); in != nil {
 		p.mu.Unlock()
-		return in, false, nil
+		return in, ok, false, nil
 	}
 	if p.live < p.max {
 		p.live++
 		p.mu.Unlock()
-		return nil, true, nil
+		return nil, false, true, nil
+	}
+	// Full: rather than wait, replace an idle instance of another tenant.
+	if in, ok := p.takeIdle(tenant, true); in != nil {
+		p.mu.Unlock()
+		return in, ok, false, nil
 	}
 	w := make(chan *instance, 1)
 	p.waiters = append(p.waiters, w)
 	p.nwait.Add(1)
 	// A put may have slipped in before nwait rose: look once more.
-	if in = p.takeIdle(); in != nil {
+	if in, ok := p.takeIdle(tenant, true); in != nil {
 		p.dropWaiterLocked(w)
 		p.mu.Unlock()
-		return in, false, nil
+		return in, ok, false, nil
 	}
 	p.mu.Unlock()
+	timer := time.NewTimer(waitMax)
+	defer timer.Stop()
 	select {
 	case in = <-w:
-		return in, in == nil, nil
+		return in, in != nil && in.serves(tenant), in == nil, nil
 	case <-ctx.Done():
-		p.mu.Lock()
-		found := p.dropWaiterLocked(w)
-		p.mu.Unlock()
-		if !found {
-			// A put handed us its instance (or slot) just as we gave up:
-			// pass it on rather than leak it.
-			if in = <-w; in != nil {
-				if !p.put(in) {
-					in.close()
-				}
-			} else {
-				p.release()
-			}
-		}
-		return nil, false, ctx.Err()
+		err = ctx.Err()
+	case <-timer.C:
+		err = errPoolWait
 	}
+	p.mu.Lock()
+	found := p.dropWaiterLocked(w)
+	p.mu.Unlock()
+	if !found {
+		// A put handed us its instance (or slot) just as we gave up:
+		// pass it on rather than leak it.
+		if in = <-w; in != nil {
+			if !p.put(in) {
+				in.close()
+			}
+		} else {
+			p.release()
+		}
+	}
+	return nil, false, false, err
 }
+
+// errPoolWait: no instance became free within the pool's wait bound.
+var errPoolWait = errors.New("pool wait bound reached")
 
 func (p *pool) dropWaiterLocked(w chan *instance) bool {
 	for i, x := range p.waiters {
@@ -154,7 +199,7 @@ func (p *pool) put(in *instance) bool {
 	if p.nwait.Load() > 0 {
 		p.mu.Lock()
 		if len(p.waiters) > 0 {
-			if idle := p.takeIdle(); idle != nil {
+			if idle, _ := p.takeIdle("", true); idle != nil { // the waiter replaces it if need be
 				p.handOffLocked(idle)
 			}
 		}
