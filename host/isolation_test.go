@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/purser-dev/purser/abi"
@@ -62,5 +63,62 @@ func TestGuestReadingPastLenSeesZeros(t *testing.T) {
 	}
 	if n := estimateParams(t, p, "alice", `{}`); n != 0 {
 		t.Fatalf("a shorter request left %d stale bytes past len", n)
+	}
+}
+
+// Hammer: many goroutines for four tenants share a two-instance pool, so
+// instances are replaced on every tenant switch; no call ever sees a
+// request of another tenant, and no instance leaks.
+func TestTenantIsolationUnderConcurrency(t *testing.T) {
+	h, _ := newTestHost(t, Config{})
+	checkNoLeaks(t, h)
+	p := load(t, h, "iso-remember", Spec{Limits: Limits{InstancesMax: 2}})
+	defer p.Close()
+	tenants := []string{"tenant-a", "tenant-b", "tenant-c", "tenant-d"}
+	var wg sync.WaitGroup
+	errs := make(chan string, 64)
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 25; i++ {
+				me := tenants[(g+i)%len(tenants)]
+				c, _ := CallFromParams("LLM", me, map[string]any{"prompt": "secret of " + me})
+				res, _, err := p.Admit(context.Background(), abi.AdmitRequest{Call: c})
+				if err != nil {
+					errs <- err.Error()
+					return
+				}
+				for _, other := range tenants {
+					if other != me && strings.Contains(res.Reason, other) {
+						errs <- me + " saw " + other + ": " + res.Reason
+						return
+					}
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+}
+
+// A guest's error message reaches only the caller of that call: the
+// plugin's LastError (shown by GET /v1/plugins to every agent) and the
+// unhealthy error other callers get name the code and kind, not the text.
+func TestGuestErrorTextStaysWithItsCaller(t *testing.T) {
+	h, _ := newTestHost(t, Config{})
+	p := load(t, h, "iso-pastlen", Spec{Limits: Limits{FailuresBeforeUnhealthy: 1}})
+	defer p.Close()
+	const secret = "alice-secret"
+	p.fail(p.cur.Load(), opEstimate, ErrGuestError, 1, "cannot price "+secret)
+	if hl := p.Health(); strings.Contains(hl.LastError, secret) || !strings.Contains(hl.LastError, "code 1") {
+		t.Fatalf("LastError = %q", hl.LastError)
+	}
+	_, _, err := p.Estimate(context.Background(), abi.EstimateRequest{Call: abi.Call{Tool: "x", Account: "bob", MaxTokens: -1}})
+	if !errorsIs(err, ErrUnhealthy) || strings.Contains(err.Error(), secret) {
+		t.Fatalf("bob's error: %v", err)
 	}
 }

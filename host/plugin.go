@@ -451,7 +451,7 @@ func (p *Plugin) succeed(v *version) {
 
 // failure is the last call failure that counted against health.
 type failure struct {
-	text string // the error, for operators (Health, /v1/plugins)
+	text string // the error without a guest's message (Health, /v1/plugins)
 	kind string // ErrorKind, all a caller of another call may learn
 }
 
@@ -468,7 +468,11 @@ func (p *Plugin) fail(v *version, o op, kind error, code uint32, msg string) err
 		return e
 	}
 	s := e.Error()
-	p.lastErr.Store(&failure{text: s, kind: ErrorKind(kind)})
+	pub := *e
+	if kind == ErrGuestError {
+		pub.Message = "" // the guest's words may quote its caller; LastError is shown to every agent
+	}
+	p.lastErr.Store(&failure{text: pub.Error(), kind: ErrorKind(kind)})
 	if n := p.failures.Add(1); n >= int64(v.limits.FailuresBeforeUnhealthy) && p.unhealthyAt.Load() == 0 {
 		p.quarantine(v, n, s)
 	}
@@ -516,8 +520,10 @@ func countsAsFailure(kind error) bool {
 	return true
 }
 
-// LastError is the last failure that counted against health ("" if none),
-// for operators: it may quote a guest's message.
+// LastError is the last failure that counted against health ("" if none).
+// It never carries a guest's own message (code and kind only), which may
+// quote the request of the tenant that got it: GET /v1/plugins shows it
+// to every agent. The call's own error (its caller's) has the message.
 func (p *Plugin) LastError() string {
 	if f := p.lastErr.Load(); f != nil {
 		return f.text

@@ -139,6 +139,7 @@ type LimitsConfig struct {
 	FuelPerCallMax          int64         `koanf:"fuel_per_call_max"`
 	FuelPerInputByte        int64         `koanf:"fuel_per_input_byte"`
 	FuelInitMax             int64         `koanf:"fuel_init_max"`
+	ContainmentConfig       `koanf:",squash"`
 }
 
 type PluginConfig struct {
@@ -148,6 +149,8 @@ type PluginConfig struct {
 	Order    int            `koanf:"order"`
 	FailMode string         `koanf:"fail_mode"`
 	Limits   LimitsConfig   `koanf:"limits"`
+	// Isolation: "tenant" (default) or "shared" (host.Isolation).
+	Isolation string `koanf:"isolation"`
 }
 
 type AccountConfig struct {
