@@ -107,17 +107,27 @@ type TenantResolver interface {
 var ErrTenant = errors.New("cannot determine the call's tenant")
 
 // tenantOf is the key an instance must carry to serve a call for account
-// ("" for shared plugins, which every instance serves).
+// ("" for shared plugins, which every instance serves): the root account,
+// or the account itself without a resolver (never less isolated than by
+// root). It does not allocate when the resolver does not.
 func (h *Host) tenantOf(ctx context.Context, iso Isolation, account string) (string, error) {
 	if iso == IsolationShared {
 		return "", nil
 	}
-	if h.cfg.Tenants == nil {
-		return "=" + account, nil // each account on its own: never less isolated than roots
+	root := account
+	if h.cfg.Tenants != nil {
+		r, err := h.cfg.Tenants.RootAccount(ctx, account)
+		if err != nil {
+			return "", err
+		}
+		root = r
 	}
-	root, err := h.cfg.Tenants.RootAccount(ctx, account)
-	if err != nil {
-		return "", err
+	if root == "" {
+		return noAccountTenant, nil // calls without an account are a tenant too, apart from shared ""
 	}
-	return "=" + root, nil // "=" keeps every tenant key apart from "" (fresh)
+	return root, nil
 }
+
+// noAccountTenant keys calls made without an account: invalid UTF-8, so
+// no account id that came through JSON or YAML can equal it.
+const noAccountTenant = "\xff"

@@ -41,7 +41,8 @@ type instance struct {
 	written  uint32            // bytes the host wrote into the buffer since purser_alloc returned it
 	// tenant is the tenant key this instance serves (IsolationTenant),
 	// nil while it has served no call. Read by the pool's scans, hence atomic.
-	tenant atomic.Pointer[string]
+	tenant  atomic.Pointer[string]
+	lastUse atomic.Int64 // pool.uses at the instance's last call
 }
 
 // serves reports whether the instance may take a call for tenant: it is
@@ -52,10 +53,13 @@ func (in *instance) serves(tenant string) bool {
 }
 
 // claim binds a fresh instance to tenant for the rest of its life ("":
-// shared plugins, never bound).
+// shared plugins, never bound) and records the use.
 func (in *instance) claim(tenant string) {
-	if tenant != "" && in.tenant.Load() == nil {
-		in.tenant.Store(&tenant)
+	if tenant != "" {
+		if in.tenant.Load() == nil {
+			in.tenant.Store(&tenant)
+		}
+		in.lastUse.Store(in.v.pool.uses.Add(1))
 	}
 }
 

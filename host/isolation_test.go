@@ -122,3 +122,21 @@ func TestGuestErrorTextStaysWithItsCaller(t *testing.T) {
 		t.Fatalf("bob's error: %v", err)
 	}
 }
+
+// With a full pool, a new tenant replaces the least recently used idle
+// instance of another tenant, so the tenants in use keep theirs.
+func TestTenantSwitchReplacesLeastRecentlyUsed(t *testing.T) {
+	h, _ := newTestHost(t, Config{})
+	p := load(t, h, "iso-remember", Spec{Limits: Limits{InstancesMax: 2}})
+	defer p.Close()
+	admitAs(t, p, "a", "a1")
+	admitAs(t, p, "b", "b1") // the pool has room: b gets a new instance
+	admitAs(t, p, "a", "a2") // a used last
+	admitAs(t, p, "c", "c1") // full: replaces b's (least recently used)
+	if r := admitAs(t, p, "a", "a3"); !strings.Contains(r.Reason, "a2") {
+		t.Fatalf("a lost its instance: %q", r.Reason)
+	}
+	if r := admitAs(t, p, "b", "b2"); strings.Contains(r.Reason, "b1") {
+		t.Fatalf("b kept its instance although it was the least recently used: %q", r.Reason)
+	}
+}

@@ -20,6 +20,7 @@ type pool struct {
 	slots  []atomic.Pointer[instance]
 	nwait  atomic.Int32 // registered waiters; puts take the slow path while > 0
 	closed atomic.Bool
+	uses   atomic.Int64 // orders instances by last use (tenant replacement is LRU)
 
 	mu      sync.Mutex
 	max     int
@@ -39,7 +40,7 @@ func newPool(max int) *pool {
 func (p *pool) takeIdle(tenant string, other bool) (in *instance, ok bool) {
 	n := len(p.slots)
 	start := rand.IntN(n)
-	fresh, taken := -1, -1
+	fresh, taken, takenUse := -1, -1, int64(0)
 	for i := 0; i < n; i++ {
 		j := (start + i) % n
 		s := &p.slots[j]
@@ -53,9 +54,9 @@ func (p *pool) takeIdle(tenant string, other bool) (in *instance, ok bool) {
 				return c, true
 			}
 		case t == nil:
-			fresh = max(fresh, j)
-		default:
-			taken = max(taken, j)
+			fresh = j
+		case taken < 0 || c.lastUse.Load() < takenUse:
+			taken, takenUse = j, c.lastUse.Load() // replace the least recently used
 		}
 	}
 	if fresh >= 0 {
