@@ -57,7 +57,8 @@ func (in *instance) serves(tenant string) bool {
 func (in *instance) claim(tenant string) {
 	if tenant != "" {
 		if in.tenant.Load() == nil {
-			in.tenant.Store(&tenant)
+			t := tenant // allocated here, on an instance's first call only
+			in.tenant.Store(&t)
 		}
 		in.lastUse.Store(in.v.pool.uses.Add(1))
 	}
