@@ -296,26 +296,27 @@ func (p *Plugin) runOnce(ctx context.Context, o op, est *abi.EstimateRequest, ad
 		return res, v, false, p.fail(v, o, ErrInputTooLarge, 0, "request is "+itoa(size)+" bytes, limit "+itoa(v.limits.InputBytesMax))
 	}
 	info.FuelLimit = v.limits.fuelFor(size) // size is bounded now: no overflow
-	if !p.mayCall() {                       // fail fast rather than queue for an instance
+	trial, ok := p.admitCall()              // fail fast rather than queue for an instance
+	if !ok {
 		return res, v, false, p.fail(v, o, ErrUnhealthy, 0, p.quarantineText())
 	}
 	tenant, err := p.h.tenantOf(ctx, v.isolation, account)
 	if err != nil {
-		return res, v, false, p.fail(v, o, ErrTenant, 0, "account "+strconv.Quote(account)+": "+firstLine(err.Error()))
+		return res, v, trial, p.fail(v, o, ErrTenant, 0, "account "+strconv.Quote(account)+": "+firstLine(err.Error()))
 	}
 	in, err := v.get(ctx, tenant)
 	switch {
 	case err == nil:
 	case errors.Is(err, errPoolWait):
-		return res, v, false, p.fail(v, o, ErrPoolWait, 0, "no instance was free within limits.pool_wait_max "+v.limits.PoolWaitMax.String())
+		return res, v, trial, p.fail(v, o, ErrPoolWait, 0, "no instance was free within limits.pool_wait_max "+v.limits.PoolWaitMax.String())
 	case ctx.Err() != nil:
-		return res, v, false, p.fail(v, o, ctx.Err(), 0, "waiting for an instance")
+		return res, v, trial, p.fail(v, o, ctx.Err(), 0, "waiting for an instance")
 	default:
-		return res, v, false, p.fail(v, o, ErrInit, 0, "creating an instance: "+firstLine(err.Error()))
+		return res, v, trial, p.fail(v, o, ErrInit, 0, "creating an instance: "+firstLine(err.Error()))
 	}
-	// Health again: the plugin may have been quarantined while we waited.
-	trial, ok := p.admitCall()
-	if !ok {
+	// Health again: the plugin may have been quarantined while we waited
+	// (a trial call goes ahead).
+	if !trial && p.unhealthyAt.Load() != 0 {
 		v.put(in, true)
 		return res, v, false, p.fail(v, o, ErrUnhealthy, 0, p.quarantineText())
 	}
@@ -384,19 +385,10 @@ func (p *Plugin) acquire() *version {
 	return nil
 }
 
-// mayCall is the cheap health gate before waiting for an instance: a
-// healthy plugin, or a quarantined one whose next trial is due.
-func (p *Plugin) mayCall() bool {
-	if p.unhealthyAt.Load() == 0 {
-		return true
-	}
-	p.healthMu.Lock()
-	defer p.healthMu.Unlock()
-	return p.unhealthyAt.Load() == 0 || !p.h.now().Before(p.nextTrial)
-}
-
-// admitCall is the health gate once an instance is held: a quarantined
-// plugin gets one trial call when it is due; trial reports it.
+// admitCall is the health gate before a call waits for an instance: a
+// quarantined plugin gets one trial call when it is due (trial reports
+// it; the next one is due only after the back-off, whatever happens to
+// this one). runOnce checks health again once it holds an instance.
 func (p *Plugin) admitCall() (trial, ok bool) {
 	if p.unhealthyAt.Load() == 0 {
 		return false, true
