@@ -29,11 +29,24 @@ type Containment struct {
 	// ReasonBytesMax cuts a policy's reason and a guest's error message
 	// before they reach a caller (after escaping).
 	ReasonBytesMax int
+	// TenantInstancesMin raises the pool of an IsolationTenant plugin to
+	// at least this many instances (created only as calls need them), so
+	// that this many tenants keep a warm instance each and a tenant switch
+	// rarely costs an instance creation. 1 keeps InstancesMax as it is.
+	TenantInstancesMin int
+}
+
+// poolSize is the number of instances a version may keep.
+func poolSize(l Limits, iso Isolation) int {
+	if iso == IsolationTenant {
+		return max(l.InstancesMax, l.TenantInstancesMin)
+	}
+	return l.InstancesMax
 }
 
 func defaultContainment() Containment {
 	return Containment{PoolWaitMax: 100 * time.Millisecond, QuarantineMax: 10 * time.Minute,
-		LogLinesPerSecond: 100, LogLineBytesMax: 1024, ReasonBytesMax: 1024}
+		LogLinesPerSecond: 100, LogLineBytesMax: 1024, ReasonBytesMax: 1024, TenantInstancesMin: 16}
 }
 
 func (c Containment) or(base Containment) Containment {
@@ -51,6 +64,9 @@ func (c Containment) or(base Containment) Containment {
 	}
 	if c.ReasonBytesMax == 0 {
 		c.ReasonBytesMax = base.ReasonBytesMax
+	}
+	if c.TenantInstancesMin == 0 {
+		c.TenantInstancesMin = base.TenantInstancesMin
 	}
 	return c
 }

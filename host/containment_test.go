@@ -284,3 +284,42 @@ func TestReasonNeverExceedsBound(t *testing.T) {
 		t.Fatalf("reason %q (%d bytes), err %v", res.Reason, len(res.Reason), err)
 	}
 }
+
+// Hammer: callers of several tenants give up on the pool's wait bound and
+// on their own contexts while others return and replace instances; every
+// token and slot comes back (the pool ends idle and serves again).
+func TestPoolTokensSurviveGivingUp(t *testing.T) {
+	h, _ := newTestHost(t, Config{})
+	checkNoLeaks(t, h)
+	p := load(t, h, "estimator", Spec{Limits: Limits{InstancesMax: 2, Containment: Containment{PoolWaitMax: 50 * time.Microsecond, TenantInstancesMin: 3}}})
+	defer p.Close()
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				ctx, cancel := context.WithCancel(context.Background())
+				if i%7 == 0 {
+					cancel()
+				}
+				req := estReq("x")
+				req.Account = []string{"a", "b", "c", "d"}[(g+i)%4]
+				_, _, err := p.Estimate(ctx, req)
+				cancel()
+				if err != nil && !errors.Is(err, ErrPoolWait) && !errors.Is(err, context.Canceled) {
+					t.Errorf("call: %v", err)
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	v := p.cur.Load()
+	if v.pool.busy() != 0 || v.pool.nwait.Load() != 0 {
+		t.Fatalf("tokens %d, waiters %d after every call ended", v.pool.busy(), v.pool.nwait.Load())
+	}
+	if _, err := estimateErr(p); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -28,7 +28,8 @@ func admitAs(t *testing.T, p *Plugin, account, prompt string) abi.AdmitResult {
 func TestTenantNeverSeesAnotherTenantsPrompt(t *testing.T) {
 	h, _ := newTestHost(t, Config{})
 	checkNoLeaks(t, h)
-	p := load(t, h, "iso-remember", Spec{Limits: Limits{InstancesMax: 1}})
+	// One instance kept: bob's call must replace alice's, not reuse it.
+	p := load(t, h, "iso-remember", Spec{Limits: Limits{InstancesMax: 1, Containment: Containment{TenantInstancesMin: 1}}})
 	defer p.Close()
 	admitAs(t, p, "alice", "alice-secret-prompt")
 	if r := admitAs(t, p, "bob", "bob asks"); strings.Contains(r.Reason, "alice-secret") {
@@ -72,7 +73,7 @@ func TestGuestReadingPastLenSeesZeros(t *testing.T) {
 func TestTenantIsolationUnderConcurrency(t *testing.T) {
 	h, _ := newTestHost(t, Config{})
 	checkNoLeaks(t, h)
-	p := load(t, h, "iso-remember", Spec{Limits: Limits{InstancesMax: 2}})
+	p := load(t, h, "iso-remember", Spec{Limits: Limits{InstancesMax: 2, Containment: Containment{TenantInstancesMin: 2}}})
 	defer p.Close()
 	tenants := []string{"tenant-a", "tenant-b", "tenant-c", "tenant-d"}
 	var wg sync.WaitGroup
@@ -127,7 +128,7 @@ func TestGuestErrorTextStaysWithItsCaller(t *testing.T) {
 // instance of another tenant, so the tenants in use keep theirs.
 func TestTenantSwitchReplacesLeastRecentlyUsed(t *testing.T) {
 	h, _ := newTestHost(t, Config{})
-	p := load(t, h, "iso-remember", Spec{Limits: Limits{InstancesMax: 2}})
+	p := load(t, h, "iso-remember", Spec{Limits: Limits{InstancesMax: 2, Containment: Containment{TenantInstancesMin: 1}}})
 	defer p.Close()
 	admitAs(t, p, "a", "a1")
 	admitAs(t, p, "b", "b1") // the pool has room: b gets a new instance
@@ -138,5 +139,25 @@ func TestTenantSwitchReplacesLeastRecentlyUsed(t *testing.T) {
 	}
 	if r := admitAs(t, p, "b", "b2"); strings.Contains(r.Reason, "b1") {
 		t.Fatalf("b kept its instance although it was the least recently used: %q", r.Reason)
+	}
+}
+
+// A tenant-isolated plugin keeps up to TenantInstancesMin instances,
+// more than run at once (InstancesMax), so tenants that alternate keep
+// their warm instance instead of paying an instance creation per switch.
+func TestTenantsKeepWarmInstancesBeyondConcurrency(t *testing.T) {
+	h, _ := newTestHost(t, Config{})
+	p := load(t, h, "iso-remember", Spec{Limits: Limits{InstancesMax: 1, Containment: Containment{TenantInstancesMin: 3}}})
+	defer p.Close()
+	for i := 0; i < 3; i++ {
+		for _, who := range []string{"a", "b", "c"} {
+			r := admitAs(t, p, who, who+"-call")
+			if i > 0 && !strings.Contains(r.Reason, who+"-call") {
+				t.Fatalf("%s lost its warm instance: %q", who, r.Reason)
+			}
+		}
+	}
+	if n := p.Stats().InstancesCreated; n != 3 {
+		t.Fatalf("%d instances created for 3 tenants, want 3 (no switch cost)", n)
 	}
 }

@@ -43,7 +43,7 @@ type version struct {
 
 func newVersion(h *Host, spec *Spec, ce *compiledEntry, digest [32]byte, hexDigest string, limits Limits, rk rtKey) *version {
 	v := &version{h: h, compiled: ce, digest: digest, hexDigest: hexDigest, limits: limits, rt: rk,
-		pool: newPool(limits.InstancesMax), loadedAt: time.Now(), isolation: spec.Isolation}
+		pool: newPool(limits.InstancesMax, poolSize(limits, spec.Isolation)), loadedAt: time.Now(), isolation: spec.Isolation}
 	v.refs.Store(1)
 	v.setName(spec.provisionalName())
 	return v

@@ -20,12 +20,15 @@ type ContainmentConfig struct {
 	LogLinesPerSecond int           `koanf:"log_lines_per_second"`
 	LogLineBytesMax   int           `koanf:"log_line_bytes_max"`
 	ReasonBytesMax    int           `koanf:"reason_bytes_max"`
+	// TenantInstancesMin: instances a tenant-isolated plugin may keep at
+	// least (one warm instance per active root account).
+	TenantInstancesMin int `koanf:"tenant_instances_min"`
 }
 
 func (c ContainmentConfig) toHost(p *problems, path string) host.Containment {
 	for name, v := range map[string]int64{"pool_wait_max": int64(c.PoolWaitMax), "quarantine_max": int64(c.QuarantineMax),
 		"log_lines_per_second": int64(c.LogLinesPerSecond), "log_line_bytes_max": int64(c.LogLineBytesMax),
-		"reason_bytes_max": int64(c.ReasonBytesMax)} {
+		"reason_bytes_max": int64(c.ReasonBytesMax), "tenant_instances_min": int64(c.TenantInstancesMin)} {
 		if v < 0 {
 			p.add(path+"."+name, "must be >= 0 (0 = default), got %d", v)
 		}
@@ -36,7 +39,7 @@ func (c ContainmentConfig) toHost(p *problems, path string) host.Containment {
 		}
 	}
 	return host.Containment{PoolWaitMax: c.PoolWaitMax, QuarantineMax: c.QuarantineMax, LogLinesPerSecond: c.LogLinesPerSecond,
-		LogLineBytesMax: c.LogLineBytesMax, ReasonBytesMax: c.ReasonBytesMax}
+		LogLineBytesMax: c.LogLineBytesMax, ReasonBytesMax: c.ReasonBytesMax, TenantInstancesMin: c.TenantInstancesMin}
 }
 
 // ledgerTenants resolves an account's root (its tenant for plugin
