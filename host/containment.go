@@ -32,14 +32,18 @@ type Containment struct {
 	// TenantInstancesMin raises the pool of an IsolationTenant plugin to
 	// at least this many instances (created only as calls need them), so
 	// that this many tenants keep a warm instance each and a tenant switch
-	// rarely costs an instance creation. 1 keeps InstancesMax as it is.
+	// rarely costs an instance creation. 1 keeps InstancesMax as it is;
+	// at most 4096.
 	TenantInstancesMin int
 }
+
+// tenantInstancesCap bounds TenantInstancesMin (the pool's slot array).
+const tenantInstancesCap = 4096
 
 // poolSize is the number of instances a version may keep.
 func poolSize(l Limits, iso Isolation) int {
 	if iso == IsolationTenant {
-		return max(l.InstancesMax, l.TenantInstancesMin)
+		return max(l.InstancesMax, min(l.TenantInstancesMin, tenantInstancesCap))
 	}
 	return l.InstancesMax
 }

@@ -60,7 +60,10 @@ func (in *instance) claim(tenant string) {
 			t := tenant // allocated here, on an instance's first call only
 			in.tenant.Store(&t)
 		}
-		in.lastUse.Store(in.v.pool.uses.Add(1))
+		// Approximate LRU: a plain load and store, not a contended add.
+		n := in.v.pool.uses.Load() + 1
+		in.v.pool.uses.Store(n)
+		in.lastUse.Store(n)
 	}
 }
 

@@ -30,6 +30,11 @@ type pool struct {
 	closed atomic.Bool
 	uses   atomic.Int64 // orders instances by last use (tenant replacement is LRU)
 	max    int32
+	// span is one past the highest slot an idle instance ever took:
+	// instances fill the low slots, so the lock-free scan looks at
+	// [0, span) only (a handful of slots, not all that a tenant-isolated
+	// pool may keep); the locked scan looks at all.
+	span atomic.Int32
 
 	mu      sync.Mutex
 	live    int             // idle + in use + being created, <= len(slots)
@@ -127,7 +132,15 @@ func (p *pool) dropWaiterLocked(w chan struct{}) bool {
 // recently used one serving another tenant, which the caller must replace
 // rather than use. ok reports whether in may serve tenant as it is.
 func (p *pool) takeIdle(tenant string, other bool) (in *instance, ok bool) {
-	n := len(p.slots)
+	return p.scan(len(p.slots), tenant, other)
+}
+
+// takeIdleFast is takeIdle over the slots idle instances usually occupy.
+func (p *pool) takeIdleFast(tenant string) (in *instance, ok bool) {
+	return p.scan(max(min(int(p.span.Load()), len(p.slots)), 1), tenant, false)
+}
+
+func (p *pool) scan(n int, tenant string, other bool) (in *instance, ok bool) {
 	start := rand.IntN(n)
 	fresh, taken, takenUse := -1, -1, int64(0)
 	for i := 0; i < n; i++ {
@@ -170,6 +183,7 @@ func (p *pool) putIdle(in *instance) bool {
 		// may own it.
 		in.slot = j
 		if p.slots[j].CompareAndSwap(nil, in) {
+			p.raiseSpan(j + 1)
 			return true
 		}
 	}
@@ -186,13 +200,17 @@ func (p *pool) get(ctx context.Context, tenant string, waitMax time.Duration) (i
 			return nil, false, false, err
 		}
 	}
+	if in, ok := p.takeIdleFast(tenant); in != nil {
+		return in, ok, false, nil
+	}
 	for {
+		p.mu.Lock()
 		if in, ok := p.takeIdle(tenant, false); in != nil {
+			p.mu.Unlock()
 			return in, ok, false, nil
 		}
-		p.mu.Lock()
 		if p.live < len(p.slots) {
-			p.live++
+			p.setLiveLocked(p.live + 1)
 			p.mu.Unlock()
 			return nil, false, true, nil
 		}
@@ -216,18 +234,34 @@ func (p *pool) put(in *instance) bool {
 	ok := !p.closed.Load() && p.putIdle(in) // putIdle cannot fail while live <= len(slots)
 	if !ok {
 		p.mu.Lock()
-		p.live--
+		p.setLiveLocked(p.live - 1)
 		p.mu.Unlock()
 	}
 	p.releaseToken()
 	return ok
 }
 
+func (p *pool) setLiveLocked(n int) {
+	p.live = n
+	p.raiseSpan(n)
+}
+
+// raiseSpan makes the fast scan cover n slots; it never shrinks, since an
+// idle instance may sit high.
+func (p *pool) raiseSpan(n int) {
+	for {
+		s := p.span.Load()
+		if int(s) >= n || p.span.CompareAndSwap(s, int32(n)) {
+			return
+		}
+	}
+}
+
 // release frees the slot of a discarded (or never created) instance and
 // the caller's token.
 func (p *pool) release() {
 	p.mu.Lock()
-	p.live--
+	p.setLiveLocked(p.live - 1)
 	p.mu.Unlock()
 	p.releaseToken()
 }
@@ -243,7 +277,7 @@ func (p *pool) drain() []*instance {
 			idle = append(idle, in)
 		}
 	}
-	p.live -= len(idle)
+	p.setLiveLocked(p.live - len(idle))
 	return idle
 }
 

@@ -33,6 +33,9 @@ func (c ContainmentConfig) toHost(p *problems, path string) host.Containment {
 			p.add(path+"."+name, "must be >= 0 (0 = default), got %d", v)
 		}
 	}
+	if c.TenantInstancesMin > 4096 {
+		p.add(path+".tenant_instances_min", "must be <= 4096, got %d", c.TenantInstancesMin)
+	}
 	for name, v := range map[string]int{"log_line_bytes_max": c.LogLineBytesMax, "reason_bytes_max": c.ReasonBytesMax} {
 		if v != 0 && v < 16 {
 			p.add(path+"."+name, "must be >= 16 bytes (0 = default), got %d", v)
@@ -51,8 +54,8 @@ func (c ContainmentConfig) toHost(p *problems, path string) host.Containment {
 type ledgerTenants struct {
 	ledger atomic.Pointer[enforcer.Ledger] // set once the ledger is open
 
-	mu    sync.RWMutex
-	roots map[string]string
+	roots sync.Map // account -> root; read on every plugin call, lock-free
+	size  atomic.Int64
 }
 
 // tenantCacheMax bounds the cache; past it the cache starts over.
@@ -62,11 +65,8 @@ const tenantCacheMax = 100_000
 const tenantDepthMax = 64
 
 func (t *ledgerTenants) RootAccount(ctx context.Context, account string) (string, error) {
-	t.mu.RLock()
-	root, ok := t.roots[account]
-	t.mu.RUnlock()
-	if ok {
-		return root, nil
+	if root, ok := t.roots.Load(account); ok {
+		return root.(string), nil
 	}
 	lp := t.ledger.Load()
 	if lp == nil {
@@ -90,11 +90,10 @@ func (t *ledgerTenants) RootAccount(ctx context.Context, account string) (string
 		}
 		id = snap.Parent
 	}
-	t.mu.Lock()
-	if t.roots == nil || len(t.roots) >= tenantCacheMax {
-		t.roots = map[string]string{}
+	if t.size.Add(1) > tenantCacheMax {
+		t.roots.Clear()
+		t.size.Store(1)
 	}
-	t.roots[account] = id
-	t.mu.Unlock()
+	t.roots.Store(account, id)
 	return id, nil
 }
