@@ -139,7 +139,13 @@ type LimitsConfig struct {
 	FuelPerCallMax          int64         `koanf:"fuel_per_call_max"`
 	FuelPerInputByte        int64         `koanf:"fuel_per_input_byte"`
 	FuelInitMax             int64         `koanf:"fuel_init_max"`
-	ContainmentConfig       `koanf:",squash"`
+	// Containment (host.Containment; cmd/purser/containment.go).
+	PoolWaitMax        time.Duration `koanf:"pool_wait_max"`
+	QuarantineMax      time.Duration `koanf:"quarantine_max"`
+	LogLinesPerSecond  int           `koanf:"log_lines_per_second"`
+	LogLineBytesMax    int           `koanf:"log_line_bytes_max"`
+	ReasonBytesMax     int           `koanf:"reason_bytes_max"`
+	TenantInstancesMin int           `koanf:"tenant_instances_min"`
 }
 
 type PluginConfig struct {

@@ -6,26 +6,14 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/purser-dev/purser/enforcer"
 	"github.com/purser-dev/purser/host"
 )
 
-// ContainmentConfig is the part of plugins.limits (and of an entry's
-// limits) that protects callers from a plugin: host.Containment.
-type ContainmentConfig struct {
-	PoolWaitMax       time.Duration `koanf:"pool_wait_max"`
-	QuarantineMax     time.Duration `koanf:"quarantine_max"`
-	LogLinesPerSecond int           `koanf:"log_lines_per_second"`
-	LogLineBytesMax   int           `koanf:"log_line_bytes_max"`
-	ReasonBytesMax    int           `koanf:"reason_bytes_max"`
-	// TenantInstancesMin: instances a tenant-isolated plugin may keep at
-	// least (one warm instance per active root account).
-	TenantInstancesMin int `koanf:"tenant_instances_min"`
-}
-
-func (c ContainmentConfig) toHost(p *problems, path string) host.Containment {
+// containment is the part of plugins.limits (and of an entry's limits)
+// that protects callers from a plugin: host.Containment.
+func (c LimitsConfig) containment(p *problems, path string) host.Containment {
 	for name, v := range map[string]int64{"pool_wait_max": int64(c.PoolWaitMax), "quarantine_max": int64(c.QuarantineMax),
 		"log_lines_per_second": int64(c.LogLinesPerSecond), "log_line_bytes_max": int64(c.LogLineBytesMax),
 		"reason_bytes_max": int64(c.ReasonBytesMax), "tenant_instances_min": int64(c.TenantInstancesMin)} {

@@ -335,7 +335,7 @@ func (l LimitsConfig) toHost(p *problems, path string) host.Limits {
 		InputBytesMax: l.InputBytesMax, OutputBytesMax: l.OutputBytesMax, LogBytesPerCallMax: l.LogBytesPerCallMax,
 		InstancesMax: l.InstancesMax, FailuresBeforeUnhealthy: l.FailuresBeforeUnhealthy,
 		FuelPerCallMax: l.FuelPerCallMax, FuelPerInputByte: l.FuelPerInputByte, FuelInitMax: l.FuelInitMax,
-		Containment: l.ContainmentConfig.toHost(p, path)}
+		Containment: l.containment(p, path)}
 }
 
 func sortedKeys[V any](m map[string]V) []string {
