@@ -102,9 +102,11 @@ type Policy interface {
 	Evaluate(ctx context.Context, in PolicyInput) (PolicyResult, error)
 }
 
-// ErrNotHandled is returned (possibly wrapped) by an Estimator that has no
-// opinion on a call, such as a plugin registry with no plugin for the tool.
-// The chain moves on without recording a fallback error.
+// ErrNotHandled is returned (possibly wrapped) by an Estimator or a Policy
+// that has no opinion on a call, such as a plugin registry with no plugin
+// for the tool or a plugin answering unsupported. The estimation chain
+// moves on without recording a fallback error; a policy is skipped (its
+// outcome records the skip), which is neither a failure nor a deny.
 var ErrNotHandled = errors.New("estimator does not handle this call")
 
 // ErrInvalidParams is returned (wrapped, usually in an *InvalidParamsError)

@@ -139,6 +139,11 @@ func evaluatePolicy(ctx context.Context, spec PolicySpec, in PolicyInput) Policy
 	if err == nil {
 		return PolicyOutcome{Policy: name, Verdict: res.Verdict, Reason: res.Reason, Fuel: res.Fuel}
 	}
+	if errors.Is(err, ErrNotHandled) {
+		// "Not mine" (a plugin's unsupported) is an answer, not a failure:
+		// skipped and recorded, whatever the fail mode (abi/ABI.md section 4).
+		return PolicyOutcome{Policy: name, Verdict: Allow, Reason: fmt.Sprintf("policy %s does not handle this call: skipped", name), Fuel: res.Fuel}
+	}
 	o := PolicyOutcome{Policy: name, Err: err, FailOpen: spec.FailOpen}
 	if errors.Is(err, ErrInvalidParams) {
 		// The caller's params, not the policy, are at fault: skipping the

@@ -51,6 +51,9 @@ type Limits struct {
 	// instrumented or compiled (limits.go); a module over one is refused
 	// with a *ModuleLimitError. Counts are entries, sizes bytes.
 	ModuleLimits
+	// Containment bounds pool waits, quarantine and guest text
+	// (containment.go).
+	Containment
 }
 
 // ModuleLimits bound what a module declares, so that no module makes the
@@ -188,6 +191,7 @@ func DefaultLimits() Limits {
 		FuelPerInputByte:        defaultFuelPerInputByte,
 		FuelInitMax:             defaultFuelInit,
 		ModuleLimits:            defaultModuleLimits(),
+		Containment:             defaultContainment(),
 	}
 }
 
@@ -230,6 +234,7 @@ func (l Limits) Or(base Limits) Limits {
 		l.FuelInitMax = base.FuelInitMax
 	}
 	l.ModuleLimits = l.ModuleLimits.or(base.ModuleLimits)
+	l.Containment = l.Containment.or(base.Containment)
 	return l
 }
 
@@ -248,6 +253,9 @@ type Config struct {
 	// FuelCosts is the instrumenter's cost table; zero fields take
 	// DefaultFuelCosts. It is part of the instrumented-module cache key.
 	FuelCosts FuelCosts
+	// Tenants maps an account to its root account, the tenant key of
+	// IsolationTenant plugins. Nil: each account is its own tenant.
+	Tenants TenantResolver
 
 	// stop selects the stop mechanism; tests and benchmarks use stopNone
 	// to measure what the default costs.

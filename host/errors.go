@@ -70,8 +70,12 @@ var (
 	ErrBadOutput      = errors.New("plugin output malformed")
 	ErrInputTooLarge  = errors.New("request too large for plugin")
 	ErrUnhealthy      = errors.New("plugin unhealthy")
-	ErrClosed         = errors.New("plugin closed")
-	ErrWrongKind      = errors.New("plugin kind does not serve this call")
+	// ErrPoolWait: every instance stayed busy for PoolWaitMax; the caller
+	// falls back. Load, not a plugin failure: it does not count toward
+	// health (the calls that keep the pool busy do if they fail).
+	ErrPoolWait  = errors.New("plugin busy: no instance free")
+	ErrClosed    = errors.New("plugin closed")
+	ErrWrongKind = errors.New("plugin kind does not serve this call")
 )
 
 // CallError is a failed estimate or admit call.

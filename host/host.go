@@ -39,6 +39,10 @@ type Host struct {
 	live      sync.Map // instance module name -> *instance, for the imports
 	instances atomic.Int64
 	seq       atomic.Uint64 // unique instance names
+
+	logLimiters sync.Map // plugin name -> *logLimiter, across reloads
+	// now is the clock of health back-off and log rates; tests replace it.
+	now func() time.Time
 }
 
 // wruntime is one wazero runtime with WASI and the purser imports.
@@ -81,6 +85,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		observe:  !isNop(cfg.Observer),
 		runtimes: map[rtKey]*wruntime{},
 		compiled: map[compiledKey]*compiledEntry{},
+		now:      time.Now,
 	}
 	if cfg.CompilationCacheDir != "" {
 		c, err := wazero.NewCompilationCacheWithDir(cfg.CompilationCacheDir)
@@ -256,10 +261,12 @@ func (h *Host) logImport(_ context.Context, m api.Module, stack []uint64) {
 	}
 	msg, ok := m.Memory().Read(ptr, uint32(take))
 	if !ok {
-		sink.logger.Warn("log import: message out of guest memory", "ptr", ptr, "len", n)
+		if sink.allow() {
+			sink.logger.Warn("log import: message out of guest memory", "ptr", ptr, "len", n)
+		}
 		return
 	}
-	sink.emit(hclogLevel(level), string(msg))
+	sink.emit(hclogLevel(level), msg)
 }
 
 func hclogLevel(l int32) hclog.Level {

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/tetratelabs/wazero"
@@ -37,6 +38,33 @@ type instance struct {
 	budget   int64             // fuel set by the last setFuel
 	initUsed int64             // fuel boot used before initialize reset the budget
 	slot     int               // preferred idle slot in the pool
+	written  uint32            // bytes the host wrote into the buffer since purser_alloc returned it
+	// tenant is the tenant key this instance serves (IsolationTenant),
+	// nil while it has served no call. Read by the pool's scans, hence atomic.
+	tenant  atomic.Pointer[string]
+	lastUse atomic.Int64 // pool.uses at the instance's last call
+}
+
+// serves reports whether the instance may take a call for tenant: it is
+// fresh or already serves that tenant.
+func (in *instance) serves(tenant string) bool {
+	t := in.tenant.Load()
+	return t == nil || *t == tenant
+}
+
+// claim binds a fresh instance to tenant for the rest of its life ("":
+// shared plugins, never bound) and records the use.
+func (in *instance) claim(tenant string) {
+	if tenant != "" {
+		if in.tenant.Load() == nil {
+			t := tenant // allocated here, on an instance's first call only
+			in.tenant.Store(&t)
+		}
+		// Approximate LRU: a plain load and store, not a contended add.
+		n := in.v.pool.uses.Load() + 1
+		in.v.pool.uses.Store(n)
+		in.lastUse.Store(n)
+	}
 }
 
 // instantiate creates an instance and runs _initialize. It does not bind
@@ -45,7 +73,7 @@ type instance struct {
 func (v *version) instantiate(ctx context.Context) (*instance, error) {
 	h := v.h
 	in := &instance{v: v, name: v.name + "#" + strconv.FormatUint(h.seq.Add(1), 10), stack: make([]uint64, 2)}
-	in.sink = newLogSink(v.logger, v.limits.LogBytesPerCallMax)
+	in.sink = newLogSink(v)
 	in.out = &stream{sink: in.sink, level: hclog.Info}
 	in.err = &stream{sink: in.sink, level: hclog.Warn}
 	h.live.Store(in.name, in)
@@ -211,10 +239,14 @@ func (e *outputError) Error() string { return e.kind.Error() + ": " + e.msg }
 func (e *outputError) Unwrap() error { return e.kind }
 
 // write copies req into a guest buffer, asking purser_alloc (on a budget
-// of fuel) for a larger one only when req does not fit the last.
+// of fuel) for a larger one only when req does not fit the last. What the
+// host wrote before never outlives its call in a place the guest may
+// read: the tail of a longer earlier request is zeroed, and a buffer the
+// host gives back to the guest (for a larger one) is zeroed first.
 func (in *instance) write(ctx context.Context, req []byte, fuel int64) (uint32, error) {
 	n := uint32(len(req))
 	if n > in.bufCap || in.bufPtr == 0 {
+		in.zeroWritten(0)
 		in.setFuel(fuel)
 		in.stack[0] = uint64(n)
 		if err := in.alloc.CallWithStack(ctx, in.stack); err != nil {
@@ -224,13 +256,26 @@ func (in *instance) write(ctx context.Context, req []byte, fuel int64) (uint32, 
 		if ptr == 0 {
 			return 0, &outputError{ErrBadOutput, fmt.Sprintf("purser_alloc(%d) returned 0", n)}
 		}
-		in.bufPtr, in.bufCap = ptr, n
+		in.bufPtr, in.bufCap, in.written = ptr, n, 0
 	}
-	if !in.mem.Write(in.bufPtr, req) {
-		in.bufPtr, in.bufCap = 0, 0
-		return 0, &outputError{ErrBadOutput, fmt.Sprintf("purser_alloc buffer [%d, %d+%d) is outside the %d-byte memory", in.bufPtr, in.bufPtr, n, in.mem.Size())}
+	if ptr := in.bufPtr; !in.mem.Write(ptr, req) {
+		in.bufPtr, in.bufCap, in.written = 0, 0, 0
+		return 0, &outputError{ErrBadOutput, fmt.Sprintf("purser_alloc buffer [%d, %d+%d) is outside the %d-byte memory", ptr, ptr, n, in.mem.Size())}
 	}
+	in.zeroWritten(n)
+	in.written = n
 	return in.bufPtr, nil
+}
+
+// zeroWritten clears what the host wrote into the buffer past from.
+func (in *instance) zeroWritten(from uint32) {
+	if in.written <= from || in.bufPtr == 0 {
+		return
+	}
+	if tail, ok := in.mem.Read(in.bufPtr+from, in.written-from); ok {
+		clear(tail) // a view of guest memory: no copy
+	}
+	in.written = from
 }
 
 // invoke writes req, calls fn with a budget of fuel and decodes the

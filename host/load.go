@@ -50,6 +50,9 @@ type Spec struct {
 	FailMode FailMode
 	// Order sorts policies (ascending; ties by name).
 	Order int
+	// Isolation says which callers may share an instance's state; the
+	// zero value, IsolationTenant, is the safe default.
+	Isolation Isolation
 }
 
 func (s *Spec) label() string {

@@ -7,18 +7,21 @@ import (
 )
 
 // logSink forwards one instance's log import, stdout and stderr to the
-// plugin's logger under a per-call byte budget. It needs no lock: an
+// plugin's logger under a per-call byte budget and the plugin's line rate
+// (logLimiter), each line made safe (safeText: one line, valid UTF-8,
+// bounded), so a guest cannot forge log lines. It needs no lock: an
 // instance serves one call at a time, host functions (log, fd_write) run on
 // the calling goroutine, and the pool's mutex orders successive callers.
 type logSink struct {
+	v         *version // the plugin's line limiter, limits and clock
 	logger    hclog.Logger
 	limit     int
 	remaining int
 	truncated bool
 }
 
-func newLogSink(l hclog.Logger, limit int) *logSink {
-	return &logSink{logger: l, limit: limit, remaining: limit}
+func newLogSink(v *version) *logSink {
+	return &logSink{v: v, logger: v.logger, limit: v.limits.LogBytesPerCallMax, remaining: v.limits.LogBytesPerCallMax}
 }
 
 // reset starts a new call's budget.
@@ -33,14 +36,29 @@ func (s *logSink) take(n int) int {
 	}
 	granted := s.remaining
 	s.remaining = 0
-	if !s.truncated {
+	if !s.truncated && s.allow() {
 		s.truncated = true
 		s.logger.Warn("log output truncated", "limit_bytes", s.limit)
 	}
 	return granted
 }
 
-func (s *logSink) emit(level hclog.Level, msg string) { s.logger.Log(level, msg) }
+// allow takes a token from the plugin's line bucket, first reporting the
+// lines dropped since the last one that got through.
+func (s *logSink) allow() bool {
+	ok, dropped := s.v.limiter.allow(s.v.h.now(), s.v.limits.LogLinesPerSecond)
+	if ok && dropped > 0 {
+		s.logger.Warn("log lines dropped", "dropped", dropped, "limit_lines_per_second", s.v.limits.LogLinesPerSecond)
+	}
+	return ok
+}
+
+// emit logs one guest line, escaped and bounded, unless over the rate.
+func (s *logSink) emit(level hclog.Level, msg []byte) {
+	if s.allow() {
+		s.logger.Log(level, safeText(msg, s.v.limits.LogLineBytesMax))
+	}
+}
 
 // stream is a guest's stdout or stderr: it logs whole lines.
 type stream struct {
@@ -58,11 +76,11 @@ func (w *stream) Write(p []byte) (int, error) {
 		if i < 0 {
 			break
 		}
-		w.sink.emit(w.level, string(w.line[:i]))
+		w.sink.emit(w.level, w.line[:i])
 		w.line = w.line[i+1:]
 	}
 	if take < n && len(w.line) > 0 {
-		w.sink.emit(w.level, string(w.line))
+		w.sink.emit(w.level, w.line)
 		w.line = w.line[:0]
 	}
 	return n, nil // never fail the guest's write: logging must not change behaviour
@@ -71,7 +89,7 @@ func (w *stream) Write(p []byte) (int, error) {
 // flush logs a partial line left at the end of a call.
 func (w *stream) flush() {
 	if len(w.line) > 0 {
-		w.sink.emit(w.level, string(w.line))
+		w.sink.emit(w.level, w.line)
 		w.line = w.line[:0]
 	}
 }

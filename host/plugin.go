@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -31,6 +32,8 @@ type version struct {
 	rt         rtKey // fuel: the module was instrumented
 	loadedAt   time.Time
 	initFuel   int64 // fuel the smoke-test instance used to start
+	isolation  Isolation
+	limiter    *logLimiter // the plugin's log line bucket (by name)
 
 	owner *Plugin      // for counters; nil while a load is being smoke-tested
 	refs  atomic.Int64 // 1 for the owner (Plugin) + 1 per call in flight
@@ -40,7 +43,7 @@ type version struct {
 
 func newVersion(h *Host, spec *Spec, ce *compiledEntry, digest [32]byte, hexDigest string, limits Limits, rk rtKey) *version {
 	v := &version{h: h, compiled: ce, digest: digest, hexDigest: hexDigest, limits: limits, rt: rk,
-		pool: newPool(limits.InstancesMax), loadedAt: time.Now()}
+		pool: newPool(limits.InstancesMax, poolSize(limits, spec.Isolation)), loadedAt: time.Now(), isolation: spec.Isolation}
 	v.refs.Store(1)
 	v.setName(spec.provisionalName())
 	return v
@@ -50,6 +53,7 @@ func (v *version) setName(name string) {
 	v.name = name
 	v.label = "plugin:" + name + "@" + v.hexDigest[:12]
 	v.logger = v.h.cfg.Logger.ResetNamed("purser.host." + name)
+	v.limiter = v.h.logLimiter(name)
 }
 
 // ref takes a reference unless the version is already closing.
@@ -79,11 +83,16 @@ func (v *version) close() {
 	v.h.releaseCompiled(context.Background(), v.digest, v.rt)
 }
 
-// get takes an idle instance or creates one, waiting for a free slot.
-func (v *version) get(ctx context.Context) (*instance, error) {
-	in, create, err := v.pool.get(ctx)
-	if err != nil || !create {
+// get takes an idle instance that may serve tenant or creates one,
+// waiting (at most PoolWaitMax) for a free slot. An idle instance of
+// another tenant taken from a full pool is replaced by a fresh one.
+func (v *version) get(ctx context.Context, tenant string) (*instance, error) {
+	in, usable, create, err := v.pool.get(ctx, tenant, v.limits.PoolWaitMax)
+	if err != nil || usable {
 		return in, err
+	}
+	if !create {
+		in.close() // its slot stays reserved for the replacement
 	}
 	in, err = v.newInstance(ctx)
 	if err != nil {
@@ -141,8 +150,13 @@ type Plugin struct {
 	closed      atomic.Bool
 	failures    atomic.Int64
 	unhealthyAt atomic.Int64 // unix nanos; 0 = healthy
-	lastTrial   atomic.Int64
-	lastErr     atomic.Pointer[string]
+	lastErr     atomic.Pointer[failure]
+
+	// Quarantine of an unhealthy plugin; read and written under healthMu
+	// (the healthy fast path reads only unhealthyAt).
+	healthMu  sync.Mutex
+	nextTrial time.Time     // when the next trial call may run
+	backoff   time.Duration // the wait after the current trial fails (doubled each time)
 
 	calls       atomic.Uint64
 	created     atomic.Uint64 // instances ever created, across versions
@@ -245,7 +259,10 @@ func (p *Plugin) run(ctx context.Context, o op, est *abi.EstimateRequest, adm *a
 		start = time.Now()
 	}
 	var info CallInfo
-	r, v, err := p.runOnce(ctx, o, est, adm, size, &info)
+	r, v, trial, err := p.runOnce(ctx, o, est, adm, size, &info)
+	if trial && err != nil && countsAsFailure(errors.Unwrap(err)) {
+		p.trialFailed(v)
+	}
 	p.calls.Add(1)
 	if v != nil {
 		info.Source = v.label
@@ -260,33 +277,56 @@ func (p *Plugin) run(ctx context.Context, o op, est *abi.EstimateRequest, adm *a
 	return r, v, info, err
 }
 
-func (p *Plugin) runOnce(ctx context.Context, o op, est *abi.EstimateRequest, adm *abi.AdmitRequest, size int, info *CallInfo) (res abi.Result, _ *version, _ error) {
+func (p *Plugin) runOnce(ctx context.Context, o op, est *abi.EstimateRequest, adm *abi.AdmitRequest, size int, info *CallInfo) (res abi.Result, _ *version, trial bool, _ error) {
 	v := p.acquire()
 	if v == nil {
-		return res, nil, &CallError{Plugin: p.spec.provisionalName(), Op: o.String(), Err: ErrClosed}
+		return res, nil, false, &CallError{Plugin: p.spec.provisionalName(), Op: o.String(), Err: ErrClosed}
 	}
 	defer v.unref()
-	want := abi.KindEstimator
+	want, account := abi.KindEstimator, ""
 	if o == opAdmit {
-		want = abi.KindPolicy
+		want, account = abi.KindPolicy, adm.Account
+	} else {
+		account = est.Account
 	}
 	if v.manifest.Kind != want {
-		return res, v, p.fail(v, o, ErrWrongKind, 0, "plugin kind is "+string(v.manifest.Kind))
+		return res, v, false, p.fail(v, o, ErrWrongKind, 0, "plugin kind is "+string(v.manifest.Kind))
 	}
 	if size > v.limits.InputBytesMax {
-		return res, v, p.fail(v, o, ErrInputTooLarge, 0, "request is "+itoa(size)+" bytes, limit "+itoa(v.limits.InputBytesMax))
+		return res, v, false, p.fail(v, o, ErrInputTooLarge, 0, "request is "+itoa(size)+" bytes, limit "+itoa(v.limits.InputBytesMax))
 	}
 	info.FuelLimit = v.limits.fuelFor(size) // size is bounded now: no overflow
-	if !p.allowCall(v) {
-		return res, v, p.fail(v, o, ErrUnhealthy, 0, "after "+itoa(int(p.failures.Load()))+" consecutive failures; last: "+p.LastError())
+	trial, ok := p.admitCall()              // fail fast rather than queue for an instance
+	if !ok {
+		return res, v, false, p.fail(v, o, ErrUnhealthy, 0, p.quarantineText())
 	}
-	in, err := v.get(ctx)
+	tenant, err := p.h.tenantOf(ctx, v.isolation, account)
 	if err != nil {
-		if ctx.Err() != nil {
-			return res, v, p.fail(v, o, ctx.Err(), 0, "waiting for an instance")
-		}
-		return res, v, p.fail(v, o, ErrInit, 0, "creating an instance: "+firstLine(err.Error()))
+		return res, v, trial, p.fail(v, o, ErrTenant, 0, "account "+strconv.Quote(account)+": "+firstLine(err.Error()))
 	}
+	in, err := v.get(ctx, tenant)
+	switch {
+	case err == nil:
+	case errors.Is(err, errPoolWait):
+		return res, v, trial, p.fail(v, o, ErrPoolWait, 0, "no instance was free within limits.pool_wait_max "+v.limits.PoolWaitMax.String())
+	case ctx.Err() != nil:
+		return res, v, trial, p.fail(v, o, ctx.Err(), 0, "waiting for an instance")
+	default:
+		return res, v, trial, p.fail(v, o, ErrInit, 0, "creating an instance: "+firstLine(err.Error()))
+	}
+	// Health again: the plugin may have been quarantined while we waited
+	// (a trial call goes ahead).
+	if !trial && p.unhealthyAt.Load() != 0 {
+		v.put(in, true)
+		return res, v, false, p.fail(v, o, ErrUnhealthy, 0, p.quarantineText())
+	}
+	in.claim(tenant)
+	res, err = p.invoke(ctx, v, in, o, est, adm, size, info)
+	return res, v, trial, err
+}
+
+// invoke runs one call on in, which it returns to the pool or discards.
+func (p *Plugin) invoke(ctx context.Context, v *version, in *instance, o op, est *abi.EstimateRequest, adm *abi.AdmitRequest, size int, info *CallInfo) (res abi.Result, err error) {
 	if est != nil {
 		in.scratch = abi.AppendEstimateRequest(in.scratch[:0], est)
 	} else {
@@ -313,22 +353,24 @@ func (p *Plugin) runOnce(ctx context.Context, o op, est *abi.EstimateRequest, ad
 		p.h.stop.end(in, cctx)
 		v.put(in, false)
 		if kind == ErrTrap {
-			v.logger.Debug("guest trapped", "op", o.String(), "error", err.Error())
+			v.logger.Debug("guest trapped", "op", o.String(), "error", safeText([]byte(err.Error()), v.limits.LogLineBytesMax))
 		}
-		return res, v, p.fail(v, o, kind, 0, msg)
+		return res, p.fail(v, o, kind, 0, msg)
 	}
 	p.h.stop.end(in, cctx)
 	if res.Status != abi.CodeOK {
-		msg := string(res.Text)
+		msg := string(res.Text) // fail makes it safe
 		v.put(in, true)
-		return res, v, p.fail(v, o, guestErrorKind(res.Status), uint32(res.Status), msg)
+		return res, p.fail(v, o, guestErrorKind(res.Status), uint32(res.Status), msg)
 	}
 	if len(res.Text) > 0 {
-		res.Text = append([]byte(nil), res.Text...) // guest memory is reused by the next call
+		// A copy (guest memory is reused by the next call), made safe for
+		// the caller and the decision log: one line, bounded.
+		res.Text = safeBytes(res.Text, v.limits.ReasonBytesMax)
 	}
 	v.put(in, true)
 	p.succeed(v)
-	return res, v, nil
+	return res, nil
 }
 
 // acquire references the current version, retrying if a reload retired it
@@ -343,15 +385,51 @@ func (p *Plugin) acquire() *version {
 	return nil
 }
 
-// allowCall is the health gate: an unhealthy plugin gets one trial call
-// per UnhealthyRetryAfter.
-func (p *Plugin) allowCall(v *version) bool {
+// admitCall is the health gate before a call waits for an instance: a
+// quarantined plugin gets one trial call when it is due (trial reports
+// it; the next one is due only after the back-off, whatever happens to
+// this one). runOnce checks health again once it holds an instance.
+func (p *Plugin) admitCall() (trial, ok bool) {
 	if p.unhealthyAt.Load() == 0 {
-		return true
+		return false, true
 	}
-	now := time.Now().UnixNano()
-	last := p.lastTrial.Load()
-	return now-last >= int64(v.limits.UnhealthyRetryAfter) && p.lastTrial.CompareAndSwap(last, now)
+	p.healthMu.Lock()
+	defer p.healthMu.Unlock()
+	if p.unhealthyAt.Load() == 0 {
+		return false, true
+	}
+	now := p.h.now()
+	if now.Before(p.nextTrial) {
+		return false, false
+	}
+	p.nextTrial = now.Add(p.backoff) // no other trial while this one runs
+	return true, true
+}
+
+// trialFailed doubles the quarantine, up to QuarantineMax.
+func (p *Plugin) trialFailed(v *version) {
+	p.healthMu.Lock()
+	defer p.healthMu.Unlock()
+	if p.unhealthyAt.Load() == 0 {
+		return
+	}
+	p.backoff = min(2*p.backoff, max(v.limits.QuarantineMax, v.limits.UnhealthyRetryAfter))
+	p.nextTrial = p.h.now().Add(p.backoff)
+	v.logger.Warn("plugin trial call failed; quarantine extended", "next_trial_in", p.backoff.String())
+}
+
+// quarantineText says why a call was not run. It names the last failure's
+// kind, never its text, which may carry another tenant's data.
+func (p *Plugin) quarantineText() string {
+	p.healthMu.Lock()
+	next := p.nextTrial
+	p.healthMu.Unlock()
+	last := "unknown"
+	if f := p.lastErr.Load(); f != nil {
+		last = f.kind
+	}
+	return "quarantined after " + itoa(int(p.failures.Load())) + " consecutive failures (last: " + last +
+		"); next trial call at " + next.UTC().Format(time.RFC3339)
 }
 
 func (p *Plugin) succeed(v *version) {
@@ -363,28 +441,48 @@ func (p *Plugin) succeed(v *version) {
 	}
 }
 
-// fail records a failed call and builds its error.
+// failure is the last call failure that counted against health.
+type failure struct {
+	text string // the error without a guest's message (Health, /v1/plugins)
+	kind string // ErrorKind, all a caller of another call may learn
+}
+
+// fail records a failed call and builds its error; msg (guest text
+// included) is made safe and bounded first.
 func (p *Plugin) fail(v *version, o op, kind error, code uint32, msg string) error {
 	if kind == ErrUnsupported {
 		p.unsupported.Add(1)
 	} else {
 		p.errors[errKindIndex(kind)].Add(1)
 	}
-	e := &CallError{Plugin: v.name, Digest: v.hexDigest, Op: o.String(), Code: code, Message: msg, Err: kind}
+	e := &CallError{Plugin: v.name, Digest: v.hexDigest, Op: o.String(), Code: code, Message: safeText([]byte(msg), v.limits.ReasonBytesMax), Err: kind}
 	if !countsAsFailure(kind) {
 		return e
 	}
 	s := e.Error()
-	p.lastErr.Store(&s)
-	n := p.failures.Add(1)
-	if n >= int64(v.limits.FailuresBeforeUnhealthy) && p.unhealthyAt.Load() == 0 {
-		now := time.Now().UnixNano()
-		if p.unhealthyAt.CompareAndSwap(0, now) {
-			p.lastTrial.Store(now)
-			v.logger.Warn("plugin marked unhealthy", "consecutive_failures", n, "last_error", s)
-		}
+	pub := *e
+	if kind == ErrGuestError {
+		pub.Message = "" // the guest's words may quote its caller; LastError is shown to every agent
+	}
+	p.lastErr.Store(&failure{text: pub.Error(), kind: ErrorKind(kind)})
+	if n := p.failures.Add(1); n >= int64(v.limits.FailuresBeforeUnhealthy) && p.unhealthyAt.Load() == 0 {
+		p.quarantine(v, n, s)
 	}
 	return e
+}
+
+// quarantine marks the plugin unhealthy; the first trial call comes
+// UnhealthyRetryAfter later.
+func (p *Plugin) quarantine(v *version, n int64, last string) {
+	p.healthMu.Lock()
+	defer p.healthMu.Unlock()
+	now := p.h.now()
+	if !p.unhealthyAt.CompareAndSwap(0, now.UnixNano()) {
+		return
+	}
+	p.backoff = v.limits.UnhealthyRetryAfter
+	p.nextTrial = now.Add(p.backoff)
+	v.logger.Warn("plugin marked unhealthy", "consecutive_failures", n, "last_error", last, "next_trial_in", p.backoff.String())
 }
 
 // guestErrorKind classifies a guest's error code: declining the call and
@@ -400,12 +498,14 @@ func guestErrorKind(code abi.Code) error {
 }
 
 // countsAsFailure: the caller's own problems (invalid params, too-large
-// input, giving up) and a plugin declining a tool do not make a plugin
-// unhealthy: one tenant's bad input must not switch a shared plugin off.
+// input, giving up), a plugin declining a tool and load (a full pool, an
+// unknown tenant) do not make a plugin unhealthy: one tenant's bad input
+// must not switch a shared plugin off, and the calls that keep the pool
+// busy count on their own if they fail.
 func countsAsFailure(kind error) bool {
 	switch {
 	case kind == ErrInputTooLarge, kind == ErrUnhealthy, kind == ErrWrongKind,
-		kind == ErrUnsupported, kind == ErrInvalidParams,
+		kind == ErrUnsupported, kind == ErrInvalidParams, kind == ErrPoolWait, kind == ErrTenant,
 		errors.Is(kind, context.Canceled), errors.Is(kind, context.DeadlineExceeded):
 		return false
 	}
@@ -413,9 +513,12 @@ func countsAsFailure(kind error) bool {
 }
 
 // LastError is the last failure that counted against health ("" if none).
+// It never carries a guest's own message (code and kind only), which may
+// quote the request of the tenant that got it: GET /v1/plugins shows it
+// to every agent. The call's own error (its caller's) has the message.
 func (p *Plugin) LastError() string {
-	if s := p.lastErr.Load(); s != nil {
-		return *s
+	if f := p.lastErr.Load(); f != nil {
+		return f.text
 	}
 	return ""
 }
@@ -425,7 +528,12 @@ type Health struct {
 	Healthy             bool
 	ConsecutiveFailures int
 	UnhealthySince      time.Time // zero when healthy
-	LastError           string
+	// NextTrial is when a quarantined plugin gets its next trial call,
+	// and Backoff the quarantine it will get if that trial fails; zero
+	// when healthy.
+	NextTrial time.Time
+	Backoff   time.Duration
+	LastError string
 }
 
 // Health reports whether calls are served and why not.
@@ -433,14 +541,20 @@ func (p *Plugin) Health() Health {
 	h := Health{Healthy: p.unhealthyAt.Load() == 0, ConsecutiveFailures: int(p.failures.Load()), LastError: p.LastError()}
 	if t := p.unhealthyAt.Load(); t != 0 {
 		h.UnhealthySince = time.Unix(0, t)
+		p.healthMu.Lock()
+		h.NextTrial, h.Backoff = p.nextTrial, p.backoff
+		p.healthMu.Unlock()
 	}
 	return h
 }
 
-// resetHealth forgets failures (after a reload).
+// resetHealth forgets failures and ends a quarantine (after a reload).
 func (p *Plugin) resetHealth() {
+	p.healthMu.Lock()
+	defer p.healthMu.Unlock()
 	p.failures.Store(0)
 	p.unhealthyAt.Store(0)
+	p.nextTrial, p.backoff = time.Time{}, 0
 }
 
 // Stats are a plugin's counters since it was loaded.
@@ -455,8 +569,12 @@ type Stats struct {
 	Unsupported uint64
 	Instances   int // live instances of the current version
 	// InstancesCreated counts instances ever created (the first one at
-	// load plus replacements of discarded ones and pool growth).
+	// load plus replacements of discarded ones, pool growth and, with
+	// IsolationTenant, fresh instances for a tenant switch).
 	InstancesCreated uint64
+	// LogLinesDropped counts guest log lines dropped by the plugin's line
+	// rate (LogLinesPerSecond), across reloads.
+	LogLinesDropped uint64
 }
 
 // Stats returns the counters.
@@ -469,6 +587,7 @@ func (p *Plugin) Stats() Stats {
 	}
 	if v := p.cur.Load(); v != nil {
 		s.Instances = int(v.live.Load())
+		s.LogLinesDropped = v.limiter.Dropped()
 	}
 	return s
 }
@@ -501,10 +620,11 @@ func isNop(o Observer) bool {
 	return nop
 }
 
-const numErrKinds = 15
+const numErrKinds = 17
 
 var errKindNames = [numErrKinds]string{"other", "timeout", "trap", "guest_error", "output_too_large", "bad_output",
-	"input_too_large", "unhealthy", "closed", "wrong_kind", "init", "canceled", "fuel_exhausted", "invalid_params", "unsupported"}
+	"input_too_large", "unhealthy", "closed", "wrong_kind", "init", "canceled", "fuel_exhausted", "invalid_params", "unsupported",
+	"pool_wait", "tenant"}
 
 func errKindIndex(err error) int {
 	switch {
@@ -536,6 +656,10 @@ func errKindIndex(err error) int {
 		return 13
 	case errors.Is(err, ErrUnsupported):
 		return 14
+	case errors.Is(err, ErrPoolWait):
+		return 15
+	case errors.Is(err, ErrTenant):
+		return 16
 	}
 	return 0
 }
@@ -545,7 +669,8 @@ func errKindIndex(err error) int {
 // "input_too_large", "unhealthy", "closed", "wrong_kind", "init",
 // "canceled", "fuel_exhausted", "invalid_params" (the caller's params,
 // never a guest error), "unsupported" (never passed to
-// Observer.ObserveCall as an error); for loads also "abi_version",
+// Observer.ObserveCall as an error), "pool_wait" (no instance free within
+// PoolWaitMax), "tenant" (the tenant resolver failed); for loads also "abi_version",
 // "missing_export", "bad_signature", "unknown_import", "bad_manifest",
 // "digest_mismatch", "invalid_module", "not_meterable", "read"; else
 // "other"; "" for nil.

@@ -165,6 +165,13 @@ type LimitsConfig struct {
 	DataBytesTotalMax        int `koanf:"data_bytes_total_max"`
 	ElementSegmentEntriesMax int `koanf:"element_segment_entries_max"`
 	ElementEntriesTotalMax   int `koanf:"element_entries_total_max"`
+	// Containment (host.Containment; cmd/purser/containment.go).
+	PoolWaitMax        time.Duration `koanf:"pool_wait_max"`
+	QuarantineMax      time.Duration `koanf:"quarantine_max"`
+	LogLinesPerSecond  int           `koanf:"log_lines_per_second"`
+	LogLineBytesMax    int           `koanf:"log_line_bytes_max"`
+	ReasonBytesMax     int           `koanf:"reason_bytes_max"`
+	TenantInstancesMin int           `koanf:"tenant_instances_min"`
 }
 
 type PluginConfig struct {
@@ -174,6 +181,8 @@ type PluginConfig struct {
 	Order    int            `koanf:"order"`
 	FailMode string         `koanf:"fail_mode"`
 	Limits   LimitsConfig   `koanf:"limits"`
+	// Isolation: "tenant" (default) or "shared" (host.Isolation).
+	Isolation string `koanf:"isolation"`
 }
 
 type AccountConfig struct {

@@ -23,6 +23,7 @@ type engine struct {
 	enforcer *enforcer.Enforcer
 	host     *host.Host
 	registry *host.Registry
+	tenants  *ledgerTenants // plugin isolation's tenant keys; nil without plugins
 	closers  []func() error
 }
 
@@ -70,6 +71,9 @@ func buildEngine(ctx context.Context, cfg *Config, opt engineOptions) (_ *engine
 			return nil, err
 		}
 	}
+	if eng.tenants != nil {
+		eng.tenants.ledger.Store(&eng.ledger)
+	}
 	ec := b.enforcer
 	ec.Logger = eng.logger.Named("enforcer")
 	if eng.registry != nil {
@@ -102,8 +106,9 @@ func (eng *engine) openLedger(ctx context.Context, n enforcer.Notifier) (enforce
 // startPlugins loads the configured plugins; files that do not exist are
 // skipped with a warning (the shipped defaults are relative to the repo).
 func (eng *engine) startPlugins(ctx context.Context, obs host.Observer) error {
+	eng.tenants = &ledgerTenants{}
 	h, err := host.New(ctx, host.Config{Limits: eng.built.limits, CompilationCacheDir: eng.cfg.Plugins.CompilationCacheDir,
-		Logger: eng.logger.Named("host"), Observer: obs})
+		Logger: eng.logger.Named("host"), Observer: obs, Tenants: eng.tenants})
 	if err != nil {
 		return fmt.Errorf("plugin host: %w", err)
 	}

@@ -65,6 +65,9 @@ func serve(ctx context.Context, cfg *Config, ready chan<- string) error {
 	}
 	defer eng.Close()
 	metrics.WatchLedger(eng.ledger, cfg.Metrics.Accounts)
+	if eng.registry != nil {
+		metrics.Registry().MustRegister(pluginCollector{reg: eng.registry, now: time.Now})
+	}
 	if err := eng.applyAccounts(ctx); err != nil {
 		return err
 	}
@@ -223,9 +226,11 @@ func (eng *engine) pluginInfos() []server.PluginInfo {
 	}
 	var out []server.PluginInfo
 	for _, st := range eng.registry.Status() {
-		health := "healthy"
+		health, lastErr := "healthy", st.LastError
 		if !st.Health.Healthy {
 			health = "unhealthy"
+			lastErr = joinNonEmpty(lastErr, st.Health.LastError+"; quarantined, next trial call at "+
+				st.Health.NextTrial.UTC().Format(time.RFC3339))
 		}
 		if !st.Loaded {
 			health = "not loaded"
@@ -235,9 +240,16 @@ func (eng *engine) pluginInfos() []server.PluginInfo {
 			errs += n
 		}
 		out = append(out, server.PluginInfo{Name: st.Name, Version: st.Version, Kind: string(st.Kind), SHA256: st.Digest,
-			Health: health, Calls: st.Stats.Calls, Errors: errs, LastError: st.LastError, Path: st.File})
+			Health: health, Calls: st.Stats.Calls, Errors: errs, LastError: lastErr, Path: st.File})
 	}
 	return out
+}
+
+func joinNonEmpty(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
 }
 
 // hostObserver forwards host events to Prometheus.

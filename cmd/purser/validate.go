@@ -290,6 +290,11 @@ func (c *Config) buildPlugins(p *problems) []host.Spec {
 			continue
 		}
 		spec := host.Spec{File: e.Path, SHA256: strings.ToLower(e.SHA256), Order: e.Order, Limits: e.Limits.toHost(p, path+".limits")}
+		iso, err := host.ParseIsolation(e.Isolation)
+		if err != nil {
+			p.add(path+".isolation", "must be tenant or shared, got %q", e.Isolation)
+		}
+		spec.Isolation = iso
 		switch e.FailMode {
 		case "", "closed":
 		case "open":
@@ -370,7 +375,7 @@ func (l LimitsConfig) toHost(p *problems, path string) host.Limits {
 		InputBytesMax: l.InputBytesMax, OutputBytesMax: l.OutputBytesMax, LogBytesPerCallMax: l.LogBytesPerCallMax,
 		InstancesMax: l.InstancesMax, FailuresBeforeUnhealthy: l.FailuresBeforeUnhealthy,
 		FuelPerCallMax: l.FuelPerCallMax, FuelPerInputByte: l.FuelPerInputByte, FuelInitMax: l.FuelInitMax,
-		ModuleLimits: l.moduleLimits(p, path)}
+		ModuleLimits: l.moduleLimits(p, path), Containment: l.containment(p, path)}
 }
 
 func sortedKeys[V any](m map[string]V) []string {
