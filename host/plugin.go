@@ -672,7 +672,8 @@ func errKindIndex(err error) int {
 // Observer.ObserveCall as an error), "pool_wait" (no instance free within
 // PoolWaitMax), "tenant" (the tenant resolver failed); for loads also "abi_version",
 // "missing_export", "bad_signature", "unknown_import", "bad_manifest",
-// "digest_mismatch", "invalid_module", "not_meterable", "read"; else
+// "digest_mismatch", "invalid_module", "not_meterable", "read",
+// "module_limit", "manifest_changed"; else
 // "other"; "" for nil.
 func ErrorKind(err error) string {
 	if err == nil {
@@ -697,6 +698,7 @@ var loadKinds = []struct {
 	{ErrABIVersion, "abi_version"}, {ErrMissingExport, "missing_export"}, {ErrBadSignature, "bad_signature"},
 	{ErrUnknownImport, "unknown_import"}, {ErrBadManifest, "bad_manifest"}, {ErrDigestMismatch, "digest_mismatch"},
 	{ErrInvalidModule, "invalid_module"}, {ErrNotMeterable, "not_meterable"}, {ErrRead, "read"},
+	{ErrModuleLimit, "module_limit"}, {ErrManifestChanged, "manifest_changed"},
 }
 
 func itoa(n int) string { return formatInt(int64(n)) }

@@ -440,5 +440,5 @@ func sortedTools(t []string) []string {
 
 func sameSpec(a, b Spec) bool {
 	return string(a.Config) == string(b.Config) && a.Limits == b.Limits && a.FailMode == b.FailMode &&
-		a.Order == b.Order && a.SHA256 == b.SHA256
+		a.Order == b.Order && a.SHA256 == b.SHA256 && a.Isolation == b.Isolation
 }
