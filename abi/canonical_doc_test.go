@@ -100,8 +100,8 @@ func TestDocParamsExamplesMatchTheHostEncoder(t *testing.T) {
 
 // The prose claims of section 3a that the examples cannot show.
 func TestDocParamsGoValues(t *testing.T) {
-	got := guestParams(t, map[string]any{"s": "a\xffb", "i": 7, "j": int64(-8)})
-	if want := `{"i":7,"j":-8,"s":"a\ufffdb"}`; string(got) != want {
+	got := guestParams(t, map[string]any{"s": "a\xffb", "i": 7, "j": int64(-8), "del": "\x7f"})
+	if want := "{\"del\":\"\x7f\",\"i\":7,\"j\":-8,\"s\":\"a\\ufffdb\"}"; string(got) != want {
 		t.Errorf("Go values: got %s, want %s", got, want)
 	}
 	if got := guestParams(t, nil); len(got) != 0 {
