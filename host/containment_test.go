@@ -1,5 +1,9 @@
 package host
 
+// These tests load guests that fail every call (loop, trap) or count
+// every log line, so they skip the load's smoke call (which would refuse
+// the failing ones, rightly, and spend the log budget).
+
 import (
 	"bytes"
 	"context"
@@ -66,7 +70,7 @@ func TestSafeTextEscapesAndBounds(t *testing.T) {
 // through purser.log and stdout, and denies with the same bytes and 8 KiB
 // of padding: no log line and no reason may carry them raw.
 func TestGuestCannotForgeLogLinesOrReasons(t *testing.T) {
-	h, logs := newTestHost(t, Config{})
+	h, logs := newTestHost(t, Config{noSmokeCalls: true})
 	p := load(t, h, "iso-forge", Spec{})
 	defer p.Close()
 	res, _, err := p.Admit(context.Background(), abi.AdmitRequest{Call: estReq("x").Call})
@@ -96,7 +100,7 @@ func TestGuestCannotForgeLogLinesOrReasons(t *testing.T) {
 // the lines over the rate are dropped, counted, and reported once the
 // bucket refills.
 func TestGuestLogLinesRateLimitedPerPlugin(t *testing.T) {
-	h, logs := newTestHost(t, Config{Limits: Limits{Containment: Containment{LogLinesPerSecond: 2}}})
+	h, logs := newTestHost(t, Config{Limits: Limits{Containment: Containment{LogLinesPerSecond: 2}}, noSmokeCalls: true})
 	clock := withClock(h)
 	p := load(t, h, "iso-forge", Spec{})
 	defer p.Close()
@@ -132,7 +136,7 @@ func estimateErr(p *Plugin) (CallInfo, error) {
 // meanwhile do not run it once they obtain the instance: health is checked
 // again after the wait, not only before it.
 func TestQueuedCallersDoNotRunAQuarantinedPlugin(t *testing.T) {
-	h, _ := newTestHost(t, Config{})
+	h, _ := newTestHost(t, Config{noSmokeCalls: true})
 	checkNoLeaks(t, h)
 	p := load(t, h, "loop", Spec{Limits: Limits{InstancesMax: 1, FailuresBeforeUnhealthy: 1, CallTimeout: time.Second,
 		FuelPerCallMax: 1 << 50, UnhealthyRetryAfter: time.Hour, Containment: Containment{PoolWaitMax: time.Minute}}})
@@ -170,7 +174,7 @@ func TestQueuedCallersDoNotRunAQuarantinedPlugin(t *testing.T) {
 // fails with ErrPoolWait (the caller falls back), which is load, not a
 // failure of the plugin.
 func TestPoolWaitIsBounded(t *testing.T) {
-	h, _ := newTestHost(t, Config{})
+	h, _ := newTestHost(t, Config{noSmokeCalls: true})
 	checkNoLeaks(t, h)
 	p := load(t, h, "loop", Spec{Limits: Limits{InstancesMax: 1, CallTimeout: 2 * time.Second, FuelPerCallMax: 1 << 50,
 		Containment: Containment{PoolWaitMax: 10 * time.Millisecond}}})
@@ -194,7 +198,7 @@ func TestPoolWaitIsBounded(t *testing.T) {
 // A quarantined plugin gets one trial call when due; each failed trial
 // doubles the wait, up to QuarantineMax; a success ends the quarantine.
 func TestQuarantineBackoffDoublesUpToMax(t *testing.T) {
-	h, _ := newTestHost(t, Config{})
+	h, _ := newTestHost(t, Config{noSmokeCalls: true})
 	clock := withClock(h)
 	p := load(t, h, "trap", Spec{Limits: Limits{FailuresBeforeUnhealthy: 1, UnhealthyRetryAfter: time.Second,
 		Containment: Containment{QuarantineMax: 4 * time.Second}}})
@@ -224,7 +228,7 @@ func TestQuarantineBackoffDoublesUpToMax(t *testing.T) {
 // fail through the pool's wait bound or the health gate, never by waiting
 // out another call.
 func TestUnrelatedCallsAnsweredWhileAPluginIsAtItsLimits(t *testing.T) {
-	h, _ := newTestHost(t, Config{})
+	h, _ := newTestHost(t, Config{noSmokeCalls: true})
 	checkNoLeaks(t, h)
 	const failuresMax, instances = 3, 2
 	bad := load(t, h, "loop", Spec{Limits: Limits{InstancesMax: instances, FailuresBeforeUnhealthy: failuresMax,
@@ -276,7 +280,7 @@ func TestUnrelatedCallsAnsweredWhileAPluginIsAtItsLimits(t *testing.T) {
 
 // A reason is cut at ReasonBytesMax, and a guest error message too.
 func TestReasonNeverExceedsBound(t *testing.T) {
-	h, _ := newTestHost(t, Config{Limits: Limits{Containment: Containment{ReasonBytesMax: 64}}})
+	h, _ := newTestHost(t, Config{Limits: Limits{Containment: Containment{ReasonBytesMax: 64}}, noSmokeCalls: true})
 	p := load(t, h, "iso-forge", Spec{})
 	defer p.Close()
 	res, _, err := p.Admit(context.Background(), abi.AdmitRequest{Call: estReq("x").Call})
@@ -289,7 +293,7 @@ func TestReasonNeverExceedsBound(t *testing.T) {
 // on their own contexts while others return and replace instances; every
 // token and slot comes back (the pool ends idle and serves again).
 func TestPoolTokensSurviveGivingUp(t *testing.T) {
-	h, _ := newTestHost(t, Config{})
+	h, _ := newTestHost(t, Config{noSmokeCalls: true})
 	checkNoLeaks(t, h)
 	p := load(t, h, "estimator", Spec{Limits: Limits{InstancesMax: 2, Containment: Containment{PoolWaitMax: 50 * time.Microsecond, TenantInstancesMin: 3}}})
 	defer p.Close()

@@ -21,15 +21,16 @@ func TestQuarantinedPluginShowsInPluginsAndMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Close(ctx)
-	reg, err := h.NewRegistry(ctx, host.RegistryConfig{Plugins: []host.Spec{{File: "../../testplugins/trap.wasm",
+	// gobad passes the load's smoke call and traps (a Go panic) on tool "panic".
+	reg, err := h.NewRegistry(ctx, host.RegistryConfig{Plugins: []host.Spec{{File: "../../testplugins/go/gobad/gobad.wasm",
 		Limits: host.Limits{FailuresBeforeUnhealthy: 1, UnhealthyRetryAfter: time.Hour}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer reg.Close()
-	p := reg.Estimator("x")
-	if _, _, err := p.Estimate(ctx, abi.EstimateRequest{Call: abi.Call{Tool: "x", Account: "a", MaxTokens: -1}}); err == nil {
-		t.Fatal("trap did not fail")
+	p := reg.Estimator("panic")
+	if _, _, err := p.Estimate(ctx, abi.EstimateRequest{Call: abi.Call{Tool: "panic", Account: "a", MaxTokens: -1}}); err == nil {
+		t.Fatal("gobad's panic did not fail")
 	}
 	eng := &engine{registry: reg}
 	infos := eng.pluginInfos()
