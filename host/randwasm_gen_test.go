@@ -176,6 +176,9 @@ func genWith(t *rapid.T, broken bool) rwModule {
 	for i := range g.elemNull {
 		g.elemNull[i] = g.coin("null element")
 	}
+	// ref.func 0 in a body is valid only if a segment declares function 0:
+	// keep one element non-null so tableRef may always use it.
+	g.elemNull[0] = false
 	if g.intn(3, "data") > 0 { // before the bodies: memory.init names the passive segment after it
 		g.dataAt = g.intn(0x100, "data at")
 		g.data = rapid.SliceOfN(rapid.Byte(), 0, 32).Draw(t, "data bytes")
