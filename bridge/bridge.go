@@ -167,5 +167,6 @@ func abiBudget(s enforcer.Snapshot) abi.Budget {
 		return b
 	}
 	return abi.Budget{LimitNanos: int64(*s.Limit), CommittedNanos: int64(s.Committed), PendingNanos: int64(s.Pending),
-		RemainingNanos: int64(s.Remaining()), Overdrawn: s.Overdrawn}
+		// The ABI's remaining is signed (negative when overdrawn), unlike Snapshot.Remaining.
+		RemainingNanos: int64(enforcer.RemainingOf(*s.Limit, s.Committed, s.Pending)), Overdrawn: s.Overdrawn}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -16,9 +17,11 @@ import (
 //     An overdrawn account (committed > limit) refuses everything, even a
 //     zero estimate, for itself and every descendant.
 //   - Reservation ids are chosen by the caller; a retry with the same id and
-//     fields returns the first reservation as it is now (whatever its
-//     state), different fields are a conflict (ErrReservationConflict). A
-//     denied Reserve stores nothing, so a retry is evaluated afresh.
+//     fields (account, tool, estimate, TTL and Fingerprint) returns the
+//     first reservation as it is now (whatever its state), also when it
+//     races the first attempt; different fields are a conflict
+//     (ErrReservationConflict). A denied Reserve stores nothing, so a retry
+//     is evaluated afresh.
 //   - A reservation moves pending -> committed | released | expired once;
 //     the one exception is a late Commit, which moves expired -> committed
 //     (Late) because the money was spent.
@@ -30,8 +33,12 @@ import (
 //     would re-fire), once per rising crossing, re-armed when the spend
 //     falls back below. Alerts go to the Notifier outside every lock, so a
 //     notifier may call back into the ledger.
-//   - Settled reservations are remembered for LedgerOptions.RetainSettled;
-//     after that their ids are forgotten (a reuse is a new reservation).
+//   - Settled reservations are remembered for LedgerOptions.RetainSettled
+//     from when they settled (a late commit counts from the commit, not
+//     the expiry); after that their ids are forgotten (a reuse is a new
+//     reservation).
+//   - A failure of the store itself to read or write wraps
+//     ErrLedgerUnavailable; denials and refusals never do.
 type Ledger interface {
 	// CreateAccount adds an account; the parent must exist. A child of a
 	// supervisor that does not fit is a *SupervisorBudgetError.
@@ -57,9 +64,10 @@ type Ledger interface {
 	// source) returns the reservation unchanged; any other commit or release
 	// of a settled reservation wraps ErrReservationSettled.
 	Commit(ctx context.Context, id string, actual *Nanos, source CostSource) (Reservation, error)
-	// Release ends a pending reservation at no cost. Releasing a committed,
-	// released or expired one wraps ErrReservationSettled (an expired hold
-	// already stopped counting).
+	// Release ends a pending reservation at no cost. Releasing a released
+	// one again returns it unchanged (a retry after a lost reply, like a
+	// repeated Commit); releasing a committed or expired one wraps
+	// ErrReservationSettled (an expired hold already stopped counting).
 	Release(ctx context.Context, id string) (Reservation, error)
 	// Reservation returns the current state of a reservation; a pending hold
 	// past its expiry reads as StateExpired even before a sweep.
@@ -169,13 +177,14 @@ type Snapshot struct {
 	Tools map[string]ToolStats
 }
 
-// Remaining is limit - committed - pending, or MaxNanos when unlimited.
-// It is negative when the account is overdrawn.
+// Remaining is what may still be held: limit - committed - pending, never
+// below 0 (an overdrawn account has nothing left; Overdrawn says so), or
+// MaxNanos when unlimited. Budget decisions use the signed RemainingOf.
 func (s Snapshot) Remaining() Nanos {
 	if s.Limit == nil {
 		return MaxNanos
 	}
-	return *s.Limit - s.Committed - s.Pending
+	return clampZero(RemainingOf(*s.Limit, s.Committed, s.Pending))
 }
 
 // UtilizationBP is (committed+pending)/limit in basis points (10000 = 100%),
@@ -274,17 +283,33 @@ type Reservation struct {
 
 // InsufficientBudgetError says which account refused a hold and by how much.
 type InsufficientBudgetError struct {
-	Account   string
-	Estimate  Nanos
+	Account  string
+	Estimate Nanos
+	// Remaining is signed: below 0 when spend and holds exceed the limit.
 	Remaining Nanos
 	Overdrawn bool
 }
 
+// Error is the user-facing deny reason. Every budget deny starts with the
+// one required sentence; an overdrawn account (which refuses everything)
+// shows $0.00 remaining and adds which account is overdrawn and by how
+// much its spend and holds exceed its limit:
+//
+//	Insufficient budget: estimated $0.10 but only $0.05 remaining
+//	Insufficient budget: estimated $0.10 but only $0.00 remaining (account team is overdrawn by $0.20)
 func (e *InsufficientBudgetError) Error() string {
-	if e.Overdrawn {
-		return fmt.Sprintf("Account %s is overdrawn: estimated %s but only %s remaining", e.Account, e.Estimate, clampZero(e.Remaining))
+	msg := fmt.Sprintf("Insufficient budget: estimated %s but only %s remaining", e.Estimate, clampZero(e.Remaining))
+	if !e.Overdrawn {
+		return msg
 	}
-	return fmt.Sprintf("Insufficient budget: estimated %s but only %s remaining", e.Estimate, clampZero(e.Remaining))
+	over := MaxNanos // -MinInt64 does not fit
+	if e.Remaining > math.MinInt64 {
+		over = -e.Remaining
+	}
+	if over <= 0 { // not computed by the caller: say only that it is overdrawn
+		return fmt.Sprintf("%s (account %s is overdrawn)", msg, e.Account)
+	}
+	return fmt.Sprintf("%s (account %s is overdrawn by %s)", msg, e.Account, over)
 }
 
 func (e *InsufficientBudgetError) Unwrap() error { return ErrInsufficientBudget }

@@ -26,10 +26,32 @@ func (r ReserveRequest) Validate() error {
 		why = fmt.Sprintf("ttl %s is not positive", r.TTL)
 	case r.TTL > MaxReservationTTL:
 		why = fmt.Sprintf("ttl %s is above the maximum %s", r.TTL, MaxReservationTTL)
+	case len(r.Fingerprint) > MaxFingerprintLen:
+		why = fmt.Sprintf("fingerprint of %d bytes is above the maximum %d", len(r.Fingerprint), MaxFingerprintLen)
 	default:
 		return nil
 	}
 	return fmt.Errorf("reserve %q on account %q: %w: %s", r.ID, r.Account, ErrInvalidReservation, why)
+}
+
+// Validate checks an account spec's own fields and its name against its
+// parent (CheckAccountName); the error wraps ErrInvalidAccount.
+func (spec AccountSpec) Validate() error {
+	switch {
+	case spec.ID == "":
+		return fmt.Errorf("%w: empty id", ErrInvalidAccount)
+	case spec.Parent == spec.ID:
+		return fmt.Errorf("%w: account is its own parent", ErrInvalidAccount)
+	case spec.Limit != nil && *spec.Limit < 0:
+		return fmt.Errorf("%w: negative limit %s", ErrInvalidAccount, *spec.Limit)
+	case spec.PercentOfParent < 0 || spec.PercentOfParent > 100:
+		return fmt.Errorf("%w: percent of parent %d is outside 1..100", ErrInvalidAccount, spec.PercentOfParent)
+	case spec.PercentOfParent > 0 && spec.Limit != nil:
+		return fmt.Errorf("%w: both a limit and a percent of parent", ErrInvalidAccount)
+	case spec.PercentOfParent > 0 && spec.Parent == "":
+		return fmt.Errorf("%w: percent of parent without a parent", ErrInvalidAccount)
+	}
+	return CheckAccountName(spec.ID, spec.Parent)
 }
 
 // RemainingOf is limit - committed - pending, saturating at MinInt64
@@ -141,4 +163,52 @@ func CommitSource(id string, actual *Nanos, source CostSource) (CostSource, erro
 		return CostActual, nil
 	}
 	return source, nil
+}
+
+// SameRequest accepts req as a retry of the reservation r (held for ttl)
+// and otherwise names the first field that differs; the error wraps
+// ErrReservationConflict.
+func SameRequest(r Reservation, ttl time.Duration, req ReserveRequest) error {
+	var field, was, now string
+	switch {
+	case r.Account != req.Account:
+		field, was, now = "account", r.Account, req.Account
+	case r.Tool != req.Tool:
+		field, was, now = "tool", r.Tool, req.Tool
+	case r.Estimate != req.Estimate:
+		field, was, now = "estimate", r.Estimate.String(), req.Estimate.String()
+	case ttl != req.TTL:
+		field, was, now = "ttl", ttl.String(), req.TTL.String()
+	case r.Fingerprint != req.Fingerprint:
+		field, was, now = "fingerprint (params)", r.Fingerprint, req.Fingerprint
+	default:
+		return nil
+	}
+	return fmt.Errorf("reserve %q on account %q: %w: %s was %q, now %q",
+		req.ID, req.Account, ErrReservationConflict, field, was, now)
+}
+
+// Validate checks a filter and returns it with Limit settled (0 means
+// MaxReservationsLimit); the error wraps ErrInvalidReservation and says
+// what is accepted.
+func (f ReservationFilter) Validate() (ReservationFilter, error) {
+	var why string
+	switch f.State {
+	case "", StatePending, StateCommitted, StateReleased, StateExpired:
+	default:
+		why = fmt.Sprintf("state %q is not one of pending, committed, released, expired (or empty for all)", f.State)
+	}
+	switch {
+	case why != "":
+	case f.Account == "":
+		why = "account is required"
+	case f.Limit < 0 || f.Limit > MaxReservationsLimit:
+		why = fmt.Sprintf("limit %d is outside 1..%d (0 for the maximum)", f.Limit, MaxReservationsLimit)
+	case f.Limit == 0:
+		f.Limit = MaxReservationsLimit
+	}
+	if why != "" {
+		return f, fmt.Errorf("list reservations of account %q: %w: %s", f.Account, ErrInvalidReservation, why)
+	}
+	return f, nil
 }

@@ -80,6 +80,7 @@ type memTree struct {
 	// done lists settled reservations in settling order for retention.
 	done     []doneEntry
 	doneHead int
+	doneSeq  uint64 // numbers done entries, so a superseded one is known
 	// free holds forgotten records for reuse by this tree only, so a
 	// record's fields are only ever written under this tree's mu.
 	free []*memRes
@@ -89,6 +90,7 @@ type memTree struct {
 type doneEntry struct {
 	rec *memRes
 	at  int64 // Unix nanoseconds
+	seq uint64
 }
 
 // maxFree bounds each tree's pool of reusable reservation records.
@@ -129,16 +131,17 @@ type memAccount struct {
 // tree never changes; every other field is written only under tree.mu. A
 // record is in the id index exactly while r.ID is set, so a holder of
 // tree.mu that finds r.ID == id has the live record for id. ID, Account,
-// Tool, Estimate and ttl may also be read under the index shard's mu while
-// the record is indexed (they are written only before insertion and after
-// removal).
+// Tool, Estimate, Fingerprint and ttl may also be read under the index
+// shard's mu while the record is indexed (they are written only before
+// insertion and after removal).
 type memRes struct {
 	r       Reservation
 	tree    *memTree
 	acct    *memAccount
 	ttl     time.Duration
-	exp     int64 // r.ExpiresAt in Unix nanoseconds, the heap key
-	heapIdx int   // position in the tree's expiry heap, -1 when not pending
+	exp     int64  // r.ExpiresAt in Unix nanoseconds, the heap key
+	heapIdx int    // position in the tree's expiry heap, -1 when not pending
+	doneSeq uint64 // the tree's done entry that retains it (0: none yet)
 }
 
 // resShard is one slice of the reservation index (membership only).
@@ -212,26 +215,35 @@ func (l *MemoryLedger) expire(t *memTree, now time.Time) int {
 	return n
 }
 
-// finish queues a settled reservation for retention; t.mu must be held.
+// finish queues a settled reservation for retention from at; t.mu must be
+// held. A late commit queues its expired record again, from the commit:
+// the newer entry supersedes the older, which prune then skips.
 func (t *memTree) finish(rec *memRes, at int64) {
-	t.done = append(t.done, doneEntry{rec: rec, at: at})
+	t.doneSeq++
+	rec.doneSeq = t.doneSeq
+	t.done = append(t.done, doneEntry{rec: rec, at: at, seq: t.doneSeq})
 }
 
 // prune forgets t's reservations settled at or before cutoff and keeps
-// their records for reuse; t.mu must be held. A record is in t.done once,
-// and it is the one indexed under its id until this deletion.
+// their records for reuse; t.mu must be held. A record's current entry
+// (doneSeq) comes after any superseded one, so it is still the record
+// indexed under its id when its superseded entries are skipped.
 func (l *MemoryLedger) prune(t *memTree, cutoff int64) {
 	for t.doneHead < len(t.done) && t.done[t.doneHead].at <= cutoff {
-		rec := t.done[t.doneHead].rec
+		ent := t.done[t.doneHead]
 		t.done[t.doneHead] = doneEntry{}
 		t.doneHead++
+		rec := ent.rec
+		if ent.seq != rec.doneSeq {
+			continue // superseded by a late commit's entry
+		}
 		sh := l.shard(rec.r.ID)
 		sh.mu.Lock()
 		delete(sh.m, rec.r.ID)
 		sh.mu.Unlock()
 		// Field by field: rec.tree is read without any lock and must not
 		// even be rewritten.
-		rec.r, rec.acct, rec.ttl, rec.exp, rec.heapIdx = Reservation{}, nil, 0, 0, -1
+		rec.r, rec.acct, rec.ttl, rec.exp, rec.heapIdx, rec.doneSeq = Reservation{}, nil, 0, 0, -1, 0
 		if len(t.free) < maxFree {
 			t.free = append(t.free, rec)
 		}

@@ -9,7 +9,7 @@ import (
 
 // CreateAccount adds an account; the parent must exist.
 func (l *MemoryLedger) CreateAccount(_ context.Context, spec AccountSpec) (Snapshot, error) {
-	if err := validateSpec(spec); err != nil {
+	if err := spec.Validate(); err != nil {
 		return Snapshot{}, fmt.Errorf("create account %q: %w", spec.ID, err)
 	}
 	l.createMu.Lock()
@@ -50,24 +50,6 @@ func (l *MemoryLedger) CreateAccount(_ context.Context, spec AccountSpec) (Snaps
 	a.setThresholds(l.thresholds)
 	l.storeAccount(a)
 	return a.snapshot(), nil
-}
-
-func validateSpec(spec AccountSpec) error {
-	switch {
-	case spec.ID == "":
-		return fmt.Errorf("%w: empty id", ErrInvalidAccount)
-	case spec.Parent == spec.ID:
-		return fmt.Errorf("%w: account is its own parent", ErrInvalidAccount)
-	case spec.Limit != nil && *spec.Limit < 0:
-		return fmt.Errorf("%w: negative limit %s", ErrInvalidAccount, *spec.Limit)
-	case spec.PercentOfParent < 0 || spec.PercentOfParent > 100:
-		return fmt.Errorf("%w: percent of parent %d is outside 1..100", ErrInvalidAccount, spec.PercentOfParent)
-	case spec.PercentOfParent > 0 && spec.Limit != nil:
-		return fmt.Errorf("%w: both a limit and a percent of parent", ErrInvalidAccount)
-	case spec.PercentOfParent > 0 && spec.Parent == "":
-		return fmt.Errorf("%w: percent of parent without a parent", ErrInvalidAccount)
-	}
-	return nil
 }
 
 // applyPercent fixes a percentage child's limit from its parent's limit,

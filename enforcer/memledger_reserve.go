@@ -64,11 +64,11 @@ func (l *MemoryLedger) Reserve(ctx context.Context, req ReserveRequest) (Reserva
 	if rec, ok := sh.m[req.ID]; ok {
 		// Only the request fields may be read here (the state belongs to
 		// the record's tree lock, which may not be t's).
-		first := Reservation{Account: rec.r.Account, Tool: rec.r.Tool, Estimate: rec.r.Estimate}
+		first := Reservation{Account: rec.r.Account, Tool: rec.r.Tool, Estimate: rec.r.Estimate, Fingerprint: rec.r.Fingerprint}
 		ttl := rec.ttl
 		sh.mu.Unlock()
 		t.mu.Unlock()
-		if err := sameRequest(first, ttl, req); err != nil {
+		if err := SameRequest(first, ttl, req); err != nil {
 			return Reservation{}, err
 		}
 		return l.retried(ctx, req)
@@ -92,7 +92,7 @@ func hold(t *memTree, sh *resShard, a *memAccount, req ReserveRequest, now time.
 	exp := now.Add(req.TTL)
 	rec := t.newRes()
 	rec.r = Reservation{ID: req.ID, Account: req.Account, Tool: req.Tool, Estimate: req.Estimate,
-		State: StatePending, CreatedAt: now, ExpiresAt: exp}
+		State: StatePending, CreatedAt: now, ExpiresAt: exp, Fingerprint: req.Fingerprint}
 	rec.acct, rec.ttl, rec.exp = a, req.TTL, exp.UnixNano()
 	sh.m[req.ID] = rec
 	sh.mu.Unlock()
@@ -116,26 +116,6 @@ func (a *memAccount) admit(est Nanos) error {
 		}
 	}
 	return nil
-}
-
-// sameRequest accepts a retry of the reservation r and names the first
-// field that differs otherwise.
-func sameRequest(r Reservation, ttl time.Duration, req ReserveRequest) error {
-	var field, was, now string
-	switch {
-	case r.Account != req.Account:
-		field, was, now = "account", r.Account, req.Account
-	case r.Tool != req.Tool:
-		field, was, now = "tool", r.Tool, req.Tool
-	case r.Estimate != req.Estimate:
-		field, was, now = "estimate", r.Estimate.String(), req.Estimate.String()
-	case ttl != req.TTL:
-		field, was, now = "ttl", ttl.String(), req.TTL.String()
-	default:
-		return nil
-	}
-	return fmt.Errorf("reserve %q on account %q: %w: %s was %q, now %q",
-		req.ID, req.Account, ErrReservationConflict, field, was, now)
 }
 
 // view is the reservation as callers see it at now: an overdue hold reads

@@ -43,8 +43,11 @@ func (l *MemoryLedger) charge(t *memTree, rec *memRes, charge Nanos, source Cost
 	wasPending := rec.r.State == StatePending
 	if wasPending {
 		t.expiry.remove(rec)
-		t.finish(rec, now.UnixNano()) // an expired one was queued when it expired
 	}
+	// Retention counts from the commit, also for a late one (queued once
+	// already at its expiry), so a commit retry within RetainSettled
+	// finds it.
+	t.finish(rec, now.UnixNano())
 	rec.r.State, rec.r.Charged, rec.r.CostSource = StateCommitted, charge, source
 	rec.r.SettledAt, rec.r.Late = now, !wasPending
 	for x := rec.acct; x != nil; x = x.parent {
@@ -95,7 +98,11 @@ func (l *MemoryLedger) Release(_ context.Context, id string) (Reservation, error
 	defer t.mu.Unlock()
 	now := l.clock.Now()
 	l.expire(t, now)
-	if rec.r.State != StatePending {
+	switch rec.r.State {
+	case StateReleased:
+		return rec.r, nil // a retry after a lost reply
+	case StatePending:
+	default:
 		return Reservation{}, fmt.Errorf("release %q: %w: %s", id, ErrReservationSettled, rec.r.State)
 	}
 	t.expiry.remove(rec)

@@ -159,7 +159,8 @@ func (rep *Report) spend(ctx context.Context, r *Runner, traces []*Trace, recs [
 	}
 	rep.Spent, rep.Overdrawn = amount(snap.Committed), snap.Overdrawn
 	if snap.Limit != nil {
-		b, rem := amount(*snap.Limit), amount(snap.Remaining())
+		// Signed: the report shows how far an overdrawn pool went over.
+		b, rem := amount(*snap.Limit), amount(enforcer.RemainingOf(*snap.Limit, snap.Committed, snap.Pending))
 		rep.Budget, rep.Remaining = &b, &rem
 	}
 	per := make([]TraceSummary, len(traces))

@@ -170,9 +170,22 @@ func (eng *engine) newServer(b *built, metrics *server.Metrics) (*server.Server,
 	return srv, dl, err
 }
 
-// ready: the ledger answers. Plugins that failed have fallbacks, so they
-// do not make the server unready; they show in /v1/plugins.
+// readyLedger is a ledger that can tell whether it can write now (SQLite
+// with a full disk answers reads but not writes).
+type readyLedger interface {
+	Ready(ctx context.Context) error
+}
+
+// ready: the ledger can read and, where it can tell, write. Plugins that
+// failed have fallbacks, so they do not make the server unready; they
+// show in /v1/plugins.
 func (eng *engine) ready(ctx context.Context) error {
+	if r, ok := eng.ledger.(readyLedger); ok {
+		if err := r.Ready(ctx); err != nil {
+			return fmt.Errorf("ledger: %w", err)
+		}
+		return nil
+	}
 	if _, err := eng.ledger.Accounts(ctx); err != nil {
 		return fmt.Errorf("ledger: %w", err)
 	}

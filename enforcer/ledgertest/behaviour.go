@@ -45,14 +45,14 @@ func runBehaviour(t *testing.T, newLedger NewLedger) {
 	t.Run("CustomThresholds", func(t *testing.T) { testCustomThresholds(t, newEnv(t, newLedger, 10, 200)) })
 	t.Run("NoThresholds", func(t *testing.T) { testNoThresholds(t, newLedger) })
 	t.Run("Retention", func(t *testing.T) { testRetention(t, newLedger) })
+	t.Run("Issue11", func(t *testing.T) { runIssue11(t, newLedger) })
 }
 
 // testRetention: settled reservations stay answerable for RetainSettled,
 // then Sweep forgets them and their ids may be reused.
 func testRetention(t *testing.T, newLedger NewLedger) {
-	clk := NewFakeClock(Epoch())
-	e := &env{t: t, ctx: t.Context(), clk: clk}
-	e.l = newLedger(t, enforcer.LedgerOptions{Clock: clk, RetainSettled: time.Hour})
+	e := newRetainEnv(t, newLedger, time.Hour)
+	clk := e.clk
 	e.create("a", "", "10")
 	e.reserve("c", "a", "", "1")
 	e.commit("c", "")
@@ -284,10 +284,11 @@ func testConflict(t *testing.T, e *env) {
 	e.create("b", "", "1")
 	e.reserve("r1", "a", "Bash", "0.4")
 	for field, req := range map[string]enforcer.ReserveRequest{
-		"account":  {ID: "r1", Account: "b", Tool: "Bash", Estimate: usd("0.4"), TTL: defaultTTL},
-		"tool":     {ID: "r1", Account: "a", Tool: "Read", Estimate: usd("0.4"), TTL: defaultTTL},
-		"estimate": {ID: "r1", Account: "a", Tool: "Bash", Estimate: usd("0.5"), TTL: defaultTTL},
-		"ttl":      {ID: "r1", Account: "a", Tool: "Bash", Estimate: usd("0.4"), TTL: time.Hour},
+		"account":     {ID: "r1", Account: "b", Tool: "Bash", Estimate: usd("0.4"), TTL: defaultTTL},
+		"tool":        {ID: "r1", Account: "a", Tool: "Read", Estimate: usd("0.4"), TTL: defaultTTL},
+		"estimate":    {ID: "r1", Account: "a", Tool: "Bash", Estimate: usd("0.5"), TTL: defaultTTL},
+		"ttl":         {ID: "r1", Account: "a", Tool: "Bash", Estimate: usd("0.4"), TTL: time.Hour},
+		"fingerprint": {ID: "r1", Account: "a", Tool: "Bash", Estimate: usd("0.4"), TTL: defaultTTL, Fingerprint: "params"},
 	} {
 		_, err := e.l.Reserve(e.ctx, req)
 		wantErr(t, err, enforcer.ErrReservationConflict)
@@ -348,8 +349,9 @@ func testSettledErrors(t *testing.T, e *env) {
 	if err != nil || rel.State != enforcer.StateReleased || rel.Charged != 0 {
 		t.Fatalf("release: %+v %v", rel, err)
 	}
-	_, err = e.l.Release(e.ctx, "r")
-	wantErr(t, err, enforcer.ErrReservationSettled)
+	if again, err := e.l.Release(e.ctx, "r"); err != nil || again != rel {
+		t.Errorf("repeated release: %+v, %v; want %+v", again, err, rel)
+	}
 	_, err = e.l.Commit(e.ctx, "r", nil, "")
 	wantErr(t, err, enforcer.ErrReservationSettled)
 	e.wantTotals("a", "0.5", "0")
@@ -414,7 +416,7 @@ func testOverdraft(t *testing.T, e *env) {
 	e.reserve("r1", "kid", "LLM", "0.5")
 	e.commit("r1", "1.5")
 	s := e.snap("root")
-	if !s.Overdrawn || s.Committed != usd("1.5") || s.Remaining() != -usd("0.5") {
+	if !s.Overdrawn || s.Committed != usd("1.5") || s.Remaining() != 0 {
 		t.Errorf("root after overdraft: %+v", s)
 	}
 	var over []enforcer.Alert
@@ -601,7 +603,7 @@ func testSetLimitKeepsSpend(t *testing.T, e *env) {
 	e.reserve("r1", "a", "", "5")
 	e.commit("r1", "")
 	s, err := e.l.SetLimit(e.ctx, "a", ptr(usd("3")))
-	if err != nil || s.Committed != usd("5") || !s.Overdrawn || s.Remaining() != -usd("2") {
+	if err != nil || s.Committed != usd("5") || !s.Overdrawn || s.Remaining() != 0 {
 		t.Fatalf("lowered below spend: %+v %v", s, err)
 	}
 	_, err = e.l.Reserve(e.ctx, enforcer.ReserveRequest{ID: "r2", Account: "a", Estimate: 0, TTL: time.Minute})

@@ -18,14 +18,60 @@ func runHammer(t *testing.T, newLedger NewLedger, o RunOptions) {
 	t.Run("RetrySameID", func(t *testing.T) { hammerRetry(t, newEnv(t, newLedger), o.Goroutines) })
 	t.Run("Mixed", func(t *testing.T) { hammerMixed(t, newEnv(t, newLedger), o.Goroutines) })
 	t.Run("Forgetting", func(t *testing.T) { hammerForgetting(t, newLedger, o.Goroutines) })
+	t.Run("ListWhileSettling", func(t *testing.T) { hammerList(t, newLedger, o.Goroutines) })
+}
+
+// hammerList: listings taken while other goroutines reserve, settle, let
+// holds expire and forget them show each id once, only the account's own,
+// each in a state it really had.
+func hammerList(t *testing.T, newLedger NewLedger, n int) {
+	e := newRetainEnv(t, newLedger, time.Millisecond)
+	e.create("t", "", "")
+	e.create("t/a", "t", "")
+	parallel(max(4, n/50), func(g int) {
+		for k := range 20 {
+			switch id := fmt.Sprintf("g%d-%d", g, k); g % 4 {
+			case 0, 1:
+				acct := []string{"t", "t/a"}[g%2]
+				if _, err := e.l.Reserve(e.ctx, enforcer.ReserveRequest{ID: id, Account: acct, Estimate: 1, TTL: time.Duration(1+k%3) * time.Millisecond}); err != nil {
+					t.Errorf("reserve %s: %v", id, err)
+				}
+				var err error
+				if k%2 == 0 {
+					_, err = e.l.Commit(e.ctx, id, nil, "")
+				} else {
+					_, err = e.l.Release(e.ctx, id)
+				}
+				if err != nil && !errors.Is(err, enforcer.ErrReservationSettled) && !errors.Is(err, enforcer.ErrReservationNotFound) {
+					t.Errorf("settle %s: %v", id, err)
+				}
+			case 2:
+				e.clk.Advance(time.Millisecond)
+				if _, err := e.l.Sweep(e.ctx); err != nil {
+					t.Errorf("sweep: %v", err)
+				}
+			default:
+				rs, err := e.l.Reservations(e.ctx, enforcer.ReservationFilter{Account: "t"})
+				if err != nil {
+					t.Errorf("list: %v", err)
+				}
+				seen := map[string]bool{}
+				for _, r := range rs {
+					if r.Account != "t" || seen[r.ID] || r.State == "" {
+						t.Errorf("listing of t has %+v (seen before: %v)", r, seen[r.ID])
+					}
+					seen[r.ID] = true
+				}
+			}
+		}
+	})
 }
 
 // hammerForgetting: with a tiny retention, ids are forgotten and reused
 // while other goroutines look them up; the books must stay exact.
 func hammerForgetting(t *testing.T, newLedger NewLedger, n int) {
-	clk := NewFakeClock(Epoch())
-	e := &env{t: t, ctx: t.Context(), clk: clk}
-	e.l = newLedger(t, enforcer.LedgerOptions{Clock: clk, RetainSettled: time.Nanosecond})
+	e := newRetainEnv(t, newLedger, time.Nanosecond)
+	clk := e.clk
 	e.create("t0", "", "")
 	e.create("t1", "", "")
 	workers := max(2, n/50)

@@ -250,6 +250,13 @@ func (s *sim) release() {
 	}
 	s.m.expire(s.clk.Now())
 	got, err := s.l.Release(s.ctx, r.req.ID)
+	if r.state == enforcer.StateReleased { // a repeat returns it unchanged
+		if err != nil {
+			s.fail("step %d: repeated release of %s: %v", s.steps, r.req.ID, err)
+		}
+		s.checkRes(r, got)
+		return
+	}
 	if r.state != enforcer.StatePending {
 		if !errors.Is(err, enforcer.ErrReservationSettled) {
 			s.fail("step %d: release of %s %s: %v, want ErrReservationSettled", s.steps, r.state, r.req.ID, err)

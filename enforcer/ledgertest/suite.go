@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/purser-dev/purser/enforcer"
 )
@@ -80,6 +81,16 @@ func newEnv(t *testing.T, newLedger NewLedger, thresholds ...int) *env {
 		opts.ThresholdsPct = thresholds
 	}
 	e.l = newLedger(t, opts)
+	return e
+}
+
+// newRetainEnv builds a ledger that forgets settled reservations after
+// retain, with no notifier.
+func newRetainEnv(t *testing.T, newLedger NewLedger, retain time.Duration) *env {
+	t.Helper()
+	clk := NewFakeClock(Epoch())
+	e := &env{t: t, ctx: t.Context(), clk: clk}
+	e.l = newLedger(t, enforcer.LedgerOptions{Clock: clk, RetainSettled: retain})
 	return e
 }
 

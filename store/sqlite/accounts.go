@@ -13,7 +13,7 @@ import (
 
 // CreateAccount adds an account; the parent must exist.
 func (l *Ledger) CreateAccount(ctx context.Context, spec enforcer.AccountSpec) (enforcer.Snapshot, error) {
-	if err := validateSpec(spec); err != nil {
+	if err := spec.Validate(); err != nil {
 		return enforcer.Snapshot{}, fmt.Errorf("create account %q: %w", spec.ID, err)
 	}
 	labels, err := encodeLabels(spec.Labels)
@@ -119,24 +119,6 @@ func (tx *wtx) allocated(supervisor, skip string) (enforcer.Nanos, error) {
 	return sum, rows.Err()
 }
 
-func validateSpec(spec enforcer.AccountSpec) error {
-	switch {
-	case spec.ID == "":
-		return fmt.Errorf("%w: empty id", enforcer.ErrInvalidAccount)
-	case spec.Parent == spec.ID:
-		return fmt.Errorf("%w: account is its own parent", enforcer.ErrInvalidAccount)
-	case spec.Limit != nil && *spec.Limit < 0:
-		return fmt.Errorf("%w: negative limit %s", enforcer.ErrInvalidAccount, *spec.Limit)
-	case spec.PercentOfParent < 0 || spec.PercentOfParent > 100:
-		return fmt.Errorf("%w: percent of parent %d is outside 1..100", enforcer.ErrInvalidAccount, spec.PercentOfParent)
-	case spec.PercentOfParent > 0 && spec.Limit != nil:
-		return fmt.Errorf("%w: both a limit and a percent of parent", enforcer.ErrInvalidAccount)
-	case spec.PercentOfParent > 0 && spec.Parent == "":
-		return fmt.Errorf("%w: percent of parent without a parent", enforcer.ErrInvalidAccount)
-	}
-	return nil
-}
-
 // SetLimit changes an account's limit; committed spend is untouched.
 func (l *Ledger) SetLimit(ctx context.Context, account string, limit *enforcer.Nanos) (enforcer.Snapshot, error) {
 	var snap enforcer.Snapshot
@@ -230,7 +212,7 @@ func (l *Ledger) writeSnapshot(tx *wtx, account string) (enforcer.Snapshot, erro
 // sqlErr wraps a database error with what was being done and the file;
 // domain errors (which wrap an enforcer sentinel or are typed) pass as is.
 func (l *Ledger) sqlErr(err error, format string, args ...any) error {
-	if err == nil || isDomain(err) {
+	if err == nil || isDomain(err) || errors.Is(err, enforcer.ErrLedgerUnavailable) {
 		return err
 	}
 	return l.dbErr(fmt.Sprintf(format, args...), err)

@@ -29,9 +29,9 @@
 // request rolls back to it and does not disturb the others), and every
 // caller gets its result only after the COMMIT is durable. A lone request
 // costs one transaction as before; under load one fsync is shared by many.
-// Reads (Snapshot, Accounts, Check, Reservation) use a separate pool of
-// read-only connections with prepared statements and never wait for the
-// writer (WAL readers see the last committed state).
+// Reads (Snapshot, Accounts, Check, Reservation, Reservations) use a
+// separate pool of read-only connections with prepared statements and
+// never wait for the writer (WAL readers see the last committed state).
 //
 // Every check reads the account rows inside the write transaction, so a
 // second process opening the same file stays correct: BEGIN IMMEDIATE and
@@ -65,6 +65,21 @@
 // function of the two, so nothing needs storing) and delivered to the
 // Notifier by the calling goroutine after the transaction has committed,
 // never inside it.
+//
+// # A full disk
+//
+// Every database failure (disk full, I/O error, a write after Close)
+// wraps enforcer.ErrLedgerUnavailable. When a write fails for the
+// database's own reasons the writer rolls back whatever SQLite left open
+// (replacing the connection if even that fails) and, before the next
+// batch, checkpoints the WAL into the database and truncates it. On a full
+// disk the WAL holds frames that could not be checkpointed because the
+// database file could not grow; without the truncate it would regrow into
+// any space freed and the disk would be full again at once. Open does the
+// same first, and opens even when its sweep cannot write. Reads go on
+// throughout. Ready reports whether the ledger can write; while writes
+// fail it probes with a 64 KiB write (migration 0002's write_probe row),
+// one probe at a time, so readiness returns without traffic.
 //
 // # Usage
 //

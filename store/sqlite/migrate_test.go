@@ -175,7 +175,7 @@ func TestErrorsWrapSentinels(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = l.Reserve(ctx, enforcer.ReserveRequest{ID: "late", Account: "a", Estimate: 1, TTL: time.Minute})
-	if !errors.Is(err, sqlite.ErrClosed) || !strings.Contains(err.Error(), l.Path()) {
+	if !errors.Is(err, sqlite.ErrClosed) || !errors.Is(err, enforcer.ErrLedgerUnavailable) || !strings.Contains(err.Error(), l.Path()) {
 		t.Errorf("reserve after close: %v", err)
 	}
 }

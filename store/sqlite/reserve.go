@@ -35,7 +35,10 @@ func (l *Ledger) expireCount(tx *wtx, now int64) (int, error) {
 		return 0, l.dbErr("mark expired holds", err)
 	}
 	n, err := res.RowsAffected()
-	return int(n), err
+	if err != nil {
+		return 0, l.dbErr("count expired holds", err)
+	}
+	return int(n), nil
 }
 
 // Check reports whether estimate fits the account and all its ancestors.
@@ -109,7 +112,8 @@ func (l *Ledger) reserve(tx *wtx, req enforcer.ReserveRequest) (enforcer.Reserva
 		return enforcer.Reservation{}, err
 	}
 	if found {
-		if err := sameRequest(prev, req); err != nil {
+		first := enforcer.Reservation{Account: prev.account, Tool: prev.tool, Estimate: prev.estimate, Fingerprint: prev.fingerprint}
+		if err := enforcer.SameRequest(first, prev.ttl, req); err != nil {
 			return enforcer.Reservation{}, err
 		}
 		return prev.view(now), nil
@@ -118,8 +122,9 @@ func (l *Ledger) reserve(tx *wtx, req enforcer.ReserveRequest) (enforcer.Reserva
 		return enforcer.Reservation{}, err
 	}
 	r := resRow{id: req.ID, account: req.Account, tool: req.Tool, estimate: req.Estimate, ttl: req.TTL,
-		state: enforcer.StatePending, created: now, expires: now + int64(req.TTL)}
-	if _, err := tx.st.insertRes.ExecContext(tx.ctx, r.id, r.account, r.tool, int64(r.estimate), int64(r.ttl), r.created, r.expires); err != nil {
+		state: enforcer.StatePending, created: now, expires: now + int64(req.TTL), fingerprint: req.Fingerprint}
+	if _, err := tx.st.insertRes.ExecContext(tx.ctx, r.id, r.account, r.tool, int64(r.estimate), int64(r.ttl),
+		r.created, r.expires, r.fingerprint); err != nil {
 		return enforcer.Reservation{}, err
 	}
 	if _, err := tx.st.addPending.ExecContext(tx.ctx, req.Account, int64(req.Estimate)); err != nil {
@@ -142,26 +147,6 @@ func admit(path []acctRow, req enforcer.ReserveRequest) error {
 		}
 	}
 	return nil
-}
-
-// sameRequest accepts a retry of the reservation r and names the first
-// field that differs otherwise.
-func sameRequest(r resRow, req enforcer.ReserveRequest) error {
-	var field, was, now string
-	switch {
-	case r.account != req.Account:
-		field, was, now = "account", r.account, req.Account
-	case r.tool != req.Tool:
-		field, was, now = "tool", r.tool, req.Tool
-	case r.estimate != req.Estimate:
-		field, was, now = "estimate", r.estimate.String(), req.Estimate.String()
-	case r.ttl != req.TTL:
-		field, was, now = "ttl", r.ttl.String(), req.TTL.String()
-	default:
-		return nil
-	}
-	return fmt.Errorf("reserve %q on account %q: %w: %s was %q, now %q",
-		req.ID, req.Account, enforcer.ErrReservationConflict, field, was, now)
 }
 
 // Commit charges a reservation and releases the rest of its hold.
@@ -274,6 +259,8 @@ func (l *Ledger) release(tx *wtx, id string) (enforcer.Reservation, error) {
 		return enforcer.Reservation{}, err
 	case !found:
 		return enforcer.Reservation{}, fmt.Errorf("release %q: %w", id, enforcer.ErrReservationNotFound)
+	case r.state == enforcer.StateReleased:
+		return r.view(now), nil // a retry after a lost reply
 	case r.state != enforcer.StatePending:
 		return enforcer.Reservation{}, fmt.Errorf("release %q: %w: %s", id, enforcer.ErrReservationSettled, r.state)
 	}

@@ -89,12 +89,16 @@ type resRow struct {
 	charged           enforcer.Nanos
 	source            enforcer.CostSource
 	late              bool
+	fingerprint       string
 }
 
-// scanRes reads one selectRes row; found is false when there is none.
-func scanRes(row *sql.Row) (r resRow, found bool, err error) {
+// scanner is a *sql.Row or *sql.Rows.
+type scanner interface{ Scan(dest ...any) error }
+
+// scanRes reads one row of resColumns; found is false when there is none.
+func scanRes(row scanner) (r resRow, found bool, err error) {
 	err = row.Scan(&r.id, &r.account, &r.tool, &r.estimate, &r.ttl, &r.state, &r.created, &r.expires,
-		&r.settled, &r.charged, &r.source, &r.late)
+		&r.settled, &r.charged, &r.source, &r.late, &r.fingerprint)
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, false, nil
 	}
@@ -111,7 +115,7 @@ func (r resRow) view(now int64) enforcer.Reservation {
 	out := enforcer.Reservation{
 		ID: r.id, Account: r.account, Tool: r.tool, Estimate: r.estimate, State: r.state,
 		CreatedAt: fromNanos(r.created), ExpiresAt: fromNanos(r.expires),
-		Charged: r.charged, CostSource: r.source, Late: r.late,
+		Charged: r.charged, CostSource: r.source, Late: r.late, Fingerprint: r.fingerprint,
 	}
 	if settled.Valid {
 		out.SettledAt = fromNanos(settled.Int64)

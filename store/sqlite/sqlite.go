@@ -145,8 +145,13 @@ func (l *Ledger) open(ctx context.Context, cfg config) error {
 	if l.readStmts, err = prepareReads(ctx, l.read); err != nil {
 		return err
 	}
-	_, err = l.Sweep(ctx)
-	return err
+	// A database that cannot write now (disk full) still opens: it
+	// answers reads, refuses writes with ErrLedgerUnavailable, reports
+	// itself not Ready, and writes resume when space returns.
+	if _, err := l.Sweep(ctx); err != nil && !errors.Is(err, enforcer.ErrLedgerUnavailable) {
+		return err
+	}
+	return nil
 }
 
 // dsn builds a modernc.org/sqlite URI for path with the driver's own
@@ -186,9 +191,35 @@ func (l *Ledger) now() int64 { return l.clock.Now().UnixNano() }
 // so the same reservation read twice compares equal with ==.
 func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
 
-// dbErr wraps a database failure with the file it happened in.
+// dbErr wraps a database failure with the file it happened in. It is
+// ErrLedgerUnavailable unless the caller's own context ended.
 func (l *Ledger) dbErr(op string, err error) error {
-	return fmt.Errorf("sqlite ledger %s: %s: %w", l.path, op, err)
+	switch {
+	case errors.Is(err, enforcer.ErrLedgerUnavailable):
+		return err
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("sqlite ledger %s: %s: %w", l.path, op, err)
+	}
+	return fmt.Errorf("sqlite ledger %s: %s: %w: %w", l.path, op, enforcer.ErrLedgerUnavailable, err)
+}
+
+// Ready reports whether the ledger can read and write now; the error wraps
+// enforcer.ErrLedgerUnavailable. After a write failed for the database's
+// own reasons (disk full, I/O error) it probes with a small write, so it
+// turns ready again as soon as writes work, with or without traffic.
+func (l *Ledger) Ready(ctx context.Context) error {
+	err := l.w.ready(ctx, func(tx *wtx) error {
+		_, err := tx.conn.ExecContext(tx.ctx, `INSERT INTO write_probe (id, at, pad) VALUES (1, ?1, zeroblob(65536))
+			ON CONFLICT (id) DO UPDATE SET at = excluded.at, pad = excluded.pad`, l.now())
+		return l.sqlErr(err, "probe a write")
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite ledger %s cannot write: %w", l.path, err)
+	}
+	if err := l.readStmts[probeOverdue].QueryRowContext(ctx, l.now()).Scan(new(int)); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return l.dbErr("read", err)
+	}
+	return nil
 }
 
 // notify delivers alerts; it is only called with no transaction open.

@@ -31,9 +31,16 @@ const (
 	selectOverdue = overdueCTE + `SELECT id, SUM(est) FROM overdue GROUP BY id`
 
 	resColumns = `id, account_id, tool, estimate_nanos, ttl_nanos, state, created_at, expires_at, settled_at,
-		charged_nanos, cost_source, late`
+		charged_nanos, cost_source, late, fingerprint`
 
 	selectRes = `SELECT ` + resColumns + ` FROM reservations WHERE id = ?1`
+
+	// selectAccountRes lists one account's (?1) reservations in one state
+	// (?2, '' for all) as seen at ?3 (an overdue hold is expired), oldest
+	// first, at most ?4; the reservations_account index serves the order.
+	selectAccountRes = `SELECT ` + resColumns + ` FROM reservations WHERE account_id = ?1
+		AND (?2 = '' OR CASE WHEN state = 'pending' AND expires_at <= ?3 THEN 'expired' ELSE state END = ?2)
+		ORDER BY created_at, id LIMIT ?4`
 
 	probeOverdue = `SELECT 1 FROM reservations WHERE state = 'pending' AND expires_at <= ?1 LIMIT 1`
 
@@ -48,7 +55,7 @@ const (
 // readQueries are prepared once on the read pool (database/sql then
 // prepares each on a connection the first time it runs there): parsing
 // the recursive queries costs more than running them.
-var readQueries = [...]string{selectPath, selectOverdue, probeOverdue, selectRes,
+var readQueries = [...]string{selectPath, selectOverdue, probeOverdue, selectRes, selectAccountRes,
 	selectSnapshotAll, selectSnapshotOne, selectToolsAll, selectToolsOne}
 
 func prepareReads(ctx context.Context, db *sql.DB) (map[string]*sql.Stmt, error) {
@@ -118,8 +125,8 @@ func prepare(ctx context.Context, conn *sql.Conn) (*stmts, error) {
 		{&s.pruneSettled, `DELETE FROM reservations WHERE state <> 'pending' AND settled_at <= ?1`},
 		{&s.path, selectPath},
 		{&s.getRes, selectRes},
-		{&s.insertRes, `INSERT INTO reservations (id, account_id, tool, estimate_nanos, ttl_nanos, state, created_at, expires_at)
-			VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7)`},
+		{&s.insertRes, `INSERT INTO reservations (id, account_id, tool, estimate_nanos, ttl_nanos, state, created_at, expires_at, fingerprint)
+			VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?8)`},
 		{&s.settleRes, `UPDATE reservations SET state = ?2, settled_at = ?3, charged_nanos = ?4, cost_source = ?5, late = ?6
 			WHERE id = ?1`},
 		{&s.addPending, pathCTE + `UPDATE accounts SET pending_nanos = pending_nanos + ?2 WHERE id IN (SELECT id FROM path)`},

@@ -5,7 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
+	"sync/atomic"
+
+	"github.com/purser-dev/purser/enforcer"
 )
 
 // writer owns the only write connection. Requests queue on reqs; the loop
@@ -22,6 +26,12 @@ type writer struct {
 	closed bool
 	reqs   chan *writeReq
 	done   chan struct{} // closed when the loop has exited
+
+	// failure is the last failure of the database itself to write (disk
+	// full, I/O error), nil again once a batch commits a change. While it
+	// is set, every batch first runs recover.
+	failure atomic.Pointer[error]
+	probing atomic.Bool // one Ready probe at a time
 }
 
 // writeReq is one operation: fn runs inside the batch transaction and
@@ -50,6 +60,9 @@ func startWriter(ctx context.Context, path string, db *sql.DB, maxBatch int) (*w
 	}
 	w := &writer{path: path, db: db, conn: conn, maxBatch: maxBatch,
 		reqs: make(chan *writeReq, 4*maxBatch), done: make(chan struct{})}
+	// A WAL left large by a disk that filled up is folded into the
+	// database and truncated first, so a restart gets its space back.
+	w.checkpoint(ctx)
 	if err := migrate(ctx, conn); err != nil {
 		w.closeConns()
 		return nil, err
@@ -62,6 +75,80 @@ func startWriter(ctx context.Context, path string, db *sql.DB, maxBatch int) (*w
 	return w, nil
 }
 
+// checkpoint copies the WAL into the database and truncates it to zero
+// bytes. It fails (and changes nothing that matters) when the database
+// file cannot grow; it is retried at the next recovery.
+func (w *writer) checkpoint(ctx context.Context) {
+	var busy, frames, done int
+	_ = w.conn.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &frames, &done)
+}
+
+// recover gets writing going again after the database failed to write.
+// SQLite may have rolled the failed transaction back itself, or not: a
+// transaction still open is rolled back, and a connection that cannot
+// even do that is replaced. Then the WAL is checkpointed and truncated:
+// on a disk that filled up, the WAL holds frames that could not be
+// checkpointed (the database file could not grow), and if it is not
+// truncated it regrows into any space that is freed, so writes never
+// resume (issue 11, item 15).
+func (w *writer) recover() {
+	ctx := context.Background()
+	if w.conn != nil {
+		err := w.exec(ctx, "ROLLBACK")
+		if err == nil || isNoTransaction(err) {
+			w.checkpoint(ctx)
+			return
+		}
+		w.st.close()
+		w.conn.Close()
+		w.conn, w.st = nil, nil
+	}
+	conn, err := w.db.Conn(ctx)
+	if err != nil {
+		w.fail(w.wrap("reopen the write connection", err))
+		return
+	}
+	st, err := prepare(ctx, conn)
+	if err != nil {
+		conn.Close()
+		w.fail(w.wrap("reopen the write connection", err))
+		return
+	}
+	w.conn, w.st = conn, st
+	w.checkpoint(ctx)
+}
+
+// isNoTransaction: a ROLLBACK found nothing to roll back (SQLite had
+// already rolled the transaction back).
+func isNoTransaction(err error) bool {
+	return strings.Contains(err.Error(), "no transaction is active")
+}
+
+func (w *writer) fail(err error) { w.failure.Store(&err) }
+
+// health is the last write failure, nil when writes work.
+func (w *writer) health() error {
+	if p := w.failure.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// ready reports whether the database takes writes. While writes are
+// failing it runs probe as a write (one caller at a time; the others get
+// the last failure), so readiness recovers as soon as space returns, even
+// with no traffic.
+func (w *writer) ready(ctx context.Context, probe func(tx *wtx) error) error {
+	if w.health() == nil {
+		return nil
+	}
+	if !w.probing.CompareAndSwap(false, true) {
+		return w.health()
+	}
+	defer w.probing.Store(false)
+	return w.do(ctx, probe)
+}
+
 // do runs fn in the next batch and waits until that batch has committed
 // (or failed). A request whose ctx is done before its turn is skipped.
 func (w *writer) do(ctx context.Context, fn func(tx *wtx) error) error {
@@ -69,7 +156,7 @@ func (w *writer) do(ctx context.Context, fn func(tx *wtx) error) error {
 	w.mu.RLock()
 	if w.closed {
 		w.mu.RUnlock()
-		return fmt.Errorf("sqlite ledger %s: %w", w.path, ErrClosed)
+		return fmt.Errorf("sqlite ledger %s: %w: %w", w.path, enforcer.ErrLedgerUnavailable, ErrClosed)
 	}
 	select {
 	case w.reqs <- req: // the loop drains until close, so this cannot block forever
@@ -99,7 +186,11 @@ func (w *writer) loop() {
 				break fill
 			}
 		}
+		if w.health() != nil {
+			w.recover()
+		}
 		w.run(batch)
+		w.note(batch)
 		for i, r := range batch {
 			close(r.done)
 			batch[i] = nil
@@ -112,6 +203,10 @@ func (w *writer) loop() {
 // fails, every request that had succeeded fails with it.
 func (w *writer) run(batch []*writeReq) {
 	ctx := context.Background() // one caller giving up must not abort the others
+	if w.conn == nil {          // recover could not reopen it
+		w.failAll(batch, "write", w.health())
+		return
+	}
 	if err := w.exec(ctx, "BEGIN IMMEDIATE"); err != nil {
 		w.failAll(batch, "begin", err)
 		return
@@ -143,7 +238,7 @@ func (w *writer) run(batch []*writeReq) {
 		}
 	}
 	if !shared && batch[0].err != nil {
-		if err := w.exec(ctx, "ROLLBACK"); err != nil {
+		if err := w.exec(ctx, "ROLLBACK"); err != nil && !isNoTransaction(err) {
 			batch[0].err = errors.Join(batch[0].err, w.wrap("rollback", err))
 		}
 		return
@@ -155,10 +250,30 @@ func (w *writer) run(batch []*writeReq) {
 
 // abort rolls the batch back and fails every request that had succeeded.
 func (w *writer) abort(ctx context.Context, batch []*writeReq, op string, err error) {
-	if rbErr := w.exec(ctx, "ROLLBACK"); rbErr != nil {
+	if rbErr := w.exec(ctx, "ROLLBACK"); rbErr != nil && !isNoTransaction(rbErr) {
 		err = errors.Join(err, rbErr)
 	}
 	w.failAll(batch, op, err)
+}
+
+// note records whether the database wrote: a batch in which any request
+// failed for the database's own reasons sets the failure; one that
+// committed a request's changes clears it. Refusals (denied, conflict,
+// cancelled) say nothing either way.
+func (w *writer) note(batch []*writeReq) {
+	wrote := false
+	for _, r := range batch {
+		switch {
+		case r.err == nil:
+			wrote = true
+		case errors.Is(r.err, enforcer.ErrLedgerUnavailable):
+			w.fail(r.err)
+			return
+		}
+	}
+	if wrote {
+		w.failure.Store(nil)
+	}
 }
 
 func (w *writer) failAll(batch []*writeReq, op string, err error) {
@@ -169,8 +284,12 @@ func (w *writer) failAll(batch []*writeReq, op string, err error) {
 	}
 }
 
+// wrap marks a failure of the database itself: ErrLedgerUnavailable.
 func (w *writer) wrap(op string, err error) error {
-	return fmt.Errorf("sqlite ledger %s: %s: %w", w.path, op, err)
+	if errors.Is(err, enforcer.ErrLedgerUnavailable) {
+		return err
+	}
+	return fmt.Errorf("sqlite ledger %s: %s: %w: %w", w.path, op, enforcer.ErrLedgerUnavailable, err)
 }
 
 func (w *writer) exec(ctx context.Context, q string) error {
@@ -198,6 +317,9 @@ func (w *writer) closeConns() error {
 	if w.st != nil {
 		errs = append(errs, w.st.close())
 	}
-	errs = append(errs, w.conn.Close(), w.db.Close())
+	if w.conn != nil {
+		errs = append(errs, w.conn.Close())
+	}
+	errs = append(errs, w.db.Close())
 	return errors.Join(errs...)
 }
