@@ -171,7 +171,7 @@ func (eng *engine) newServer(b *built, metrics *server.Metrics) (*server.Server,
 	sc := server.Config{Tokens: b.tokens, BodyBytesMax: sv.BodyBytesMax, ReservationTTLMax: eng.cfg.Reservation.TTLMax,
 		ShutdownTimeout: sv.ShutdownTimeout, ReadHeaderTimeout: sv.ReadHeaderTimeout, ReadTimeout: sv.ReadTimeout,
 		WriteTimeout: sv.WriteTimeout, IdleTimeout: sv.IdleTimeout, ConnectionsMax: sv.ConnectionsMax, LogParams: eng.cfg.DecisionLog.LogParams, Metrics: metrics,
-		Logger: eng.logger.Named("server"), Ready: eng.ready}
+		Logger: eng.logger.Named("server"), Ready: eng.ready, LedgerName: eng.cfg.Store.Kind}
 	if eng.registry != nil {
 		sc.Plugins = pluginAdmin{eng}
 	}
