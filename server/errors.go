@@ -112,12 +112,12 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		s.logger.Warn("ledger unavailable", "method", r.Method, "path", r.URL.Path, "ref", ref, "error", err)
 		secs := int(s.cfg.LedgerRetryAfter / time.Second)
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
-		outcome := "so the request was not completed; retry after %d s (a retry with the same reservation id is safe)"
+		next := fmt.Sprintf("so the request was not completed; retry after %d s (a retry with the same reservation id is safe)", secs)
 		if outcomeUnknown(err) {
-			outcome = "and its answer was lost, so the request may have been applied; " +
-				"retry after %d s with the same reservation id to learn the outcome"
+			next = fmt.Sprintf("and its answer was lost, so the request may have been applied; "+
+				"retry after %d s with the same reservation id to learn the outcome", secs)
 		}
-		msg = fmt.Sprintf("%s is unavailable, "+outcome+" (reference %s in the server log)", s.ledgerName(), secs, ref)
+		msg = fmt.Sprintf("%s is unavailable, %s (reference %s in the server log)", s.ledgerName(), next, ref)
 	case status >= 500 && code == "internal":
 		// Internal detail stays in the log; the client gets a reference.
 		ref := referenceOf(err)
