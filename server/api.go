@@ -15,10 +15,11 @@ type estimateRequest struct {
 }
 
 type estimateResponse struct {
-	EstimateUSD   string `json:"estimate_usd"`
-	EstimateNanos int64  `json:"estimate_nanos"`
-	Source        string `json:"source"`
-	FallbackError string `json:"fallback_error,omitempty"`
+	EstimateUSD   string       `json:"estimate_usd"`
+	EstimateNanos int64        `json:"estimate_nanos"`
+	Source        string       `json:"source"`
+	FallbackError string       `json:"fallback_error,omitempty"`
+	PluginError   *pluginError `json:"plugin_error,omitempty"`
 }
 
 type checkRequest struct {
@@ -39,6 +40,7 @@ type decisionResponse struct {
 	RemainingNanos *int64               `json:"remaining_nanos"`
 	ApprovalID     string               `json:"approval_id,omitempty"`
 	Reservation    *reservationResponse `json:"reservation,omitempty"`
+	PluginError    *pluginError         `json:"plugin_error,omitempty"`
 }
 
 type reserveRequest struct {

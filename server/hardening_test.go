@@ -180,7 +180,9 @@ func TestLedgerOutageMessageCitesTheDecisionLogEvent(t *testing.T) {
 // server, which does not import the store.
 type lostAnswer struct{ unknown bool }
 
-func (lostAnswer) Error() string          { return "outcome unknown: sent, no answer before the caller's deadline" }
+func (lostAnswer) Error() string {
+	return "outcome unknown: sent, no answer before the caller's deadline"
+}
 func (e lostAnswer) OutcomeUnknown() bool { return e.unknown }
 
 func TestLedgerOutageWithAnUnknownOutcomeSaysTheRequestMayHaveBeenApplied(t *testing.T) {

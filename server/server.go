@@ -54,6 +54,11 @@ type Config struct {
 	// is restarting, short enough that agents resume soon after it is back).
 	LedgerRetryAfter time.Duration
 
+	// PluginErrors names the plugin and kind behind a plugin failure for
+	// plugin_error (optional: without it the code is "other" and an
+	// estimator is named "estimator").
+	PluginErrors PluginErrorNamer
+
 	DecisionLog DecisionLogger // optional
 	Metrics     *Metrics       // optional
 	Plugins     PluginAdmin    // optional
