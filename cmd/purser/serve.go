@@ -228,21 +228,23 @@ func (eng *engine) pluginInfos() []server.PluginInfo {
 	}
 	var out []server.PluginInfo
 	for _, st := range eng.registry.Status() {
-		health, lastErr := "healthy", st.LastError
+		health, lastErr := server.PluginHealthy, st.LastError
+		var nextTrial *time.Time
 		if !st.Health.Healthy {
-			health = "unhealthy"
-			lastErr = joinNonEmpty(lastErr, st.Health.LastError+"; quarantined, next trial call at "+
-				st.Health.NextTrial.UTC().Format(time.RFC3339))
+			health = server.PluginUnhealthy
+			t := st.Health.NextTrial.UTC()
+			nextTrial = &t
+			lastErr = joinNonEmpty(lastErr, st.Health.LastError+"; quarantined, next trial call at "+t.Format(time.RFC3339))
 		}
 		if !st.Loaded {
-			health = "not loaded"
+			health = server.PluginNotLoaded
 		}
 		var errs uint64
 		for _, n := range st.Stats.Errors {
 			errs += n
 		}
 		out = append(out, server.PluginInfo{Name: st.Name, Version: st.Version, Kind: string(st.Kind), SHA256: st.Digest,
-			Health: health, Calls: st.Stats.Calls, Errors: errs, LastError: lastErr, Path: st.File})
+			Health: health, Quarantined: nextTrial != nil, NextTrialAt: nextTrial, Calls: st.Stats.Calls, Errors: errs, LastError: lastErr, Path: st.File})
 	}
 	return out
 }
