@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/purser-dev/purser/enforcer"
@@ -86,9 +87,15 @@ func (s *Server) pluginErrorOf(policy string, err error) *pluginError {
 	return &pluginError{Plugin: plugin, Code: code, Message: boundText(msg, pluginErrorMessageBytesMax)}
 }
 
-// boundText is s as valid UTF-8 cut to at most n bytes on a rune boundary.
+// boundText is s as one line of valid UTF-8 (control characters become
+// spaces) cut to at most n bytes on a rune boundary.
 func boundText(s string, n int) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(s, "\uFFFD"))
 	if len(s) <= n {
 		return s
 	}

@@ -146,12 +146,12 @@ func TestHealthyPluginsAddNoPluginError(t *testing.T) {
 }
 
 func TestPluginErrorMessageIsBoundedValidUTF8(t *testing.T) {
-	long := errors.New(strings.Repeat("é", 2000) + "\xff")
+	long := errors.New("forged\nline" + strings.Repeat("é", 2000) + "\xff")
 	f := pluginFixture(t, enforcer.Config{Estimators: map[string]enforcer.Estimator{"*": failingEstimator{long}}}, nil)
 	pe := pluginErrorIn(t, f.mustDo("", "POST", "/v1/estimate", map[string]any{"tool": "Read"}, 200))
 	msg := pe["message"].(string)
-	if len(msg) > pluginErrorMessageBytesMax || !utf8.ValidString(msg) || pe["plugin"] != "estimator" || pe["code"] != "other" {
-		t.Errorf("plugin_error %v (%d bytes); want at most %d bytes of valid UTF-8 from \"estimator\", code other",
+	if len(msg) > pluginErrorMessageBytesMax || !utf8.ValidString(msg) || strings.Contains(msg, "\n") || pe["plugin"] != "estimator" || pe["code"] != "other" {
+		t.Errorf("plugin_error %v (%d bytes); want one line of at most %d bytes of valid UTF-8 from \"estimator\", code other",
 			pe, len(msg), pluginErrorMessageBytesMax)
 	}
 }
