@@ -15,10 +15,11 @@ type estimateRequest struct {
 }
 
 type estimateResponse struct {
-	EstimateUSD   string `json:"estimate_usd"`
-	EstimateNanos int64  `json:"estimate_nanos"`
-	Source        string `json:"source"`
-	FallbackError string `json:"fallback_error,omitempty"`
+	EstimateUSD   string       `json:"estimate_usd"`
+	EstimateNanos int64        `json:"estimate_nanos"`
+	Source        string       `json:"source"`
+	FallbackError string       `json:"fallback_error,omitempty"`
+	PluginError   *pluginError `json:"plugin_error,omitempty"`
 }
 
 type checkRequest struct {
@@ -39,6 +40,7 @@ type decisionResponse struct {
 	RemainingNanos *int64               `json:"remaining_nanos"`
 	ApprovalID     string               `json:"approval_id,omitempty"`
 	Reservation    *reservationResponse `json:"reservation,omitempty"`
+	PluginError    *pluginError         `json:"plugin_error,omitempty"`
 }
 
 type reserveRequest struct {
@@ -150,18 +152,30 @@ type decideRequest struct {
 	Note string `json:"note"`
 }
 
-// PluginInfo is what GET /v1/plugins lists; cmd/ fills it from the host.
+// PluginInfo is what GET /v1/plugins (and GET /readyz?verbose) lists;
+// cmd/ fills it from the host.
 type PluginInfo struct {
-	Name      string `json:"name"`
-	Version   string `json:"version"`
-	Kind      string `json:"kind"`
-	SHA256    string `json:"sha256"`
-	Health    string `json:"health"`
-	Calls     uint64 `json:"calls"`
-	Errors    uint64 `json:"errors"`
-	LastError string `json:"last_error,omitempty"`
-	Path      string `json:"path,omitempty"`
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	Kind    string `json:"kind"`
+	SHA256  string `json:"sha256"`
+	Health  string `json:"health"` // PluginHealthy, PluginUnhealthy or PluginNotLoaded
+	// Quarantined: failures made the plugin unhealthy; its calls fall back
+	// until a trial call, due at NextTrialAt, succeeds.
+	Quarantined bool       `json:"quarantined"`
+	NextTrialAt *time.Time `json:"next_trial_at,omitempty"`
+	Calls       uint64     `json:"calls"`
+	Errors      uint64     `json:"errors"`
+	LastError   string     `json:"last_error,omitempty"`
+	Path        string     `json:"path,omitempty"`
 }
+
+// PluginInfo.Health values.
+const (
+	PluginHealthy   = "healthy"
+	PluginUnhealthy = "unhealthy"
+	PluginNotLoaded = "not loaded"
+)
 
 type errorBody struct {
 	Error errorDetail `json:"error"`

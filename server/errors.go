@@ -112,8 +112,12 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		s.logger.Warn("ledger unavailable", "method", r.Method, "path", r.URL.Path, "ref", ref, "error", err)
 		secs := int(s.cfg.LedgerRetryAfter / time.Second)
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
-		msg = fmt.Sprintf("%s is unavailable, so the request was not completed; retry after %d s "+
-			"(a retry with the same reservation id is safe) (reference %s in the server log)", s.ledgerName(), secs, ref)
+		next := fmt.Sprintf("so the request was not completed; retry after %d s (a retry with the same reservation id is safe)", secs)
+		if outcomeUnknown(err) {
+			next = fmt.Sprintf("and its answer was lost, so the request may have been applied; "+
+				"retry after %d s with the same reservation id to learn the outcome", secs)
+		}
+		msg = fmt.Sprintf("%s is unavailable, %s (reference %s in the server log)", s.ledgerName(), next, ref)
 	case status >= 500 && code == "internal":
 		// Internal detail stays in the log; the client gets a reference.
 		ref := referenceOf(err)
@@ -121,6 +125,14 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		msg = "internal error (reference " + ref + " in the server log)"
 	}
 	writeJSON(w, status, errorBody{Error: errorDetail{Code: code, Message: msg}})
+}
+
+// outcomeUnknown reports whether the store sent the request but lost the
+// answer (store/postgres.OutcomeUnknownError, matched by its method so the
+// server imports no store).
+func outcomeUnknown(err error) bool {
+	var u interface{ OutcomeUnknown() bool }
+	return errors.As(err, &u) && u.OutcomeUnknown()
 }
 
 // referenceOf is the decision id an error was logged under, else a new one.

@@ -50,7 +50,7 @@ func (s *Server) estimate(w http.ResponseWriter, r *http.Request, _ *principal) 
 	}
 	s.cfg.Metrics.observeEstimate(est.Source)
 	writeJSON(w, http.StatusOK, estimateResponse{EstimateUSD: est.Nanos.Decimal(), EstimateNanos: int64(est.Nanos),
-		Source: est.Source, FallbackError: errString(est.FallbackErr)})
+		Source: est.Source, FallbackError: errString(est.FallbackErr), PluginError: s.estimatePluginError(est)})
 	return nil
 }
 
@@ -200,7 +200,7 @@ func (s *Server) admissionFailed(r *http.Request, kind string, call enforcer.Cal
 func (s *Server) decided(r *http.Request, kind string, call enforcer.Call, d enforcer.Decision, res *enforcer.Reservation) decisionResponse {
 	out := decisionResponse{DecisionID: newDecisionID(), Decision: d.Verdict.String(), Reason: d.Reason, Layer: d.Layer,
 		Policy: d.Policy, EstimateNanos: int64(d.Estimate.Nanos), EstimateUSD: d.Estimate.Nanos.Decimal(),
-		Source: d.Estimate.Source, ApprovalID: d.ApprovalID}
+		Source: d.Estimate.Source, ApprovalID: d.ApprovalID, PluginError: s.decisionPluginError(d)}
 	if d.BudgetAccount != "" && d.Remaining != enforcer.MaxNanos {
 		rem := int64(d.Remaining)
 		out.RemainingNanos = &rem

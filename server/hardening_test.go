@@ -25,6 +25,7 @@ import (
 type faultyLedger struct {
 	enforcer.Ledger
 	down    atomic.Bool
+	cause   error // what an outage returns when set, else outage
 	mu      sync.Mutex
 	filters []enforcer.ReservationFilter
 	listed  []enforcer.Reservation
@@ -43,6 +44,9 @@ func (l *faultyLedger) fail(ctx context.Context) error {
 		return fmt.Errorf("ledger query: %w", err)
 	}
 	if l.down.Load() {
+		if l.cause != nil {
+			return l.cause
+		}
 		return outage
 	}
 	return nil
@@ -169,6 +173,35 @@ func TestLedgerOutageMessageCitesTheDecisionLogEvent(t *testing.T) {
 	ev := f.events(1)[0]
 	if !strings.Contains(msg, "reference "+ev.DecisionID+" ") || !strings.Contains(msg, "the ledger is unavailable") {
 		t.Errorf("message %q does not cite decision %s", msg, ev.DecisionID)
+	}
+}
+
+// lostAnswer is what store/postgres.OutcomeUnknownError looks like to the
+// server, which does not import the store.
+type lostAnswer struct{ unknown bool }
+
+func (lostAnswer) Error() string {
+	return "outcome unknown: sent, no answer before the caller's deadline"
+}
+func (e lostAnswer) OutcomeUnknown() bool { return e.unknown }
+
+func TestLedgerOutageWithAnUnknownOutcomeSaysTheRequestMayHaveBeenApplied(t *testing.T) {
+	for _, tc := range []struct {
+		unknown bool
+		want    string
+	}{{true, "may have been applied"}, {false, "was not completed"}} {
+		l := newFaultyLedger()
+		l.cause = fmt.Errorf("postgres ledger db.internal:5432 is %w: %w", enforcer.ErrLedgerUnavailable, lostAnswer{tc.unknown})
+		f := newFixtureOn(t, l, enforcer.Config{}, false, nil)
+		f.mustDo("", "PUT", "/v1/accounts/a", map[string]any{"limit_usd": "1"}, 201)
+		l.down.Store(true)
+		code, msg := errorOf(f.mustDo("", "POST", "/v1/reservations", map[string]any{"id": "r1", "account": "a", "tool": "Read"}, 503))
+		if code != "ledger_unavailable" || !strings.Contains(msg, tc.want) || strings.Contains(msg, "db.internal") {
+			t.Errorf("OutcomeUnknown() %v: %s %q; want ledger_unavailable saying %q", tc.unknown, code, msg, tc.want)
+		}
+		if tc.unknown && !strings.Contains(msg, "with the same reservation id to learn the outcome") {
+			t.Errorf("message %q does not say how to learn the outcome", msg)
+		}
 	}
 }
 

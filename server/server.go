@@ -54,6 +54,11 @@ type Config struct {
 	// is restarting, short enough that agents resume soon after it is back).
 	LedgerRetryAfter time.Duration
 
+	// PluginErrors names the plugin and kind behind a plugin failure for
+	// plugin_error (optional: without it the code is "other" and an
+	// estimator is named "estimator").
+	PluginErrors PluginErrorNamer
+
 	DecisionLog DecisionLogger // optional
 	Metrics     *Metrics       // optional
 	Plugins     PluginAdmin    // optional
@@ -265,24 +270,66 @@ func (s *Server) plain(pattern string, h http.HandlerFunc) {
 
 // readyz is unauthenticated, so its body stays generic: the reason names
 // database hosts, ports, users and files, and goes to the log, or to an
-// unscoped admin token that asks (same URL, with its bearer token).
+// unscoped admin token that asks (same URL, with its bearer token). Plugins
+// never make it fail: a failing plugin's calls fall back to the built-in
+// estimate or its fail mode. ?verbose with a valid token (any role, as
+// GET /v1/plugins) adds each plugin's health and quarantine.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	var err error
 	if s.cfg.Ready != nil {
-		if err := s.cfg.Ready(r.Context()); err != nil {
-			s.logNotReady(err)
-			msg := "not ready: a dependency is unavailable (the reason is in the server log)"
-			// Auth off means every caller is anonymous: the generic body then.
-			if p, ok := s.auth.authenticate(r); ok && s.auth.enabled() && p.role == RoleAdmin && p.all {
-				msg = "not ready: " + err.Error()
-			}
-			writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: errorDetail{Code: "not_ready", Message: msg}})
-			return
-		}
+		err = s.cfg.Ready(r.Context())
 	}
-	if s.notReady.Swap(nil) != nil {
+	if err != nil {
+		s.logNotReady(err)
+	} else if s.notReady.Swap(nil) != nil {
 		s.logger.Info("ready again")
 	}
+	p, authed := s.auth.authenticate(r)
+	if r.URL.Query().Has("verbose") && authed {
+		s.readyDetail(w, p, err)
+		return
+	}
+	if err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: s.notReadyError(p, err)})
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// notReadyError says why only to an unscoped admin token; auth off means
+// every caller is anonymous, so the generic message then.
+func (s *Server) notReadyError(p *principal, err error) errorDetail {
+	msg := "not ready: a dependency is unavailable (the reason is in the server log)"
+	if p != nil && s.auth.enabled() && p.role == RoleAdmin && p.all {
+		msg = "not ready: " + err.Error()
+	}
+	return errorDetail{Code: "not_ready", Message: msg}
+}
+
+// readinessDetail is GET /readyz?verbose for a valid token.
+type readinessDetail struct {
+	Status string `json:"status"` // "ready" or "not_ready", as the status code says
+	// Degraded: a plugin is unhealthy or not loaded; the server is still
+	// ready because that plugin's calls fall back.
+	Degraded bool         `json:"degraded"`
+	Plugins  []PluginInfo `json:"plugins"`
+	Error    *errorDetail `json:"error,omitempty"`
+}
+
+func (s *Server) readyDetail(w http.ResponseWriter, p *principal, err error) {
+	out := readinessDetail{Status: "ready", Plugins: []PluginInfo{}}
+	if s.cfg.Plugins != nil {
+		out.Plugins = append(out.Plugins, s.cfg.Plugins.Plugins()...)
+	}
+	for _, pi := range out.Plugins {
+		out.Degraded = out.Degraded || pi.Health != PluginHealthy
+	}
+	status := http.StatusOK
+	if err != nil {
+		e := s.notReadyError(p, err)
+		out.Status, out.Error, status = "not_ready", &e, http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, out)
 }
 
 func (s *Server) logNotReady(err error) {

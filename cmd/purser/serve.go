@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/purser-dev/purser/bridge"
 	"github.com/purser-dev/purser/enforcer"
 	"github.com/purser-dev/purser/host"
 	"github.com/purser-dev/purser/server"
@@ -171,7 +173,7 @@ func (eng *engine) newServer(b *built, metrics *server.Metrics) (*server.Server,
 	sc := server.Config{Tokens: b.tokens, BodyBytesMax: sv.BodyBytesMax, ReservationTTLMax: eng.cfg.Reservation.TTLMax,
 		ShutdownTimeout: sv.ShutdownTimeout, ReadHeaderTimeout: sv.ReadHeaderTimeout, ReadTimeout: sv.ReadTimeout,
 		WriteTimeout: sv.WriteTimeout, IdleTimeout: sv.IdleTimeout, ConnectionsMax: sv.ConnectionsMax, LogParams: eng.cfg.DecisionLog.LogParams, Metrics: metrics,
-		Logger: eng.logger.Named("server"), Ready: eng.ready, LedgerName: eng.cfg.Store.Kind}
+		Logger: eng.logger.Named("server"), Ready: eng.ready, LedgerName: eng.cfg.Store.Kind, PluginErrors: pluginErrorOf}
 	if eng.registry != nil {
 		sc.Plugins = pluginAdmin{eng}
 	}
@@ -226,21 +228,23 @@ func (eng *engine) pluginInfos() []server.PluginInfo {
 	}
 	var out []server.PluginInfo
 	for _, st := range eng.registry.Status() {
-		health, lastErr := "healthy", st.LastError
+		health, lastErr := server.PluginHealthy, st.LastError
+		var nextTrial *time.Time
 		if !st.Health.Healthy {
-			health = "unhealthy"
-			lastErr = joinNonEmpty(lastErr, st.Health.LastError+"; quarantined, next trial call at "+
-				st.Health.NextTrial.UTC().Format(time.RFC3339))
+			health = server.PluginUnhealthy
+			t := st.Health.NextTrial.UTC()
+			nextTrial = &t
+			lastErr = joinNonEmpty(lastErr, st.Health.LastError+"; quarantined, next trial call at "+t.Format(time.RFC3339))
 		}
 		if !st.Loaded {
-			health = "not loaded"
+			health = server.PluginNotLoaded
 		}
 		var errs uint64
 		for _, n := range st.Stats.Errors {
 			errs += n
 		}
 		out = append(out, server.PluginInfo{Name: st.Name, Version: st.Version, Kind: string(st.Kind), SHA256: st.Digest,
-			Health: health, Calls: st.Stats.Calls, Errors: errs, LastError: lastErr, Path: st.File})
+			Health: health, Quarantined: nextTrial != nil, NextTrialAt: nextTrial, Calls: st.Stats.Calls, Errors: errs, LastError: lastErr, Path: st.File})
 	}
 	return out
 }
@@ -250,6 +254,27 @@ func joinNonEmpty(a, b string) string {
 		return b
 	}
 	return a + "; " + b
+}
+
+// pluginErrorOf names the plugin and kind behind a failure for the
+// server's plugin_error: host call errors by host.ErrorKind, quotes the
+// bridge refused by their own kind.
+func pluginErrorOf(err error) (plugin, code string) {
+	var qe *bridge.QuoteError
+	if errors.As(err, &qe) {
+		if errors.Is(err, bridge.ErrEstimateAboveMax) {
+			return qe.Source, "estimate_above_max"
+		}
+		return qe.Source, "zero_estimate"
+	}
+	var ce *host.CallError
+	if errors.As(err, &ce) {
+		plugin = "plugin:" + ce.Plugin
+		if len(ce.Digest) >= 12 {
+			plugin += "@" + ce.Digest[:12] // the plugin's source label
+		}
+	}
+	return plugin, host.ErrorKind(err)
 }
 
 // hostObserver forwards host events to Prometheus.
