@@ -2,9 +2,15 @@ package host
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/purser-dev/purser/abi"
 )
@@ -89,5 +95,77 @@ func BenchmarkIsolation(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// Hammer on the pool alone: more instances kept than run at once, over
+// the head word into the tail ones, many tenants. No more than max
+// callers ever hold instances, an instance is never held by two callers,
+// a caller only gets an instance of its own tenant (or a fresh one), and
+// every token comes back.
+func TestPoolHammerKeepsConcurrencyAndTenants(t *testing.T) {
+	const concurrency, keep, tenants, workers = 3, headSlots + 70, 150, 8
+	p := newPool(concurrency, keep)
+	rounds := 3000
+	if testing.Short() {
+		rounds = 500
+	}
+	var running atomic.Int32
+	var held sync.Map
+	var wg sync.WaitGroup
+	errs := make(chan string, 1)
+	report := func(e string) { // the first error is enough; never block
+		select {
+		case errs <- e:
+		default:
+		}
+	}
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range rounds {
+				tenant := "t" + strconv.Itoa((i*7+w*13)%tenants)
+				in, usable, _, slot, err := p.get(context.Background(), tenant, time.Minute)
+				if err != nil {
+					report(err.Error())
+					return
+				}
+				if n := running.Add(1); n > concurrency {
+					report(fmt.Sprintf("%d callers hold instances, max %d", n, concurrency))
+				}
+				if !usable { // created, or another tenant's to replace
+					in = &instance{}
+					p.home(slot, in)
+				}
+				if _, dup := held.LoadOrStore(in, true); dup {
+					report("an instance held by two callers")
+				}
+				if t := in.tenant.Load(); t != nil && *t != tenant {
+					report("tenant " + tenant + " got an instance of " + *t)
+				}
+				if in.tenant.Load() == nil {
+					in.tenant.Store(&tenant)
+				}
+				in.lastUse.Store(int64(i))
+				runtime.Gosched() // let the others overlap this hold
+				held.Delete(in)
+				running.Add(-1)
+				if !p.put(in) {
+					report("put refused on an open pool")
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Fatal(e)
+	}
+	if p.busy() != 0 || p.nwait.Load() != 0 || p.live > keep {
+		t.Fatalf("tokens %d, waiters %d, live %d after every call ended", p.busy(), p.nwait.Load(), p.live)
+	}
+	if idle := p.drain(); len(idle) != p.live+len(idle) || len(idle) == 0 {
+		t.Fatalf("drain returned %d instances, %d still live", len(idle), p.live)
 	}
 }
