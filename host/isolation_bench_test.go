@@ -169,3 +169,69 @@ func TestPoolHammerKeepsConcurrencyAndTenants(t *testing.T) {
 		t.Fatalf("drain returned %d instances, %d still live", len(idle), p.live)
 	}
 }
+
+// BenchmarkIsolationPaired runs shared and tenant (one tenant) side by
+// side in one process, alternating rounds of 2,000 calls, and reports
+// the median per-round ns/call of each and the median per-round ratio,
+// which machine load shifts far less than separate runs
+// (BENCHMARKS.md, "Isolation"):
+//
+//	go test ./host -run '^$' -bench IsolationPaired -benchtime 40x
+func BenchmarkIsolationPaired(b *testing.B) {
+	llm := estReq("LLM")
+	prompt := strings.Repeat("abcdefghij", 100)
+	llm.Call.Params = []byte(`{"model":"gpt-4o","prompt":"` + prompt + `"}`)
+	llm.Call.Model, llm.Call.PromptChars, llm.Account = "gpt-4o", int64(len(prompt)), "tenant-a"
+	admit := abi.AdmitRequest{Call: estReq("Bash").Call, EstimateNanos: 50_000_000}
+	admit.Call.Budget = abi.Budget{LimitNanos: 1_000_000_000, CommittedNanos: 600_000_000, RemainingNanos: 400_000_000}
+	admit.Account = "tenant-a"
+	plug := func(kind, name string) string { return filepath.Join("..", "plugins", kind, name, name+".wasm") }
+	for _, w := range []struct {
+		name, file, config string
+	}{{"llm-tokens", plug("estimators", "llm-tokens"), ""}, {"max-cost-per-call", plug("policies", "max-cost-per-call"), `{"limit_usd":"1.00"}`}} {
+		b.Run(w.name, func(b *testing.B) {
+			h, _ := newTestHost(b, benchConfig(stopWatchdog))
+			var cfg []byte
+			if w.config != "" {
+				cfg = []byte(w.config)
+			}
+			var ps [2]*Plugin
+			for i, iso := range []Isolation{IsolationShared, IsolationTenant} {
+				ps[i] = load(b, h, w.name+"-"+iso.String(), Spec{File: w.file, Config: cfg, Isolation: iso, Limits: Limits{InstancesMax: 1}})
+				defer ps[i].Close()
+			}
+			ctx := context.Background()
+			const calls = 2000
+			round := func(p *Plugin) float64 {
+				start := time.Now()
+				for range calls {
+					var err error
+					if w.config == "" {
+						_, _, err = p.Estimate(ctx, llm)
+					} else {
+						_, _, err = p.Admit(ctx, admit)
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				return float64(time.Since(start).Nanoseconds()) / calls
+			}
+			round(ps[0])
+			round(ps[1])
+			var shared, tenant, ratio []float64
+			for i := 0; b.Loop(); i++ {
+				var s, t float64
+				if i%2 == 0 {
+					s, t = round(ps[0]), round(ps[1])
+				} else {
+					t, s = round(ps[1]), round(ps[0])
+				}
+				shared, tenant, ratio = append(shared, s), append(tenant, t), append(ratio, t/s)
+			}
+			b.ReportMetric(median(shared), "shared-ns/call")
+			b.ReportMetric(median(tenant), "tenant-ns/call")
+			b.ReportMetric(median(ratio), "tenant/shared")
+		})
+	}
+}
