@@ -37,7 +37,7 @@ type instance struct {
 	bank     int64             // the rest of the budget; only the calling goroutine touches it
 	budget   int64             // fuel set by the last setFuel
 	initUsed int64             // fuel boot used before initialize reset the budget
-	slot     int               // preferred idle slot in the pool
+	slot     int               // the pool slot it lives in (pool.home)
 	written  uint32            // bytes the host wrote into the buffer since purser_alloc returned it
 	// tenant is the tenant key this instance serves (IsolationTenant),
 	// nil while it has served no call. Read by the pool's scans, hence atomic.
@@ -60,10 +60,14 @@ func (in *instance) claim(tenant string) {
 			t := tenant // allocated here, on an instance's first call only
 			in.tenant.Store(&t)
 		}
-		// Approximate LRU: a plain load and store, not a contended add.
-		n := in.v.pool.uses.Load() + 1
-		in.v.pool.uses.Store(n)
-		in.lastUse.Store(n)
+		// Approximate LRU: a plain load and store, not a contended add,
+		// and none when this instance was the last one stamped (a run of
+		// calls on one instance does not change the order).
+		p := in.v.pool
+		if n := p.uses.Load(); in.lastUse.Load() != n || n == 0 {
+			p.uses.Store(n + 1)
+			in.lastUse.Store(n + 1)
+		}
 	}
 }
 

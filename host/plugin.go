@@ -87,7 +87,7 @@ func (v *version) close() {
 // waiting (at most PoolWaitMax) for a free slot. An idle instance of
 // another tenant taken from a full pool is replaced by a fresh one.
 func (v *version) get(ctx context.Context, tenant string) (*instance, error) {
-	in, usable, create, err := v.pool.get(ctx, tenant, v.limits.PoolWaitMax)
+	in, usable, create, slot, err := v.pool.get(ctx, tenant, v.limits.PoolWaitMax)
 	if err != nil || usable {
 		return in, err
 	}
@@ -96,9 +96,10 @@ func (v *version) get(ctx context.Context, tenant string) (*instance, error) {
 	}
 	in, err = v.newInstance(ctx)
 	if err != nil {
-		v.pool.release()
+		v.pool.release(slot)
 		return nil, err
 	}
+	v.pool.home(slot, in)
 	return in, nil
 }
 
@@ -135,7 +136,7 @@ func (v *version) put(in *instance, ok bool) {
 	}
 	in.close()
 	if !ok {
-		v.pool.release()
+		v.pool.release(in.slot)
 	}
 }
 

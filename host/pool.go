@@ -3,7 +3,8 @@ package host
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
+	"math"
+	"math/bits"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -19,55 +20,74 @@ import (
 // carries the tenant it serves (nil while fresh, always for shared
 // plugins), and a caller takes only an instance serving its tenant.
 //
-// Idle instances sit in an array of atomic slots and tokens are an atomic
-// counter, so the common get and put are a few compare-and-swaps and
-// concurrent callers rarely touch the same cache line; the mutex only
-// guards creation, waiting and closing.
+// Each instance lives in one slot for its whole life (slots[j], written
+// only by whoever owns slot j: its creator, or the caller that took the
+// idle instance). Whether it is idle is one bit, and the bits of the
+// first headSlots slots share one atomic word with the token count, so
+// the common get takes an idle instance and a token with one
+// compare-and-swap and the common put gives both back with one add: the
+// same two atomic writes a call cost before tenant isolation, which
+// needed only the idle claim. Slots past headSlots (pools that keep more
+// than 40 instances) have their idle bits in further words and take a
+// token separately. The mutex only guards creation, waiting and closing.
 type pool struct {
-	slots  []atomic.Pointer[instance]
-	tokens atomic.Int32 // calls holding a token (<= max)
-	nwait  atomic.Int32 // registered waiters; releases take the slow path while > 0
+	head  atomic.Uint64   // idle bits of slots [0, headSlots), tokens held << headSlots
+	tail  []atomic.Uint64 // idle bits of slots headSlots+64k...
+	slots []atomic.Pointer[instance]
+	nwait atomic.Int32 // registered waiters; releases take the slow path while > 0
+	uses  atomic.Int64 // orders instances by last use (tenant replacement is LRU)
+	max   uint64
+	// closed is read on put, written under mu by drain.
 	closed atomic.Bool
-	uses   atomic.Int64 // orders instances by last use (tenant replacement is LRU)
-	max    int32
-	// span is one past the highest slot an idle instance ever took:
-	// instances fill the low slots, so the lock-free scan looks at
-	// [0, span) only (a handful of slots, not all that a tenant-isolated
-	// pool may keep); the locked scan looks at all.
-	span atomic.Int32
 
 	mu      sync.Mutex
 	live    int             // idle + in use + being created, <= len(slots)
+	making  []bool          // slots reserved for an instance being created
 	waiters []chan struct{} // each receives one token
 }
 
+const (
+	headSlots = 40
+	headIdle  = 1<<headSlots - 1
+	token     = 1 << headSlots // one token in head
+	tokensMax = math.MaxUint64 >> headSlots
+)
+
 func newPool(concurrency, keep int) *pool {
-	return &pool{slots: make([]atomic.Pointer[instance], max(keep, concurrency)), max: int32(concurrency)}
+	n := max(keep, concurrency)
+	return &pool{slots: make([]atomic.Pointer[instance], n), making: make([]bool, n),
+		tail: make([]atomic.Uint64, (max(n-headSlots, 0)+63)/64), max: uint64(min(max(concurrency, 1), tokensMax))}
+}
+
+// word is the atomic word holding slot j's idle bit, and the bit.
+func (p *pool) word(j int) (*atomic.Uint64, uint64) {
+	if j < headSlots {
+		return &p.head, 1 << j
+	}
+	j -= headSlots
+	return &p.tail[j/64], 1 << (j % 64)
 }
 
 // tryToken takes a token if one is free.
 func (p *pool) tryToken() bool {
 	for {
-		n := p.tokens.Load()
-		if n >= p.max {
+		s := p.head.Load()
+		if s>>headSlots >= p.max {
 			return false
 		}
-		if p.tokens.CompareAndSwap(n, n+1) {
+		if p.head.CompareAndSwap(s, s+token) {
 			return true
 		}
 	}
 }
 
-// releaseToken returns a token, handing it to the oldest waiter if any.
-// A waiter registers before it tries for a token itself, and a release
-// frees its token before it looks for waiters, so no wake-up is lost.
-func (p *pool) releaseToken() {
-	for { // never below 0: the smoke-test instance enters the pool without a token (load.go)
-		n := p.tokens.Load()
-		if n <= 0 || p.tokens.CompareAndSwap(n, n-1) {
-			break
-		}
-	}
+// releaseToken returns a token (with idle, the head idle bits the
+// caller's instance takes back in the same add), handing it to the oldest
+// waiter if any. A waiter registers before it tries for a token itself,
+// and a release frees its token before it looks for waiters, so no
+// wake-up is lost.
+func (p *pool) releaseToken(idle uint64) {
+	p.head.Add(idle - token)
 	if p.nwait.Load() == 0 {
 		return
 	}
@@ -110,7 +130,7 @@ func (p *pool) waitToken(ctx context.Context, waitMax time.Duration) error {
 	p.mu.Unlock()
 	if !found { // a token was handed to us just as we gave up: pass it on
 		<-w
-		p.releaseToken()
+		p.releaseToken(0)
 	}
 	return err
 }
@@ -126,103 +146,183 @@ func (p *pool) dropWaiterLocked(w chan struct{}) bool {
 	return false
 }
 
-// takeIdle removes an idle instance for tenant, starting at a random
-// slot so that concurrent callers spread over the array: one that already
-// serves tenant, else a fresh one, else (only with other) the least
-// recently used one serving another tenant, which the caller must replace
-// rather than use. ok reports whether in may serve tenant as it is.
-func (p *pool) takeIdle(tenant string, other bool) (in *instance, ok bool) {
-	return p.scan(len(p.slots), tenant, other)
-}
-
-// takeIdleFast is takeIdle over the slots idle instances usually occupy.
-func (p *pool) takeIdleFast(tenant string) (in *instance, ok bool) {
-	return p.scan(max(min(int(p.span.Load()), len(p.slots)), 1), tenant, false)
-}
-
-func (p *pool) scan(n int, tenant string, other bool) (in *instance, ok bool) {
-	start := rand.IntN(n)
-	fresh, taken, takenUse := -1, -1, int64(0)
-	for i := 0; i < n; i++ {
-		j := (start + i) % n
-		s := &p.slots[j]
-		c := s.Load()
-		if c == nil {
+// pick chooses among the idle slots in set (bit b is slot base+b) one
+// whose instance serves tenant, else a fresh one (-1: none).
+func (p *pool) pick(set uint64, base int, tenant string) (own, fresh int) {
+	fresh = -1
+	for ; set != 0; set &= set - 1 {
+		j := base + bits.TrailingZeros64(set)
+		c := p.slots[j].Load()
+		if c == nil { // the slot changed hands since set was read
 			continue
 		}
 		switch t := c.tenant.Load(); {
 		case t == nil && tenant == "", t != nil && *t == tenant:
-			if s.CompareAndSwap(c, nil) {
+			return j, fresh
+		case t == nil && fresh < 0:
+			fresh = j
+		}
+	}
+	return -1, fresh
+}
+
+// takeFast takes a token and an idle instance serving tenant (its own,
+// else a fresh one) among the head slots with one compare-and-swap; nil
+// when there is none or no token is free.
+func (p *pool) takeFast(tenant string) *instance {
+	for {
+		s := p.head.Load()
+		if s>>headSlots >= p.max {
+			return nil
+		}
+		own, fresh := p.pick(s&headIdle, 0, tenant)
+		if own < 0 {
+			own = fresh
+		}
+		if own < 0 {
+			return nil
+		}
+		if !p.head.CompareAndSwap(s, s&^(1<<own)+token) {
+			continue
+		}
+		// Slot own is ours now; it may hold another instance than the one
+		// pick saw (taken, discarded and replaced in between).
+		if in := p.slots[own].Load(); in.serves(tenant) {
+			return in
+		}
+		p.releaseToken(1 << own) // not ours to use: give both back
+		return nil
+	}
+}
+
+// claim clears slot j's idle bit; false if it was not set.
+func (p *pool) claim(j int) bool {
+	w, bit := p.word(j)
+	for {
+		s := w.Load()
+		if s&bit == 0 {
+			return false
+		}
+		if w.CompareAndSwap(s, s&^bit) {
+			return true
+		}
+	}
+}
+
+// setIdle sets slot j's idle bit, which its owner knows to be clear.
+func (p *pool) setIdle(j int) {
+	w, bit := p.word(j)
+	w.Add(bit)
+}
+
+// takeIdle, for a caller holding a token, removes an idle instance for
+// tenant: one that already serves tenant, else a fresh one, else (only
+// with other) the least recently used one serving another tenant, which
+// the caller must replace rather than use. ok reports whether in may
+// serve tenant as it is.
+func (p *pool) takeIdle(tenant string, other bool) (in *instance, ok bool) {
+	fresh, lru, lruUse := -1, -1, int64(0)
+	for k := -1; k < len(p.tail); k++ {
+		set, base := p.head.Load()&headIdle, 0
+		if k >= 0 {
+			set, base = p.tail[k].Load(), headSlots+64*k
+		}
+		own, f := p.pick(set, base, tenant)
+		if own >= 0 && p.claim(own) {
+			if c := p.slots[own].Load(); c.serves(tenant) {
 				return c, true
 			}
-		case t == nil:
-			fresh = j
-		case taken < 0 || c.lastUse.Load() < takenUse:
-			taken, takenUse = j, c.lastUse.Load()
+			p.setIdle(own)
+		}
+		if fresh < 0 {
+			fresh = f
+		}
+		for ; other && set != 0; set &= set - 1 {
+			j := base + bits.TrailingZeros64(set)
+			if c := p.slots[j].Load(); c != nil && (lru < 0 || c.lastUse.Load() < lruUse) {
+				lru, lruUse = j, c.lastUse.Load()
+			}
 		}
 	}
-	if fresh >= 0 {
-		if c := p.slots[fresh].Load(); c != nil && c.tenant.Load() == nil && p.slots[fresh].CompareAndSwap(c, nil) {
-			return c, true
+	for _, j := range [2]int{fresh, lru} {
+		if j < 0 || !p.claim(j) {
+			continue
 		}
-	}
-	if other && taken >= 0 {
-		if c := p.slots[taken].Swap(nil); c != nil {
-			return c, c.serves(tenant)
+		c := p.slots[j].Load()
+		if j == fresh && c.tenant.Load() != nil {
+			p.setIdle(j) // no longer fresh
+			continue
 		}
+		return c, c.serves(tenant)
 	}
 	return nil, false
 }
 
-// putIdle stores in in a free slot, preferring the one it came from.
-func (p *pool) putIdle(in *instance) bool {
-	n, start := len(p.slots), in.slot
-	for i := 0; i < n; i++ {
-		j := (start + i) % n
-		// Written before the CAS publishes in: afterwards another caller
-		// may own it.
-		in.slot = j
-		if p.slots[j].CompareAndSwap(nil, in) {
-			p.raiseSpan(j + 1)
-			return true
-		}
+// get takes a token (waiting as waitToken does) and an idle instance for
+// tenant (see takeIdle; usable reports whether it may serve tenant as it
+// is), or, with create, the slot where the caller may create one (home
+// it there). Every successful get is ended by put or release.
+func (p *pool) get(ctx context.Context, tenant string, waitMax time.Duration) (in *instance, usable, create bool, slot int, err error) {
+	if in := p.takeFast(tenant); in != nil {
+		return in, true, false, in.slot, nil
 	}
-	return false
-}
-
-// get takes a token (waiting as waitToken does) and then returns an idle
-// instance for tenant (see takeIdle; usable reports whether it may serve
-// tenant as it is), or create when the caller may create one in a slot
-// reserved for it. Every successful get is ended by put or release.
-func (p *pool) get(ctx context.Context, tenant string, waitMax time.Duration) (in *instance, usable, create bool, err error) {
 	if !p.tryToken() {
 		if err := p.waitToken(ctx, waitMax); err != nil {
-			return nil, false, false, err
+			return nil, false, false, 0, err
 		}
 	}
-	if in, ok := p.takeIdleFast(tenant); in != nil {
-		return in, ok, false, nil
+	if in, ok := p.takeIdle(tenant, false); in != nil {
+		return in, ok, false, in.slot, nil
 	}
 	for {
 		p.mu.Lock()
 		if in, ok := p.takeIdle(tenant, false); in != nil {
 			p.mu.Unlock()
-			return in, ok, false, nil
+			return in, ok, false, in.slot, nil
 		}
-		if p.live < len(p.slots) {
-			p.setLiveLocked(p.live + 1)
+		if j := p.freeSlotLocked(); j >= 0 {
+			p.making[j] = true
+			p.live++
 			p.mu.Unlock()
-			return nil, false, true, nil
+			return nil, false, true, j, nil
 		}
 		// Full: replace an idle instance of another tenant. One is idle
 		// unless a put is between its token and its slot: look again.
 		in, ok := p.takeIdle(tenant, true)
 		p.mu.Unlock()
 		if in != nil {
-			return in, ok, false, nil
+			return in, ok, false, in.slot, nil
 		}
 		runtime.Gosched()
 	}
+}
+
+// freeSlotLocked finds a slot for a new instance (-1: the pool is full).
+func (p *pool) freeSlotLocked() int {
+	if p.live >= len(p.slots) {
+		return -1
+	}
+	return p.emptySlotLocked()
+}
+
+// emptySlotLocked finds a slot without an instance (-1: none).
+func (p *pool) emptySlotLocked() int {
+	for j := range p.slots {
+		if !p.making[j] && p.slots[j].Load() == nil {
+			return j
+		}
+	}
+	return -1
+}
+
+// home installs in, created (or replacing the instance) in slot j by the
+// caller that owns the slot.
+func (p *pool) home(j int, in *instance) {
+	in.slot = j
+	p.mu.Lock()
+	p.making[j] = false
+	p.slots[j].Store(in)
+	p.mu.Unlock()
 }
 
 // errPoolWait: no instance became free within the pool's wait bound.
@@ -230,40 +330,52 @@ var errPoolWait = errors.New("pool wait bound reached")
 
 // put returns a healthy instance and the caller's token; it reports false
 // when the pool is closed and the caller must close the instance itself.
+// An instance not homed yet (the smoke-test instance, load.go) comes
+// without a token and takes a free slot.
 func (p *pool) put(in *instance) bool {
-	ok := !p.closed.Load() && p.putIdle(in) // putIdle cannot fail while live <= len(slots)
-	if !ok {
-		p.mu.Lock()
-		p.setLiveLocked(p.live - 1)
-		p.mu.Unlock()
+	j := in.slot
+	if p.slots[j].Load() != in {
+		return p.adopt(in)
 	}
-	p.releaseToken()
-	return ok
-}
-
-func (p *pool) setLiveLocked(n int) {
-	p.live = n
-	p.raiseSpan(n)
-}
-
-// raiseSpan makes the fast scan cover n slots; it never shrinks, since an
-// idle instance may sit high.
-func (p *pool) raiseSpan(n int) {
-	for {
-		s := p.span.Load()
-		if int(s) >= n || p.span.CompareAndSwap(s, int32(n)) {
-			return
-		}
+	if p.closed.Load() {
+		p.release(j)
+		return false
 	}
+	if j < headSlots {
+		p.releaseToken(1 << j) // idle again and the token back: one add
+		return true
+	}
+	p.setIdle(j)
+	p.releaseToken(0)
+	return true
 }
 
-// release frees the slot of a discarded (or never created) instance and
-// the caller's token.
-func (p *pool) release() {
+// adopt homes an instance that holds no token in a free slot (its live
+// count was already raised) and makes it idle.
+func (p *pool) adopt(in *instance) bool {
 	p.mu.Lock()
-	p.setLiveLocked(p.live - 1)
+	j := p.emptySlotLocked() // live already counts in
+	if j < 0 || p.closed.Load() {
+		p.live--
+		p.mu.Unlock()
+		return false
+	}
+	in.slot = j
+	p.slots[j].Store(in)
 	p.mu.Unlock()
-	p.releaseToken()
+	p.setIdle(j)
+	return true
+}
+
+// release frees slot j of a discarded (or never created) instance and the
+// caller's token.
+func (p *pool) release(j int) {
+	p.mu.Lock()
+	p.live--
+	p.making[j] = false
+	p.slots[j].Store(nil)
+	p.mu.Unlock()
+	p.releaseToken(0)
 }
 
 // drain closes the pool and returns its idle instances for closing.
@@ -272,15 +384,15 @@ func (p *pool) drain() []*instance {
 	defer p.mu.Unlock()
 	p.closed.Store(true)
 	var idle []*instance
-	for i := range p.slots {
-		if in := p.slots[i].Swap(nil); in != nil {
-			idle = append(idle, in)
+	for j := range p.slots {
+		if p.claim(j) {
+			idle = append(idle, p.slots[j].Swap(nil))
 		}
 	}
-	p.setLiveLocked(p.live - len(idle))
+	p.live -= len(idle)
 	return idle
 }
 
 // busy is the number of tokens held: calls using or creating an instance
 // (for tests).
-func (p *pool) busy() int { return int(p.tokens.Load()) }
+func (p *pool) busy() int { return int(p.head.Load() >> headSlots) }
