@@ -1,7 +1,10 @@
 package host
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -22,5 +25,24 @@ func TestLoadLimitRefusalsHaveTheirOwnKind(t *testing.T) {
 func TestIsolationChangeIsASpecChange(t *testing.T) {
 	if sameSpec(Spec{Isolation: IsolationTenant}, Spec{Isolation: IsolationShared}) {
 		t.Fatal("specs differing only in isolation compare equal: a reload would keep the old setting")
+	}
+}
+
+type failingTenants struct{ err error }
+
+func (f failingTenants) RootAccount(context.Context, string) (string, error) { return "", f.err }
+
+// A tenant lookup fails when the ledger is down; its error names the
+// database, which must not reach callers (fallback errors, deny reasons).
+func TestTenantLookupFailureDoesNotLeakTheLedgerError(t *testing.T) {
+	secret := errors.New("dial tcp 10.1.2.3:5432: postgres://purser@db-prod")
+	h, _ := newTestHost(t, Config{Tenants: failingTenants{secret}})
+	p := load(t, h, "estimator", Spec{})
+	_, _, err := p.Estimate(context.Background(), estReq("x"))
+	if !errors.Is(err, ErrTenant) {
+		t.Fatalf("err = %v, want ErrTenant", err)
+	}
+	if strings.Contains(err.Error(), "db-prod") || strings.Contains(err.Error(), "10.1.2.3") {
+		t.Fatalf("caller-visible error leaks the ledger's: %v", err)
 	}
 }

@@ -303,7 +303,10 @@ func (p *Plugin) runOnce(ctx context.Context, o op, est *abi.EstimateRequest, ad
 	}
 	tenant, err := p.h.tenantOf(ctx, v.isolation, account)
 	if err != nil {
-		return res, v, trial, p.fail(v, o, ErrTenant, 0, "account "+strconv.Quote(account)+": "+firstLine(err.Error()))
+		// The resolver's error comes from the ledger and may name its
+		// database; callers see only that the lookup failed, the log the rest.
+		v.logger.Warn("tenant of a call not resolved", "account", account, "error", err)
+		return res, v, trial, p.fail(v, o, ErrTenant, 0, "account "+strconv.Quote(account)+": its root account could not be looked up (details in the host log)")
 	}
 	in, err := v.get(ctx, tenant)
 	switch {
