@@ -153,7 +153,11 @@ func (h *Host) runtimeLocked(ctx context.Context, key rtKey) (*wruntime, error) 
 		WithCompilationCache(h.cache).
 		WithCloseOnContextDone(closeOnDone)
 	r := wazero.NewRuntimeWithConfig(ctx, rc)
-	_, err := wasi_snapshot_preview1.Instantiate(ctx, r)
+	wctx := ctx
+	if key.fuel {
+		wctx = h.wasiFuelContext(ctx) // sized WASI calls pay their work in fuel
+	}
+	_, err := wasi_snapshot_preview1.Instantiate(wctx, r)
 	if err != nil {
 		_ = r.Close(ctx)
 		return nil, fmt.Errorf("host: instantiating WASI: %w", err)
