@@ -213,28 +213,28 @@ type CallInfo struct {
 
 // Estimate asks an estimator plugin for a price.
 func (p *Plugin) Estimate(ctx context.Context, req abi.EstimateRequest) (abi.EstimateResult, CallInfo, error) {
-	r, v, info, err := p.run(ctx, opEstimate, &req, nil, req.EncodedSize())
-	if err != nil {
-		return abi.EstimateResult{}, info, err
+	var c callOut
+	if err := p.run(ctx, opEstimate, &req, nil, req.EncodedSize(), &c); err != nil {
+		return abi.EstimateResult{}, c.info, err
 	}
-	res, err := r.Estimate()
+	res, err := c.res.Estimate()
 	if err != nil {
-		return res, info, p.fail(v, opEstimate, ErrBadOutput, 0, err.Error())
+		return res, c.info, p.fail(c.v, opEstimate, ErrBadOutput, 0, err.Error())
 	}
-	return res, info, nil
+	return res, c.info, nil
 }
 
 // Admit asks a policy plugin for a verdict.
 func (p *Plugin) Admit(ctx context.Context, req abi.AdmitRequest) (abi.AdmitResult, CallInfo, error) {
-	r, v, info, err := p.run(ctx, opAdmit, nil, &req, req.EncodedSize())
-	if err != nil {
-		return abi.AdmitResult{}, info, err
+	var c callOut
+	if err := p.run(ctx, opAdmit, nil, &req, req.EncodedSize(), &c); err != nil {
+		return abi.AdmitResult{}, c.info, err
 	}
-	res, err := r.Admit()
+	res, err := c.res.Admit()
 	if err != nil {
-		return res, info, p.fail(v, opAdmit, ErrBadOutput, 0, err.Error())
+		return res, c.info, p.fail(c.v, opAdmit, ErrBadOutput, 0, err.Error())
 	}
-	return res, info, nil
+	return res, c.info, nil
 }
 
 type op uint8
@@ -251,39 +251,32 @@ func (o op) String() string {
 	return "estimate"
 }
 
-// run performs one call on the current version: health gate, pool, limits,
-// classification of failures, health and stats bookkeeping.
-func (p *Plugin) run(ctx context.Context, o op, est *abi.EstimateRequest, adm *abi.AdmitRequest, size int) (abi.Result, *version, CallInfo, error) {
-	var start time.Time
-	observe := p.h.observing()
-	if observe {
-		start = time.Now()
-	}
-	var info CallInfo
-	r, v, trial, err := p.runOnce(ctx, o, est, adm, size, &info)
-	if trial && err != nil && countsAsFailure(errors.Unwrap(err)) {
-		p.trialFailed(v)
-	}
-	p.calls.Add(1)
-	if v != nil {
-		info.Source = v.label
-	}
-	if observe {
-		oerr := err
-		if errors.Is(err, ErrUnsupported) {
-			oerr = nil // the plugin answered "not mine": not an error
-		}
-		p.h.cfg.Observer.ObserveCall(nameOr(v, p.Name()), o.String(), time.Since(start), info.Fuel, oerr)
-	}
-	return r, v, info, err
+// callOut is what run fills in: written in place, not copied back
+// through return values.
+type callOut struct {
+	res   abi.Result
+	v     *version // the version that answered; nil when the plugin is closed
+	info  CallInfo
+	trial bool      // a quarantined plugin's trial call
+	start time.Time // set only with an Observer
 }
 
-func (p *Plugin) runOnce(ctx context.Context, o op, est *abi.EstimateRequest, adm *abi.AdmitRequest, size int, info *CallInfo) (res abi.Result, _ *version, trial bool, _ error) {
+// run performs one call on the current version: health gate, tenant,
+// pool, limits, the call, classification of failures, health and stats
+// bookkeeping. It is one frame on purpose: on a ~160 ns policy call every
+// extra frame and copied result shows (BENCHMARKS.md, "Isolation"). Work
+// only a failing or quarantined call needs is in the helpers called on
+// those paths; every return goes through end.
+func (p *Plugin) run(ctx context.Context, o op, est *abi.EstimateRequest, adm *abi.AdmitRequest, size int, c *callOut) error {
+	if p.h.observing() {
+		c.start = time.Now()
+	}
 	v := p.acquire()
 	if v == nil {
-		return res, nil, false, &CallError{Plugin: p.spec.provisionalName(), Op: o.String(), Err: ErrClosed}
+		return p.end(o, c, &CallError{Plugin: p.spec.provisionalName(), Op: o.String(), Err: ErrClosed})
 	}
 	defer v.unref()
+	c.v = v
 	want, account := abi.KindEstimator, ""
 	if o == opAdmit {
 		want, account = abi.KindPolicy, adm.Account
@@ -291,46 +284,38 @@ func (p *Plugin) runOnce(ctx context.Context, o op, est *abi.EstimateRequest, ad
 		account = est.Account
 	}
 	if v.manifest.Kind != want {
-		return res, v, false, p.fail(v, o, ErrWrongKind, 0, "plugin kind is "+string(v.manifest.Kind))
+		return p.end(o, c, p.fail(v, o, ErrWrongKind, 0, "plugin kind is "+string(v.manifest.Kind)))
 	}
 	if size > v.limits.InputBytesMax {
-		return res, v, false, p.fail(v, o, ErrInputTooLarge, 0, "request is "+itoa(size)+" bytes, limit "+itoa(v.limits.InputBytesMax))
+		return p.end(o, c, p.fail(v, o, ErrInputTooLarge, 0, "request is "+itoa(size)+" bytes, limit "+itoa(v.limits.InputBytesMax)))
 	}
-	info.FuelLimit = v.limits.fuelFor(size) // size is bounded now: no overflow
-	trial, ok := p.admitCall()              // fail fast rather than queue for an instance
-	if !ok {
-		return res, v, false, p.fail(v, o, ErrUnhealthy, 0, p.quarantineText())
+	c.info.FuelLimit = v.limits.fuelFor(size) // size is bounded now: no overflow
+	if p.unhealthyAt.Load() != 0 {
+		// Quarantined: fail fast rather than queue for an instance,
+		// unless this is the trial call.
+		var ok bool
+		if c.trial, ok = p.admitTrial(); !ok {
+			return p.end(o, c, p.fail(v, o, ErrUnhealthy, 0, p.quarantineText()))
+		}
 	}
-	tenant, err := p.h.tenantOf(ctx, v.isolation, account)
-	if err != nil {
-		// The resolver's error comes from the ledger and may name its
-		// database; callers see only that the lookup failed, the log the rest.
-		v.logger.Warn("tenant of a call not resolved", "account", account, "error", err)
-		return res, v, trial, p.fail(v, o, ErrTenant, 0, "account "+strconv.Quote(account)+": its root account could not be looked up (details in the host log)")
+	tenant := ""
+	if v.isolation != IsolationShared {
+		var err error
+		if tenant, err = p.h.tenantOf(ctx, v.isolation, account); err != nil {
+			return p.end(o, c, p.tenantFailed(v, o, account, err))
+		}
 	}
 	in, err := v.get(ctx, tenant)
-	switch {
-	case err == nil:
-	case errors.Is(err, errPoolWait):
-		return res, v, trial, p.fail(v, o, ErrPoolWait, 0, "no instance was free within limits.pool_wait_max "+v.limits.PoolWaitMax.String())
-	case ctx.Err() != nil:
-		return res, v, trial, p.fail(v, o, ctx.Err(), 0, "waiting for an instance")
-	default:
-		return res, v, trial, p.fail(v, o, ErrInit, 0, "creating an instance: "+firstLine(err.Error()))
+	if err != nil {
+		return p.end(o, c, p.getFailed(ctx, v, o, err))
 	}
 	// Health again: the plugin may have been quarantined while we waited
 	// (a trial call goes ahead).
-	if !trial && p.unhealthyAt.Load() != 0 {
+	if !c.trial && p.unhealthyAt.Load() != 0 {
 		v.put(in, true)
-		return res, v, false, p.fail(v, o, ErrUnhealthy, 0, p.quarantineText())
+		return p.end(o, c, p.fail(v, o, ErrUnhealthy, 0, p.quarantineText()))
 	}
 	in.claim(tenant)
-	res, err = p.invoke(ctx, v, in, o, est, adm, size, info)
-	return res, v, trial, err
-}
-
-// invoke runs one call on in, which it returns to the pool or discards.
-func (p *Plugin) invoke(ctx context.Context, v *version, in *instance, o op, est *abi.EstimateRequest, adm *abi.AdmitRequest, size int, info *CallInfo) (res abi.Result, err error) {
 	if est != nil {
 		in.scratch = abi.AppendEstimateRequest(in.scratch[:0], est)
 	} else {
@@ -338,10 +323,9 @@ func (p *Plugin) invoke(ctx context.Context, v *version, in *instance, o op, est
 	}
 	cctx := p.h.stop.begin(ctx, in, v.limits.CallTimeout)
 	in.sink.reset()
-	res, err = in.invoke(cctx, in.call, in.scratch, info.FuelLimit)
-	info.Fuel = in.fuelUsed()
-	exhausted := info.Fuel > info.FuelLimit
-	if err == nil && exhausted {
+	c.res, err = in.invoke(cctx, in.call, in.scratch, c.info.FuelLimit)
+	c.info.Fuel = in.fuelUsed()
+	if err == nil && c.info.Fuel > c.info.FuelLimit {
 		// The guest tests its fuel only at loop headers and function
 		// entries, so it can finish a loop-free stretch past the budget;
 		// the budget holds all the same.
@@ -349,32 +333,79 @@ func (p *Plugin) invoke(ctx context.Context, v *version, in *instance, o op, est
 	}
 	in.flushLogs()
 	if err != nil {
-		msg, kind := classify(ctx, p.h.stop.stopped(in, cctx), err)
-		if exhausted {
-			kind, msg = ErrFuelExhausted, fmt.Sprintf("used more than its %d-unit budget (limits.fuel_per_call_max %d + fuel_per_input_byte %d x %d request bytes)",
-				info.FuelLimit, v.limits.FuelPerCallMax, max(v.limits.FuelPerInputByte, 0), size)
-		}
-		p.h.stop.end(in, cctx)
-		v.put(in, false)
-		if kind == ErrTrap {
-			v.logger.Debug("guest trapped", "op", o.String(), "error", safeText([]byte(err.Error()), v.limits.LogLineBytesMax))
-		}
-		return res, p.fail(v, o, kind, 0, msg)
+		return p.end(o, c, p.callFailed(ctx, cctx, v, in, o, size, c, err))
 	}
 	p.h.stop.end(in, cctx)
-	if res.Status != abi.CodeOK {
-		msg := string(res.Text) // fail makes it safe
+	if c.res.Status != abi.CodeOK {
+		msg := string(c.res.Text) // fail makes it safe
 		v.put(in, true)
-		return res, p.fail(v, o, guestErrorKind(res.Status), uint32(res.Status), msg)
+		return p.end(o, c, p.fail(v, o, guestErrorKind(c.res.Status), uint32(c.res.Status), msg))
 	}
-	if len(res.Text) > 0 {
+	if len(c.res.Text) > 0 {
 		// A copy (guest memory is reused by the next call), made safe for
 		// the caller and the decision log: one line, bounded.
-		res.Text = safeBytes(res.Text, v.limits.ReasonBytesMax)
+		c.res.Text = safeBytes(c.res.Text, v.limits.ReasonBytesMax)
 	}
 	v.put(in, true)
-	p.succeed(v)
-	return res, nil
+	if p.failures.Load() != 0 || p.unhealthyAt.Load() != 0 {
+		p.succeed(v)
+	}
+	return p.end(o, c, nil)
+}
+
+// end is run's common exit: a failed trial extends the quarantine, and
+// the call is counted, labelled and observed.
+func (p *Plugin) end(o op, c *callOut, err error) error {
+	if c.trial && err != nil && countsAsFailure(errors.Unwrap(err)) {
+		p.trialFailed(c.v)
+	}
+	p.calls.Add(1)
+	if c.v != nil {
+		c.info.Source = c.v.label
+	}
+	if p.h.observing() {
+		oerr := err
+		if errors.Is(err, ErrUnsupported) {
+			oerr = nil // the plugin answered "not mine": not an error
+		}
+		p.h.cfg.Observer.ObserveCall(nameOr(c.v, p.Name()), o.String(), time.Since(c.start), c.info.Fuel, oerr)
+	}
+	return err
+}
+
+// tenantFailed reports a failed tenant lookup. The resolver's error comes
+// from the ledger and may name its database; callers see only that the
+// lookup failed, the log the rest.
+func (p *Plugin) tenantFailed(v *version, o op, account string, err error) error {
+	v.logger.Warn("tenant of a call not resolved", "account", account, "error", err)
+	return p.fail(v, o, ErrTenant, 0, "account "+strconv.Quote(account)+": its root account could not be looked up (details in the host log)")
+}
+
+// getFailed reports why no instance could be had.
+func (p *Plugin) getFailed(ctx context.Context, v *version, o op, err error) error {
+	switch {
+	case errors.Is(err, errPoolWait):
+		return p.fail(v, o, ErrPoolWait, 0, "no instance was free within limits.pool_wait_max "+v.limits.PoolWaitMax.String())
+	case ctx.Err() != nil:
+		return p.fail(v, o, ctx.Err(), 0, "waiting for an instance")
+	}
+	return p.fail(v, o, ErrInit, 0, "creating an instance: "+firstLine(err.Error()))
+}
+
+// callFailed classifies a failed guest call and discards the instance,
+// whose state is unknown now.
+func (p *Plugin) callFailed(ctx context.Context, cctx context.Context, v *version, in *instance, o op, size int, c *callOut, err error) error {
+	msg, kind := classify(ctx, p.h.stop.stopped(in, cctx), err)
+	if c.info.Fuel > c.info.FuelLimit {
+		kind, msg = ErrFuelExhausted, fmt.Sprintf("used more than its %d-unit budget (limits.fuel_per_call_max %d + fuel_per_input_byte %d x %d request bytes)",
+			c.info.FuelLimit, v.limits.FuelPerCallMax, max(v.limits.FuelPerInputByte, 0), size)
+	}
+	p.h.stop.end(in, cctx)
+	v.put(in, false)
+	if kind == ErrTrap {
+		v.logger.Debug("guest trapped", "op", o.String(), "error", safeText([]byte(err.Error()), v.limits.LogLineBytesMax))
+	}
+	return p.fail(v, o, kind, 0, msg)
 }
 
 // acquire references the current version, retrying if a reload retired it
@@ -389,18 +420,16 @@ func (p *Plugin) acquire() *version {
 	return nil
 }
 
-// admitCall is the health gate before a call waits for an instance: a
-// quarantined plugin gets one trial call when it is due (trial reports
-// it; the next one is due only after the back-off, whatever happens to
-// this one). runOnce checks health again once it holds an instance.
-func (p *Plugin) admitCall() (trial, ok bool) {
-	if p.unhealthyAt.Load() == 0 {
-		return false, true
-	}
+// admitTrial is the health gate of a quarantined plugin (run checks
+// unhealthyAt first, so a healthy call never gets here): it gets one trial
+// call when it is due (trial reports it; the next one is due only after
+// the back-off, whatever happens to this one). run checks health again
+// once it holds an instance.
+func (p *Plugin) admitTrial() (trial, ok bool) {
 	p.healthMu.Lock()
 	defer p.healthMu.Unlock()
 	if p.unhealthyAt.Load() == 0 {
-		return false, true
+		return false, true // healed meanwhile
 	}
 	now := p.h.now()
 	if now.Before(p.nextTrial) {
