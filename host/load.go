@@ -302,7 +302,7 @@ func (v *version) smokeCalls(ctx context.Context, in *instance, exports map[stri
 	return keep, nil
 }
 
-// smokeCall runs one export like Plugin.runOnce does and classifies a
+// smokeCall runs one export like Plugin.run does and classifies a
 // failure; a guest's error answer is not one.
 func (v *version) smokeCall(ctx context.Context, in *instance, name string, req []byte) (kind error, msg string) {
 	fuel := v.limits.fuelFor(len(req))
