@@ -130,14 +130,22 @@ func (j *journal) append(rec journalRecord) error {
 	if err != nil {
 		return fmt.Errorf("fail-open journal %s: %w", j.path, err)
 	}
+	// A failed write or fsync is not acknowledged, so its bytes must not
+	// stay: a partial line would swallow the next acknowledged one at
+	// replay, and a whole unsynced one would replay a charge the caller
+	// was told failed. Cut the file back to where this record began.
+	start, err := j.f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return fmt.Errorf("fail-open journal %s: %w", j.path, err)
+	}
 	w := bufio.NewWriter(j.f)
 	_, _ = w.Write(line)
 	_ = w.WriteByte('\n')
 	if err := w.Flush(); err != nil {
-		return fmt.Errorf("fail-open journal %s: write: %w", j.path, err)
+		return j.undo(start, fmt.Errorf("fail-open journal %s: write: %w", j.path, err))
 	}
 	if err := j.f.Sync(); err != nil {
-		return fmt.Errorf("fail-open journal %s: fsync: %w", j.path, err)
+		return j.undo(start, fmt.Errorf("fail-open journal %s: fsync: %w", j.path, err))
 	}
 	if rec.Written == "" {
 		j.unwritten++
@@ -145,6 +153,18 @@ func (j *journal) append(rec journalRecord) error {
 		j.unwritten--
 	}
 	return nil
+}
+
+// undo cuts the file back to start after a failed append and returns
+// cause (joined with any error of the cut itself).
+func (j *journal) undo(start int64, cause error) error {
+	if err := j.f.Truncate(start); err != nil {
+		return errors.Join(cause, fmt.Errorf("cut back to %d bytes: %w", start, err))
+	}
+	if _, err := j.f.Seek(start, io.SeekStart); err != nil {
+		return errors.Join(cause, err)
+	}
+	return cause
 }
 
 // reset empties the journal once nothing in it is unwritten.
