@@ -364,6 +364,13 @@ func (f *FailOpen) roomLocked() enforcer.Nanos {
 	return min(f.callMax, f.totalMax-f.exposed-f.writtenBack)
 }
 
+// outage: err says the database is unreachable, not that this caller's
+// own context ended (its deadline passing while queued or in flight is
+// the caller's, and must not switch the whole host into failing open).
+func outage(ctx context.Context, err error) bool {
+	return errors.Is(err, ErrUnavailable) && ctx.Err() == nil
+}
+
 // Check answers from the ledger, or, while it is unreachable, from the
 // fail-open allowance: a call it cannot admit is refused as unavailable
 // (retry later), not denied for a budget that was never read.
@@ -371,7 +378,7 @@ func (f *FailOpen) Check(ctx context.Context, account string, estimate enforcer.
 	err := fmt.Errorf("postgres ledger %s is %w", f.where, ErrUnavailable)
 	if !f.isDown() {
 		var bc enforcer.BudgetCheck
-		if bc, err = f.Ledger.Check(ctx, account, estimate); !errors.Is(err, ErrUnavailable) {
+		if bc, err = f.Ledger.Check(ctx, account, estimate); !outage(ctx, err) {
 			return bc, err
 		}
 		f.setDown(true)
@@ -414,7 +421,7 @@ func (f *FailOpen) Reserve(ctx context.Context, req enforcer.ReserveRequest) (en
 	err := fmt.Errorf("postgres ledger %s is %w", f.where, ErrUnavailable)
 	if !f.isDown() {
 		var r enforcer.Reservation
-		if r, err = f.Ledger.Reserve(ctx, req); !errors.Is(err, ErrUnavailable) {
+		if r, err = f.Ledger.Reserve(ctx, req); !outage(ctx, err) {
 			return r, err
 		}
 	}
@@ -528,7 +535,7 @@ func (f *FailOpen) Reservation(ctx context.Context, id string) (enforcer.Reserva
 	}
 	if !f.isDown() {
 		r, err := f.Ledger.Reservation(ctx, id)
-		if !errors.Is(err, ErrUnavailable) {
+		if !outage(ctx, err) {
 			return r, err
 		}
 		f.setDown(true)
