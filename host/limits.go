@@ -373,8 +373,9 @@ func (c *moduleCheck) code(r *reader, size int) error {
 			return err
 		}
 		// Each level takes 2 bytes or more, so a short body cannot be too
-		// deep; it is walked only if it may hold table.grow (0xFC 15).
-		if int64(bodySize) <= 2*int64(c.l.BlockNestingDepthMax) && (c.tableGrow || !bytes.Contains(body.b, tableGrowOp)) {
+		// deep; it is walked only if it may hold table.grow (0xFC then 15 as
+		// a LEB128, which may be padded: any 0xFC byte counts).
+		if int64(bodySize) <= 2*int64(c.l.BlockNestingDepthMax) && (c.tableGrow || bytes.IndexByte(body.b, 0xFC) < 0) {
 			continue
 		}
 		depth, err := c.body(&body)
@@ -387,6 +388,19 @@ func (c *moduleCheck) code(r *reader, size int) error {
 		}
 	}
 	return nil
+}
+
+// peekU32 decodes the LEB128 u32 at the start of b without consuming it
+// (an invalid or truncated one reads as 1<<32-1, which no opcode is).
+func peekU32(b []byte) uint32 {
+	var v uint32
+	for i := 0; i < 5 && i < len(b); i++ {
+		v |= uint32(b[i]&0x7F) << (7 * i)
+		if b[i]&0x80 == 0 {
+			return v
+		}
+	}
+	return 1<<32 - 1
 }
 
 // locals reads a body's local declarations and returns how many locals
@@ -417,7 +431,7 @@ func (c *moduleCheck) body(r *reader) (int, error) {
 		case 0x0B:
 			depth--
 		case 0xFC:
-			c.tableGrow = c.tableGrow || bytes.HasPrefix(r.b[r.off:], tableGrowOp[1:])
+			c.tableGrow = c.tableGrow || peekU32(r.b[r.off:]) == 15 // table.grow, padded or not
 		}
 		if err := r.skipImmediates(op); err != nil {
 			return 0, err
@@ -428,8 +442,6 @@ func (c *moduleCheck) body(r *reader) (int, error) {
 
 // totals checks what the tables may hold at most: their initial sizes,
 // or their capped maxima when the code can grow them.
-var tableGrowOp = []byte{0xFC, 15}
-
 func (c *moduleCheck) totals() error {
 	for _, t := range c.tables {
 		if c.tableGrow {
