@@ -60,6 +60,18 @@ func (p *principal) mayUse(account string) bool {
 	return false
 }
 
+// estimateAccount is the account an estimate (which names none) is made
+// for: the token's first scope, so that tenant-isolated plugins keep one
+// tenant's estimates apart from another's (they would otherwise share the
+// instance every account-less call uses). Tokens that may use every
+// account, and the anonymous principal when auth is off, share "".
+func (p *principal) estimateAccount() string {
+	if p.all || len(p.accounts) == 0 {
+		return ""
+	}
+	return strings.TrimSuffix(p.accounts[0], "/*")
+}
+
 // validateScopes accepts "id", "id/*" and "*" only: a bare "team-a*"
 // would also match "team-ab", another tenant.
 func validateScopes(t Token) (all bool, err error) {

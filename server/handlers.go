@@ -33,7 +33,7 @@ func validateID(field, v string, required bool) error {
 	return nil
 }
 
-func (s *Server) estimate(w http.ResponseWriter, r *http.Request, _ *principal) error {
+func (s *Server) estimate(w http.ResponseWriter, r *http.Request, p *principal) error {
 	var req estimateRequest
 	if err := decode(r, &req); err != nil {
 		return err
@@ -41,7 +41,7 @@ func (s *Server) estimate(w http.ResponseWriter, r *http.Request, _ *principal) 
 	if err := validateID("tool", req.Tool, true); err != nil {
 		return err
 	}
-	est, err := s.e.Estimate(r.Context(), enforcer.Call{Tool: req.Tool, Params: req.Params})
+	est, err := s.e.Estimate(r.Context(), enforcer.Call{Account: p.estimateAccount(), Tool: req.Tool, Params: req.Params})
 	if errors.Is(err, enforcer.ErrStrictUnknownTool) {
 		return errBadRequest("%v", err)
 	}
