@@ -219,6 +219,15 @@ func (f *FailOpen) Sync(ctx context.Context) {
 		if errors.Is(err, ErrUnavailable) {
 			return // still down: next tick
 		}
+		if err != nil && refusedForGood(err) && !o.undo {
+			// The database will never take it (e.g. an account the outage
+			// could not check does not exist): keep the charge in the
+			// rejected file for an operator, and stop retrying it.
+			if err = f.journal.reject(o.r, err); err == nil {
+				f.onEvent("fail-open charge refused by the shared ledger for good; kept in the rejected file",
+					"reservation", o.r.ID, "account", o.r.Account, "charged", o.r.Charged.String(), "file", f.journal.rejectedPath())
+			}
+		}
 		if err != nil {
 			f.onEvent("fail-open charge could not be written yet; kept in the journal", "reservation", o.r.ID,
 				"account", o.r.Account, "charged", o.r.Charged.String(), "error", err)
@@ -244,6 +253,12 @@ func (f *FailOpen) Sync(ctx context.Context) {
 	if err := f.journal.reset(); err != nil {
 		f.onEvent("fail-open journal", "error", err)
 	}
+}
+
+// refusedForGood: a write-back error no retry can fix.
+func refusedForGood(err error) bool {
+	return errors.Is(err, enforcer.ErrAccountNotFound) || errors.Is(err, enforcer.ErrInvalidReservation) ||
+		errors.Is(err, enforcer.ErrInvalidAmount)
 }
 
 // done1 records that o's write-back succeeded.
@@ -303,11 +318,10 @@ func (f *FailOpen) writeBack(ctx context.Context, o outageRes) error {
 				"charged", r.Charged.String())
 		}
 		return err
-	case own && ex.State == enforcer.StateCommitted:
-		f.onEvent("fail-open charge: the shared ledger already has this call committed (settled through another host); kept its charge",
-			"reservation", r.ID, "account", r.Account, "charged_here", r.Charged.String(), "charged_there", ex.Charged.String())
-		return nil
 	}
+	// Committed there already (before the outage, or through another
+	// host): this host could not see it and ran the call again, which
+	// spent money again, so its charge is written under another id too.
 	c.ID = r.ID + "#fail-open"
 	if _, err := f.Ledger.Charge(ctx, c); err != nil {
 		return err

@@ -155,6 +155,32 @@ func (j *journal) append(rec journalRecord) error {
 	return nil
 }
 
+// rejectedPath is the file of charges the shared ledger refused for good.
+func (j *journal) rejectedPath() string { return j.path + ".rejected" }
+
+// reject appends r, with why, to the rejected file (fsynced) so that a
+// charge the shared ledger will never take is kept for an operator.
+func (j *journal) reject(r enforcer.Reservation, why error) error {
+	line, err := json.Marshal(struct {
+		Reservation enforcer.Reservation `json:"reservation"`
+		Error       string               `json:"error"`
+	}{r, why.Error()})
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(j.rejectedPath(), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("fail-open rejected file: %w", err)
+	}
+	_, werr := f.Write(append(line, '\n'))
+	serr := f.Sync()
+	cerr := f.Close()
+	if err := errors.Join(werr, serr, cerr); err != nil {
+		return fmt.Errorf("fail-open rejected file %s: %w", j.rejectedPath(), err)
+	}
+	return nil
+}
+
 // undo cuts the file back to start after a failed append and returns
 // cause (joined with any error of the cut itself).
 func (j *journal) undo(start int64, cause error) error {
