@@ -46,3 +46,19 @@ func TestTenantLookupFailureDoesNotLeakTheLedgerError(t *testing.T) {
 		t.Fatalf("caller-visible error leaks the ledger's: %v", err)
 	}
 }
+
+// Review finding: LastError (shown to every agent by GET /v1/plugins)
+// carried guest-chosen numbers (a bad result's pointer or length, an error
+// code, an exit code): enough to pass a few bytes of one caller's request
+// to other tenants. It keeps only the kind.
+func TestLastErrorKeepsOnlyTheKind(t *testing.T) {
+	h, _ := newTestHost(t, Config{noSmokeCalls: true})
+	p := load(t, h, "garbage_range", Spec{})
+	_, _, err := p.Estimate(context.Background(), estReq("x"))
+	if !errors.Is(err, ErrBadOutput) || !strings.Contains(err.Error(), "4293918720") {
+		t.Fatalf("err = %v, want bad output naming the guest's pointer (the caller may see it)", err)
+	}
+	if last := p.LastError(); last == "" || strings.Contains(last, "4293918720") {
+		t.Fatalf("LastError = %q: want the kind only, no guest-chosen detail", last)
+	}
+}

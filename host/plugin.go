@@ -493,10 +493,11 @@ func (p *Plugin) fail(v *version, o op, kind error, code uint32, msg string) err
 		return e
 	}
 	s := e.Error()
+	// LastError is shown to every agent, so it keeps only the kind: a
+	// guest's words, its error code, exit code or a bad number it returned
+	// could all carry bytes of its caller's request. The host log has all.
 	pub := *e
-	if kind == ErrGuestError {
-		pub.Message = "" // the guest's words may quote its caller; LastError is shown to every agent
-	}
+	pub.Message, pub.Code = "", 0
 	p.lastErr.Store(&failure{text: pub.Error(), kind: ErrorKind(kind)})
 	if n := p.failures.Add(1); n >= int64(v.limits.FailuresBeforeUnhealthy) && p.unhealthyAt.Load() == 0 {
 		p.quarantine(v, n, s)
