@@ -108,14 +108,14 @@ func TestTenantIsolationUnderConcurrency(t *testing.T) {
 
 // A guest's error message reaches only the caller of that call: the
 // plugin's LastError (shown by GET /v1/plugins to every agent) and the
-// unhealthy error other callers get name the code and kind, not the text.
+// unhealthy error other callers get name the kind only, not the text.
 func TestGuestErrorTextStaysWithItsCaller(t *testing.T) {
 	h, _ := newTestHost(t, Config{})
 	p := load(t, h, "iso-pastlen", Spec{Limits: Limits{FailuresBeforeUnhealthy: 1}})
 	defer p.Close()
 	const secret = "alice-secret"
 	p.fail(p.cur.Load(), opEstimate, ErrGuestError, 1, "cannot price "+secret)
-	if hl := p.Health(); strings.Contains(hl.LastError, secret) || !strings.Contains(hl.LastError, "code 1") {
+	if hl := p.Health(); strings.Contains(hl.LastError, secret) || !strings.Contains(hl.LastError, "plugin returned an error") {
 		t.Fatalf("LastError = %q", hl.LastError)
 	}
 	_, _, err := p.Estimate(context.Background(), abi.EstimateRequest{Call: abi.Call{Tool: "x", Account: "bob", MaxTokens: -1}})

@@ -302,7 +302,7 @@ func TestUnhealthyAfterConsecutiveFailures(t *testing.T) {
 			t.Fatalf("call %d: %v", i, err)
 		}
 	}
-	if hl := p.Health(); hl.Healthy || hl.ConsecutiveFailures != 3 || !strings.Contains(hl.LastError, "unreachable") {
+	if hl := p.Health(); hl.Healthy || hl.ConsecutiveFailures != 3 || !strings.Contains(hl.LastError, "trapped") {
 		t.Fatalf("health = %+v", hl)
 	}
 	created := p.Stats().InstancesCreated
