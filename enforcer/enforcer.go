@@ -192,11 +192,14 @@ func (e *Enforcer) Reserve(ctx context.Context, call Call, opt ReserveOptions) (
 // the caller asked for (a cache hit holds 0 but is fingerprinted as the
 // caller's call); again reports that the id already existed.
 func (e *Enforcer) reserve(ctx context.Context, call Call, opt ReserveOptions, given *Estimate) (d Decision, r Reservation, again bool, err error) {
-	fp, err := reserveFingerprint(call.Params, opt.Estimate, max(opt.TTL, 0))
-	if err != nil {
-		return Decision{}, Reservation{}, false, fmt.Errorf("reserve %s on %q: %w", call.Tool, call.Account, err)
-	}
+	// Only a caller-chosen id can come back as a retry, so only then is
+	// the call fingerprinted (a SHA-256 of the canonical params, two
+	// allocations): a generated id keeps the hot path free of it.
+	var fp string
 	if opt.ID != "" {
+		if fp, err = reserveFingerprint(call.Params, opt.Estimate, max(opt.TTL, 0)); err != nil {
+			return Decision{}, Reservation{}, false, fmt.Errorf("reserve %s on %q: %w", call.Tool, call.Account, err)
+		}
 		if d, r, done, err := e.retried(ctx, call, opt.ID, fp); done || err != nil {
 			return d, r, done, err
 		}

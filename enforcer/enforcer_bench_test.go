@@ -36,7 +36,7 @@ func BenchmarkEstimateLLM1KB(b *testing.B) {
 // steadyEnforcer forgets settled reservations at every Sweep, which the
 // benchmarks call every 1,024 operations as a server's sweeper would:
 // without it the id index grows by one entry per call for the whole run.
-func steadyEnforcer(b *testing.B) *Enforcer {
+func steadyEnforcer(b testing.TB) *Enforcer {
 	l := NewMemoryLedger(LedgerOptions{RetainSettled: time.Nanosecond})
 	e, err := New(l, Config{Policies: []PolicySpec{{Policy: MaxCostPerCall{Limit: MustParseUSD("1")}}}})
 	if err != nil {
