@@ -13,6 +13,9 @@ type Call struct {
 	// Params are the tool's arguments as decoded JSON (objects are
 	// map[string]any, arrays []any, numbers float64 or json.Number).
 	Params map[string]any
+	// LLM is filled by the enforcer for LLM tools (the rule's names) before
+	// estimators run; nil for other tools and for callers' own Calls.
+	LLM *LLMContext
 }
 
 // Estimate is what a call is expected to cost and where that figure came from.
@@ -145,3 +148,51 @@ type PolicyProvider interface {
 // ErrStrictUnknownTool is returned (wrapped) when strict mode meets a tool
 // that neither an estimator nor the table knows.
 var ErrStrictUnknownTool = errors.New("unknown tool in strict mode")
+
+// LLMContext is what the enforcer knows about an LLM call before any
+// estimator sees it: the model's price (from the same Pricer that prices
+// usage at commit) and what calibration expects. The Wasm bridge hands it
+// to plugins (abi/ABI.md), so a plugin never keeps its own price table.
+type LLMContext struct {
+	Price PriceQuote
+	// ExpectedOutputTokens is the output the call is expected to write (0:
+	// no expectation; params.max_tokens is the caller's own cap).
+	ExpectedOutputTokens int64
+	// CacheReadTokens is how many prompt tokens are expected to be read
+	// from the provider's cache (params.cache_read_tokens when given, else
+	// learned; 0 when none).
+	CacheReadTokens int64
+}
+
+// BaseCost is the uncalibrated price of a call with promptTokens prompt
+// tokens: the expected cache reads at the cache-read price, the rest of the
+// prompt at the dearer of input and cache-write (a provider that caches
+// explicitly bills the new part as a write), and the expected output at
+// the output price, with long-context tiers applied. Every LLM estimator
+// (the built-in rule and the llm-tokens plugin) uses this formula, so one
+// price source gives one answer.
+func (c *LLMContext) BaseCost(promptTokens int64) (Nanos, error) {
+	if promptTokens < 0 {
+		promptTokens = 0
+	}
+	cached := min(max(c.CacheReadTokens, 0), promptTokens)
+	eff := c.Price.Price.effective(promptTokens)
+	fresh := eff.Input
+	if c.Price.Price.CacheWrite > 0 && eff.CacheWrite > fresh {
+		fresh = eff.CacheWrite
+	}
+	var total Nanos
+	for _, part := range [...]struct {
+		n     int64
+		price PerMTok
+	}{{promptTokens - cached, fresh}, {cached, eff.CacheRead}, {max(c.ExpectedOutputTokens, 0), eff.Output}} {
+		cost, err := part.price.Cost(part.n)
+		if err != nil {
+			return 0, err
+		}
+		if total, err = total.Add(cost); err != nil {
+			return 0, err
+		}
+	}
+	return total, nil
+}

@@ -64,6 +64,21 @@ type Ledger interface {
 	// source) returns the reservation unchanged; any other commit or release
 	// of a settled reservation wraps ErrReservationSettled.
 	Commit(ctx context.Context, id string, actual *Nanos, source CostSource) (Reservation, error)
+	// CommitWith is Commit with what the charge was priced from: the token
+	// usage and price source are recorded on the reservation (they do not
+	// take part in the repeated-commit comparison, which is actual and
+	// source as for Commit). req.Actual nil charges the whole hold.
+	CommitWith(ctx context.Context, req CommitRequest) (Reservation, error)
+	// Extend grows a pending hold by req.Add on the account and every
+	// ancestor, atomically and under the same rule and deny (an
+	// *InsufficientBudgetError whose Estimate is req.Add) as Reserve; a
+	// denied extension changes nothing. It is idempotent under
+	// req.ExtensionID: the same id and amount returns the reservation as
+	// it is now (even once settled), the same id with another amount wraps
+	// ErrReservationConflict. A settled or expired reservation wraps
+	// ErrReservationSettled, an unknown one ErrReservationNotFound. At most
+	// MaxExtensions extensions per reservation (ErrInvalidReservation past it).
+	Extend(ctx context.Context, req ExtendRequest) (Reservation, error)
 	// Release ends a pending reservation at no cost. Releasing a released
 	// one again returns it unchanged (a retry after a lost reply, like a
 	// repeated Commit); releasing a committed or expired one wraps
@@ -238,10 +253,43 @@ type ReserveRequest struct {
 	// retry with a different fingerprint is a conflict, like any other
 	// field; "" compares equal only to "".
 	Fingerprint string
+	// BaseEstimate and CalibrationKey are recorded, never compared: the
+	// uncalibrated estimate and the calibration key it was scaled under,
+	// so a commit (on any host, after any restart) can teach calibration
+	// how the actual compared. Zero and "" when the hold was not calibrated.
+	BaseEstimate   Nanos
+	CalibrationKey string
 }
 
 // MaxFingerprintLen bounds ReserveRequest.Fingerprint.
 const MaxFingerprintLen = 128
+
+// Bounds on what a reservation records.
+const (
+	MaxCalibrationKeyLen = 256 // ReserveRequest.CalibrationKey
+	MaxExtensionIDLen    = 128 // ExtendRequest.ExtensionID
+	MaxExtensions        = 1000
+	MaxPriceSourceLen    = 256 // CommitRequest.PriceSource
+)
+
+// ExtendRequest asks to grow a pending hold.
+type ExtendRequest struct {
+	ID string // the reservation
+	// ExtensionID makes the extension idempotent (unique per reservation;
+	// 1..MaxExtensionIDLen bytes, required).
+	ExtensionID string
+	Add         Nanos // > 0
+}
+
+// CommitRequest settles a reservation (see Ledger.CommitWith).
+type CommitRequest struct {
+	ID     string
+	Actual *Nanos // nil: the hold (Estimate + Extended) is charged, CostEstimated
+	Source CostSource
+	// Usage and PriceSource say what Actual was priced from; recorded only.
+	Usage       *TokenUsage
+	PriceSource string
+}
 
 // ReservationState is where a reservation is in its life.
 type ReservationState string
@@ -279,7 +327,20 @@ type Reservation struct {
 	Late       bool // committed after its expiry
 	// Fingerprint is the ReserveRequest's, kept to recognise retries.
 	Fingerprint string
+	// Extended is what Extend added to the hold; the hold is Estimate +
+	// Extended while pending.
+	Extended Nanos
+	// BaseEstimate and CalibrationKey are the ReserveRequest's.
+	BaseEstimate   Nanos
+	CalibrationKey string
+	// Usage and PriceSource are the committed CommitRequest's (nil and ""
+	// when the commit carried none).
+	Usage       *TokenUsage
+	PriceSource string
 }
+
+// Held is what the reservation holds while pending: Estimate + Extended.
+func (r Reservation) Held() Nanos { return r.Estimate + r.Extended }
 
 // InsufficientBudgetError says which account refused a hold and by how much.
 type InsufficientBudgetError struct {

@@ -7,16 +7,62 @@ import (
 	"unicode/utf8"
 )
 
-// ModelPrice is one model's per-token prices.
+// ModelPrice is one model's prices in nano-USD per million tokens. Zero
+// cache prices mean "as input" (see Cost).
 type ModelPrice struct {
-	Input      PerMTok
-	Output     PerMTok
-	CacheRead  PerMTok
-	CacheWrite PerMTok
+	Input        PerMTok
+	Output       PerMTok
+	CacheRead    PerMTok
+	CacheWrite   PerMTok // 5-minute cache write
+	CacheWrite1h PerMTok // 1-hour cache write; 0 = CacheWrite
+	// TierAboveTokens > 0 is a long-context tier: a call whose prompt has
+	// more tokens pays the *Above prices that are set, on every token.
+	TierAboveTokens                                          int64
+	InputAbove, OutputAbove, CacheReadAbove, CacheWriteAbove PerMTok
+}
+
+// PriceQuote is the price that applies to a model name and where it came
+// from.
+type PriceQuote struct {
+	// Model is the table entry the name resolved to (for a fallback, the
+	// entry whose prices were borrowed).
+	Model string
+	Price ModelPrice
+	// Source names the table and entry, e.g. "litellm:claude-opus-4-5", or
+	// the fallback rule, e.g. "fallback:dearest-anthropic:claude-opus-4-1".
+	Source string
+	// Fallback is true when the name was not in the table.
+	Fallback bool
+}
+
+// Pricer resolves model names to prices. The pricing package implements it
+// with the embedded LiteLLM table (name resolution, reload, fallback);
+// PriceTable is the exact-match form. Implementations must be safe for
+// concurrent use and never return a zero price for a named model silently:
+// a model they do not know is a Fallback quote.
+type Pricer interface {
+	PriceOf(model string) PriceQuote
 }
 
 // PriceTable maps a model name (matched exactly) to its prices.
 type PriceTable map[string]ModelPrice
+
+// PriceOf matches model exactly; a model not in the table borrows the
+// prices of the table's dearest entry (highest input, then output price)
+// and says so in Source.
+func (t PriceTable) PriceOf(model string) PriceQuote {
+	if mp, ok := t[model]; ok {
+		return PriceQuote{Model: model, Price: mp, Source: "table:" + model}
+	}
+	var best string
+	for name, mp := range t {
+		b, ok := t[best]
+		if !ok || mp.Input > b.Input || (mp.Input == b.Input && (mp.Output > b.Output || (mp.Output == b.Output && name < best))) {
+			best = name
+		}
+	}
+	return PriceQuote{Model: best, Price: t[best], Source: "fallback:dearest:" + best, Fallback: true}
+}
 
 // DefaultPriceTable returns a small built-in table (from LiteLLM's price
 // file, 2026-08) covering the models in purser's examples; load the full
@@ -122,9 +168,11 @@ func parseLiteLLMEntry(model string, e map[string]any) (ModelPrice, bool, error)
 type LLMRule struct {
 	// Tools are the tool names treated as LLM calls, matched exactly.
 	Tools []string
-	// Prices are looked up by params.model.
-	Prices PriceTable
-	// DefaultPrice applies to unknown or missing models ($0.50 / 1M tokens).
+	// Prices resolve params.model (nil: DefaultPriceTable()).
+	Prices Pricer
+	// DefaultPrice is the input price of a call that names no model (the
+	// seed's rule: $0.50 / 1M tokens). A named model is always priced by
+	// Prices, which has its own fallback for names it does not know.
 	DefaultPrice PerMTok
 	// Minimum is the floor of any LLM estimate ($0.0001).
 	Minimum Nanos
@@ -151,12 +199,13 @@ func (r *LLMRule) IsLLMTool(tool string) bool {
 	return false
 }
 
-// PriceFor returns the input price for model, or the default.
+// PriceFor returns the input price for model: DefaultPrice when model is
+// empty, else what Prices says (a fallback price for an unknown name).
 func (r *LLMRule) PriceFor(model string) PerMTok {
-	if mp, ok := r.Prices[model]; ok && model != "" {
-		return mp.Input
+	if model == "" {
+		return r.DefaultPrice
 	}
-	return r.DefaultPrice
+	return r.Prices.PriceOf(model).Price.Input
 }
 
 // Estimate prices params: tokens = characters/4 of params.prompt, else of

@@ -66,7 +66,7 @@ accounts:
 	if ec.Table["Read"] != enforcer.MustParseUSD("0.002") || ec.Table["Custom"] != enforcer.MustParseUSD("0.5") || ec.Table["Bash"] != enforcer.MustParseUSD("0.01") {
 		t.Errorf("table overrides: %v", ec.Table)
 	}
-	if !ec.LLM.IsLLMTool("chat") || ec.LLM.Prices["tiny"].Input != 10_000_000 || ec.LLM.Prices["gpt-4o"].Input == 0 {
+	if !ec.LLM.IsLLMTool("chat") || ec.LLM.Prices.PriceOf("tiny").Price.Input != 10_000_000 || ec.LLM.Prices.PriceOf("gpt-4o").Fallback {
 		t.Errorf("llm rule: %+v", ec.LLM)
 	}
 	if len(b.accounts) != 2 || b.accounts[1].PercentOfParent != 25 || *b.accounts[0].Limit != enforcer.USD(10, 0) {

@@ -179,15 +179,17 @@ func (c *Config) buildLLM(p *problems, r *enforcer.LLMRule) {
 		p.add("pricing.llm.default_usd_per_mtok", "%v", err)
 	}
 	r.DefaultPrice = def
+	table := enforcer.DefaultPriceTable()
 	if l.LiteLLMFile != "" {
-		c.loadLiteLLM(p, r)
+		c.loadLiteLLM(p, table)
 	}
 	for _, m := range sortedKeys(l.Models) {
-		r.Prices[m] = modelPrice(p, "pricing.llm.models."+m, l.Models[m])
+		table[m] = modelPrice(p, "pricing.llm.models."+m, l.Models[m])
 	}
+	r.Prices = table
 }
 
-func (c *Config) loadLiteLLM(p *problems, r *enforcer.LLMRule) {
+func (c *Config) loadLiteLLM(p *problems, table enforcer.PriceTable) {
 	f, err := os.Open(c.Pricing.LLM.LiteLLMFile)
 	if err != nil {
 		p.add("pricing.llm.litellm_file", "%v", err)
@@ -200,7 +202,7 @@ func (c *Config) loadLiteLLM(p *problems, r *enforcer.LLMRule) {
 		return
 	}
 	for k, v := range pt {
-		r.Prices[k] = v
+		table[k] = v
 	}
 }
 
