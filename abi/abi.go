@@ -16,7 +16,9 @@ package abi
 // break.
 const (
 	VersionMajor = 1
-	VersionMinor = 0
+	// VersionMinor 1 added the host's LLM context to requests (header
+	// fields after offset 72, string 6); ABI.md section 3.
+	VersionMinor = 1
 	// Version is the packed value purser_abi_version returns.
 	Version = VersionMajor<<16 | VersionMinor
 )

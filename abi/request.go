@@ -30,7 +30,7 @@ const (
 
 // Request header layout, v1.0 (little-endian, no padding between strings).
 const (
-	offHeaderLen      = 0  // u16: bytes before the first string (72 in v1.0)
+	offHeaderLen      = 0  // u16: bytes before the first string (168 in v1.1, 72 in v1.0)
 	offKind           = 2  // u8: RequestKind
 	offSource         = 3  // u8: Source of the estimate (admission)
 	offFlags          = 4  // u32: Flag bits
@@ -41,17 +41,46 @@ const (
 	offRemainingNanos = 40 // i64, math.MaxInt64 when unlimited
 	offPromptChars    = 48 // i64
 	offMaxTokens      = 56 // i64, -1 = absent
-	offStringCount    = 64 // u32: number of strings that follow (6 in v1.0)
+	offStringCount    = 64 // u32: number of strings that follow (7 in v1.1, 6 in v1.0)
 	offReserved       = 68 // u32: zero
-	// HeaderSize is the v1.0 header length. Later minors may grow it; guests
-	// must locate the strings with the header_len field, not this constant.
-	HeaderSize = 72
+	// HeaderSizeV1_0 is the v1.0 header length, the shortest this package
+	// parses (a guest built for 1.1 may be handed a v1.0 record by tests or
+	// tools; the host always sends HeaderSize).
+	HeaderSizeV1_0 = 72
+)
+
+// Header fields added in v1.1: the host's LLM context (LLMContext), all
+// i64 and zero unless FlagLLM is set. Prices are nano-USD per million
+// tokens.
+const (
+	offLLMInput                = 72
+	offLLMOutput               = 80
+	offLLMCacheRead            = 88
+	offLLMCacheWrite           = 96
+	offLLMCacheWrite1h         = 104
+	offLLMTierAboveTokens      = 112
+	offLLMInputAbove           = 120
+	offLLMOutputAbove          = 128
+	offLLMCacheReadAbove       = 136
+	offLLMCacheWriteAbove      = 144
+	offLLMExpectedOutputTokens = 152
+	offLLMCacheReadTokens      = 160
+	// HeaderSize is the header length this package writes (v1.1). Later
+	// minors may grow it; guests must locate the strings with the
+	// header_len field, not this constant.
+	HeaderSize = 168
 )
 
 // Flag bits of a request header.
 const (
 	FlagOverdrawn uint32 = 1 << 0 // the account (or an ancestor) is overdrawn
 	FlagHasPrompt uint32 = 1 << 1 // params carry a prompt or messages; prompt_chars counts them
+	// FlagLLM (v1.1): the host priced the call's model; the LLM header
+	// fields and string StrLLMPriceSource are meaningful.
+	FlagLLM uint32 = 1 << 2
+	// FlagLLMPriceFallback (v1.1): the model is not in the host's price
+	// table; the prices are its fallback rule's (the source says which).
+	FlagLLMPriceFallback uint32 = 1 << 3
 )
 
 // String fields, in wire order. Later minors append new strings after the
@@ -63,9 +92,39 @@ const (
 	StrSourceLabel
 	StrParams
 	StrLabels
-	// StringCount is the number of strings in a v1.0 request.
+	// StrLLMPriceSource (v1.1) names where the LLM prices came from, e.g.
+	// "litellm:claude-opus-4-5"; empty without an LLM context.
+	StrLLMPriceSource
+	// StringCount is the number of strings in a v1.1 request.
 	StringCount
+	// StringCountV1_0 is the number of strings in a v1.0 request.
+	StringCountV1_0 = StrLabels + 1
 )
+
+// LLMPrice is a model's prices from the host's price table, in nano-USD
+// per million tokens (enforcer.ModelPrice on the wire). A zero CacheRead or
+// CacheWrite means "as Input", a zero CacheWrite1h "as CacheWrite".
+// TierAboveTokens > 0 is a long-context tier: a call whose prompt has more
+// tokens pays the *Above prices that are set (non-zero), on every token.
+type LLMPrice struct {
+	Input, Output, CacheRead, CacheWrite, CacheWrite1h       int64
+	TierAboveTokens                                          int64
+	InputAbove, OutputAbove, CacheReadAbove, CacheWriteAbove int64
+}
+
+// LLMContext (v1.1) is what the host knows about an LLM call before any
+// estimator runs: the model's price, from the same table that prices usage
+// at commit, and what the host expects of the call.
+type LLMContext struct {
+	Price LLMPrice
+	// PriceFallback: the model is not in the table (FlagLLMPriceFallback).
+	PriceFallback bool
+	// ExpectedOutputTokens is the output the host expects (0: none).
+	ExpectedOutputTokens int64
+	// CacheReadTokens is how many prompt tokens the host expects to be read
+	// from the provider's cache (params.cache_read_tokens when given).
+	CacheReadTokens int64
+}
 
 // Label is one account label (tier, owner...).
 type Label struct{ Key, Value string }
@@ -99,6 +158,10 @@ type Call struct {
 	PromptChars int64
 	HasPrompt   bool
 	MaxTokens   int64 // params.max_tokens, -1 when absent
+	// LLM is the host's LLM context (v1.1), nil when it has none.
+	LLM *LLMContext
+	// LLMPriceSource names the LLM prices' source; only sent with LLM.
+	LLMPriceSource string
 }
 
 // EstimateRequest asks an estimator for a price.
@@ -112,8 +175,16 @@ type AdmitRequest struct {
 	EstimateSourceLabel string // "plugin:<name>@<digest12>", "table", "llm", "unknown"
 }
 
+// llmPriceSource is string 6 as sent: empty without an LLM context.
+func (c *Call) llmPriceSource() string {
+	if c.LLM == nil {
+		return ""
+	}
+	return c.LLMPriceSource
+}
+
 func (c *Call) encodedSize(sourceLabel string) int {
-	n := HeaderSize + 4*StringCount + len(c.Tool) + len(c.Account) + len(c.Model) + len(sourceLabel) + len(c.Params)
+	n := HeaderSize + 4*StringCount + len(c.Tool) + len(c.Account) + len(c.Model) + len(sourceLabel) + len(c.Params) + len(c.llmPriceSource())
 	for _, l := range c.Labels {
 		n += 8 + len(l.Key) + len(l.Value)
 	}
@@ -149,6 +220,7 @@ func appendRequest(dst []byte, kind RequestKind, c *Call, est int64, src Source,
 	if c.HasPrompt {
 		flags |= FlagHasPrompt
 	}
+	flags |= putLLM(&h, c.LLM)
 	le.PutUint32(h[offFlags:], flags)
 	le.PutUint64(h[offEstimateNanos:], uint64(est))
 	le.PutUint64(h[offLimitNanos:], uint64(c.Budget.LimitNanos))
@@ -174,7 +246,33 @@ func appendRequest(dst []byte, kind RequestKind, c *Call, est int64, src Source,
 		dst = appendStr(dst, l.Key)
 		dst = appendStr(dst, l.Value)
 	}
-	return dst
+	return appendStr(dst, c.llmPriceSource())
+}
+
+// putLLM writes the v1.1 LLM fields and returns the flags they set.
+func putLLM(h *[HeaderSize]byte, c *LLMContext) uint32 {
+	if c == nil {
+		return 0
+	}
+	le := binary.LittleEndian
+	p := &c.Price
+	for _, f := range [...]struct {
+		off int
+		v   int64
+	}{
+		{offLLMInput, p.Input}, {offLLMOutput, p.Output}, {offLLMCacheRead, p.CacheRead},
+		{offLLMCacheWrite, p.CacheWrite}, {offLLMCacheWrite1h, p.CacheWrite1h},
+		{offLLMTierAboveTokens, p.TierAboveTokens}, {offLLMInputAbove, p.InputAbove},
+		{offLLMOutputAbove, p.OutputAbove}, {offLLMCacheReadAbove, p.CacheReadAbove},
+		{offLLMCacheWriteAbove, p.CacheWriteAbove},
+		{offLLMExpectedOutputTokens, c.ExpectedOutputTokens}, {offLLMCacheReadTokens, c.CacheReadTokens},
+	} {
+		le.PutUint64(h[f.off:], uint64(f.v))
+	}
+	if c.PriceFallback {
+		return FlagLLM | FlagLLMPriceFallback
+	}
+	return FlagLLM
 }
 
 func appendStr(dst []byte, s string) []byte {
@@ -204,25 +302,30 @@ type RequestView struct {
 }
 
 // ParseRequest validates a request record and indexes its strings. It
-// accepts records from newer minors (longer header, more strings).
+// accepts v1.0 records (no LLM context) and records from newer minors
+// (longer header, more strings).
 func ParseRequest(b []byte) (RequestView, error) {
 	var v RequestView
 	le := binary.LittleEndian
-	if len(b) < HeaderSize {
-		return v, &FormatError{"request", "shorter than the " + itoa(HeaderSize) + "-byte header"}
+	if len(b) < HeaderSizeV1_0 {
+		return v, &FormatError{"request", "shorter than the " + itoa(HeaderSizeV1_0) + "-byte header"}
 	}
 	hl := int(le.Uint16(b[offHeaderLen:]))
-	if hl < HeaderSize || hl > len(b) {
+	if hl < HeaderSizeV1_0 || hl > len(b) {
 		return v, &FormatError{"request", "header_len " + itoa(int64(hl)) + " out of range"}
 	}
 	if k := RequestKind(b[offKind]); k != RequestEstimate && k != RequestAdmit {
 		return v, &FormatError{"request", "unknown kind " + itoa(int64(k))}
 	}
-	if n := le.Uint32(b[offStringCount:]); n < StringCount {
-		return v, &FormatError{"request", "string_count " + itoa(int64(n)) + " < " + itoa(StringCount)}
+	if le.Uint32(b[offFlags:])&FlagLLM != 0 && hl < HeaderSize {
+		return v, &FormatError{"request", "flag llm set in a header of " + itoa(int64(hl)) + " bytes (< " + itoa(HeaderSize) + ")"}
+	}
+	n := le.Uint32(b[offStringCount:])
+	if n < StringCountV1_0 {
+		return v, &FormatError{"request", "string_count " + itoa(int64(n)) + " < " + itoa(StringCountV1_0)}
 	}
 	off := hl
-	for i := 0; i < StringCount; i++ {
+	for i := 0; i < int(min(n, StringCount)); i++ {
 		if len(b)-off < 4 {
 			return v, &FormatError{"request", "string " + itoa(int64(i)) + " length past the end"}
 		}
@@ -300,7 +403,31 @@ func (v *RequestView) PromptChars() (int64, bool) {
 // MaxTokens is params.max_tokens, -1 when absent.
 func (v *RequestView) MaxTokens() int64 { return v.i64(offMaxTokens) }
 
-// Str returns string field i (StrTool...StrLabels) aliasing the buffer.
+// LLM decodes the host's LLM context (v1.1); ok is false when the request
+// carries none: a tool that is not an LLM call, or a v1.0 record.
+func (v *RequestView) LLM() (c LLMContext, ok bool) {
+	f := v.Flags()
+	if f&FlagLLM == 0 { // ParseRequest made sure the header then has the fields
+		return c, false
+	}
+	c.Price = LLMPrice{
+		Input: v.i64(offLLMInput), Output: v.i64(offLLMOutput), CacheRead: v.i64(offLLMCacheRead),
+		CacheWrite: v.i64(offLLMCacheWrite), CacheWrite1h: v.i64(offLLMCacheWrite1h),
+		TierAboveTokens: v.i64(offLLMTierAboveTokens), InputAbove: v.i64(offLLMInputAbove),
+		OutputAbove: v.i64(offLLMOutputAbove), CacheReadAbove: v.i64(offLLMCacheReadAbove),
+		CacheWriteAbove: v.i64(offLLMCacheWriteAbove),
+	}
+	c.PriceFallback = f&FlagLLMPriceFallback != 0
+	c.ExpectedOutputTokens, c.CacheReadTokens = v.i64(offLLMExpectedOutputTokens), v.i64(offLLMCacheReadTokens)
+	return c, true
+}
+
+// LLMPriceSource names where the LLM prices came from (string 6, v1.1);
+// empty without an LLM context.
+func (v *RequestView) LLMPriceSource() []byte { return v.Str(StrLLMPriceSource) }
+
+// Str returns string field i (StrTool...StrLLMPriceSource) aliasing the
+// buffer; a string the record does not carry (v1.0) is empty.
 func (v *RequestView) Str(i int) []byte {
 	s := v.str[i]
 	return v.b[s[0] : s[0]+s[1] : s[0]+s[1]]
@@ -378,6 +505,9 @@ func (v *RequestView) call() Call {
 	}
 	if p := v.Params(); len(p) > 0 {
 		c.Params = append([]byte(nil), p...)
+	}
+	if l, ok := v.LLM(); ok {
+		c.LLM, c.LLMPriceSource = &l, string(v.LLMPriceSource())
 	}
 	v.EachLabel(func(k, val []byte) bool {
 		c.Labels = append(c.Labels, Label{string(k), string(val)})

@@ -245,17 +245,36 @@ func sourceCode(label string) abi.Source {
 }
 
 // abiCall precomputes the fields guests read without JSON (model, prompt
-// characters, max_tokens; host.CallFromParams) and, for policies, adds the
-// budget and labels.
+// characters, max_tokens; host.CallFromParams), hands over the enforcer's
+// LLM context (so a plugin prices with the host's table, ABI 1.1) and, for
+// policies, adds the budget and labels.
 func abiCall(call enforcer.Call, budget *enforcer.Snapshot) (abi.Call, error) {
 	c, err := host.CallFromParams(call.Tool, call.Account, call.Params)
 	if err != nil {
 		return c, err
 	}
+	if call.LLM != nil {
+		c.LLM, c.LLMPriceSource = abiLLM(call.LLM), call.LLM.Price.Source
+	}
 	if budget != nil {
 		c.Budget, c.Labels = abiBudget(*budget), host.LabelsFrom(budget.Labels)
 	}
 	return c, nil
+}
+
+func abiLLM(l *enforcer.LLMContext) *abi.LLMContext {
+	p := &l.Price.Price
+	return &abi.LLMContext{
+		Price: abi.LLMPrice{
+			Input: int64(p.Input), Output: int64(p.Output), CacheRead: int64(p.CacheRead),
+			CacheWrite: int64(p.CacheWrite), CacheWrite1h: int64(p.CacheWrite1h),
+			TierAboveTokens: p.TierAboveTokens, InputAbove: int64(p.InputAbove), OutputAbove: int64(p.OutputAbove),
+			CacheReadAbove: int64(p.CacheReadAbove), CacheWriteAbove: int64(p.CacheWriteAbove),
+		},
+		PriceFallback:        l.Price.Fallback,
+		ExpectedOutputTokens: l.ExpectedOutputTokens,
+		CacheReadTokens:      l.CacheReadTokens,
+	}
 }
 
 func abiBudget(s enforcer.Snapshot) abi.Budget {

@@ -1,7 +1,9 @@
 // Command llm-tokens is purser's LLM estimator plugin: it prices a call
-// from the host-counted prompt characters (tokens = characters / 4), a
-// per-model price table given as plugin config, and the expected output
-// tokens (params.max_tokens or a configured default). See README.md.
+// from the host-counted prompt characters (tokens = characters / 4), the
+// model's price (a configured one, else the host's price table handed over
+// in the request, ABI 1.1) and the expected output tokens
+// (params.max_tokens, else the host's expectation, else a configured
+// default). See README.md.
 //
 // This file is the plugin's logic and builds on any platform, so it is
 // unit-tested on the host; wasm.go (wasip1 only) registers it.
@@ -18,14 +20,14 @@ import (
 )
 
 // Version is the plugin's version, reported in its manifest.
-const Version = "1.0.0"
+const Version = "1.1.0"
 
 const configSchema = `{"type":"object","additionalProperties":false,"properties":{` +
 	`"aliases":{"type":"array","items":{"type":"string"},"description":"tool names priced like LLM (matched exactly)"},` +
 	`"models":{"type":"object","additionalProperties":{"$ref":"#/$defs/price"},"description":"model name (exact) -> per-token USD prices"},` +
-	`"default_price":{"$ref":"#/$defs/price","description":"prices for models not listed; input defaults to 5e-07 ($0.50 per 1M tokens)"},` +
+	`"default_price":{"$ref":"#/$defs/price","description":"prices for models not listed; when absent, the host's price for the model (its price table, ABI 1.1), and input 5e-07 ($0.50 per 1M tokens) when the host gives none"},` +
 	`"minimum_usd":{"type":"string","description":"smallest estimate, decimal USD; default 0.0001"},` +
-	`"default_output_tokens":{"type":"integer","minimum":0,"description":"expected output tokens when params.max_tokens is absent; default 0"},` +
+	`"default_output_tokens":{"type":"integer","minimum":0,"description":"expected output tokens when params.max_tokens is absent and the host expects none; default 0"},` +
 	`"chars_per_token":{"type":"integer","minimum":1,"description":"characters per token; default 4"}},` +
 	`"$defs":{"price":{"type":"object","additionalProperties":false,"required":["input"],"properties":{` +
 	`"input":{"type":"string","description":"USD per input token, e.g. \"2.5e-06\""},` +
@@ -43,7 +45,7 @@ func Plugin() *purser.Plugin {
 		Name:         "llm-tokens",
 		Version:      Version,
 		Tools:        []string{purser.ToolAny},
-		Description:  "Prices LLM calls (tool LLM plus configured aliases) from prompt characters / 4, a per-model price table and expected output tokens; other tools are unsupported.",
+		Description:  "Prices LLM calls (tool LLM plus configured aliases) from prompt characters / 4, the model's price (configured, else the host's price table) and expected output tokens; other tools are unsupported.",
 		ConfigSchema: []byte(configSchema),
 	}, func(cfg []byte) (purser.Estimator, error) { return newEstimator(cfg) })
 }
@@ -56,9 +58,11 @@ type Price struct {
 
 // Estimator holds the parsed config.
 type Estimator struct {
-	tools         map[string]struct{}
-	models        map[string]Price
-	def           Price
+	tools  map[string]struct{}
+	models map[string]Price
+	def    Price
+	// defConfigured: default_price was given, so it beats the host's price.
+	defConfigured bool
 	minimum       int64
 	defaultOutput int64
 	charsPerToken int64
@@ -108,7 +112,7 @@ func newEstimator(raw []byte) (*Estimator, error) {
 	}
 	def := priceConfig{}
 	if c.DefaultPrice != nil {
-		def = *c.DefaultPrice
+		def, e.defConfigured = *c.DefaultPrice, true
 	}
 	if def.Input == nil {
 		s := DefaultInputPerToken
@@ -196,47 +200,89 @@ func (e *Estimator) Tools() []string {
 // Estimate prices one call. Tokens: input = prompt_chars / chars_per_token;
 // of those, params.cache_read_tokens (capped at input) are priced at the
 // cache-read price; output = params.max_tokens, else default_output_tokens.
-// The sum is computed exactly, a fractional nano rounds up, and the result
-// is at least minimum_usd.
+// The price is the model's entry in models, else default_price when
+// configured, else the host's price (hostPriced), else $0.50 per 1M input
+// tokens. The sum is computed exactly, a fractional nano rounds up, and the
+// result is at least minimum_usd.
 func (e *Estimator) Estimate(req *purser.Request) (int64, error) {
 	if _, ok := e.tools[string(req.Tool())]; !ok {
 		return 0, e.unsupported
-	}
-	price, ok := e.models[string(req.Model())]
-	if !ok {
-		price = e.def
 	}
 	chars, _ := req.PromptChars()
 	if chars < 0 {
 		return 0, purser.NewError(purser.CodeBadRequest, "negative prompt_chars")
 	}
 	input := chars / e.charsPerToken
-	var cached int64
-	v, err := req.Param("cache_read_tokens")
+	cached, hasCached, err := cacheReadParam(req)
 	if err != nil {
 		return 0, err
 	}
-	if v.Exists() && !v.IsNull() {
-		if cached, err = v.Int(); err != nil || cached < 0 {
-			return 0, purser.InvalidParam("cache_read_tokens", "want a non-negative integer")
+	price, ok := e.models[string(req.Model())]
+	if !ok && !e.defConfigured {
+		if llm, ok := req.LLM(); ok {
+			return e.hostPriced(req, llm, input, cached, hasCached)
 		}
-		cached = min(cached, input)
 	}
+	if !ok {
+		price = e.def
+	}
+	cached = min(cached, input)
 	output, fromParams := req.MaxTokens()
 	if !fromParams {
 		output = e.defaultOutput
 	}
 	total, ok := cost(input-cached, price.Input, cached, price.CacheRead, output, price.Output)
 	if !ok {
-		// Input tokens are bounded by the request size, so only the output
-		// tokens can push the sum past int64: the caller's max_tokens (its
-		// mistake, not a plugin failure) or the configured default.
-		if fromParams {
-			return 0, e.maxTokensOverflow
-		}
-		return 0, purser.Internal("default_output_tokens x the output price overflows int64 nano-USD")
+		return 0, e.overflow(fromParams)
 	}
 	return max(total, e.minimum), nil
+}
+
+// hostPriced prices with the host's LLM context exactly as the host's own
+// rule does (purser.LLMBaseCost is enforcer.LLMContext.BaseCost), so one
+// price table gives one answer. The caller's params still win: its
+// cache_read_tokens and max_tokens replace the host's expectations, and
+// default_output_tokens applies only when the host expects no output.
+func (e *Estimator) hostPriced(req *purser.Request, llm purser.LLM, input, cached int64, hasCached bool) (int64, error) {
+	if hasCached {
+		llm.CacheReadTokens = cached
+	}
+	output, fromParams := req.MaxTokens()
+	switch {
+	case fromParams:
+		llm.ExpectedOutputTokens = output
+	case llm.ExpectedOutputTokens <= 0:
+		llm.ExpectedOutputTokens = e.defaultOutput
+	}
+	total, ok := purser.LLMBaseCost(llm, input)
+	if !ok {
+		return 0, e.overflow(fromParams)
+	}
+	return max(total, e.minimum), nil
+}
+
+// overflow answers an estimate past int64 nano-USD. Input tokens are
+// bounded by the request size, so only the output tokens can get there:
+// the caller's max_tokens (its mistake, not a plugin failure) or the
+// configured default or host expectation.
+func (e *Estimator) overflow(fromParams bool) error {
+	if fromParams {
+		return e.maxTokensOverflow
+	}
+	return purser.Internal("the expected output tokens x the output price overflow int64 nano-USD")
+}
+
+// cacheReadParam reads params.cache_read_tokens: a non-negative integer,
+// or absent (null counts as absent).
+func cacheReadParam(req *purser.Request) (n int64, ok bool, err error) {
+	v, err := req.Param("cache_read_tokens")
+	if err != nil || !v.Exists() || v.IsNull() {
+		return 0, false, err
+	}
+	if n, err = v.Int(); err != nil || n < 0 {
+		return 0, false, purser.InvalidParam("cache_read_tokens", "want a non-negative integer")
+	}
+	return n, true, nil
 }
 
 // cost returns ceil((t1*p1 + t2*p2 + t3*p3) / 1e6) exactly, prices being

@@ -191,7 +191,7 @@ func TestManifestAndValidate(t *testing.T) {
 	if err := json.Unmarshal(x.Manifest(), &m); err != nil {
 		t.Fatalf("manifest %s: %v", x.Manifest(), err)
 	}
-	if m["abi"] != "1.0" || m["kind"] != "estimator" || m["name"] != "flat" {
+	if m["abi"] != "1.1" || m["kind"] != "estimator" || m["name"] != "flat" {
 		t.Errorf("manifest %s", x.Manifest())
 	}
 	bad := NewPolicy(Manifest{Name: "Bad Name", Version: "1", Tools: []string{"x"}}, nil)

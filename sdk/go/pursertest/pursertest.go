@@ -154,6 +154,14 @@ func WithBudget(c abi.Call, limit, committed, pending int64) abi.Call {
 	return c
 }
 
+// WithLLM returns c carrying the host's LLM context (ABI 1.1) and the name
+// of its price source, as the host sends them for an LLM call whose model
+// it priced.
+func WithLLM(c abi.Call, llm abi.LLMContext, priceSource string) abi.Call {
+	c.LLM, c.LLMPriceSource = &llm, priceSource
+	return c
+}
+
 // Code returns the ABI code of a *ResultError, or abi.CodeOK for nil, or
 // abi.CodeInternal for any other error.
 func Code(err error) abi.Code {
