@@ -94,7 +94,7 @@ func TestMisbehavingCalls(t *testing.T) {
 	}{
 		// Fuel ends runaway guests; the deadline is only the backstop,
 		// seen here with a budget too large to run out first.
-		{"loop", "x", ErrFuelExhausted, 0, true, "20021600-unit budget", "", 0, 0},
+		{"loop", "x", ErrFuelExhausted, 0, true, "20041600-unit budget", "", 0, 0},
 		{"loop", "x", ErrTimeout, 0, true, "deadline", "", 0, 1 << 50},
 		{"trap", "x", ErrTrap, 0, true, "unreachable", "", 0, 0},
 		// wazero's stack ceiling ends deep recursion before the fuel does.

@@ -41,7 +41,7 @@ func alloc(n int32) int32 {
 
 //go:wasmexport purser_manifest
 func manifest() int64 {
-	m := abi.Manifest{ABI: "1.0", Name: "gobad", Version: "1.0.0", Kind: abi.KindEstimator, Tools: []string{"*"}}
+	m := abi.Manifest{ABI: abi.VersionString(abi.Version), Name: "gobad", Version: "1.0.0", Kind: abi.KindEstimator, Tools: []string{"*"}}
 	mfst = m.AppendJSON(mfst[:0])
 	return packed(mfst)
 }
