@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -133,7 +135,7 @@ func (e *Enforcer) run(ctx context.Context, call Call, r Reservation, run RunFun
 			e.logger.Error("release after a panicking tool", "reservation", r.ID, "error", relErr)
 		}
 	}()
-	value, err = run(ctx)
+	value, err = run(withHold(ctx, e, r.ID))
 	returned = true
 	if err != nil {
 		return value, fmt.Errorf("tool %s on account %q: %w", call.Tool, call.Account, err)
@@ -170,7 +172,9 @@ func (e *Enforcer) settle(ctx context.Context, call Call, d Decision, r Reservat
 		badCost = fmt.Errorf("tool %s reported a negative cost %d nano-USD; the estimate was charged", call.Tool, n)
 	}
 	// The money is spent even if the caller gave up: settle regardless.
-	cr, err := e.ledger.Commit(detached(ctx), r.ID, actual, src)
+	// Through e.Commit, so calibration learns from it; without a reported
+	// cost the whole hold (extensions included) is charged.
+	cr, err := e.Commit(detached(ctx), CommitRequest{ID: r.ID, Actual: actual, Source: src})
 	if err != nil {
 		return Result{Value: value, Decision: d, Reservation: r}, fmt.Errorf("commit %s: %w", r.ID, err)
 	}
@@ -259,4 +263,79 @@ func logEnabled(l hclog.Logger, lvl hclog.Level) bool {
 	default:
 		return l.IsError()
 	}
+}
+
+// Hold is the reservation a tool run by Execute runs under; the tool
+// finds it with HoldFrom and may grow it while it runs (a streaming LLM
+// call whose output passes the estimate), so an under-estimate is held
+// rather than overrun. Safe for concurrent use.
+type Hold struct {
+	e  *Enforcer
+	id string
+	mu sync.Mutex
+	n  int // extensions granted so far: the next one's number
+}
+
+// holdCtx carries a Hold to the tool: one allocation for both (a context
+// value and a separate Hold would be two).
+type holdCtx struct {
+	context.Context
+	h Hold
+}
+
+type holdKey struct{}
+
+func (c *holdCtx) Value(key any) any {
+	if key == (holdKey{}) {
+		return &c.h
+	}
+	return c.Context.Value(key)
+}
+
+func withHold(ctx context.Context, e *Enforcer, id string) context.Context {
+	return &holdCtx{Context: ctx, h: Hold{e: e, id: id}}
+}
+
+// HoldFrom returns the hold of the Execute call whose tool ctx was given
+// to (false outside one).
+func HoldFrom(ctx context.Context) (*Hold, bool) {
+	h, ok := ctx.Value(holdKey{}).(*Hold)
+	return h, ok
+}
+
+// ID is the reservation's id.
+func (h *Hold) ID() string { return h.id }
+
+// Extend grows the hold by add on its account and every ancestor (see
+// Ledger.Extend). A denied extension returns the budget deny (errors.Is
+// ErrInsufficientBudget, an *InsufficientBudgetError saying what remains)
+// and changes nothing: the tool should stop there. Extension ids are
+// "<id>/x<n>", n counting granted extensions, so an extension retried
+// after a lost reply is applied once; a commit without a reported cost
+// charges the whole hold.
+func (h *Hold) Extend(ctx context.Context, add Nanos) (Reservation, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r, err := h.e.Extend(ctx, ExtendRequest{ID: h.id, ExtensionID: extensionID(h.id, h.n), Add: add})
+	if errors.Is(err, ErrReservationConflict) {
+		// Extension n was granted with another amount and its reply lost
+		// (the caller then asked for a different one): it stays held, and
+		// this one takes the next number.
+		h.n++
+		r, err = h.e.Extend(ctx, ExtendRequest{ID: h.id, ExtensionID: extensionID(h.id, h.n), Add: add})
+	}
+	if err == nil {
+		h.n++
+	}
+	return r, err
+}
+
+// extensionID names the n-th extension of reservation id; an id too long
+// to prefix leaves "x<n>", which is as unique within one reservation.
+func extensionID(id string, n int) string {
+	x := "x" + strconv.Itoa(n)
+	if len(id)+1+len(x) > MaxExtensionIDLen {
+		return x
+	}
+	return id + "/" + x
 }
