@@ -68,9 +68,12 @@ func reportedCost(v any) (Nanos, bool) {
 // id: a retry while the first attempt is pending wraps
 // ErrReservationInProgress, after it settled ErrReservationSettled.
 func (e *Enforcer) Execute(ctx context.Context, account, tool string, params map[string]any, run RunFunc, opts ...ExecOption) (Result, error) {
-	o := execOptions{actual: reportedCost}
+	// The options escape to the heap (options are closures) and the
+	// tool's context carries a Hold: one allocation for both.
+	st := &execState{o: execOptions{actual: reportedCost}}
+	o := &st.o
 	for _, opt := range opts {
-		opt(&o)
+		opt(o)
 	}
 	call := Call{Account: account, Tool: tool, Params: params}
 	if id := o.reserve.ID; id != "" {
@@ -102,7 +105,7 @@ func (e *Enforcer) Execute(ctx context.Context, account, tool string, params map
 	case hit:
 		return e.settleCached(ctx, call, d, r, cached)
 	}
-	value, err := e.run(ctx, call, r, run)
+	value, err := e.run(st.withHold(ctx, e, r.ID), call, r, run)
 	if err != nil {
 		return e.settleFailed(ctx, call, d, r, value, err, o.actual)
 	}
@@ -135,7 +138,7 @@ func (e *Enforcer) run(ctx context.Context, call Call, r Reservation, run RunFun
 			e.logger.Error("release after a panicking tool", "reservation", r.ID, "error", relErr)
 		}
 	}()
-	value, err = run(withHold(ctx, e, r.ID))
+	value, err = run(ctx)
 	returned = true
 	if err != nil {
 		return value, fmt.Errorf("tool %s on account %q: %w", call.Tool, call.Account, err)
@@ -276,11 +279,17 @@ type Hold struct {
 	n  int // extensions granted so far: the next one's number
 }
 
-// holdCtx carries a Hold to the tool: one allocation for both (a context
-// value and a separate Hold would be two).
+// holdCtx carries a Hold to the tool (a context value and a separate
+// Hold would be two allocations).
 type holdCtx struct {
 	context.Context
 	h Hold
+}
+
+// execState is what one Execute call keeps on the heap.
+type execState struct {
+	o  execOptions
+	hc holdCtx
 }
 
 type holdKey struct{}
@@ -292,8 +301,10 @@ func (c *holdCtx) Value(key any) any {
 	return c.Context.Value(key)
 }
 
-func withHold(ctx context.Context, e *Enforcer, id string) context.Context {
-	return &holdCtx{Context: ctx, h: Hold{e: e, id: id}}
+// withHold returns ctx carrying the hold of reservation id.
+func (st *execState) withHold(ctx context.Context, e *Enforcer, id string) context.Context {
+	st.hc.Context, st.hc.h.e, st.hc.h.id = ctx, e, id
+	return &st.hc
 }
 
 // HoldFrom returns the hold of the Execute call whose tool ctx was given
