@@ -347,3 +347,36 @@ func (f *fixture) metricsText() string {
 
 func errCode(out map[string]any) string { c, _ := errorOf(out); return c }
 func errMsg(out map[string]any) string  { _, m := errorOf(out); return m }
+
+// TestExtendOnTheMemoryLedger runs the path on the real memory ledger:
+// the budget is the account's limit, a deny leaves the hold, and the
+// commit's usage is recorded.
+func TestExtendOnTheMemoryLedger(t *testing.T) {
+	f := newFixture(t, enforcer.Config{}, false)
+	f.mustDo("", "PUT", "/v1/accounts/team-a", map[string]any{"limit_usd": "0.10"}, 201)
+	f.mustDo("", "POST", "/v1/reservations", map[string]any{"id": "r1", "account": "team-a", "tool": "Read"}, 200)
+	out := f.mustDo("", "POST", "/v1/reservations/r1/extend", map[string]any{"extension_id": "e1", "add_usd": "0.05"}, 200)
+	if out["decision"] != "allow" || resOf(t, out)["held_nanos"] != float64(51_000_000) {
+		t.Fatalf("extend: %v", out)
+	}
+	out = f.mustDo("", "POST", "/v1/reservations/r1/extend", map[string]any{"extension_id": "e2", "add_usd": "0.05"}, 200)
+	if out["decision"] != "deny" || out["reason"] != "Insufficient budget: estimated $0.05 but only $0.049 remaining" ||
+		out["remaining_nanos"] != float64(49_000_000) || resOf(t, out)["held_nanos"] != float64(51_000_000) {
+		t.Fatalf("denied extend: %v", out)
+	}
+	if a := f.mustDo("", "GET", "/v1/accounts/team-a", nil, 200); a["pending_nanos"] != float64(51_000_000) {
+		t.Errorf("a denied extension changed the account: %v", a)
+	}
+	f.mustDo("", "POST", "/v1/reservations/r1/commit", map[string]any{"usage": map[string]any{"model": "gpt-4o", "input_tokens": 1000}}, 200)
+	got := f.mustDo("", "GET", "/v1/reservations/r1", nil, 200)
+	if got["charged_nanos"] != float64(2_500_000) || got["price_source"] != "table:gpt-4o" || got["usage"].(map[string]any)["input_tokens"] != float64(1000) {
+		t.Errorf("GET after commit: %v", got)
+	}
+	st, out := f.do("", "POST", "/v1/reservations/r1/extend", map[string]any{"extension_id": "e3", "add_usd": "0.01"})
+	if st != 409 || !strings.Contains(errMsg(out), `"r1" is committed`) {
+		t.Errorf("extend after commit: %d %v", st, out)
+	}
+	if a := f.mustDo("", "GET", "/v1/accounts/team-a", nil, 200); a["pending_nanos"] != float64(0) || a["committed_nanos"] != float64(2_500_000) {
+		t.Errorf("after commit: %v", a)
+	}
+}

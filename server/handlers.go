@@ -314,9 +314,6 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request, p *principal) er
 	return nil
 }
 
-// usageModelBytesMax bounds usage.model: it is stored on the reservation.
-const usageModelBytesMax = 256
-
 // validateUsage refuses bad usage before the reservation is looked up, so
 // the field is named whatever state the reservation is in; pricing (and
 // its overflow check) is the enforcer's.
@@ -326,8 +323,8 @@ func validateUsage(u *usageBody) error {
 		return nil
 	case u.Model == "":
 		return errBadRequest("field \"usage.model\" is required to price token usage")
-	case len(u.Model) > usageModelBytesMax:
-		return errBadRequest("field \"usage.model\" is %d bytes; at most %d", len(u.Model), usageModelBytesMax)
+	case len(u.Model) > enforcer.MaxUsageModelLen:
+		return errBadRequest("field \"usage.model\" is %d bytes; at most %d", len(u.Model), enforcer.MaxUsageModelLen)
 	}
 	return usageBadRequest(toUsage(u).Validate())
 }

@@ -73,6 +73,8 @@ func (s *Server) reservationNow(r *http.Request, cur enforcer.Reservation) enfor
 // extendError words the ledger's refusal: a settled or expired hold says
 // which state it is in, a reused extension id says how to use one.
 func (s *Server) extendError(r *http.Request, cur enforcer.Reservation, err error) error {
+	// The ledger's own text says the same; this wording is the same for
+	// every store.
 	switch {
 	case errors.Is(err, enforcer.ErrLedgerUnavailable):
 		return err
@@ -82,7 +84,7 @@ func (s *Server) extendError(r *http.Request, cur enforcer.Reservation, err erro
 			state = enforcer.StateExpired
 		}
 		return &apiError{http.StatusConflict, "already_settled", fmt.Sprintf(
-			"reservation %q is %s: only a pending hold can be extended; reserve again for more (%v)", cur.ID, state, err)}
+			"reservation %q is %s: only a pending hold can be extended; reserve again for more", cur.ID, state)}
 	case errors.Is(err, enforcer.ErrReservationConflict):
 		return &apiError{http.StatusConflict, "conflict", err.Error() +
 			"; reuse an extension id only to retry the same extension, with the same amount"}
