@@ -380,3 +380,45 @@ func TestExtendOnTheMemoryLedger(t *testing.T) {
 		t.Errorf("after commit: %v", a)
 	}
 }
+
+// TestExtendHammer: concurrent extensions of one hold over HTTP, each id
+// sent twice (a retry racing its original), never add twice and never
+// pass the limit: exactly the room is granted.
+func TestExtendHammer(t *testing.T) {
+	f := newFixture(t, enforcer.Config{}, false)
+	f.mustDo("", "PUT", "/v1/accounts/team-a", map[string]any{"limit_usd": "1"}, 201)
+	f.mustDo("", "POST", "/v1/reservations", map[string]any{"id": "r1", "account": "team-a", "tool": "Read"}, 200) // $0.001
+	const workers, each = 8, 25
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	allowed := map[string]bool{}
+	var failures []error
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				body := fmt.Sprintf(`{"extension_id": "w%d-%d", "add_usd": "0.01"}`, w, i)
+				for range 2 {
+					out, err := postJSON(f.srv.URL+"/v1/reservations/r1/extend", body)
+					mu.Lock()
+					if err != nil {
+						failures = append(failures, err)
+					} else if out["decision"] == "allow" {
+						allowed[fmt.Sprintf("w%d-%d", w, i)] = true
+					}
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if len(failures) > 0 {
+		t.Fatalf("%d failures, first: %v", len(failures), failures[0])
+	}
+	got := f.mustDo("", "GET", "/v1/reservations/r1", nil, 200)
+	acct := f.mustDo("", "GET", "/v1/accounts/team-a", nil, 200)
+	// $0.999 of room: 99 extensions of $0.01 fit, whatever the order.
+	want := float64(1_000_000 + 10_000_000*len(allowed))
+	if len(allowed) != 99 || got["held_nanos"] != want || acct["pending_nanos"] != want {
+		t.Errorf("%d extensions allowed, held %v, account pending %v; want 99 and %v", len(allowed), got["held_nanos"], acct["pending_nanos"], want)
+	}
+}
