@@ -16,9 +16,9 @@ var _ enforcer.CalibrationStore = (*Ledger)(nil)
 // Calibration statements run on the connection unprepared: a merge is
 // periodic, not per call.
 const (
-	countCalib  = `SELECT COUNT(*) FROM calibration`
-	getCalib    = `SELECT value FROM calibration WHERE key = ?1`
-	putCalib    = `INSERT INTO calibration (key, value, updated_at) VALUES (?1, ?2, ?3)
+	countCalib = `SELECT COUNT(*) FROM calibration`
+	getCalib   = `SELECT value FROM calibration WHERE key = ?1`
+	putCalib   = `INSERT INTO calibration (key, value, updated_at) VALUES (?1, ?2, ?3)
 		ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`
 	selectCalib = `SELECT key, value FROM calibration`
 )
