@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 
 	"github.com/purser-dev/purser/enforcer"
 )
@@ -23,10 +21,6 @@ const (
 	selectCalib = `SELECT key, value FROM calibration`
 )
 
-// ErrCalibrationValueTooLarge is returned when a merge makes a value longer
-// than enforcer.MaxCalibrationValueBytes; nothing of that call is stored.
-var ErrCalibrationValueTooLarge = errors.New("calibration value too large")
-
 // MergeCalibration folds deltas into the calibration table in one write
 // transaction (so every key's read-merge-write is atomic, against this
 // ledger's other writers and, through BEGIN IMMEDIATE, against another
@@ -36,30 +30,32 @@ var ErrCalibrationValueTooLarge = errors.New("calibration value too large")
 // call and stores nothing.
 func (l *Ledger) MergeCalibration(ctx context.Context, deltas map[string][]byte,
 	merge func(old, delta []byte) ([]byte, error)) (map[string][]byte, error) {
-	for key := range deltas {
-		if key == "" || len(key) > enforcer.MaxCalibrationKeyLen {
-			return nil, fmt.Errorf("merge calibration: key of %d bytes: %w: want 1..%d bytes",
-				len(key), enforcer.ErrInvalidParams, enforcer.MaxCalibrationKeyLen)
-		}
+	keys, err := enforcer.CalibrationKeys(deltas)
+	if err != nil {
+		return nil, err
 	}
-	if len(deltas) > 0 {
+	if len(keys) > 0 {
 		if merge == nil {
 			return nil, fmt.Errorf("merge calibration: %w: no merge function", enforcer.ErrInvalidParams)
 		}
-		if err := l.w.do(ctx, func(tx *wtx) error { return l.mergeCalibration(tx, deltas, merge) }); err != nil {
+		err := l.w.do(ctx, func(tx *wtx) error { return l.mergeCalibration(tx, keys, deltas, merge) })
+		if err != nil {
 			return nil, err
 		}
 	}
 	return l.readCalibration(ctx)
 }
 
-func (l *Ledger) mergeCalibration(tx *wtx, deltas map[string][]byte, merge func(old, delta []byte) ([]byte, error)) error {
+// mergeCalibration merges keys (sorted, so which new keys fit the bound
+// does not depend on map order) inside the write transaction.
+func (l *Ledger) mergeCalibration(tx *wtx, keys []string, deltas map[string][]byte,
+	merge func(old, delta []byte) ([]byte, error)) error {
 	var stored int
 	if err := tx.conn.QueryRowContext(tx.ctx, countCalib).Scan(&stored); err != nil {
 		return l.dbErr("count calibration keys", err)
 	}
 	now := l.now()
-	for _, key := range slices.Sorted(maps.Keys(deltas)) { // deterministic: which keys fit the bound
+	for _, key := range keys {
 		var old []byte
 		err := tx.conn.QueryRowContext(tx.ctx, getCalib, key).Scan(&old)
 		switch {
@@ -72,12 +68,8 @@ func (l *Ledger) mergeCalibration(tx *wtx, deltas map[string][]byte, merge func(
 			return l.dbErr(fmt.Sprintf("read calibration %q", key), err)
 		}
 		v, err := merge(old, deltas[key])
-		if err != nil {
-			return fmt.Errorf("merge calibration %q: %w", key, err)
-		}
-		if len(v) > enforcer.MaxCalibrationValueBytes {
-			return fmt.Errorf("merge calibration %q: %w: %d bytes, the maximum is %d",
-				key, ErrCalibrationValueTooLarge, len(v), enforcer.MaxCalibrationValueBytes)
+		if v, err = enforcer.MergedCalibrationValue(key, v, err); err != nil {
+			return err
 		}
 		if v == nil {
 			v = []byte{} // NOT NULL: an empty value is still a value

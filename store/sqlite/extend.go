@@ -12,7 +12,7 @@ import (
 // Extend grows a pending hold on the account and every ancestor, in one
 // write like Reserve (same batch, same check on the path's totals).
 func (l *Ledger) Extend(ctx context.Context, req enforcer.ExtendRequest) (enforcer.Reservation, error) {
-	if err := validateExtend(req); err != nil {
+	if err := req.Validate(); err != nil {
 		return enforcer.Reservation{}, err
 	}
 	var out enforcer.Reservation
@@ -40,18 +40,16 @@ func (l *Ledger) extend(tx *wtx, req enforcer.ExtendRequest) (enforcer.Reservati
 	var prev int64
 	err = tx.st.findExt.QueryRowContext(tx.ctx, req.ID, req.ExtensionID).Scan(&prev)
 	switch {
-	case err == nil && enforcer.Nanos(prev) == req.Add:
-		return r.view(now), nil
 	case err == nil:
-		return enforcer.Reservation{}, fmt.Errorf("extend %q: %w: extension %q added %s, now %s",
-			req.ID, enforcer.ErrReservationConflict, req.ExtensionID, enforcer.Nanos(prev), req.Add)
+		if err := enforcer.SameExtension(req, enforcer.Nanos(prev)); err != nil {
+			return enforcer.Reservation{}, err
+		}
+		return r.view(now), nil
 	case !errors.Is(err, sql.ErrNoRows):
 		return enforcer.Reservation{}, err
-	case r.state != enforcer.StatePending:
-		return enforcer.Reservation{}, fmt.Errorf("extend %q: %w: %s", req.ID, enforcer.ErrReservationSettled, r.state)
-	case r.extensions >= enforcer.MaxExtensions:
-		return enforcer.Reservation{}, fmt.Errorf("extend %q: %w: it has the maximum of %d extensions",
-			req.ID, enforcer.ErrInvalidReservation, enforcer.MaxExtensions)
+	}
+	if err := enforcer.ExtendAllowed(r.view(now), r.extensions, req.Add); err != nil {
+		return enforcer.Reservation{}, err
 	}
 	if err := l.admitExtension(tx, r, req); err != nil {
 		return enforcer.Reservation{}, err
@@ -71,8 +69,7 @@ func (l *Ledger) extend(tx *wtx, req enforcer.ExtendRequest) (enforcer.Reservati
 }
 
 // admitExtension applies Reserve's rule to the added amount: it must fit
-// every account on the path, and neither a pending total nor the hold may
-// overflow.
+// every account on the path, and no pending total may overflow.
 func (l *Ledger) admitExtension(tx *wtx, r resRow, req enforcer.ExtendRequest) error {
 	path, err := scanPath(tx.st.path.QueryContext(tx.ctx, r.account))
 	if err != nil {
@@ -87,59 +84,5 @@ func (l *Ledger) admitExtension(tx *wtx, r resRow, req enforcer.ExtendRequest) e
 		}
 		return fmt.Errorf("extend %q on account %q: %w", req.ID, r.account, err)
 	}
-	if _, err := r.held().Add(req.Add); err != nil {
-		return fmt.Errorf("extend %q: hold %s: %w", req.ID, r.held(), err)
-	}
 	return nil
-}
-
-// validateExtend checks an extension's own fields; the error wraps
-// ErrInvalidReservation and names the field.
-func validateExtend(req enforcer.ExtendRequest) error {
-	var why string
-	switch {
-	case req.ID == "":
-		why = "empty reservation id"
-	case req.ExtensionID == "":
-		why = "extension_id is required"
-	case len(req.ExtensionID) > enforcer.MaxExtensionIDLen:
-		why = fmt.Sprintf("extension_id of %d bytes is above the maximum %d", len(req.ExtensionID), enforcer.MaxExtensionIDLen)
-	case req.Add <= 0:
-		why = fmt.Sprintf("add %s is not positive", req.Add)
-	default:
-		return nil
-	}
-	return fmt.Errorf("extend %q: %w: %s", req.ID, enforcer.ErrInvalidReservation, why)
-}
-
-// validateCommit checks what a commit records beside the charge.
-func validateCommit(req enforcer.CommitRequest) error {
-	if len(req.PriceSource) > enforcer.MaxPriceSourceLen {
-		return fmt.Errorf("commit %q: %w: price_source of %d bytes is above the maximum %d",
-			req.ID, enforcer.ErrInvalidReservation, len(req.PriceSource), enforcer.MaxPriceSourceLen)
-	}
-	if req.Usage != nil {
-		if err := req.Usage.Validate(); err != nil {
-			return fmt.Errorf("commit %q: %w", req.ID, err)
-		}
-	}
-	return nil
-}
-
-// validateReserve is ReserveRequest.Validate plus the bounds on what a
-// reservation records for calibration.
-func validateReserve(req enforcer.ReserveRequest) error {
-	if err := req.Validate(); err != nil {
-		return err
-	}
-	var why string
-	switch {
-	case req.BaseEstimate < 0:
-		why = "negative base estimate " + req.BaseEstimate.String()
-	case len(req.CalibrationKey) > enforcer.MaxCalibrationKeyLen:
-		why = fmt.Sprintf("calibration key of %d bytes is above the maximum %d", len(req.CalibrationKey), enforcer.MaxCalibrationKeyLen)
-	default:
-		return nil
-	}
-	return fmt.Errorf("reserve %q on account %q: %w: %s", req.ID, req.Account, enforcer.ErrInvalidReservation, why)
 }

@@ -305,7 +305,7 @@ func TestRecordedFieldBounds(t *testing.T) {
 	}
 	e.reserve("r", 1)
 	_, err = e.l.CommitWith(e.ctx, enforcer.CommitRequest{ID: "r", PriceSource: strings.Repeat("p", enforcer.MaxPriceSourceLen+1)})
-	if !errors.Is(err, enforcer.ErrInvalidReservation) || !strings.Contains(err.Error(), "price_source") {
+	if !errors.Is(err, enforcer.ErrInvalidReservation) || !strings.Contains(err.Error(), "price source") {
 		t.Errorf("long price source: %v", err)
 	}
 	_, err = e.l.CommitWith(e.ctx, enforcer.CommitRequest{ID: "r", Usage: &enforcer.TokenUsage{OutputTokens: -1}})

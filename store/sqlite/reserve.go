@@ -83,7 +83,7 @@ func check(path []acctRow, est enforcer.Nanos) enforcer.BudgetCheck {
 
 // Reserve holds the estimate on the account and every ancestor.
 func (l *Ledger) Reserve(ctx context.Context, req enforcer.ReserveRequest) (enforcer.Reservation, error) {
-	if err := validateReserve(req); err != nil {
+	if err := req.Validate(); err != nil {
 		return enforcer.Reservation{}, err
 	}
 	var out enforcer.Reservation
@@ -164,7 +164,7 @@ func (l *Ledger) CommitWith(ctx context.Context, req enforcer.CommitRequest) (en
 	if err != nil {
 		return enforcer.Reservation{}, err
 	}
-	if err := validateCommit(req); err != nil {
+	if err := req.Validate(); err != nil {
 		return enforcer.Reservation{}, err
 	}
 	req.Source = source
