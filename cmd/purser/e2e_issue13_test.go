@@ -15,19 +15,23 @@ import (
 )
 
 // End-to-end tests of issue 13 (hold extension, usage-priced commits)
-// through the real binary over HTTP and its CLI.
+// through the real binary over HTTP and its CLI, on SQLite and memory.
 
-func startIssue13Server(t *testing.T, extra string) *serverProc {
+// issue13Stores are the stores the end-to-end tests run on: the server's
+// default (SQLite) and memory.
+var issue13Stores = []string{"sqlite", "memory"}
+
+func startIssue13Server(t *testing.T, store, extra string) *serverProc {
 	t.Helper()
-	p, _ := startIssue13ServerIn(t, t.TempDir(), extra)
+	p, _ := startIssue13ServerIn(t, store, extra)
 	return p
 }
 
-// startIssue13ServerIn serves from dir; the decision log is
-// dir/data/decisions.jsonl.
-func startIssue13ServerIn(t *testing.T, dir, extra string) (*serverProc, string) {
+// startIssue13ServerIn returns the server and its decision log's path.
+func startIssue13ServerIn(t *testing.T, store, extra string) (*serverProc, string) {
 	t.Helper()
-	cfg := fmt.Sprintf(`store: {kind: memory}
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`store: {kind: %s}
 plugins: {entries: [], watch: false}
 accounts:
   - {id: team-a, limit_usd: "0.10"}
@@ -36,7 +40,7 @@ auth:
   tokens:
     - {name: bot-a, role: agent, sha256: %s, accounts: ["team-a", "team-a/*"]}
     - {name: bot-b, role: agent, sha256: %s, accounts: ["team-b", "team-b/*"]}
-%s`, server.HashToken(e2eAgentToken), server.HashToken(e2eOtherToken), extra)
+%s`, store, server.HashToken(e2eAgentToken), server.HashToken(e2eOtherToken), extra)
 	return startServer(t, dir, cfg), filepath.Join(dir, "data", "decisions.jsonl")
 }
 
@@ -44,7 +48,13 @@ func TestServeExtendThenCommitUsage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the real server")
 	}
-	p, logPath := startIssue13ServerIn(t, t.TempDir(), "")
+	for _, store := range issue13Stores {
+		t.Run(store, func(t *testing.T) { testExtendThenCommitUsage(t, store) })
+	}
+}
+
+func testExtendThenCommitUsage(t *testing.T, store string) {
+	p, logPath := startIssue13ServerIn(t, store, "")
 	a := func(method, path string, body any, want int) map[string]any {
 		t.Helper()
 		return p.call(e2eAgentToken, method, path, body, want)
@@ -135,7 +145,13 @@ func TestServeExtendAndCommitRefuseBadInput(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the real server")
 	}
-	p := startIssue13Server(t, `pricing: {llm: {models: {e2e-absurd: {input_usd_per_token: "9000"}}}}`)
+	for _, store := range issue13Stores {
+		t.Run(store, func(t *testing.T) { testExtendAndCommitRefuseBadInput(t, store) })
+	}
+}
+
+func testExtendAndCommitRefuseBadInput(t *testing.T, store string) {
+	p := startIssue13Server(t, store, `pricing: {llm: {models: {e2e-absurd: {input_usd_per_token: "9000"}}}}`)
 	a := func(method, path string, body any, want int) map[string]any {
 		t.Helper()
 		return p.call(e2eAgentToken, method, path, body, want)
@@ -206,7 +222,7 @@ func TestCLIReservationsExtendAndCommitUsage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the real server")
 	}
-	p := startIssue13Server(t, "")
+	p := startIssue13Server(t, "sqlite", "")
 	cli := func(wantCode int, args ...string) string {
 		t.Helper()
 		cmd := exec.Command(purserBinary(t), append([]string{"reservations"}, args...)...)
