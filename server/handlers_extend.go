@@ -56,7 +56,11 @@ func (req extendRequest) validate() (enforcer.Nanos, error) {
 	case add == nil:
 		return 0, errBadRequest("field \"add_usd\" or \"add_nanos\" is required: the amount to add to the hold")
 	case *add == 0:
-		return 0, errBadRequest("the amount to add (\"add_usd\" or \"add_nanos\") must be above 0")
+		field := "add_usd"
+		if req.AddNanos != nil {
+			field = "add_nanos"
+		}
+		return 0, errBadRequest("field %q must be above 0: it is the amount to add to the hold", field)
 	}
 	return *add, nil
 }
