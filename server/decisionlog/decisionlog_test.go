@@ -116,7 +116,7 @@ func TestSettlementAndExtensionFieldNames(t *testing.T) {
 	charged := int64(11_475_000)
 	w.Log(Event{DecisionID: "d1", Kind: KindExtend, Outcome: OutcomeDeny, ExtensionID: "e2", AddNanos: 50_000_000, HeldNanos: 51_000_000})
 	w.Log(Event{DecisionID: "d2", Kind: KindCommit, Outcome: OutcomeCommitted, ChargedNanos: &charged, CostSource: "actual",
-		Usage: &Usage{Model: "m", InputTokens: 1, OutputTokens: 2, CacheReadTokens: 3, CacheWriteTokens: 4, CacheWrite1hTokens: 5},
+		Usage:       &Usage{Model: "m", InputTokens: 1, OutputTokens: 2, CacheReadTokens: 3, CacheWriteTokens: 4, CacheWrite1hTokens: 5},
 		PriceSource: "fallback:x", PriceFallback: true})
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
