@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/purser-dev/purser/enforcer"
+	"github.com/purser-dev/purser/server/decisionlog"
 )
 
 // Request and response bodies. Field names are the HTTP contract
@@ -55,6 +56,53 @@ type reserveRequest struct {
 type commitRequest struct {
 	ActualUSD   *string `json:"actual_usd"`
 	ActualNanos *int64  `json:"actual_nanos"`
+	// Usage is priced with the estimates' price table; beside an actual
+	// amount it is only recorded.
+	Usage *usageBody `json:"usage"`
+}
+
+// usageBody is token usage as a provider reports it (see
+// enforcer.TokenUsage; input_tokens excludes the cache classes). The
+// decision log records the same object.
+type usageBody = decisionlog.Usage
+
+func toUsage(u *usageBody) *enforcer.TokenUsage {
+	if u == nil {
+		return nil
+	}
+	return &enforcer.TokenUsage{Model: u.Model, InputTokens: u.InputTokens, OutputTokens: u.OutputTokens,
+		CacheReadTokens: u.CacheReadTokens, CacheWriteTokens: u.CacheWriteTokens, CacheWrite1hTokens: u.CacheWrite1hTokens}
+}
+
+func fromUsage(u *enforcer.TokenUsage) *usageBody {
+	if u == nil {
+		return nil
+	}
+	return &usageBody{Model: u.Model, InputTokens: u.InputTokens, OutputTokens: u.OutputTokens,
+		CacheReadTokens: u.CacheReadTokens, CacheWriteTokens: u.CacheWriteTokens, CacheWrite1hTokens: u.CacheWrite1hTokens}
+}
+
+type extendRequest struct {
+	ExtensionID string  `json:"extension_id"`
+	AddUSD      *string `json:"add_usd"`
+	AddNanos    *int64  `json:"add_nanos"`
+}
+
+// extendResponse answers an extension like a reserve: a budget deny is a
+// 200 with decision "deny", the seed's sentence and what remains, and the
+// reservation as it is (unchanged by the deny).
+type extendResponse struct {
+	DecisionID  string `json:"decision_id"`
+	Decision    string `json:"decision"` // allow or deny
+	Reason      string `json:"reason,omitempty"`
+	Layer       string `json:"layer,omitempty"`
+	ExtensionID string `json:"extension_id"`
+	AddNanos    int64  `json:"add_nanos"`
+	AddUSD      string `json:"add_usd"`
+	// RemainingNanos is set on a deny: what the tightest account on the
+	// path had left (below 0 when overdrawn).
+	RemainingNanos *int64               `json:"remaining_nanos"`
+	Reservation    *reservationResponse `json:"reservation"`
 }
 
 type reservationResponse struct {
@@ -69,12 +117,29 @@ type reservationResponse struct {
 	Late          bool      `json:"late"`
 	CreatedAt     time.Time `json:"created_at"`
 	ExpiresAt     time.Time `json:"expires_at"`
+	// ExtendedNanos is what extensions added; HeldNanos = estimate +
+	// extended, what a pending reservation holds.
+	ExtendedNanos int64      `json:"extended_nanos"`
+	HeldNanos     int64      `json:"held_nanos"`
+	HeldUSD       string     `json:"held_usd"`
+	Usage         *usageBody `json:"usage,omitempty"`
+	PriceSource   string     `json:"price_source,omitempty"`
+	// PriceFallback is set with PriceSource: true when the model was not
+	// in the price table and a fallback rule priced it.
+	PriceFallback *bool `json:"price_fallback,omitempty"`
 }
 
 func toReservation(r enforcer.Reservation) *reservationResponse {
-	return &reservationResponse{ID: r.ID, Account: r.Account, Tool: r.Tool, State: string(r.State),
+	out := &reservationResponse{ID: r.ID, Account: r.Account, Tool: r.Tool, State: string(r.State),
 		EstimateNanos: int64(r.Estimate), ChargedNanos: int64(r.Charged), ChargedUSD: r.Charged.Decimal(),
-		CostSource: string(r.CostSource), Late: r.Late, CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt}
+		CostSource: string(r.CostSource), Late: r.Late, CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt,
+		ExtendedNanos: int64(r.Extended), HeldNanos: int64(r.Held()), HeldUSD: r.Held().Decimal(),
+		Usage: fromUsage(r.Usage), PriceSource: r.PriceSource}
+	if r.PriceSource != "" {
+		fb := enforcer.IsFallbackPriceSource(r.PriceSource)
+		out.PriceFallback = &fb
+	}
+	return out
 }
 
 type accountRequest struct {

@@ -293,37 +293,68 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request, p *principal) er
 	if err := decodeOptional(r, &req); err != nil {
 		return err
 	}
-	actual, err := req.amount()
+	actual, err := parseAmount("actual", req.ActualUSD, req.ActualNanos)
 	if err != nil {
 		return err
 	}
-	if _, err := s.reservationFor(r, p); err != nil {
+	if err := validateUsage(req.Usage); err != nil {
 		return err
 	}
-	res, err := s.e.Ledger().Commit(r.Context(), r.PathValue("id"), actual, enforcer.CostActual)
+	cur, err := s.reservationFor(r, p)
 	if err != nil {
 		return err
+	}
+	res, err := s.e.Commit(r.Context(), enforcer.CommitRequest{ID: cur.ID, Actual: actual, Source: enforcer.CostActual, Usage: toUsage(req.Usage)})
+	if err != nil {
+		return usageBadRequest(err)
 	}
 	s.cfg.Metrics.observeSettle(res)
+	s.logSettled(r, res)
 	writeJSON(w, http.StatusOK, toReservation(res))
 	return nil
 }
 
-func (c commitRequest) amount() (*enforcer.Nanos, error) {
+// validateUsage refuses bad usage before the reservation is looked up, so
+// the field is named whatever state the reservation is in; pricing (and
+// its overflow check) is the enforcer's.
+func validateUsage(u *usageBody) error {
 	switch {
-	case c.ActualUSD != nil && c.ActualNanos != nil:
-		return nil, errBadRequest("give either \"actual_usd\" or \"actual_nanos\", not both")
-	case c.ActualUSD != nil:
-		n, err := enforcer.ParseUSD(*c.ActualUSD)
+	case u == nil:
+		return nil
+	case u.Model == "":
+		return errBadRequest("field \"usage.model\" is required to price token usage")
+	case len(u.Model) > enforcer.MaxUsageModelLen:
+		return errBadRequest("field \"usage.model\" is %d bytes; at most %d", len(u.Model), enforcer.MaxUsageModelLen)
+	}
+	return usageBadRequest(toUsage(u).Validate())
+}
+
+// usageBadRequest words an enforcer.UsageError like every other bad
+// field; other errors pass through.
+func usageBadRequest(err error) error {
+	if ue := (*enforcer.UsageError)(nil); errors.As(err, &ue) {
+		return errBadRequest("field %q: %s", ue.Field, ue.Reason)
+	}
+	return err
+}
+
+// parseAmount reads an optional amount given as <name>_usd or
+// <name>_nanos (not both); nil when neither is given.
+func parseAmount(name string, usd *string, nanos *int64) (*enforcer.Nanos, error) {
+	switch {
+	case usd != nil && nanos != nil:
+		return nil, errBadRequest("give either \"%s_usd\" or \"%s_nanos\", not both", name, name)
+	case usd != nil:
+		n, err := enforcer.ParseUSD(*usd)
 		if err != nil {
-			return nil, errBadRequest("field \"actual_usd\": %v", err)
+			return nil, errBadRequest("field \"%s_usd\": %v", name, err)
 		}
 		return &n, nil
-	case c.ActualNanos != nil:
-		if *c.ActualNanos < 0 {
-			return nil, errBadRequest("field \"actual_nanos\" must be >= 0, got %d", *c.ActualNanos)
+	case nanos != nil:
+		if *nanos < 0 {
+			return nil, errBadRequest("field \"%s_nanos\" must be >= 0, got %d", name, *nanos)
 		}
-		n := enforcer.Nanos(*c.ActualNanos)
+		n := enforcer.Nanos(*nanos)
 		return &n, nil
 	}
 	return nil, nil
@@ -358,6 +389,7 @@ func (s *Server) release(w http.ResponseWriter, r *http.Request, p *principal) e
 		return err
 	}
 	s.cfg.Metrics.observeSettle(res)
+	s.logSettled(r, res)
 	writeJSON(w, http.StatusOK, toReservation(res))
 	return nil
 }

@@ -22,6 +22,7 @@ type Metrics struct {
 	decisions   *prometheus.CounterVec
 	sources     *prometheus.CounterVec
 	settles     *prometheus.CounterVec
+	extensions  *prometheus.CounterVec
 	pluginCalls *prometheus.HistogramVec
 	pluginErrs  *prometheus.CounterVec
 	pluginFuel  *prometheus.HistogramVec
@@ -53,6 +54,8 @@ func NewMetrics(ledger enforcer.Ledger, opts MetricsOptions) *Metrics {
 		Help: "Estimates by source (plugin name without digest, table, llm, unknown, cache)."}, []string{"source"})
 	m.settles = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "purser_settlements_total",
 		Help: "Reservations settled, by final state and cost source."}, []string{"state", "cost_source"})
+	m.extensions = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "purser_extensions_total",
+		Help: "Hold extensions by outcome: allow, deny (budget), or the API error code (already_settled, conflict, ...)."}, []string{"outcome"})
 	m.pluginCalls = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "purser_plugin_call_duration_seconds",
 		Help: "Wasm plugin call latency.", Buckets: []float64{.000002, .000005, .00001, .00002, .00005, .0001, .0005, .001, .01, .1}},
 		[]string{"plugin", "kind"})
@@ -68,7 +71,7 @@ func NewMetrics(ledger enforcer.Ledger, opts MetricsOptions) *Metrics {
 		Help: "Plugin reload attempts by result."}, []string{"plugin", "result"})
 	m.alerts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "purser_threshold_alerts_total",
 		Help: "Budget threshold and overdraft alerts by level."}, []string{"level"})
-	m.reg.MustRegister(m.requests, m.decisions, m.sources, m.settles, m.pluginCalls, m.pluginFuel, m.pluginErrs, m.instances, m.reloads, m.alerts)
+	m.reg.MustRegister(m.requests, m.decisions, m.sources, m.settles, m.extensions, m.pluginCalls, m.pluginFuel, m.pluginErrs, m.instances, m.reloads, m.alerts)
 	if opts.DecisionLogDropped != nil {
 		m.WatchDecisionLog(opts.DecisionLogDropped)
 	}
@@ -170,6 +173,15 @@ func (m *Metrics) observeSettle(r enforcer.Reservation) {
 		return
 	}
 	m.settles.WithLabelValues(string(r.State), string(r.CostSource)).Inc()
+}
+
+// observeExtension counts an extension; outcome is allow, deny or an API
+// error code (a bounded set).
+func (m *Metrics) observeExtension(outcome string) {
+	if m == nil {
+		return
+	}
+	m.extensions.WithLabelValues(outcome).Inc()
 }
 
 // ObservePluginCall records one plugin call and the fuel it used (0: it

@@ -238,6 +238,7 @@ func (s *Server) routes() {
 	s.handle("GET /v1/reservations/{id}", "reservation", RoleAgent, s.getReservation)
 	s.handle("POST /v1/reservations/{id}/commit", "commit", RoleAgent, s.commit)
 	s.handle("POST /v1/reservations/{id}/release", "release", RoleAgent, s.release)
+	s.handle("POST /v1/reservations/{id}/extend", "extend", RoleAgent, s.extend)
 	s.handle("GET /v1/accounts", "accounts", RoleAgent, s.listAccounts)
 	s.handle("GET /v1/accounts/{id...}", "account", RoleAgent, s.getAccount)
 	s.handle("PUT /v1/accounts/{id...}", "put_account", RoleAdmin, s.putAccount)

@@ -402,7 +402,7 @@ func TestDecisionLogAndMetrics(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[0]), &ev); err != nil {
 		t.Fatal(err)
 	}
-	if ev.Version != 1 || ev.Kind != "check" || ev.Outcome != "deny" || ev.Layer != "budget" || ev.EstimateNanos != 100_000_000 ||
+	if ev.Version != decisionlog.EventVersion || ev.Kind != "check" || ev.Outcome != "deny" || ev.Layer != "budget" || ev.EstimateNanos != 100_000_000 ||
 		ev.Source != "table" || len(ev.ParamsSHA256) != 64 || ev.Params != nil || ev.Ledger == nil || *ev.Ledger.LimitNanos != 50_000_000 || ev.DecisionID == "" {
 		t.Errorf("event: %+v", ev)
 	}

@@ -47,6 +47,7 @@ func commands() []command {
 		{"estimate", "estimate one tool call: purser estimate --tool NAME [--params JSON] [--json]", runEstimate},
 		{"check", "admit one tool call against a throwaway budget (exit 0 allow, 1 deny, 3 ask)", runCheck},
 		{"accounts", "list, show or set-limit accounts on a running server", runAccounts},
+		{"reservations", "list, show, reserve, extend, commit (with token usage) or release holds on a running server", runReservations},
 		{"plugin", "inspect, test or scaffold a Wasm plugin", runPlugin},
 		{"token", "print the SHA-256 of a bearer token for the config: purser token hash TOKEN", runToken},
 		{"bench", "load-test a running server: purser bench [--addr] [--duration] [--workers]", runBench},
@@ -100,7 +101,7 @@ func exitCode(err error, stderr io.Writer) int {
 func printUsage(w io.Writer) {
 	fmt.Fprintln(w, "purser: budget and admission engine for AI agents' tool calls\n\nUsage: purser <command> [flags]\n\nCommands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun purser <command> --help for a command's flags.")
 }

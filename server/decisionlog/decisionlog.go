@@ -20,7 +20,21 @@ import (
 // outcome value whose events are never admissions (OutcomeError), is a
 // minor change and keeps the version; renaming or removing a field, or
 // changing what an existing field or value means, bumps it.
-const EventVersion = 1
+//
+// Version 2 adds settlement and extension events (Kind "commit",
+// "release", "extend"): an "extend" event with outcome "allow" admitted
+// more money for a call already admitted, not a new call, so a version 1
+// reader counting allow events as calls would count wrong.
+const EventVersion = 2
+
+// Kinds of event.
+const (
+	KindCheck   = "check"
+	KindReserve = "reserve"
+	KindExtend  = "extend"  // a hold grown (Outcome allow, deny or error)
+	KindCommit  = "commit"  // a reservation charged (OutcomeCommitted)
+	KindRelease = "release" // a reservation released (OutcomeReleased)
+)
 
 // Outcomes. Only OutcomeAllow admitted the call; readers should treat an
 // outcome they do not know as not admitted.
@@ -34,6 +48,10 @@ const (
 	// reservation id settles that). ErrorCode is the API error code the
 	// client got; the estimate fields are empty.
 	OutcomeError = "error"
+	// OutcomeCommitted and OutcomeReleased settle a reservation (Kind
+	// "commit", "release"); they admit nothing.
+	OutcomeCommitted = "committed"
+	OutcomeReleased  = "released"
 )
 
 // Event is one admission decision.
@@ -41,7 +59,7 @@ type Event struct {
 	Version       int       `json:"version"`
 	DecisionID    string    `json:"decision_id"`
 	Time          time.Time `json:"time"`
-	Kind          string    `json:"kind"` // "check" or "reserve"
+	Kind          string    `json:"kind"` // KindCheck, KindReserve, ...
 	Account       string    `json:"account"`
 	Tool          string    `json:"tool"`
 	ParamsSHA256  string    `json:"params_sha256"`
@@ -56,7 +74,7 @@ type Event struct {
 	EstimateFuel  int64    `json:"estimate_fuel,omitempty"`
 	PluginDigests []string `json:"plugin_digests,omitempty"`
 	Policies      []Policy `json:"policies,omitempty"`
-	Outcome       string   `json:"outcome"` // allow, deny, ask, error
+	Outcome       string   `json:"outcome"` // allow, deny, ask, error, committed, released
 	// ErrorCode and Error say why an OutcomeError event failed (the API's
 	// error code, e.g. "ledger_unavailable", and the server-side detail).
 	ErrorCode     string    `json:"error_code,omitempty"`
@@ -66,6 +84,28 @@ type Event struct {
 	ReservationID string    `json:"reservation_id,omitempty"`
 	ApprovalID    string    `json:"approval_id,omitempty"`
 	Ledger        *Snapshot `json:"ledger,omitempty"`
+	// Extension events: the caller's extension id, the amount asked for,
+	// and the hold after the event (estimate + extended).
+	ExtensionID string `json:"extension_id,omitempty"`
+	AddNanos    int64  `json:"add_nanos,omitempty"`
+	HeldNanos   int64  `json:"held_nanos,omitempty"`
+	// Settlement events: what was charged and what it was priced from.
+	ChargedNanos  *int64 `json:"charged_nanos,omitempty"`
+	CostSource    string `json:"cost_source,omitempty"`
+	Late          bool   `json:"late,omitempty"`
+	Usage         *Usage `json:"usage,omitempty"`
+	PriceSource   string `json:"price_source,omitempty"`
+	PriceFallback bool   `json:"price_fallback,omitempty"`
+}
+
+// Usage is the token usage a commit reported (the API's usage object).
+type Usage struct {
+	Model              string `json:"model"`
+	InputTokens        int64  `json:"input_tokens"`
+	OutputTokens       int64  `json:"output_tokens"`
+	CacheReadTokens    int64  `json:"cache_read_tokens"`
+	CacheWriteTokens   int64  `json:"cache_write_tokens"`
+	CacheWrite1hTokens int64  `json:"cache_write_1h_tokens"`
 }
 
 // Policy is one policy's result inside an Event.

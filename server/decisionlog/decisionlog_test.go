@@ -104,3 +104,41 @@ func TestOpenReportsPath(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// TestSettlementAndExtensionFieldNames pins the JSON names of the version
+// 2 fields (readers match on them) and that absent ones stay out.
+func TestSettlementAndExtensionFieldNames(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "decisions.jsonl")
+	w, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	charged := int64(11_475_000)
+	w.Log(Event{DecisionID: "d1", Kind: KindExtend, Outcome: OutcomeDeny, ExtensionID: "e2", AddNanos: 50_000_000, HeldNanos: 51_000_000})
+	w.Log(Event{DecisionID: "d2", Kind: KindCommit, Outcome: OutcomeCommitted, ChargedNanos: &charged, CostSource: "actual",
+		Usage:       &Usage{Model: "m", InputTokens: 1, OutputTokens: 2, CacheReadTokens: 3, CacheWriteTokens: 4, CacheWrite1hTokens: 5},
+		PriceSource: "fallback:x", PriceFallback: true})
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d lines", len(lines))
+	}
+	for _, want := range []string{`"version":2`, `"kind":"extend"`, `"outcome":"deny"`, `"extension_id":"e2"`, `"add_nanos":50000000`, `"held_nanos":51000000`} {
+		if !strings.Contains(lines[0], want) {
+			t.Errorf("extend event lacks %s: %s", want, lines[0])
+		}
+	}
+	if strings.Contains(lines[0], "usage") || strings.Contains(lines[0], "charged_nanos") || strings.Contains(lines[0], "price_") {
+		t.Errorf("extend event carries settlement fields: %s", lines[0])
+	}
+	for _, want := range []string{`"kind":"commit"`, `"outcome":"committed"`, `"charged_nanos":11475000`, `"cost_source":"actual"`,
+		`"usage":{"model":"m","input_tokens":1,"output_tokens":2,"cache_read_tokens":3,"cache_write_tokens":4,"cache_write_1h_tokens":5}`,
+		`"price_source":"fallback:x"`, `"price_fallback":true`} {
+		if !strings.Contains(lines[1], want) {
+			t.Errorf("commit event lacks %s: %s", want, lines[1])
+		}
+	}
+}

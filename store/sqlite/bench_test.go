@@ -96,3 +96,87 @@ func BenchmarkSQLiteCheck(b *testing.B) {
 		}
 	}
 }
+
+// holder reserves the holds an Extend benchmark grows: a new one every
+// MaxExtensions extensions (one Reserve per 1000 ops, kept in the timing).
+type holder struct {
+	l    *sqlite.Ledger
+	next *atomic.Int64
+	id   string
+	n    int
+}
+
+func (h *holder) extend(b *testing.B) {
+	ctx := context.Background()
+	if h.id == "" || h.n == enforcer.MaxExtensions {
+		h.id, h.n = "h"+strconv.FormatInt(h.next.Add(1), 10), 0
+		reserveOne(b, h.l, h.id)
+	}
+	h.n++
+	if _, err := h.l.Extend(ctx, enforcer.ExtendRequest{ID: h.id, ExtensionID: strconv.Itoa(h.n), Add: 1}); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func reserveOne(b *testing.B, l *sqlite.Ledger, id string) {
+	if _, err := l.Reserve(context.Background(), enforcer.ReserveRequest{ID: id, Account: "team/agent", Tool: "Bash",
+		Estimate: enforcer.USD(0, 10_000_000), TTL: time.Hour}); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkSQLiteExtendVsReserve: one Extend against one Reserve, each a
+// durable write on a two-level path, by one caller and by 16 per core
+// (group commit). Extend is the same kind of write (check the path, one
+// row in, totals up), so it should cost the same.
+func BenchmarkSQLiteExtendVsReserve(b *testing.B) {
+	for _, sync := range []sqlite.Synchronous{sqlite.SyncFull, sqlite.SyncNormal} {
+		for _, par := range []bool{false, true} {
+			name := string(sync)
+			if par {
+				name += "/parallel"
+			}
+			b.Run("reserve/"+name, func(b *testing.B) {
+				l := benchLedger(b, sqlite.WithSynchronous(sync))
+				var next atomic.Int64
+				runOps(b, par, func() { reserveOne(b, l, "r"+strconv.FormatInt(next.Add(1), 10)) })
+			})
+			b.Run("extend/"+name, func(b *testing.B) {
+				l := benchLedger(b, sqlite.WithSynchronous(sync))
+				var next atomic.Int64
+				if !par {
+					h := &holder{l: l, next: &next}
+					runOps(b, false, func() { h.extend(b) })
+					return
+				}
+				b.SetParallelism(16)
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					h := &holder{l: l, next: &next}
+					for pb.Next() {
+						h.extend(b)
+					}
+				})
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+			})
+		}
+	}
+}
+
+// runOps runs op b.N times, serially or from 16 goroutines per core.
+func runOps(b *testing.B, par bool, op func()) {
+	b.ResetTimer()
+	if par {
+		b.SetParallelism(16)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				op()
+			}
+		})
+	} else {
+		for range b.N {
+			op()
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+}

@@ -50,13 +50,32 @@
 //     partial index on pending holds by expiry finds none in the common
 //     case), marking them expired and taking them off every total on their
 //     path, so a write always decides on exact totals;
-//   - reads cannot write, so they subtract the estimates of overdue but
-//     unswept holds (the same partial index, rolled up the account tree)
+//   - reads cannot write, so they subtract overdue but unswept holds (the same partial index, rolled up the account tree)
 //     from the pending totals they return. There are only as many of those
 //     as expired since the last write.
 //
 // Sweep (and Open, at startup) sweeps the same way and also forgets
-// reservations settled longer than RetainSettled ago.
+// reservations settled longer than RetainSettled ago, with their
+// extensions.
+//
+// # Extensions
+//
+// A hold is estimate_nanos + extended_nanos. Extend is one write like
+// Reserve, in the same batches: it checks the added amount against the
+// path's totals inside the write transaction, then records the extension
+// (reservation_extensions, keyed by reservation and extension id, so a
+// retry is answered from it and never applied twice), grows the hold and
+// adds to the pending totals. Commit, Release and expiry take the whole
+// hold off the totals; a commit without an actual charges it.
+//
+// # Calibration
+//
+// MergeCalibration keeps what calibration learned in the calibration
+// table: one write (all keys of a call in one transaction, so each key's
+// read-merge-write is atomic, also against another process on the file),
+// then every value read from the read pool. At most
+// enforcer.MaxCalibrationKeys keys of at most
+// enforcer.MaxCalibrationValueBytes each: about 40 MiB at the very most.
 //
 // # Alerts
 //

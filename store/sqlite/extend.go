@@ -2,17 +2,87 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"fmt"
 
 	"github.com/purser-dev/purser/enforcer"
 )
 
-// CommitWith: placeholder until the store records usage.
-func (l *Ledger) CommitWith(ctx context.Context, req enforcer.CommitRequest) (enforcer.Reservation, error) {
-	return l.Commit(ctx, req.ID, req.Actual, req.Source)
+// Extend grows a pending hold on the account and every ancestor, in one
+// write like Reserve (same batch, same check on the path's totals).
+func (l *Ledger) Extend(ctx context.Context, req enforcer.ExtendRequest) (enforcer.Reservation, error) {
+	if err := req.Validate(); err != nil {
+		return enforcer.Reservation{}, err
+	}
+	var out enforcer.Reservation
+	err := l.w.do(ctx, func(tx *wtx) error {
+		var err error
+		out, err = l.extend(tx, req)
+		return l.sqlErr(err, "extend %q by %s (extension %q)", req.ID, req.Add, req.ExtensionID)
+	})
+	return out, err
 }
 
-// Extend: placeholder.
-func (l *Ledger) Extend(context.Context, enforcer.ExtendRequest) (enforcer.Reservation, error) {
-	return enforcer.Reservation{}, errors.New("sqlite: Extend not implemented yet")
+func (l *Ledger) extend(tx *wtx, req enforcer.ExtendRequest) (enforcer.Reservation, error) {
+	now := l.now()
+	if err := l.expire(tx, now); err != nil {
+		return enforcer.Reservation{}, err
+	}
+	r, found, err := scanRes(tx.st.getRes.QueryRowContext(tx.ctx, req.ID))
+	switch {
+	case err != nil:
+		return enforcer.Reservation{}, err
+	case !found:
+		return enforcer.Reservation{}, fmt.Errorf("extend %q: %w", req.ID, enforcer.ErrReservationNotFound)
+	}
+	// A known extension id is a retry whatever the state is now.
+	var prev int64
+	err = tx.st.findExt.QueryRowContext(tx.ctx, req.ID, req.ExtensionID).Scan(&prev)
+	switch {
+	case err == nil:
+		if err := enforcer.SameExtension(req, enforcer.Nanos(prev)); err != nil {
+			return enforcer.Reservation{}, err
+		}
+		return r.view(now), nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return enforcer.Reservation{}, err
+	}
+	if err := enforcer.ExtendAllowed(r.view(now), r.extensions, req.Add); err != nil {
+		return enforcer.Reservation{}, err
+	}
+	if err := l.admitExtension(tx, r, req); err != nil {
+		return enforcer.Reservation{}, err
+	}
+	if _, err := tx.st.insertExt.ExecContext(tx.ctx, req.ID, req.ExtensionID, int64(req.Add), now); err != nil {
+		return enforcer.Reservation{}, err
+	}
+	if _, err := tx.st.extendRes.ExecContext(tx.ctx, req.ID, int64(req.Add)); err != nil {
+		return enforcer.Reservation{}, err
+	}
+	if _, err := tx.st.addPending.ExecContext(tx.ctx, r.account, int64(req.Add)); err != nil {
+		return enforcer.Reservation{}, err
+	}
+	r.extended += req.Add
+	r.extensions++
+	return r.view(now), nil
+}
+
+// admitExtension applies Reserve's rule to the added amount: it must fit
+// every account on the path, and no pending total may overflow.
+func (l *Ledger) admitExtension(tx *wtx, r resRow, req enforcer.ExtendRequest) error {
+	path, err := scanPath(tx.st.path.QueryContext(tx.ctx, r.account))
+	if err != nil {
+		return err
+	}
+	if len(path) == 0 { // accounts are never deleted; a hold's account exists
+		return fmt.Errorf("extend %q: account %q: %w", req.ID, r.account, enforcer.ErrAccountNotFound)
+	}
+	if err := admit(path, req.Add); err != nil {
+		if _, ok := err.(*enforcer.InsufficientBudgetError); ok {
+			return err
+		}
+		return fmt.Errorf("extend %q on account %q: %w", req.ID, r.account, err)
+	}
+	return nil
 }

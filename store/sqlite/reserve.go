@@ -118,13 +118,17 @@ func (l *Ledger) reserve(tx *wtx, req enforcer.ReserveRequest) (enforcer.Reserva
 		}
 		return prev.view(now), nil
 	}
-	if err := admit(path, req); err != nil {
+	if err := admit(path, req.Estimate); err != nil {
+		if _, ok := err.(*enforcer.InsufficientBudgetError); !ok {
+			err = fmt.Errorf("reserve %q on account %q: %w", req.ID, req.Account, err)
+		}
 		return enforcer.Reservation{}, err
 	}
 	r := resRow{id: req.ID, account: req.Account, tool: req.Tool, estimate: req.Estimate, ttl: req.TTL,
-		state: enforcer.StatePending, created: now, expires: now + int64(req.TTL), fingerprint: req.Fingerprint}
+		state: enforcer.StatePending, created: now, expires: now + int64(req.TTL), fingerprint: req.Fingerprint,
+		baseEstimate: req.BaseEstimate, calibrationKey: req.CalibrationKey}
 	if _, err := tx.st.insertRes.ExecContext(tx.ctx, r.id, r.account, r.tool, int64(r.estimate), int64(r.ttl),
-		r.created, r.expires, r.fingerprint); err != nil {
+		r.created, r.expires, r.fingerprint, int64(r.baseEstimate), r.calibrationKey); err != nil {
 		return enforcer.Reservation{}, err
 	}
 	if _, err := tx.st.addPending.ExecContext(tx.ctx, req.Account, int64(req.Estimate)); err != nil {
@@ -133,17 +137,17 @@ func (l *Ledger) reserve(tx *wtx, req enforcer.ReserveRequest) (enforcer.Reserva
 	return r.view(now), nil
 }
 
-// admit refuses the hold if it does not fit, or if a pending total would
-// overflow.
-func admit(path []acctRow, req enforcer.ReserveRequest) error {
-	bc := check(path, req.Estimate)
+// admit refuses to hold est more (a reservation or an extension) if it
+// does not fit, or if a pending total would overflow. The deny is to be
+// returned bare: its text is the user-facing deny reason.
+func admit(path []acctRow, est enforcer.Nanos) error {
+	bc := check(path, est)
 	if !bc.OK {
-		// Returned bare: its text is the user-facing deny reason.
-		return &enforcer.InsufficientBudgetError{Account: bc.Account, Estimate: req.Estimate, Remaining: bc.Remaining, Overdrawn: bc.Overdrawn}
+		return &enforcer.InsufficientBudgetError{Account: bc.Account, Estimate: est, Remaining: bc.Remaining, Overdrawn: bc.Overdrawn}
 	}
 	for _, x := range path {
-		if _, err := x.pending.Add(req.Estimate); err != nil {
-			return fmt.Errorf("reserve %q on account %q: pending on %q: %w", req.ID, req.Account, x.id, err)
+		if _, err := x.pending.Add(est); err != nil {
+			return fmt.Errorf("pending on %q: %w", x.id, err)
 		}
 	}
 	return nil
@@ -151,16 +155,25 @@ func admit(path []acctRow, req enforcer.ReserveRequest) error {
 
 // Commit charges a reservation and releases the rest of its hold.
 func (l *Ledger) Commit(ctx context.Context, id string, actual *enforcer.Nanos, source enforcer.CostSource) (enforcer.Reservation, error) {
-	source, err := enforcer.CommitSource(id, actual, source)
+	return l.CommitWith(ctx, enforcer.CommitRequest{ID: id, Actual: actual, Source: source})
+}
+
+// CommitWith is Commit recording what the charge was priced from.
+func (l *Ledger) CommitWith(ctx context.Context, req enforcer.CommitRequest) (enforcer.Reservation, error) {
+	source, err := enforcer.CommitSource(req.ID, req.Actual, req.Source)
 	if err != nil {
 		return enforcer.Reservation{}, err
 	}
+	if err := req.Validate(); err != nil {
+		return enforcer.Reservation{}, err
+	}
+	req.Source = source
 	var out enforcer.Reservation
 	var alerts []enforcer.Alert
 	err = l.w.do(ctx, func(tx *wtx) error {
 		var err error
-		out, alerts, err = l.commit(tx, id, actual, source)
-		return l.sqlErr(err, "commit %q", id)
+		out, alerts, err = l.commit(tx, req)
+		return l.sqlErr(err, "commit %q", req.ID)
 	})
 	if err != nil {
 		return enforcer.Reservation{}, err
@@ -169,7 +182,8 @@ func (l *Ledger) Commit(ctx context.Context, id string, actual *enforcer.Nanos, 
 	return out, nil
 }
 
-func (l *Ledger) commit(tx *wtx, id string, actual *enforcer.Nanos, source enforcer.CostSource) (enforcer.Reservation, []enforcer.Alert, error) {
+func (l *Ledger) commit(tx *wtx, req enforcer.CommitRequest) (enforcer.Reservation, []enforcer.Alert, error) {
+	id, source := req.ID, req.Source
 	now := l.clock.Now()
 	nowN := now.UnixNano()
 	if err := l.expire(tx, nowN); err != nil {
@@ -182,9 +196,9 @@ func (l *Ledger) commit(tx *wtx, id string, actual *enforcer.Nanos, source enfor
 	if !found {
 		return enforcer.Reservation{}, nil, fmt.Errorf("commit %q: %w", id, enforcer.ErrReservationNotFound)
 	}
-	charge := r.estimate
-	if actual != nil {
-		charge = *actual
+	charge := r.held()
+	if req.Actual != nil {
+		charge = *req.Actual
 	}
 	switch r.state {
 	case enforcer.StateCommitted:
@@ -204,22 +218,26 @@ func (l *Ledger) commit(tx *wtx, id string, actual *enforcer.Nanos, source enfor
 			return enforcer.Reservation{}, nil, fmt.Errorf("commit %q: committed on %q: %w", id, x.id, err)
 		}
 	}
+	r.usage, r.priceSource = req.Usage, req.PriceSource
 	return l.charge(tx, r, path, charge, source, now)
 }
 
-// charge records the commit of r (pending, or expired: late) and returns
-// the alerts it raises along path.
+// charge records the commit of r (pending, or expired: late; r.usage and
+// r.priceSource already the commit's) and returns the alerts it raises
+// along path.
 func (l *Ledger) charge(tx *wtx, r resRow, path []acctRow, charge enforcer.Nanos, source enforcer.CostSource,
 	now time.Time) (enforcer.Reservation, []enforcer.Alert, error) {
 	nowN := now.UnixNano()
 	wasPending := r.state == enforcer.StatePending
 	released := enforcer.Nanos(0)
 	if wasPending {
-		released = r.estimate
+		released = r.held()
 	}
 	r.state, r.charged, r.source, r.late = enforcer.StateCommitted, charge, source, !wasPending
 	r.settled = sql.NullInt64{Int64: nowN, Valid: true}
-	if _, err := tx.st.settleRes.ExecContext(tx.ctx, r.id, string(r.state), nowN, int64(charge), string(source), r.late); err != nil {
+	u := usageArgs(r.usage)
+	if _, err := tx.st.settleRes.ExecContext(tx.ctx, r.id, string(r.state), nowN, int64(charge), string(source), r.late,
+		u[0], u[1], u[2], u[3], u[4], u[5], r.priceSource); err != nil {
 		return enforcer.Reservation{}, nil, err
 	}
 	if _, err := tx.st.charge.ExecContext(tx.ctx, r.account, int64(charge), int64(released)); err != nil {
@@ -265,10 +283,11 @@ func (l *Ledger) release(tx *wtx, id string) (enforcer.Reservation, error) {
 		return enforcer.Reservation{}, fmt.Errorf("release %q: %w: %s", id, enforcer.ErrReservationSettled, r.state)
 	}
 	r.state, r.settled = enforcer.StateReleased, sql.NullInt64{Int64: now, Valid: true}
-	if _, err := tx.st.settleRes.ExecContext(tx.ctx, r.id, string(r.state), now, 0, "", false); err != nil {
+	if _, err := tx.st.settleRes.ExecContext(tx.ctx, r.id, string(r.state), now, 0, "", false,
+		nil, nil, nil, nil, nil, nil, ""); err != nil {
 		return enforcer.Reservation{}, err
 	}
-	if _, err := tx.st.addPending.ExecContext(tx.ctx, r.account, -int64(r.estimate)); err != nil {
+	if _, err := tx.st.addPending.ExecContext(tx.ctx, r.account, -int64(r.held())); err != nil {
 		return enforcer.Reservation{}, err
 	}
 	return r.view(now), nil
@@ -345,6 +364,9 @@ func (l *Ledger) Sweep(ctx context.Context) (int, error) {
 		cutoff := now - int64(l.retain)
 		if now < math.MinInt64+int64(l.retain) {
 			cutoff = math.MinInt64
+		}
+		if _, err := tx.st.pruneExt.ExecContext(tx.ctx, cutoff); err != nil {
+			return l.dbErr("forget extensions of settled reservations", err)
 		}
 		if _, err := tx.st.pruneSettled.ExecContext(tx.ctx, cutoff); err != nil {
 			return l.dbErr("forget settled reservations", err)

@@ -90,19 +90,43 @@ type resRow struct {
 	source            enforcer.CostSource
 	late              bool
 	fingerprint       string
+	extended          enforcer.Nanos
+	extensions        int
+	baseEstimate      enforcer.Nanos
+	calibrationKey    string
+	usage             *enforcer.TokenUsage // nil: committed without usage (or not committed)
+	priceSource       string
 }
+
+// held is what the reservation holds while pending.
+func (r resRow) held() enforcer.Nanos { return r.estimate + r.extended }
 
 // scanner is a *sql.Row or *sql.Rows.
 type scanner interface{ Scan(dest ...any) error }
 
 // scanRes reads one row of resColumns; found is false when there is none.
 func scanRes(row scanner) (r resRow, found bool, err error) {
+	var model sql.NullString
+	var tok [5]sql.NullInt64
 	err = row.Scan(&r.id, &r.account, &r.tool, &r.estimate, &r.ttl, &r.state, &r.created, &r.expires,
-		&r.settled, &r.charged, &r.source, &r.late, &r.fingerprint)
+		&r.settled, &r.charged, &r.source, &r.late, &r.fingerprint, &r.extended, &r.extensions, &r.baseEstimate,
+		&r.calibrationKey, &model, &tok[0], &tok[1], &tok[2], &tok[3], &tok[4], &r.priceSource)
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, false, nil
 	}
+	if err == nil && model.Valid {
+		r.usage = &enforcer.TokenUsage{Model: model.String, InputTokens: tok[0].Int64, OutputTokens: tok[1].Int64,
+			CacheReadTokens: tok[2].Int64, CacheWriteTokens: tok[3].Int64, CacheWrite1hTokens: tok[4].Int64}
+	}
 	return r, err == nil, err
+}
+
+// usageArgs are settleRes's usage columns: all NULL without usage.
+func usageArgs(u *enforcer.TokenUsage) [6]any {
+	if u == nil {
+		return [6]any{}
+	}
+	return [6]any{u.Model, u.InputTokens, u.OutputTokens, u.CacheReadTokens, u.CacheWriteTokens, u.CacheWrite1hTokens}
 }
 
 // view is the reservation as callers see it at now: a hold past its expiry
@@ -116,6 +140,11 @@ func (r resRow) view(now int64) enforcer.Reservation {
 		ID: r.id, Account: r.account, Tool: r.tool, Estimate: r.estimate, State: r.state,
 		CreatedAt: fromNanos(r.created), ExpiresAt: fromNanos(r.expires),
 		Charged: r.charged, CostSource: r.source, Late: r.late, Fingerprint: r.fingerprint,
+		Extended: r.extended, BaseEstimate: r.baseEstimate, CalibrationKey: r.calibrationKey, PriceSource: r.priceSource,
+	}
+	if r.usage != nil {
+		u := *r.usage // the caller's copy: a later view never shares it
+		out.Usage = &u
 	}
 	if settled.Valid {
 		out.SettledAt = fromNanos(settled.Int64)

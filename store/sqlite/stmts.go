@@ -17,10 +17,10 @@ const (
 		SELECT a.parent_id, p.depth + 1 FROM accounts a JOIN path p ON a.id = p.id WHERE a.parent_id IS NOT NULL
 	) `
 
-	// overdueCTE rolls the estimate of every hold past its expiry (?1 is
-	// now) up to each account on its path.
+	// overdueCTE rolls the hold (estimate plus extensions) of every
+	// reservation past its expiry (?1 is now) up to each account on its path.
 	overdueCTE = `WITH RECURSIVE overdue(id, est) AS (
-		SELECT account_id, estimate_nanos FROM reservations WHERE state = 'pending' AND expires_at <= ?1
+		SELECT account_id, estimate_nanos + extended_nanos FROM reservations WHERE state = 'pending' AND expires_at <= ?1
 		UNION ALL
 		SELECT a.parent_id, o.est FROM overdue o JOIN accounts a ON a.id = o.id WHERE a.parent_id IS NOT NULL
 	) `
@@ -31,7 +31,8 @@ const (
 	selectOverdue = overdueCTE + `SELECT id, SUM(est) FROM overdue GROUP BY id`
 
 	resColumns = `id, account_id, tool, estimate_nanos, ttl_nanos, state, created_at, expires_at, settled_at,
-		charged_nanos, cost_source, late, fingerprint`
+		charged_nanos, cost_source, late, fingerprint, extended_nanos, extensions, base_estimate_nanos, calibration_key,
+		usage_model, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, price_source`
 
 	selectRes = `SELECT ` + resColumns + ` FROM reservations WHERE id = ?1`
 
@@ -99,10 +100,14 @@ type stmts struct {
 	expireTotals  *sql.Stmt
 	expireHolds   *sql.Stmt
 	pruneSettled  *sql.Stmt
+	pruneExt      *sql.Stmt
 	path          *sql.Stmt
 	getRes        *sql.Stmt
 	insertRes     *sql.Stmt
 	settleRes     *sql.Stmt
+	findExt       *sql.Stmt
+	insertExt     *sql.Stmt
+	extendRes     *sql.Stmt
 	addPending    *sql.Stmt
 	charge        *sql.Stmt
 	addTool       *sql.Stmt
@@ -123,12 +128,22 @@ func prepare(ctx context.Context, conn *sql.Conn) (*stmts, error) {
 		{&s.expireHolds, `UPDATE reservations SET state = 'expired', settled_at = expires_at
 			WHERE state = 'pending' AND expires_at <= ?1`},
 		{&s.pruneSettled, `DELETE FROM reservations WHERE state <> 'pending' AND settled_at <= ?1`},
+		// Run before pruneSettled: a reservation's extensions go with it.
+		{&s.pruneExt, `DELETE FROM reservation_extensions WHERE reservation_id IN
+			(SELECT id FROM reservations WHERE state <> 'pending' AND settled_at <= ?1)`},
 		{&s.path, selectPath},
 		{&s.getRes, selectRes},
-		{&s.insertRes, `INSERT INTO reservations (id, account_id, tool, estimate_nanos, ttl_nanos, state, created_at, expires_at, fingerprint)
-			VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?8)`},
-		{&s.settleRes, `UPDATE reservations SET state = ?2, settled_at = ?3, charged_nanos = ?4, cost_source = ?5, late = ?6
+		{&s.insertRes, `INSERT INTO reservations (id, account_id, tool, estimate_nanos, ttl_nanos, state, created_at, expires_at,
+			fingerprint, base_estimate_nanos, calibration_key)
+			VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?8, ?9, ?10)`},
+		{&s.settleRes, `UPDATE reservations SET state = ?2, settled_at = ?3, charged_nanos = ?4, cost_source = ?5, late = ?6,
+			usage_model = ?7, input_tokens = ?8, output_tokens = ?9, cache_read_tokens = ?10, cache_write_tokens = ?11,
+			cache_write_1h_tokens = ?12, price_source = ?13
 			WHERE id = ?1`},
+		{&s.findExt, `SELECT add_nanos FROM reservation_extensions WHERE reservation_id = ?1 AND extension_id = ?2`},
+		{&s.insertExt, `INSERT INTO reservation_extensions (reservation_id, extension_id, add_nanos, created_at)
+			VALUES (?1, ?2, ?3, ?4)`},
+		{&s.extendRes, `UPDATE reservations SET extended_nanos = extended_nanos + ?2, extensions = extensions + 1 WHERE id = ?1`},
 		{&s.addPending, pathCTE + `UPDATE accounts SET pending_nanos = pending_nanos + ?2 WHERE id IN (SELECT id FROM path)`},
 		{&s.charge, pathCTE + `UPDATE accounts SET committed_nanos = committed_nanos + ?2, pending_nanos = pending_nanos - ?3
 			WHERE id IN (SELECT id FROM path)`},
