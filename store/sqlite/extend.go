@@ -37,16 +37,14 @@ func (l *Ledger) extend(tx *wtx, req enforcer.ExtendRequest) (enforcer.Reservati
 		return enforcer.Reservation{}, fmt.Errorf("extend %q: %w", req.ID, enforcer.ErrReservationNotFound)
 	}
 	// A known extension id is a retry whatever the state is now.
-	var prev int64
-	err = tx.st.findExt.QueryRowContext(tx.ctx, req.ID, req.ExtensionID).Scan(&prev)
-	switch {
-	case err == nil:
-		if err := enforcer.SameExtension(req, enforcer.Nanos(prev)); err != nil {
+	if prev, known, err := priorExtension(tx, req); err != nil || known {
+		if err == nil {
+			err = enforcer.SameExtension(req, prev)
+		}
+		if err != nil {
 			return enforcer.Reservation{}, err
 		}
 		return r.view(now), nil
-	case !errors.Is(err, sql.ErrNoRows):
-		return enforcer.Reservation{}, err
 	}
 	if err := enforcer.ExtendAllowed(r.view(now), r.extensions, req.Add); err != nil {
 		return enforcer.Reservation{}, err
@@ -54,18 +52,36 @@ func (l *Ledger) extend(tx *wtx, req enforcer.ExtendRequest) (enforcer.Reservati
 	if err := l.admitExtension(tx, r, req); err != nil {
 		return enforcer.Reservation{}, err
 	}
-	if _, err := tx.st.insertExt.ExecContext(tx.ctx, req.ID, req.ExtensionID, int64(req.Add), now); err != nil {
-		return enforcer.Reservation{}, err
-	}
-	if _, err := tx.st.extendRes.ExecContext(tx.ctx, req.ID, int64(req.Add)); err != nil {
-		return enforcer.Reservation{}, err
-	}
-	if _, err := tx.st.addPending.ExecContext(tx.ctx, r.account, int64(req.Add)); err != nil {
+	if err := recordExtension(tx, r.account, req, now); err != nil {
 		return enforcer.Reservation{}, err
 	}
 	r.extended += req.Add
 	r.extensions++
 	return r.view(now), nil
+}
+
+// priorExtension is what extension req.ExtensionID of the reservation
+// added, if it exists.
+func priorExtension(tx *wtx, req enforcer.ExtendRequest) (enforcer.Nanos, bool, error) {
+	var prev int64
+	err := tx.st.findExt.QueryRowContext(tx.ctx, req.ID, req.ExtensionID).Scan(&prev)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	return enforcer.Nanos(prev), err == nil, err
+}
+
+// recordExtension writes an admitted extension: its row, the hold and
+// the pending totals of the account's path.
+func recordExtension(tx *wtx, account string, req enforcer.ExtendRequest, now int64) error {
+	if _, err := tx.st.insertExt.ExecContext(tx.ctx, req.ID, req.ExtensionID, int64(req.Add), now); err != nil {
+		return err
+	}
+	if _, err := tx.st.extendRes.ExecContext(tx.ctx, req.ID, int64(req.Add)); err != nil {
+		return err
+	}
+	_, err := tx.st.addPending.ExecContext(tx.ctx, account, int64(req.Add))
+	return err
 }
 
 // admitExtension applies Reserve's rule to the added amount: it must fit
