@@ -91,7 +91,9 @@ func step(est, actual string) Step {
 	return Step{Tool: "Work", Name: "Work", Params: map[string]any{"est": est}, Actual: &a}
 }
 
-func trace(name string, steps ...Step) *Trace { return &Trace{Name: name, Format: FormatPurser, Steps: steps} }
+func trace(name string, steps ...Step) *Trace {
+	return &Trace{Name: name, Format: FormatPurser, Steps: steps}
+}
 
 func TestParsePercent(t *testing.T) {
 	for in, want := range map[string]int64{"25%": 250_000, "12.5%": 125_000, "0.0001%": 1, "1000%": 10_000_000, " 50% ": 500_000} {
