@@ -2,11 +2,8 @@ package replay
 
 import (
 	"context"
-	"errors"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"pgregory.net/rapid"
 
@@ -23,66 +20,24 @@ func (paramEstimator) Estimate(_ context.Context, c enforcer.Call) (enforcer.Quo
 	return enforcer.Quote{Nanos: n, Source: "test"}, err
 }
 
-// extendLedger stands in for the memory ledger's Extend until it lands:
-// an extension is a second hold on the same account (so it is checked on
-// the whole path and a denied one stores nothing), released when the
-// reservation settles. It also keeps every commit request it saw.
-type extendLedger struct {
-	*enforcer.MemoryLedger
-	mu      sync.Mutex
-	shadows map[string][]string
-	added   map[string]enforcer.Nanos
-	commits []enforcer.CommitRequest
-}
-
-func newExtendLedger(clock *StepClock) *extendLedger {
-	return &extendLedger{MemoryLedger: enforcer.NewMemoryLedger(enforcer.LedgerOptions{Clock: clock}),
-		shadows: map[string][]string{}, added: map[string]enforcer.Nanos{}}
-}
-
-func (l *extendLedger) Extend(ctx context.Context, req enforcer.ExtendRequest) (enforcer.Reservation, error) {
-	r, err := l.Reservation(ctx, req.ID)
-	if err != nil {
-		return r, err
-	}
-	sh, err := l.Reserve(ctx, enforcer.ReserveRequest{ID: req.ID + "#" + req.ExtensionID, Account: r.Account, Tool: r.Tool, Estimate: req.Add, TTL: time.Hour})
-	if err != nil {
-		var ibe *enforcer.InsufficientBudgetError
-		if errors.As(err, &ibe) {
-			ibe.Estimate = req.Add
-		}
-		return r, err
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.shadows[req.ID] = append(l.shadows[req.ID], sh.ID)
-	l.added[req.ID] += req.Add
-	r.Extended = l.added[req.ID]
-	return r, nil
-}
-
-func (l *extendLedger) CommitWith(ctx context.Context, req enforcer.CommitRequest) (enforcer.Reservation, error) {
-	l.mu.Lock()
-	shadows := l.shadows[req.ID]
-	delete(l.shadows, req.ID)
-	l.commits = append(l.commits, req)
-	l.mu.Unlock()
-	for _, id := range shadows {
-		if _, err := l.Release(ctx, id); err != nil {
-			return enforcer.Reservation{}, err
-		}
-	}
-	return l.Commit(ctx, req.ID, req.Actual, req.Source)
-}
-
-func fakeRunner(t interface{ Fatal(...any) }) (*Runner, *extendLedger) {
+func fakeRunner(t interface{ Fatal(...any) }) (*Runner, enforcer.Ledger) {
 	clock := NewStepClock()
-	l := newExtendLedger(clock)
+	l := enforcer.NewMemoryLedger(enforcer.LedgerOptions{Clock: clock})
 	e, err := enforcer.New(l, enforcer.Config{Clock: clock, Estimators: map[string]enforcer.Estimator{"*": paramEstimator{}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return &Runner{Enforcer: e, Clock: clock}, l
+}
+
+// committed lists an account's committed reservations, oldest first.
+func committed(t *testing.T, l enforcer.Ledger, account string) []enforcer.Reservation {
+	t.Helper()
+	rs, err := l.Reservations(context.Background(), enforcer.ReservationFilter{Account: account, State: enforcer.StateCommitted})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
 }
 
 // step is a tool call held at est and costing actual (USD).
@@ -190,8 +145,9 @@ func TestStreamCutsAtTheLimit(t *testing.T) {
 		t.Errorf("first denial %+v %+v", u, br.DeniedTraces)
 	}
 	// The cut call is charged its hold, without the whole call's usage.
-	if c := l.commits[1]; c.Actual == nil || *c.Actual != enforcer.MustParseUSD("0.1") || c.Usage != nil {
-		t.Errorf("cut commit %+v", c)
+	if c := committed(t, l, "replay/0000"); len(c) != 2 || c[1].Charged != enforcer.MustParseUSD("0.1") || c[1].Usage != nil ||
+		c[0].Extended == 0 || c[0].Charged != enforcer.MustParseUSD("0.9") {
+		t.Errorf("commits %+v", c)
 	}
 }
 
@@ -209,12 +165,15 @@ func TestCommitCarriesUsage(t *testing.T) {
 	if _, err := r.Run(context.Background(), []*Trace{trace("u", steps...)}); err != nil {
 		t.Fatal(err)
 	}
-	c := l.commits[0]
-	if c.Usage == nil || c.Usage.Model != "gpt-4o" || c.Usage.InputTokens != 1200 || c.Usage.OutputTokens != 80 ||
-		c.PriceSource == "" || c.Actual == nil || *c.Actual != a || c.Source != enforcer.CostActual {
+	cs := committed(t, l, "replay/0000")
+	if len(cs) != 2 {
+		t.Fatalf("commits %+v", cs)
+	}
+	if c := cs[0]; c.Usage == nil || c.Usage.Model != "gpt-4o" || c.Usage.InputTokens != 1200 || c.Usage.OutputTokens != 80 ||
+		c.PriceSource == "" || c.Charged != a || c.CostSource != enforcer.CostActual {
 		t.Errorf("LLM commit %+v", c)
 	}
-	if c := l.commits[1]; c.Usage != nil || c.Actual != nil || c.Source != enforcer.CostEstimated {
+	if c := cs[1]; c.Usage != nil || c.Charged != enforcer.MustParseUSD("0.01") || c.CostSource != enforcer.CostEstimated {
 		t.Errorf("Bash commit %+v", c)
 	}
 }
