@@ -118,11 +118,37 @@ func TestBudgetReportByHand(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"1 accounts ended above their limit; worst $0.20 over, 20.0% of its limit",
-		"2 traces denied; at the first denial they had spent 85.0% of their limit (median), 50.0% at least",
+		"2 traces denied; at a trace's first denial the limit that refused it was 85.0% spent (median), 50.0% at least",
 		"1 steps ran after their trace's first denial", "0.47x"} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("text lacks %q:\n%s", want, text.String())
 		}
+	}
+}
+
+// Under a pool budget a denial is measured against the pool: b's first
+// step does not fit the $0.20 the pool has left after a's $0.80. With both
+// budgets, the account that refused is the one measured.
+func TestFirstDenialMeasuresTheRefusingAccount(t *testing.T) {
+	r, _ := fakeRunner(t)
+	pool, per := enforcer.MustParseUSD("1"), enforcer.MustParseUSD("0.5")
+	r.Budget = &pool
+	rep, err := r.Run(context.Background(), []*Trace{trace("a", step("0.8", "0.8")), trace("b", step("0.3", "0.3"), step("0.1", "0.1"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := rep.Budget.DeniedTraces
+	if len(d) != 1 || d[0].Account != "replay" || d[0].Spent.USD != "0.80" || d[0].Utilization != 0.8 || d[0].StepsAfter != 1 {
+		t.Errorf("pool budget: denied %+v", d)
+	}
+	r, _ = fakeRunner(t)
+	r.Budget, r.TraceBudget = &pool, &per
+	rep, err = r.Run(context.Background(), []*Trace{trace("a", step("0.4", "0.4"), step("0.2", "0.2"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := rep.Budget.DeniedTraces; len(d) != 1 || d[0].Account != "replay/0000" || d[0].Utilization != 0.8 {
+		t.Errorf("both budgets: denied %+v", d)
 	}
 }
 
