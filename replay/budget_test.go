@@ -259,7 +259,7 @@ func TestChartMarksDenialsAndOverruns(t *testing.T) {
 	if len(s.Denials) != 2 || s.Denials[0].Step != 1 || s.Denials[1].Step != 4 || s.Denials[1].Y != enforcer.MustParseUSD("1.2") {
 		t.Errorf("denial markers %+v", s.Denials)
 	}
-	if len(s.Overruns) != 1 || s.Overruns[0].Step != 3 || s.Overruns[0].Trace != "b" {
+	if len(s.Overruns) != 1 || s.Overruns[0].Step != 3 || s.Overruns[0].Trace != "b" || s.Overruns[0].TraceStep != 1 {
 		t.Errorf("overrun markers %+v", s.Overruns)
 	}
 	var svg strings.Builder
@@ -267,7 +267,28 @@ func TestChartMarksDenialsAndOverruns(t *testing.T) {
 		t.Fatal(err)
 	}
 	if strings.Count(svg.String(), `class="first-denial"`) != 2 || strings.Count(svg.String(), `class="overrun"`) != 1 ||
-		!strings.Contains(svg.String(), "first denial of a trace (2)") || !strings.Contains(svg.String(), "over its limit: b, step 3") {
+		!strings.Contains(svg.String(), "first denial of a trace (2)") || !strings.Contains(svg.String(), "over its limit: b, step 1") {
 		t.Errorf("svg lacks the markers:\n%s", svg.String())
+	}
+}
+
+// The pool's overrun is marked where the pooled spend crossed the limit:
+// the fixture's step 3 takes the $0.02 pool to $0.0263.
+func TestChartMarksPoolOverrun(t *testing.T) {
+	r, err := NewRunner(enforcer.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	budget := enforcer.MustParseUSD("0.02")
+	r.Budget = &budget
+	rep, err := r.Run(context.Background(), readOne(t, fxPurser))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := rep.Series().Overruns; len(o) != 1 || !o[0].Pool || o[0].Step != 3 || o[0].TraceStep != 3 {
+		t.Errorf("overruns %+v", o)
+	}
+	if b := rep.Budget; len(b.OverrunAccounts) != 1 || b.OverrunAccounts[0].Account != "replay" || b.MaxOverrunUSD != "0.0063" || b.MaxOverrunRatio != 0.315 {
+		t.Errorf("budget %+v", b)
 	}
 }
