@@ -272,23 +272,3 @@ func TestChartMarksDenialsAndOverruns(t *testing.T) {
 	}
 }
 
-// The pool's overrun is marked where the pooled spend crossed the limit:
-// the fixture's step 3 takes the $0.02 pool to $0.0263.
-func TestChartMarksPoolOverrun(t *testing.T) {
-	r, err := NewRunner(enforcer.Config{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	budget := enforcer.MustParseUSD("0.02")
-	r.Budget = &budget
-	rep, err := r.Run(context.Background(), readOne(t, fxPurser))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if o := rep.Series().Overruns; len(o) != 1 || !o[0].Pool || o[0].Step != 3 || o[0].TraceStep != 3 {
-		t.Errorf("overruns %+v", o)
-	}
-	if b := rep.Budget; len(b.OverrunAccounts) != 1 || b.OverrunAccounts[0].Account != "replay" || b.MaxOverrunUSD != "0.0063" || b.MaxOverrunRatio != 0.315 {
-		t.Errorf("budget %+v", b)
-	}
-}
