@@ -271,4 +271,3 @@ func TestChartMarksDenialsAndOverruns(t *testing.T) {
 		t.Errorf("svg lacks the markers:\n%s", svg.String())
 	}
 }
-
