@@ -179,7 +179,8 @@ func TestStreamCutsAtTheLimit(t *testing.T) {
 
 // An LLM step's reported usage goes with its commit, priced by the
 // enforcer (which records the price source); a step without usage
-// commits its dollars, one without an actual commits nothing (the hold).
+// commits its dollars, one without an actual commits nothing (the hold);
+// usage without an actual is charged the enforcer's price of it.
 func TestCommitCarriesUsage(t *testing.T) {
 	r, l := fakeRunner(t)
 	a := enforcer.MustParseUSD("0.0038")
@@ -187,12 +188,13 @@ func TestCommitCarriesUsage(t *testing.T) {
 		{Tool: LLMTool, Name: LLMTool, Params: map[string]any{"est": "0.001", "model": "gpt-4o"}, Actual: &a,
 			Usage: &Usage{Input: 1200, Output: 80}},
 		{Tool: "Bash", Name: "Bash", Params: map[string]any{"est": "0.01"}},
+		{Tool: LLMTool, Name: LLMTool, Params: map[string]any{"est": "0.000001", "model": "gpt-4o"}, Usage: &Usage{Input: 1_000_000}},
 	}
 	if _, err := r.Run(context.Background(), []*Trace{trace("u", steps...)}); err != nil {
 		t.Fatal(err)
 	}
 	cs := committed(t, l, "replay/0000")
-	if len(cs) != 2 {
+	if len(cs) != 3 {
 		t.Fatalf("commits %+v", cs)
 	}
 	if c := cs[0]; c.Usage == nil || c.Usage.Model != "gpt-4o" || c.Usage.InputTokens != 1200 || c.Usage.OutputTokens != 80 ||
@@ -201,6 +203,9 @@ func TestCommitCarriesUsage(t *testing.T) {
 	}
 	if c := cs[1]; c.Usage != nil || c.Charged != enforcer.MustParseUSD("0.01") || c.CostSource != enforcer.CostEstimated {
 		t.Errorf("Bash commit %+v", c)
+	}
+	if c := cs[2]; c.Usage == nil || c.PriceSource == "" || c.CostSource != enforcer.CostActual || c.Charged == 0 {
+		t.Errorf("usage without an actual: %+v", c)
 	}
 }
 
@@ -221,7 +226,12 @@ func TestStreamNeverOverrunsProperty(t *testing.T) {
 			for range rapid.IntRange(1, 12).Draw(t, "steps") {
 				est := enforcer.Nanos(rapid.Int64Range(0, 1e9).Draw(t, "est"))
 				act := enforcer.Nanos(rapid.Int64Range(0, 3e9).Draw(t, "actual"))
-				tr.Steps = append(tr.Steps, Step{Tool: "Work", Name: "Work", Params: map[string]any{"est": est.Decimal()}, Actual: &act})
+				st := Step{Tool: "Work", Name: "Work", Params: map[string]any{"est": est.Decimal(), "model": "gpt-4o"}, Actual: &act}
+				if rapid.Bool().Draw(t, "usage only") {
+					// Priced by the enforcer at commit: the hold is charged instead.
+					st.Actual, st.Usage = nil, &Usage{Output: rapid.Int64Range(0, 1e6).Draw(t, "output tokens")}
+				}
+				tr.Steps = append(tr.Steps, st)
 			}
 			traces = append(traces, tr)
 		}
