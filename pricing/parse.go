@@ -81,12 +81,12 @@ func Parse(data []byte, file string) ([]Entry, int, error) {
 		off := dec.InputOffset()
 		tok, err := dec.Token()
 		if err != nil {
-			return fail(errOffset(err, off), "", "", err)
+			return fail(errOffset(err, off), "", "", readable(err))
 		}
 		name, _ := tok.(string)
 		var raw map[string]json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
-			return fail(errOffset(err, off), name, "", err)
+			return fail(errOffset(err, off), name, "", readable(err))
 		}
 		if len(out) >= entriesMax {
 			return fail(off, name, "", fmt.Errorf("more than %d entries", entriesMax))
@@ -102,12 +102,20 @@ func Parse(data []byte, file string) ([]Entry, int, error) {
 		out = append(out, e)
 	}
 	if _, err := dec.Token(); err != nil {
-		return fail(errOffset(err, dec.InputOffset()), "", "", err)
+		return fail(errOffset(err, dec.InputOffset()), "", "", readable(err))
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return fail(dec.InputOffset(), "", "", errors.New("data after the table's closing brace"))
 	}
 	return out, skipped, nil
+}
+
+// readable names a truncated file as such ("EOF" alone says little).
+func readable(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return errors.New("unexpected end of file (truncated?)")
+	}
+	return err
 }
 
 // errOffset is where a decoding error happened, else fallback.

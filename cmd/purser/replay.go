@@ -27,7 +27,7 @@ func (f *replayFlags) register(out io.Writer) *flagSet {
 	fs.StringVar(&f.traceBudget, "trace-budget", "", "limit of each trace's own account, in USD (default: none)")
 	fs.StringVar(&f.chart, "chart", "", "write an SVG chart of cumulative estimate, actual and limit to this file")
 	fs.StringVar(&f.format, "format", "auto", "trace format: auto, claude-code, mini-swe-agent, tau-bench, purser-jsonl")
-	fs.StringVar(&f.prices, "prices", "", "LiteLLM model_prices_and_context_window.json to price reported tokens (default: built-in table)")
+	fs.StringVar(&f.prices, "prices", "", "LiteLLM model_prices_and_context_window.json: prices estimates and reported tokens (default: the embedded snapshot, or the config's pricing.llm.litellm_file for estimates)")
 	fs.BoolVar(&f.json, "json", false, "print the report as one JSON object")
 	fs.BoolVar(&f.noPlugins, "no-plugins", false, "do not load Wasm plugins")
 	fs.IntVar(&f.top, "top", 10, "how many of the costliest steps to list")
@@ -91,7 +91,8 @@ func runReplay(ctx context.Context, args []string, out io.Writer) error {
 
 type replayOptions struct {
 	format              replay.Format
-	prices              *replay.Prices
+	prices              enforcer.Pricer // prices the traces' reported tokens
+	pricesFile          enforcer.Pricer // --prices: also the engine's table
 	budget, traceBudget *enforcer.Nanos
 }
 
@@ -109,9 +110,10 @@ func (f *replayFlags) options() (replayOptions, error) {
 	}
 	o.prices = replay.DefaultPrices()
 	if f.prices != "" {
-		if o.prices, err = replay.LoadPricesFile(f.prices); err != nil {
-			return o, err
+		if o.pricesFile, err = replay.LoadPricesFile(f.prices); err != nil {
+			return o, usagef("--prices: %v", err)
 		}
+		o.prices = o.pricesFile
 	}
 	return o, nil
 }
@@ -136,7 +138,7 @@ func (f *replayFlags) run(ctx context.Context, traces []*replay.Trace, o replayO
 	}
 	clock, alerts := replay.NewStepClock(), &replay.AlertCollector{}
 	ledger := enforcer.NewMemoryLedger(enforcer.LedgerOptions{Clock: clock, Notifier: alerts, ThresholdsPct: cfg.Thresholds})
-	eng, err := buildEngine(ctx, cfg, engineOptions{ledger: ledger, plugins: !f.noPlugins, logOutput: os.Stderr})
+	eng, err := buildEngine(ctx, cfg, engineOptions{ledger: ledger, plugins: !f.noPlugins, logOutput: os.Stderr, pricer: o.pricesFile})
 	if err != nil {
 		return nil, err
 	}

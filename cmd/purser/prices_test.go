@@ -1,0 +1,102 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// withLLMTokensPlugin writes a config that loads the shipped llm-tokens
+// estimator (no longer a default plugin) beside the default policy.
+func withLLMTokensPlugin(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "llm-tokens.yaml")
+	yaml := `plugins:
+  entries:
+    - path: plugins/estimators/llm-tokens/llm-tokens.wasm
+      fail_mode: open
+    - path: plugins/policies/max-cost-per-call/max-cost-per-call.wasm
+      order: 10
+      config: {limit_usd: "1.00"}
+`
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestPricesCommandSummary(t *testing.T) {
+	code, out, errOut := cli(t, "prices")
+	if code != 0 || !strings.Contains(out, "embedded LiteLLM snapshot 2026-08-01") || !strings.Contains(out, "entries: 2511") ||
+		!strings.Contains(out, "anthropic  claude-3-opus-20240229") {
+		t.Fatalf("exit %d: %s %s", code, out, errOut)
+	}
+	code, out, _ = cli(t, "prices", "--json")
+	var s priceSummary
+	if code != 0 || json.Unmarshal([]byte(out), &s) != nil || s.Entries != 2511 || s.SnapshotDate != "2026-08-01" || s.UnknownModel != "dearest" ||
+		s.Fallbacks["openai"] != "gpt-4" || s.NoModelUSD != "0.50" {
+		t.Fatalf("exit %d: %+v %s", code, s, out)
+	}
+}
+
+func TestPricesCommandModel(t *testing.T) {
+	code, out, _ := cli(t, "prices", "anthropic/claude-opus-4.5", "--json")
+	var r modelPriceReport
+	if code != 0 || json.Unmarshal([]byte(out), &r) != nil || r.Entry != "claude-opus-4-5" || r.Source != "litellm:claude-opus-4-5" || r.Fallback ||
+		r.USD != (priceClasses{Input: "5.00", Output: "25.00", CacheRead: "0.50", CacheWrite: "6.25", CacheWrite1h: "10.00"}) || r.Tier != nil {
+		t.Fatalf("exit %d: %+v", code, r)
+	}
+	code, out, _ = cli(t, "prices", "gemini-3-pro-preview")
+	if code != 0 || !strings.Contains(out, "above 200000 prompt tokens") || !strings.Contains(out, "output          18.00") {
+		t.Fatalf("tier: exit %d: %s", code, out)
+	}
+	code, out, _ = cli(t, "prices", "claude-opus-9")
+	if code != 0 || !strings.HasPrefix(out, `FALLBACK: "claude-opus-9" is not in the price table`) ||
+		!strings.Contains(out, "source: fallback:dearest-anthropic:claude-3-opus-20240229") {
+		t.Fatalf("fallback: exit %d: %s", code, out)
+	}
+}
+
+func TestPricesCommandFileAndErrors(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "prices.json")
+	if err := os.WriteFile(good, []byte(`{"house-model": {"input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06, "mode": "chat", "litellm_provider": "house"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := cli(t, "prices", "--prices", good, "house-model")
+	if code != 0 || !strings.Contains(out, "source: litellm:house-model") || !strings.Contains(out, "input           1.00") {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+	bad := filepath.Join(dir, "bad.json")
+	if err := os.WriteFile(bad, []byte("{\"m\": {\"input_cost_per_token\": \"cheap\"}}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := cli(t, "prices", "--prices", bad)
+	if code != exitUsage || !strings.Contains(errOut, bad+":1:2: model \"m\" field \"input_cost_per_token\"") {
+		t.Fatalf("bad file: exit %d: %s", code, errOut)
+	}
+	if code, _, errOut := cli(t, "prices", "a", "b"); code != exitUsage || !strings.Contains(errOut, "at most one MODEL") {
+		t.Fatalf("two models: exit %d: %s", code, errOut)
+	}
+}
+
+// TestEstimateUsesTheTable: the built-in rule prices named models from
+// the embedded table; --prices replaces it.
+func TestEstimateUsesTheTable(t *testing.T) {
+	prompt := strings.Repeat("x", 40_000) // 10,000 tokens
+	code, out, _ := cli(t, "estimate", "--tool", "LLM", "--json", "--params", `{"model":"claude-opus-4-5-20251101","prompt":"`+prompt+`"}`)
+	var got map[string]any
+	if code != 0 || json.Unmarshal([]byte(out), &got) != nil || got["estimate_nanos"] != float64(50_000_000) {
+		t.Fatalf("opus, 10,000 tokens at $5/M: exit %d %s", code, out)
+	}
+	file := filepath.Join(t.TempDir(), "p.json")
+	if err := os.WriteFile(file, []byte(`{"claude-opus-4-5-20251101": {"input_cost_per_token": 1e-05}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = cli(t, "estimate", "--tool", "LLM", "--json", "--prices", file, "--params", `{"model":"claude-opus-4-5-20251101","prompt":"`+prompt+`"}`)
+	if code != 0 || json.Unmarshal([]byte(out), &got) != nil || got["estimate_nanos"] != float64(100_000_000) {
+		t.Fatalf("--prices: exit %d %s", code, out)
+	}
+}
