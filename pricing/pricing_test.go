@@ -285,3 +285,17 @@ func BenchmarkEmbedded(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkResolveUncached is the first lookup of a name (or any lookup
+// past the cache bound): the rules of resolve.go without the cache.
+func BenchmarkResolveUncached(b *testing.B) {
+	tb := embedded(b, Options{})
+	for _, name := range []string{"google/gemini-3-pro-preview", "anthropic/claude-opus-4.5", "claude-opus-9"} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				tb.quote(name)
+			}
+		})
+	}
+}
