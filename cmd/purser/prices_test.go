@@ -1,11 +1,15 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/purser-dev/purser/enforcer"
 )
 
 // withLLMTokensPlugin writes a config that loads the shipped llm-tokens
@@ -98,5 +102,58 @@ func TestEstimateUsesTheTable(t *testing.T) {
 	code, out, _ = cli(t, "estimate", "--tool", "LLM", "--json", "--prices", file, "--params", `{"model":"claude-opus-4-5-20251101","prompt":"`+prompt+`"}`)
 	if code != 0 || json.Unmarshal([]byte(out), &got) != nil || got["estimate_nanos"] != float64(100_000_000) {
 		t.Fatalf("--prices: exit %d %s", code, out)
+	}
+}
+
+// TestServeReloadsThePriceFile: the engine serve builds watches
+// pricing.llm.litellm_file, swaps a changed file in, keeps the old table
+// when the new file is bad (logging where it is bad), and stops watching
+// when closed.
+func TestServeReloadsThePriceFile(t *testing.T) {
+	ctx := context.Background()
+	file := filepath.Join(t.TempDir(), "prices.json")
+	write := func(data string) {
+		tmp := file + ".tmp"
+		if err := os.WriteFile(tmp, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, file); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(`{"m": {"input_cost_per_token": 1e-06}}`)
+	cfg, err := loadConfig("", map[string]any{"store.kind": "memory", "log.level": "error", "pricing.llm.litellm_file": file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	eng, err := buildEngine(ctx, cfg, engineOptions{watchPrices: true, logOutput: logs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	estimate := func() enforcer.Nanos { // 1,000 tokens
+		q, err := eng.enforcer.Estimate(ctx, enforcer.Call{Tool: "LLM", Params: map[string]any{"model": "m", "prompt": strings.Repeat("x", 4000)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q.Nanos
+	}
+	waitUntil := func(what string, cond func() bool) {
+		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	if got := estimate(); got != enforcer.MustParseUSD("0.001") {
+		t.Fatalf("initial estimate %s", got)
+	}
+	write(`{"m": {"input_cost_per_token": 3e-06}}`)
+	waitUntil("the new price", func() bool { return estimate() == enforcer.MustParseUSD("0.003") })
+	write("{\"m\": {\"input_cost_per_token\": 5e-06},\n \"m2\": {\"input_cost_per_token\": []}}")
+	waitUntil("the error in the log", func() bool { return strings.Contains(logs.String(), "prices.json:2:2: model \\\"m2\\\"") })
+	if got := estimate(); got != enforcer.MustParseUSD("0.003") {
+		t.Errorf("a bad file changed the price: %s", got)
 	}
 }
