@@ -5,6 +5,7 @@
 package pricing
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -60,6 +61,9 @@ type Table struct {
 	cached  atomic.Int64      // entries in cache, bounded by cacheMax
 	_       [0]func()         // not comparable
 }
+
+// ErrUnknownModel: Options.UnknownModel names a model the table lacks.
+var ErrUnknownModel = errors.New("unknown_model is not in the price table")
 
 // cacheMax bounds the resolved-name cache: names come from callers, so
 // an endless stream of new names must not grow memory. Past the bound a
@@ -152,7 +156,7 @@ func (t *Table) setUnknown(model string) error {
 		return nil
 	}
 	if t.unknown = t.resolve(model); t.unknown == nil {
-		return fmt.Errorf("unknown_model %q is not in the price table (want %q or a model the table prices)", model, UnknownDearest)
+		return fmt.Errorf("%w: %q (want %q or a model the table prices)", ErrUnknownModel, model, UnknownDearest)
 	}
 	return nil
 }

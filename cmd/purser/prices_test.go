@@ -157,3 +157,17 @@ func TestServeReloadsThePriceFile(t *testing.T) {
 		t.Errorf("a bad file changed the price: %s", got)
 	}
 }
+
+func TestUnknownModelConfig(t *testing.T) {
+	cfg, err := loadConfig("", map[string]any{"store.kind": "memory", "pricing.llm.unknown_model": "no-such-model"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cfg.build(); err == nil || !strings.Contains(err.Error(), "pricing.llm.unknown_model: ") || !strings.Contains(err.Error(), `"no-such-model"`) {
+		t.Fatalf("err = %v", err)
+	}
+	code, out, _ := cli(t, "prices", "--config", writeFile(t, "u.yaml", "pricing: {llm: {unknown_model: gpt-4o-mini}}"), "my-model")
+	if code != 0 || !strings.Contains(out, "source: fallback:unknown_model:gpt-4o-mini") {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	neturl "net/url"
@@ -191,10 +192,10 @@ func (c *Config) buildLLM(p *problems, b *built) {
 	}
 	b.prices, err = pricing.Load(l.LiteLLMFile, b.pricesOpt)
 	switch {
-	case err != nil && l.LiteLLMFile != "":
-		p.add("pricing.llm.litellm_file", "%v", err)
-	case err != nil:
+	case errors.Is(err, pricing.ErrUnknownModel):
 		p.add("pricing.llm.unknown_model", "%v", err)
+	case err != nil:
+		p.add("pricing.llm.litellm_file", "%v", err)
 	default:
 		r.Prices = b.prices
 	}
