@@ -171,3 +171,39 @@ func TestUnknownModelConfig(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, out)
 	}
 }
+
+// TestReplayPricesFlag: --prices prices the traces' reported tokens (and
+// the engine's estimates); a bad file is a usage error naming it.
+func TestReplayPricesFlag(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "p.json")
+	// gpt-4o at $1/M input and $2/M output: the fixture's first call is
+	// 1,200 input + 80 output tokens = $0.00136.
+	if err := os.WriteFile(file, []byte(`{"gpt-4o": {"input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := cli(t, "replay", "--no-plugins", replayFixture, "--prices", file, "--json")
+	// The embedded table prices the fixture's two gpt-4o usages at
+	// $0.0038 + $0.0115; the file at $0.00136 + $0.0049 (a cache read the
+	// file does not price pays input): $0.00904 less in all.
+	spent := func(out string) string {
+		var rep struct{ Spent struct{ USD string } }
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		return rep.Spent.USD
+	}
+	if code != 0 || spent(out) != "0.04906" {
+		t.Fatalf("exit %d: %s %s", code, out, errOut)
+	}
+	if _, out, _ := cli(t, "replay", "--no-plugins", replayFixture, "--json"); spent(out) != "0.0581" {
+		t.Errorf("default table: spent %s", spent(out))
+	}
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	if err := os.WriteFile(bad, []byte(`{"gpt-4o": `), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut = cli(t, "replay", "--no-plugins", replayFixture, "--prices", bad)
+	if code != exitUsage || !strings.Contains(errOut, "--prices: price table: "+bad+":1:") {
+		t.Fatalf("bad file: exit %d: %s", code, errOut)
+	}
+}
