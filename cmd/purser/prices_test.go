@@ -198,12 +198,16 @@ func TestReplayPricesFlag(t *testing.T) {
 	if _, out, _ := cli(t, "replay", "--no-plugins", replayFixture, "--json"); spent(out) != "0.0581" {
 		t.Errorf("default table: spent %s", spent(out))
 	}
+	cfg := writeFile(t, "p.yaml", "pricing: {llm: {litellm_file: "+file+"}}")
+	if _, out, _ := cli(t, "replay", "--no-plugins", replayFixture, "--config", cfg, "--json"); spent(out) != "0.04906" {
+		t.Errorf("pricing.llm.litellm_file: spent %s", spent(out))
+	}
 	bad := filepath.Join(t.TempDir(), "bad.json")
 	if err := os.WriteFile(bad, []byte(`{"gpt-4o": `), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	code, _, errOut = cli(t, "replay", "--no-plugins", replayFixture, "--prices", bad)
-	if code != exitUsage || !strings.Contains(errOut, "--prices: price table: "+bad+":1:") {
+	if code != exitUsage || !strings.Contains(errOut, "pricing.llm.litellm_file: "+bad+":1:") {
 		t.Fatalf("bad file: exit %d: %s", code, errOut)
 	}
 }
