@@ -86,6 +86,9 @@ func Parse(data []byte, file string) ([]Entry, int, error) {
 		name, _ := tok.(string)
 		var raw map[string]json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
+			if te := (*json.UnmarshalTypeError)(nil); errors.As(err, &te) {
+				err = fmt.Errorf("want an object of prices, got a JSON %s", te.Value)
+			}
 			return fail(errOffset(err, off), name, "", readable(err))
 		}
 		if len(out) >= entriesMax {
@@ -118,15 +121,11 @@ func readable(err error) error {
 	return err
 }
 
-// errOffset is where a decoding error happened, else fallback.
+// errOffset is where a syntax error happened, else fallback. (A type
+// error's offset counts from the value Decode read, not the file.)
 func errOffset(err error, fallback int64) int64 {
-	var se *json.SyntaxError
-	var te *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &se):
+	if se := (*json.SyntaxError)(nil); errors.As(err, &se) {
 		return se.Offset
-	case errors.As(err, &te):
-		return te.Offset
 	}
 	return fallback
 }

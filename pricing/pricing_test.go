@@ -101,6 +101,7 @@ func TestParseErrorsNameModelFieldAndLine(t *testing.T) {
 		{"{\"m4\": {\"input_cost_per_token\": 1e-6, \"mode\": 3}}", "m4", "mode", 1, nil},
 		{"{\"m5\": {\"input_cost_per_token\": 1e-6}\n,\n \"m6\": ", "m6", "", 3, nil},
 		{"[1, 2]", "", "", 1, ErrNotATable},
+		{"{\"a\": {},\n\n \"m8\": 5}", "m8", "", 3, nil},
 		{"{\"m7\": {\"input_cost_per_token\": 1e-6}} {}", "", "", 1, nil},
 	}
 	for _, c := range cases {
