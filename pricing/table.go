@@ -59,7 +59,6 @@ type Table struct {
 	unknown *Entry            // Options.UnknownModel; nil = dearest of the family
 	cache   sync.Map          // name -> *enforcer.PriceQuote, resolved names only
 	cached  atomic.Int64      // entries in cache, bounded by cacheMax
-	_       [0]func()         // not comparable
 }
 
 // ErrUnknownModel: Options.UnknownModel names a model the table lacks.
