@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 )
@@ -71,67 +70,6 @@ func TestLLMEstimateMessagesModelsAndCharacters(t *testing.T) {
 		map[string]any{"type": "text", "text": "z"}}}}}
 	if n := PromptChars(blocks); n != 40_001 {
 		t.Errorf("block content chars = %d; want 40001", n)
-	}
-}
-
-func TestLoadLiteLLM(t *testing.T) {
-	f, err := os.Open("testdata/litellm_excerpt.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	pt, err := LoadLiteLLM(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := pt["sample_spec"]; ok {
-		t.Error("sample_spec was loaded as a model")
-	}
-	want := map[string]ModelPrice{
-		"gpt-4o":            {Input: 2_500_000_000, Output: 10_000_000_000, CacheRead: 1_250_000_000},
-		"claude-sonnet-4-5": {Input: 3_000_000_000, Output: 15_000_000_000, CacheRead: 300_000_000, CacheWrite: 3_750_000_000},
-		// float noise 2.9999900000000002e-06 rounds up to the next nano per Mtok.
-		"databricks/databricks-claude-3-7-sonnet": {Input: 2_999_990_001, Output: 15_000_020_001},
-	}
-	for m, w := range want {
-		if got := pt[m]; got != w {
-			t.Errorf("%s: got %+v; want %+v", m, got, w)
-		}
-	}
-	if len(pt) != 4 {
-		t.Errorf("loaded %d models; want 4", len(pt))
-	}
-}
-
-func TestLoadLiteLLMErrorsNameTheEntry(t *testing.T) {
-	_, err := LoadLiteLLM(strings.NewReader(`{"m1": {"input_cost_per_token": 1e-6, "output_cost_per_token": "cheap"}}`))
-	var le *LiteLLMError
-	if !errors.As(err, &le) || le.Model != "m1" || le.Field != "output_cost_per_token" {
-		t.Fatalf("err = %v; want LiteLLMError naming m1/output_cost_per_token", err)
-	}
-	_, err = LoadLiteLLM(strings.NewReader(`{"m1": {"input_cost_per_token": -1e-6}}`))
-	if !errors.Is(err, ErrInvalidAmount) || !strings.Contains(err.Error(), `"m1"`) {
-		t.Fatalf("negative price: err = %v", err)
-	}
-	if _, err = LoadLiteLLM(strings.NewReader(`{"m1": `)); err == nil {
-		t.Fatal("truncated file accepted")
-	}
-}
-
-// TestLoadFullLiteLLMFile loads the shared price table when the shared data
-// folder sits beside the checkout (development and CI); skipped elsewhere.
-func TestLoadFullLiteLLMFile(t *testing.T) {
-	f, err := os.Open("../../shared/data/prices/litellm_model_prices_and_context_window.json")
-	if err != nil {
-		t.Skip("shared price table not present:", err)
-	}
-	defer f.Close()
-	pt, err := LoadLiteLLM(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(pt) < 2000 || pt["gpt-4o"].Input != 2_500_000_000 {
-		t.Errorf("loaded %d models, gpt-4o = %+v", len(pt), pt["gpt-4o"])
 	}
 }
 

@@ -1,9 +1,7 @@
 package enforcer
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"unicode/utf8"
 )
 
@@ -89,79 +87,6 @@ func DefaultPriceTable() PriceTable {
 		"claude-haiku-4-5":     {Input: p("1e-06"), Output: p("5e-06"), CacheRead: p("1e-07"), CacheWrite: p("1.25e-06")},
 		"gemini-3-pro-preview": {Input: p("2e-06"), Output: p("1.2e-05"), CacheRead: p("2e-07")},
 	}
-}
-
-// LiteLLMError locates a bad entry in a LiteLLM price file.
-type LiteLLMError struct {
-	Model, Field string
-	Err          error
-}
-
-func (e *LiteLLMError) Error() string {
-	if e.Model == "" {
-		return fmt.Sprintf("litellm price file: %v", e.Err)
-	}
-	return fmt.Sprintf("litellm price file: model %q field %q: %v", e.Model, e.Field, e.Err)
-}
-
-func (e *LiteLLMError) Unwrap() error { return e.Err }
-
-// LoadLiteLLM reads LiteLLM's model_prices_and_context_window.json. Prices
-// are taken from the JSON number's text, never through float64. Entries
-// without input_cost_per_token (such as "sample_spec" docs) are skipped.
-func LoadLiteLLM(r io.Reader) (PriceTable, error) {
-	dec := json.NewDecoder(r)
-	dec.UseNumber()
-	var raw map[string]map[string]any
-	if err := dec.Decode(&raw); err != nil {
-		return nil, &LiteLLMError{Err: err}
-	}
-	out := make(PriceTable, len(raw))
-	for _, model := range sortedKeys(raw) {
-		if model == "sample_spec" {
-			continue
-		}
-		mp, ok, err := parseLiteLLMEntry(model, raw[model])
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			out[model] = mp
-		}
-	}
-	return out, nil
-}
-
-func parseLiteLLMEntry(model string, e map[string]any) (ModelPrice, bool, error) {
-	var mp ModelPrice
-	fields := []struct {
-		name string
-		dst  *PerMTok
-	}{
-		{"input_cost_per_token", &mp.Input},
-		{"output_cost_per_token", &mp.Output},
-		{"cache_read_input_token_cost", &mp.CacheRead},
-		{"cache_creation_input_token_cost", &mp.CacheWrite},
-	}
-	if _, ok := e["input_cost_per_token"]; !ok {
-		return mp, false, nil
-	}
-	for _, f := range fields {
-		v, ok := e[f.name]
-		if !ok || v == nil {
-			continue
-		}
-		num, isNum := v.(json.Number)
-		if !isNum {
-			return mp, false, &LiteLLMError{Model: model, Field: f.name, Err: fmt.Errorf("not a number: %v", v)}
-		}
-		p, err := ParsePerTokenUSD(num.String())
-		if err != nil {
-			return mp, false, &LiteLLMError{Model: model, Field: f.name, Err: err}
-		}
-		*f.dst = p
-	}
-	return mp, true, nil
 }
 
 // LLMRule prices LLM calls from their prompt size.

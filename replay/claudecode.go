@@ -63,7 +63,7 @@ func engineToolName(name string) string {
 
 // ccReader holds the state of one transcript being read.
 type ccReader struct {
-	prices *Prices
+	prices enforcer.Pricer
 	trace  *Trace
 	// calls indexes open LLM calls by message.id.
 	calls map[string]*ccCall
@@ -88,12 +88,12 @@ type ccCall struct {
 // response (lines grouped by message.id) is one LLM step priced from its
 // reported usage; each tool_use block is a tool step. Lines that do not
 // parse are skipped and counted in Trace.Skipped.
-func ReadClaudeCode(r io.Reader, name string, prices *Prices) (*Trace, error) {
+func ReadClaudeCode(r io.Reader, name string, prices enforcer.Pricer) (*Trace, error) {
 	t, _, err := readClaudeCode(r, name, prices)
 	return t, err
 }
 
-func readClaudeCode(r io.Reader, name string, prices *Prices) (*Trace, map[int]string, error) {
+func readClaudeCode(r io.Reader, name string, prices enforcer.Pricer) (*Trace, map[int]string, error) {
 	if prices == nil {
 		prices = DefaultPrices()
 	}
@@ -168,7 +168,7 @@ func (cr *ccReader) assistant(m *ccMessage, lineNo int) {
 }
 
 func (cr *ccReader) newCall(m *ccMessage, lineNo int) *ccCall {
-	model, _ := cr.prices.Resolve(m.Model)
+	model, _ := Resolve(cr.prices, m.Model)
 	n := len(cr.transcript)
 	params := map[string]any{"model": model, "messages": cr.transcript[:n:n]}
 	// The previous call's prompt is a prefix of this one, so a runtime
@@ -249,7 +249,7 @@ func (cr *ccReader) finish() error {
 		st := &cr.trace.Steps[call.step]
 		u := call.usage
 		st.Usage = &u
-		cost, ok, err := cr.prices.Cost(u)
+		cost, ok, err := PriceUsage(cr.prices, u)
 		if err != nil {
 			return err
 		}

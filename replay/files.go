@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/purser-dev/purser/enforcer"
 )
 
 // Detect names the format of a trace from its first bytes (up to 64 KiB
@@ -87,7 +89,7 @@ func detectJSONL(b []byte) (Format, bool) {
 // ReadFile reads every trace in one file (tau-bench files hold many). A
 // Claude Code session's Task calls are charged their sub-agents' spend
 // when the transcripts sit in <session>/subagents/agent-<id>.jsonl.
-func ReadFile(path string, format Format, prices *Prices) ([]*Trace, error) {
+func ReadFile(path string, format Format, prices enforcer.Pricer) ([]*Trace, error) {
 	if prices == nil {
 		prices = DefaultPrices()
 	}
@@ -123,7 +125,7 @@ func ReadFile(path string, format Format, prices *Prices) ([]*Trace, error) {
 // maxAgentDepth bounds sub-agent nesting (a cycle of files would loop).
 const maxAgentDepth = 4
 
-func readClaudeFile(r io.Reader, path string, prices *Prices, depth int) (*Trace, error) {
+func readClaudeFile(r io.Reader, path string, prices enforcer.Pricer, depth int) (*Trace, error) {
 	t, agents, err := readClaudeCode(r, path, prices)
 	if err != nil {
 		return nil, err
@@ -159,7 +161,10 @@ func readClaudeFile(r io.Reader, path string, prices *Prices, depth int) (*Trace
 // not replayed on their own: their spend is the Task call's actual cost.
 // Files of the replay data that are not traces (price tables, summaries)
 // are skipped when a folder is walked; a named file must be a trace.
-func ReadPaths(paths []string, format Format, prices *Prices) ([]*Trace, error) {
+func ReadPaths(paths []string, format Format, prices enforcer.Pricer) ([]*Trace, error) {
+	if prices == nil {
+		prices = DefaultPrices() // once, not per file
+	}
 	var files []string
 	for _, p := range paths {
 		st, err := os.Stat(p)

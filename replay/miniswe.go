@@ -56,7 +56,7 @@ var bashBlock = regexp.MustCompile("(?s)```bash\\s*\\n(.*?)\\n```")
 // its token counts x the price table when the trace has no billed cost;
 // an assistant message with exactly one bash block is followed by a Bash
 // step (others were format errors that mini-swe-agent did not execute).
-func ReadMiniSWE(r io.Reader, name string, prices *Prices) (*Trace, error) {
+func ReadMiniSWE(r io.Reader, name string, prices enforcer.Pricer) (*Trace, error) {
 	if prices == nil {
 		prices = DefaultPrices()
 	}
@@ -102,7 +102,7 @@ func ReadMiniSWE(r io.Reader, name string, prices *Prices) (*Trace, error) {
 	return t, nil
 }
 
-func msLLMStep(m msMessage, idx int, cfgModel string, prompt []any, lastPrompt int, prices *Prices) (Step, error) {
+func msLLMStep(m msMessage, idx int, cfgModel string, prompt []any, lastPrompt int, prices enforcer.Pricer) (Step, error) {
 	model := cfgModel
 	var u *msUsage
 	if m.Extra != nil && m.Extra.Response != nil {
@@ -111,7 +111,7 @@ func msLLMStep(m msMessage, idx int, cfgModel string, prompt []any, lastPrompt i
 		}
 		u = m.Extra.Response.Usage
 	}
-	resolved, _ := prices.Resolve(model)
+	resolved, _ := Resolve(prices, model)
 	n := len(prompt)
 	params := map[string]any{"model": resolved, "messages": prompt[:n:n]}
 	if lastPrompt > 0 {
@@ -130,7 +130,7 @@ func msLLMStep(m msMessage, idx int, cfgModel string, prompt []any, lastPrompt i
 		st.Actual, st.ActualSource = &c, ActualBilled
 		return st, nil
 	}
-	c, ok, err := prices.Cost(*st.Usage)
+	c, ok, err := PriceUsage(prices, *st.Usage)
 	if err != nil {
 		return st, err
 	}

@@ -2,88 +2,67 @@ package replay
 
 import (
 	"fmt"
-	"os"
-	"strings"
 
 	"github.com/purser-dev/purser/enforcer"
+	"github.com/purser-dev/purser/pricing"
 )
 
-// Prices prices reported token usage exactly. It wraps an
-// enforcer.PriceTable and resolves the provider-prefixed model names that
-// traces carry ("google/gemini-3-pro-preview", "@google/...") to the
-// table's names.
-type Prices struct{ Table enforcer.PriceTable }
+// DefaultPrices is the price table the engine uses by default: the
+// embedded LiteLLM snapshot (package pricing).
+func DefaultPrices() enforcer.Pricer {
+	t, err := pricing.Embedded(pricing.Options{})
+	if err != nil {
+		panic(err) // the embedded snapshot is compiled in and tested to load
+	}
+	return t
+}
 
-// DefaultPrices uses the enforcer's built-in table.
-func DefaultPrices() *Prices { return &Prices{Table: enforcer.DefaultPriceTable()} }
-
-// LoadPricesFile reads a LiteLLM model_prices_and_context_window.json.
-func LoadPricesFile(path string) (*Prices, error) {
-	f, err := os.Open(path)
+// LoadPricesFile reads a LiteLLM model_prices_and_context_window.json; it
+// replaces the snapshot.
+func LoadPricesFile(path string) (enforcer.Pricer, error) {
+	t, err := pricing.LoadFile(path, pricing.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("price table: %w", err)
 	}
-	defer f.Close()
-	t, err := enforcer.LoadLiteLLM(f)
-	if err != nil {
-		return nil, fmt.Errorf("price table %s: %w", path, err)
-	}
-	return &Prices{Table: t}, nil
+	return t, nil
 }
 
-// Resolve returns the table's name for model and whether it is priced:
-// the exact name first, then without a leading "@" and provider prefixes.
-func (p *Prices) Resolve(model string) (string, bool) {
+// Resolve returns the table entry model resolves to (provider prefixes,
+// dated versions: see package pricing) and whether the table prices it;
+// a model priced only by the fallback rule is returned as given, false.
+func Resolve(p enforcer.Pricer, model string) (string, bool) {
 	if model == "" {
 		return "", false
 	}
-	if _, ok := p.Table[model]; ok {
-		return model, true
+	q := p.PriceOf(model)
+	if q.Fallback {
+		return model, false
 	}
-	m := strings.TrimPrefix(model, "@")
-	for {
-		if _, ok := p.Table[m]; ok {
-			return m, true
-		}
-		_, rest, found := strings.Cut(m, "/")
-		if !found {
-			return model, false
-		}
-		m = rest
-	}
+	return q.Model, true
 }
 
-// Cost prices u: input, cache reads, cache writes and output tokens each
-// at their own price, exactly, in nano-USD. A model without a cache price
-// in the table pays the input price for that class. ok is false when the
-// model is not in the table.
-func (p *Prices) Cost(u Usage) (enforcer.Nanos, bool, error) {
-	name, ok := p.Resolve(u.Model)
-	if !ok {
+// TokenUsage is u in the enforcer's terms (every cache write is a
+// 5-minute write: the traces do not say more).
+func (u Usage) TokenUsage() enforcer.TokenUsage {
+	return enforcer.TokenUsage{Model: u.Model, InputTokens: u.Input, OutputTokens: u.Output, CacheReadTokens: u.CacheRead,
+		CacheWriteTokens: u.CacheWrite}
+}
+
+// PriceUsage prices u exactly with enforcer.ModelPrice.Cost: each token class
+// at its own price, rounded up per class as providers bill. ok is false
+// when the table does not know the model: a fallback price is a guess,
+// not an actual cost, so the step keeps no actual.
+func PriceUsage(p enforcer.Pricer, u Usage) (enforcer.Nanos, bool, error) {
+	if u.Model == "" {
 		return 0, false, nil
 	}
-	mp := p.Table[name]
-	read, write := mp.CacheRead, mp.CacheWrite
-	if read == 0 {
-		read = mp.Input
+	q := p.PriceOf(u.Model)
+	if q.Fallback {
+		return 0, false, nil
 	}
-	if write == 0 {
-		write = mp.Input
+	c, err := q.Price.Cost(u.TokenUsage())
+	if err != nil {
+		return 0, true, err
 	}
-	var total enforcer.Nanos
-	for _, tc := range [4]struct {
-		n     int64
-		price enforcer.PerMTok
-	}{{u.Input, mp.Input}, {u.CacheRead, read}, {u.CacheWrite, write}, {u.Output, mp.Output}} {
-		// Summing per-class costs rounds each class up separately; the
-		// provider bills per class too, so this matches billed amounts.
-		c, err := tc.price.Cost(tc.n)
-		if err != nil {
-			return 0, true, fmt.Errorf("cost of %s usage: %w", u.Model, err)
-		}
-		if total, err = total.Add(c); err != nil {
-			return 0, true, err
-		}
-	}
-	return total, true, nil
+	return c, true, nil
 }

@@ -36,7 +36,7 @@ type pjUsage struct {
 // line, {"tool": ..., "params": {...}, "actual_usd": "0.0123"} (see
 // FORMAT.md). Blank lines and lines starting with # are ignored; any other
 // malformed line is an error naming the file and line.
-func ReadPurserJSONL(r io.Reader, name string, prices *Prices) (*Trace, error) {
+func ReadPurserJSONL(r io.Reader, name string, prices enforcer.Pricer) (*Trace, error) {
 	if prices == nil {
 		prices = DefaultPrices()
 	}
@@ -62,7 +62,7 @@ func ReadPurserJSONL(r io.Reader, name string, prices *Prices) (*Trace, error) {
 	return t, nil
 }
 
-func parsePurserLine(b []byte, prices *Prices) (Step, error) {
+func parsePurserLine(b []byte, prices enforcer.Pricer) (Step, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	var ps pjStep
@@ -100,7 +100,7 @@ func decodeParams(raw json.RawMessage) (map[string]any, error) {
 
 // actual sets the step's cost: actual_usd, else actual_nanos, else usage
 // x the price table, else none (the estimate is charged).
-func (ps *pjStep) actual(st *Step, prices *Prices) error {
+func (ps *pjStep) actual(st *Step, prices enforcer.Pricer) error {
 	switch {
 	case len(ps.ActualUSD) > 0 && string(ps.ActualUSD) != "null":
 		s := string(ps.ActualUSD)
@@ -126,7 +126,7 @@ func (ps *pjStep) actual(st *Step, prices *Prices) error {
 	return nil
 }
 
-func (ps *pjStep) usageCost(st *Step, prices *Prices) error {
+func (ps *pjStep) usageCost(st *Step, prices enforcer.Pricer) error {
 	u := ps.Usage
 	if u.Input < 0 || u.Output < 0 || u.CacheRead < 0 || u.CacheWrite < 0 {
 		return errors.New("usage: token counts must be >= 0")
@@ -136,7 +136,7 @@ func (ps *pjStep) usageCost(st *Step, prices *Prices) error {
 		model, _ = st.Params["model"].(string)
 	}
 	st.Usage = &Usage{Model: model, Input: u.Input, Output: u.Output, CacheRead: u.CacheRead, CacheWrite: u.CacheWrite}
-	c, ok, err := prices.Cost(*st.Usage)
+	c, ok, err := PriceUsage(prices, *st.Usage)
 	if err != nil {
 		return fmt.Errorf("usage: %w", err)
 	}

@@ -24,7 +24,7 @@ const (
 	fxPrices     = "testdata/litellm-excerpt.json"
 )
 
-func testPrices(t testing.TB) *Prices {
+func testPrices(t testing.TB) enforcer.Pricer {
 	t.Helper()
 	p, err := LoadPricesFile(fxPrices)
 	if err != nil {
@@ -111,7 +111,7 @@ func TestMiniSWEKnownCallCost(t *testing.T) {
 	if *st.Actual != enforcer.MustParseUSD("0.00491") {
 		t.Fatalf("billed %s, want $0.00491", *st.Actual)
 	}
-	priced, ok, err := testPrices(t).Cost(u)
+	priced, ok, err := PriceUsage(testPrices(t), u)
 	if err != nil || !ok {
 		t.Fatalf("Cost: ok=%v err=%v", ok, err)
 	}
@@ -123,7 +123,7 @@ func TestMiniSWEKnownCallCost(t *testing.T) {
 		if s.ActualSource != ActualBilled {
 			continue
 		}
-		if c, _, _ := testPrices(t).Cost(*s.Usage); c != *s.Actual {
+		if c, _, _ := PriceUsage(testPrices(t), *s.Usage); c != *s.Actual {
 			t.Errorf("step %d: tokens x price %s, billed %s", i, c, *s.Actual)
 		}
 	}
@@ -395,17 +395,18 @@ func itoa(i int) string { return strconv.Itoa(i) }
 func TestPricesResolve(t *testing.T) {
 	p := DefaultPrices()
 	for in, want := range map[string]string{"gemini-3-pro-preview": "gemini-3-pro-preview", "google/gemini-3-pro-preview": "gemini-3-pro-preview",
-		"@google/gemini-3-pro-preview": "gemini-3-pro-preview", "openrouter/openai/gpt-4o": "gpt-4o"} {
-		if got, ok := p.Resolve(in); !ok || got != want {
+		"@google/gemini-3-pro-preview": "gemini-3-pro-preview", "openrouter/openai/gpt-4o": "openrouter/openai/gpt-4o",
+		"anthropic/claude-opus-4.5": "claude-opus-4-5"} {
+		if got, ok := Resolve(p, in); !ok || got != want {
 			t.Errorf("Resolve(%q) = %q %v, want %q", in, got, ok, want)
 		}
 	}
 	for _, in := range []string{"", "no-such-model", "google/none"} {
-		if _, ok := p.Resolve(in); ok {
+		if _, ok := Resolve(p, in); ok {
 			t.Errorf("Resolve(%q) found a price", in)
 		}
 	}
-	if _, ok, err := p.Cost(Usage{Model: "no-such-model", Input: 5}); ok || err != nil {
+	if _, ok, err := PriceUsage(p, Usage{Model: "no-such-model", Input: 5}); ok || err != nil {
 		t.Errorf("unpriced model: ok=%v err=%v", ok, err)
 	}
 }

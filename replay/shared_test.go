@@ -24,7 +24,7 @@ func sharedData(tb testing.TB) string {
 	return dir
 }
 
-func sharedPrices(tb testing.TB, dir string) *Prices {
+func sharedPrices(tb testing.TB, dir string) enforcer.Pricer {
 	tb.Helper()
 	p, err := LoadPricesFile(filepath.Join(dir, "prices", "litellm_model_prices_and_context_window.json"))
 	if err != nil {
@@ -62,7 +62,7 @@ func TestSharedDataCounts(t *testing.T) {
 					tools++
 				}
 				if s.ActualSource == ActualBilled {
-					if c, _, _ := prices.Cost(*s.Usage); c == *s.Actual {
+					if c, _, _ := PriceUsage(prices, *s.Usage); c == *s.Actual {
 						matched++
 					}
 				}

@@ -8,6 +8,8 @@ import (
 	"io"
 	"path/filepath"
 	"strings"
+
+	"github.com/purser-dev/purser/enforcer"
 )
 
 type tauRun struct {
@@ -35,7 +37,7 @@ const TauModel = "gpt-4o"
 // (model gpt-4o, no usage in the file, so no actual cost); every tool call
 // becomes an MCP step named mcp__<domain>__<function>, the domain being
 // taken from the file name ("gpt-4o-airline.json" -> airline).
-func ReadTauBench(r io.Reader, name string, prices *Prices) ([]*Trace, error) {
+func ReadTauBench(r io.Reader, name string, prices enforcer.Pricer) ([]*Trace, error) {
 	if prices == nil {
 		prices = DefaultPrices()
 	}
@@ -48,7 +50,7 @@ func ReadTauBench(r io.Reader, name string, prices *Prices) ([]*Trace, error) {
 		return nil, jsonError(name, data, err)
 	}
 	domain := tauDomain(name)
-	model, _ := prices.Resolve(TauModel)
+	model, _ := Resolve(prices, TauModel)
 	out := make([]*Trace, 0, len(runs))
 	for k, run := range runs {
 		if run.TaskID == nil || len(run.Traj) == 0 {

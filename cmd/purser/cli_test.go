@@ -41,9 +41,14 @@ func TestEstimateCommand(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &got) != nil || got["estimate_usd"] != "0.001" || got["estimate_nanos"] != float64(1_000_000) || got["source"] != "table" {
 		t.Errorf("exit %d, %q", code, out)
 	}
+	// The seed's rule, exact: 70,000 characters naming no model.
 	code, out, _ = cli(t, "estimate", "--tool", "LLM", "--params", `{"prompt":"`+strings.Repeat("x", 70_000)+`"}`)
+	if code != 0 || !strings.Contains(out, "$0.00875") || !strings.Contains(out, "(source: llm)") {
+		t.Errorf("LLM by the built-in rule: exit %d, %q", code, out)
+	}
+	code, out, _ = cli(t, "estimate", "--config", withLLMTokensPlugin(t), "--tool", "LLM", "--params", `{"prompt":"`+strings.Repeat("x", 70_000)+`"}`)
 	if code != 0 || !strings.Contains(out, "$0.00875") || !strings.Contains(out, "plugin:llm-tokens@") {
-		t.Errorf("LLM through the shipped plugin: exit %d, %q", code, out)
+		t.Errorf("LLM through the shipped plugin, loaded explicitly: exit %d, %q", code, out)
 	}
 	if code, _, errOut := cli(t, "estimate", "--tool", "Read", "--params", "{not json"); code != exitUsage || !strings.Contains(errOut, "--params") {
 		t.Errorf("bad params: exit %d, %q", code, errOut)

@@ -98,17 +98,27 @@ type UnknownConfig struct {
 }
 
 type LLMConfig struct {
-	Aliases           []string               `koanf:"aliases"`
-	DefaultUSDPerMTok string                 `koanf:"default_usd_per_mtok"`
-	MinimumUSD        string                 `koanf:"minimum_usd"`
-	LiteLLMFile       string                 `koanf:"litellm_file"`
-	Models            map[string]ModelConfig `koanf:"models"`
+	Aliases []string `koanf:"aliases"`
+	// DefaultUSDPerMTok prices a call that names no model (the seed's
+	// rule); a named model is priced by the table.
+	DefaultUSDPerMTok string `koanf:"default_usd_per_mtok"`
+	MinimumUSD        string `koanf:"minimum_usd"`
+	// LiteLLMFile replaces the embedded LiteLLM snapshot; serve re-reads
+	// it when it changes.
+	LiteLLMFile string `koanf:"litellm_file"`
+	// UnknownModel prices names the table does not know: "dearest" (the
+	// dearest chat model of the name's provider family) or a model name.
+	UnknownModel string `koanf:"unknown_model"`
+	// Models price exact model names on top of the table.
+	Models map[string]ModelConfig `koanf:"models"`
 }
 
 type ModelConfig struct {
-	InputUSDPerToken     string `koanf:"input_usd_per_token"`
-	OutputUSDPerToken    string `koanf:"output_usd_per_token"`
-	CacheReadUSDPerToken string `koanf:"cache_read_usd_per_token"`
+	InputUSDPerToken        string `koanf:"input_usd_per_token"`
+	OutputUSDPerToken       string `koanf:"output_usd_per_token"`
+	CacheReadUSDPerToken    string `koanf:"cache_read_usd_per_token"`
+	CacheWriteUSDPerToken   string `koanf:"cache_write_usd_per_token"`
+	CacheWrite1hUSDPerToken string `koanf:"cache_write_1h_usd_per_token"`
 }
 
 type ReservationConfig struct {
@@ -261,6 +271,7 @@ func defaults() map[string]any {
 		"pricing.unknown.buffer":            "1.20",
 		"pricing.llm.default_usd_per_mtok":  "0.50",
 		"pricing.llm.minimum_usd":           "0.0001",
+		"pricing.llm.unknown_model":         "dearest",
 		"reservations.ttl":                  "5m",
 		"reservations.retain_settled":       "1h",
 		"reservations.ttl_max":              "24h",
@@ -290,9 +301,11 @@ func defaults() map[string]any {
 
 // defaultPluginEntries are the shipped plugins, found relative to the
 // working directory (the repository root); missing files are skipped.
+// The llm-tokens estimator is not among them: the built-in LLM rule
+// prices LLM calls from the same table without a Wasm call per estimate
+// (ARCHITECTURE.md, "One price source").
 func defaultPluginEntries() []any {
 	return []any{
-		map[string]any{"path": "plugins/estimators/llm-tokens/llm-tokens.wasm", "fail_mode": "open"},
 		map[string]any{"path": "plugins/policies/max-cost-per-call/max-cost-per-call.wasm", "order": 10,
 			"config": map[string]any{"limit_usd": "1.00"}},
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/purser-dev/purser/bridge"
 	"github.com/purser-dev/purser/enforcer"
 	"github.com/purser-dev/purser/host"
+	"github.com/purser-dev/purser/pricing"
 )
 
 // engine is everything wired together for one process.
@@ -34,6 +35,12 @@ type engineOptions struct {
 	observer  host.Observer
 	logOutput io.Writer
 	logger    hclog.Logger // default: a new one from the config
+	// pricer replaces the configured LLM prices (replay's --prices table,
+	// shared with its trace readers); nil: the config's table.
+	pricer enforcer.Pricer
+	// watchPrices re-reads pricing.llm.litellm_file when it changes
+	// (serve); one-shot commands price with the table as loaded.
+	watchPrices bool
 }
 
 func newLogger(b *built, cfg *Config, out io.Writer) hclog.Logger {
@@ -76,6 +83,9 @@ func buildEngine(ctx context.Context, cfg *Config, opt engineOptions) (_ *engine
 	}
 	ec := b.enforcer
 	ec.Logger = eng.logger.Named("enforcer")
+	if err := eng.wirePrices(&ec, opt); err != nil {
+		return nil, err
+	}
 	if eng.registry != nil {
 		ec.Estimators = map[string]enforcer.Estimator{"*": bridge.NewEstimatorWithConfig(eng.registry,
 			bridge.EstimatorConfig{EstimatePerCallMaxNanos: b.estimatePerCallMax})}
@@ -85,6 +95,30 @@ func buildEngine(ctx context.Context, cfg *Config, opt engineOptions) (_ *engine
 		return nil, err
 	}
 	return eng, nil
+}
+
+// wirePrices gives the LLM rule its prices: the caller's table, else the
+// one the config built (the embedded LiteLLM snapshot by default), which
+// is watched when serving from pricing.llm.litellm_file. A watched file
+// that changes is swapped in atomically; a bad one keeps the old table.
+func (eng *engine) wirePrices(ec *enforcer.Config, opt engineOptions) error {
+	file := eng.cfg.Pricing.LLM.LiteLLMFile
+	switch {
+	case opt.pricer != nil:
+		ec.LLM.Prices = opt.pricer
+	case opt.watchPrices && file != "":
+		live, err := pricing.Watch(file, eng.built.pricesOpt, eng.logger.Named("prices"))
+		if err != nil {
+			return fmt.Errorf("pricing.llm.litellm_file: %w", err)
+		}
+		eng.closers = append(eng.closers, live.Close)
+		ec.LLM.Prices = live
+	}
+	if t := eng.built.prices; t != nil {
+		o := t.Origin()
+		eng.logger.Info("LLM prices", "source", o.Source, "entries", t.Len(), "load_time", o.LoadTime, "watched", opt.watchPrices && file != "")
+	}
+	return nil
 }
 
 func (eng *engine) ledgerOptions(n enforcer.Notifier) enforcer.LedgerOptions {

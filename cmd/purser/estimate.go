@@ -14,6 +14,8 @@ import (
 type commonFlags struct {
 	config, tool, params string
 	json, noPlugins      bool
+
+	prices string // --prices: pricing.llm.litellm_file
 }
 
 func (c *commonFlags) register(fsName string, out io.Writer) *flagSet {
@@ -23,6 +25,7 @@ func (c *commonFlags) register(fsName string, out io.Writer) *flagSet {
 	fs.StringVar(&c.params, "params", "", "tool params as a JSON object")
 	fs.BoolVar(&c.json, "json", false, "print JSON")
 	fs.BoolVar(&c.noPlugins, "no-plugins", false, "do not load Wasm plugins")
+	fs.StringVar(&c.prices, "prices", "", "LiteLLM price file replacing the embedded snapshot (pricing.llm.litellm_file)")
 	return &flagSet{fs}
 }
 
@@ -42,7 +45,11 @@ func (c *commonFlags) call(account string) (enforcer.Call, error) {
 }
 
 func (c *commonFlags) engine(ctx context.Context, out io.Writer) (*engine, error) {
-	cfg, err := loadConfig(c.config, map[string]any{"store.kind": "memory", "plugins.watch": false, "log.level": "error"})
+	over := map[string]any{"store.kind": "memory", "plugins.watch": false, "log.level": "error"}
+	if c.prices != "" {
+		over["pricing.llm.litellm_file"] = c.prices
+	}
+	cfg, err := loadConfig(c.config, over)
 	if err != nil {
 		return nil, err
 	}

@@ -52,6 +52,7 @@ func commands() []command {
 		{"token", "print the SHA-256 of a bearer token for the config: purser token hash TOKEN", runToken},
 		{"bench", "load-test a running server: purser bench [--addr] [--duration] [--workers]", runBench},
 		{"replay", replayUsage, runReplay},
+		{"prices", pricesUsage, runPrices},
 	}
 }
 

@@ -28,7 +28,7 @@ func (f *replayFlags) register(out io.Writer) *flagSet {
 	fs.BoolVar(&f.stream, "stream", false, "simulate streaming: a call whose actual exceeds its hold extends it in steps, and is cut where an extension is denied")
 	fs.StringVar(&f.chart, "chart", "", "write an SVG chart of cumulative estimate, actual and limit to this file")
 	fs.StringVar(&f.format, "format", "auto", "trace format: auto, claude-code, mini-swe-agent, tau-bench, purser-jsonl")
-	fs.StringVar(&f.prices, "prices", "", "LiteLLM model_prices_and_context_window.json to price reported tokens (default: built-in table)")
+	fs.StringVar(&f.prices, "prices", "", "LiteLLM model_prices_and_context_window.json pricing estimates and reported tokens (default: pricing.llm.litellm_file, else the embedded snapshot)")
 	fs.BoolVar(&f.json, "json", false, "print the report as one JSON object")
 	fs.BoolVar(&f.noPlugins, "no-plugins", false, "do not load Wasm plugins")
 	fs.IntVar(&f.top, "top", 10, "how many of the costliest steps to list")
@@ -92,7 +92,7 @@ func runReplay(ctx context.Context, args []string, out io.Writer) error {
 
 type replayOptions struct {
 	format              replay.Format
-	prices              *replay.Prices
+	prices              enforcer.Pricer // the traces' reported tokens and the engine's estimates
 	budget, traceBudget *enforcer.Nanos
 	traceBudgetPPM      int64 // --trace-budget P%
 }
@@ -113,13 +113,29 @@ func (f *replayFlags) options() (replayOptions, error) {
 	} else if o.traceBudget, err = optionalUSD("--trace-budget", f.traceBudget); err != nil {
 		return o, err
 	}
-	o.prices = replay.DefaultPrices()
-	if f.prices != "" {
-		if o.prices, err = replay.LoadPricesFile(f.prices); err != nil {
-			return o, err
-		}
+	if o.prices, err = f.priceTable(); err != nil {
+		return o, err
 	}
 	return o, nil
+}
+
+// priceTable is the config's LLM price table (the embedded snapshot by
+// default, pricing.llm.litellm_file, --prices over both), shared by the
+// trace readers and the engine so actuals and estimates use one price.
+func (f *replayFlags) priceTable() (enforcer.Pricer, error) {
+	over := map[string]any{"store.kind": "memory", "log.level": "error"}
+	if f.prices != "" {
+		over["pricing.llm.litellm_file"] = f.prices
+	}
+	cfg, err := loadConfig(f.config, over)
+	if err != nil {
+		return nil, err
+	}
+	b, err := cfg.build()
+	if err != nil {
+		return nil, err
+	}
+	return b.prices, nil
 }
 
 func optionalUSD(flagName, s string) (*enforcer.Nanos, error) {
@@ -142,7 +158,7 @@ func (f *replayFlags) run(ctx context.Context, traces []*replay.Trace, o replayO
 	}
 	clock, alerts := replay.NewStepClock(), &replay.AlertCollector{}
 	ledger := enforcer.NewMemoryLedger(enforcer.LedgerOptions{Clock: clock, Notifier: alerts, ThresholdsPct: cfg.Thresholds})
-	eng, err := buildEngine(ctx, cfg, engineOptions{ledger: ledger, plugins: !f.noPlugins, logOutput: os.Stderr})
+	eng, err := buildEngine(ctx, cfg, engineOptions{ledger: ledger, plugins: !f.noPlugins, logOutput: os.Stderr, pricer: o.prices})
 	if err != nil {
 		return nil, err
 	}

@@ -11,10 +11,11 @@ import (
 const replayFixture = "replay/testdata/purser/example.jsonl"
 
 // The full engine, shipped Wasm plugins included: LLM steps are priced by
-// the llm-tokens plugin and every step passes the max-cost-per-call policy.
+// the llm-tokens plugin (loaded explicitly: it is not a default plugin)
+// and every step passes the max-cost-per-call policy.
 func TestReplayCommandJSON(t *testing.T) {
 	chart := filepath.Join(t.TempDir(), "run.svg")
-	code, out, errOut := cli(t, "replay", replayFixture, "--budget", "0.02", "--json", "--chart", chart)
+	code, out, errOut := cli(t, "replay", replayFixture, "--config", withLLMTokensPlugin(t), "--budget", "0.02", "--json", "--chart", chart)
 	if code != 0 {
 		t.Fatalf("exit %d: %s %s", code, out, errOut)
 	}

@@ -24,11 +24,13 @@ func runServe(ctx context.Context, args []string, out io.Writer) error {
 	addr := fs.String("addr", "", "listen address (default 127.0.0.1:8181)")
 	dataDir := fs.String("data-dir", "", "data folder for the SQLite ledger, decision log and compile cache (default ./purser-data)")
 	store := fs.String("store", "", "ledger store: sqlite, memory, postgres, or a postgres:// DSN (kind postgres with that DSN)")
+	prices := fs.String("prices", "", "LiteLLM price file replacing the embedded snapshot, re-read when it changes (pricing.llm.litellm_file)")
 	if err := (&flagSet{fs}).parse(args); err != nil {
 		return err
 	}
 	over := map[string]any{}
-	for k, v := range map[string]string{"server.addr": *addr, "data_dir": *dataDir, "store.kind": *store} {
+	for k, v := range map[string]string{"server.addr": *addr, "data_dir": *dataDir, "store.kind": *store,
+		"pricing.llm.litellm_file": *prices} {
 		if v != "" {
 			over[k] = v
 		}
@@ -61,7 +63,8 @@ func serve(ctx context.Context, cfg *Config, ready chan<- string) error {
 		return err
 	}
 	defer closeNotifiers()
-	eng, err := buildEngine(ctx, cfg, engineOptions{plugins: true, notifier: notifiers, observer: hostObserver{metrics}, logger: logger})
+	eng, err := buildEngine(ctx, cfg, engineOptions{plugins: true, notifier: notifiers, observer: hostObserver{metrics}, logger: logger,
+		watchPrices: true})
 	if err != nil {
 		return err
 	}

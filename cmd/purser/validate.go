@@ -2,10 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	neturl "net/url"
-	"os"
 	"sort"
 	"strings"
 	"time"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/purser-dev/purser/enforcer"
 	"github.com/purser-dev/purser/host"
+	"github.com/purser-dev/purser/pricing"
 	"github.com/purser-dev/purser/server"
 )
 
@@ -61,12 +62,17 @@ type built struct {
 	// estimatePerCallMax bounds plugin estimates (bridge.EstimatorConfig).
 	estimatePerCallMax enforcer.Nanos
 	logLevel           hclog.Level
+	// prices is the LLM price table (embedded snapshot or
+	// pricing.llm.litellm_file, with the config's overrides); nil when
+	// it did not load (a problem is reported).
+	prices    *pricing.Table
+	pricesOpt pricing.Options
 }
 
 func (c *Config) build() (*built, error) {
 	var p problems
 	b := &built{enforcer: enforcer.DefaultConfig()}
-	c.buildPricing(&p, &b.enforcer)
+	c.buildPricing(&p, b)
 	c.buildLedgerRules(&p, b)
 	b.tokens = c.buildTokens(&p)
 	b.limits = c.Plugins.Limits.toHost(&p, "plugins.limits")
@@ -147,7 +153,8 @@ func (w WebhookConfig) validate(p *problems) {
 	}
 }
 
-func (c *Config) buildPricing(p *problems, ec *enforcer.Config) {
+func (c *Config) buildPricing(p *problems, b *built) {
+	ec := &b.enforcer
 	over := map[string]enforcer.Nanos{}
 	for _, tool := range sortedKeys(c.Pricing.Table) {
 		over[tool] = p.usd("pricing.table."+tool, c.Pricing.Table[tool])
@@ -167,11 +174,11 @@ func (c *Config) buildPricing(p *problems, ec *enforcer.Config) {
 	if ec.Unknown.Base <= 0 {
 		p.add("pricing.unknown.base_usd", "must be > 0 so unknown tools are never free")
 	}
-	c.buildLLM(p, &ec.LLM)
+	c.buildLLM(p, b)
 }
 
-func (c *Config) buildLLM(p *problems, r *enforcer.LLMRule) {
-	l := c.Pricing.LLM
+func (c *Config) buildLLM(p *problems, b *built) {
+	l, r := c.Pricing.LLM, &b.enforcer.LLM
 	r.Tools = append([]string{"LLM"}, l.Aliases...)
 	r.Minimum = p.usd("pricing.llm.minimum_usd", l.MinimumUSD)
 	def, err := enforcer.ParsePerMTokUSD(l.DefaultUSDPerMTok)
@@ -179,30 +186,18 @@ func (c *Config) buildLLM(p *problems, r *enforcer.LLMRule) {
 		p.add("pricing.llm.default_usd_per_mtok", "%v", err)
 	}
 	r.DefaultPrice = def
-	table := enforcer.DefaultPriceTable()
-	if l.LiteLLMFile != "" {
-		c.loadLiteLLM(p, table)
-	}
+	b.pricesOpt = pricing.Options{UnknownModel: l.UnknownModel, Overrides: map[string]enforcer.ModelPrice{}}
 	for _, m := range sortedKeys(l.Models) {
-		table[m] = modelPrice(p, "pricing.llm.models."+m, l.Models[m])
+		b.pricesOpt.Overrides[m] = modelPrice(p, "pricing.llm.models."+m, l.Models[m])
 	}
-	r.Prices = table
-}
-
-func (c *Config) loadLiteLLM(p *problems, table enforcer.PriceTable) {
-	f, err := os.Open(c.Pricing.LLM.LiteLLMFile)
-	if err != nil {
+	b.prices, err = pricing.Load(l.LiteLLMFile, b.pricesOpt)
+	switch {
+	case errors.Is(err, pricing.ErrUnknownModel):
+		p.add("pricing.llm.unknown_model", "%v", err)
+	case err != nil:
 		p.add("pricing.llm.litellm_file", "%v", err)
-		return
-	}
-	defer f.Close()
-	pt, err := enforcer.LoadLiteLLM(f)
-	if err != nil {
-		p.add("pricing.llm.litellm_file", "%s: %v", c.Pricing.LLM.LiteLLMFile, err)
-		return
-	}
-	for k, v := range pt {
-		table[k] = v
+	default:
+		r.Prices = b.prices
 	}
 }
 
@@ -221,7 +216,9 @@ func modelPrice(p *problems, path string, m ModelConfig) enforcer.ModelPrice {
 		p.add(path+".input_usd_per_token", "is required")
 	}
 	return enforcer.ModelPrice{Input: parse("input_usd_per_token", m.InputUSDPerToken),
-		Output: parse("output_usd_per_token", m.OutputUSDPerToken), CacheRead: parse("cache_read_usd_per_token", m.CacheReadUSDPerToken)}
+		Output: parse("output_usd_per_token", m.OutputUSDPerToken), CacheRead: parse("cache_read_usd_per_token", m.CacheReadUSDPerToken),
+		CacheWrite:   parse("cache_write_usd_per_token", m.CacheWriteUSDPerToken),
+		CacheWrite1h: parse("cache_write_1h_usd_per_token", m.CacheWrite1hUSDPerToken)}
 }
 
 func (c *Config) buildLedgerRules(p *problems, b *built) {
