@@ -267,16 +267,14 @@ func tokenUsage(st *Step) *enforcer.TokenUsage {
 	if st.Usage == nil {
 		return nil
 	}
-	u := st.Usage
-	model := u.Model
-	if model == "" {
-		model, _ = st.Params["model"].(string)
+	u := st.Usage.TokenUsage()
+	if u.Model == "" {
+		u.Model, _ = st.Params["model"].(string)
 	}
-	if model == "" {
+	if u.Model == "" {
 		return nil
 	}
-	return &enforcer.TokenUsage{Model: model, InputTokens: u.Input, OutputTokens: u.Output,
-		CacheReadTokens: u.CacheRead, CacheWriteTokens: u.CacheWrite}
+	return &u
 }
 
 // NewRunner returns a Runner over a fresh in-memory ledger on a step
