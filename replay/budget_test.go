@@ -177,6 +177,26 @@ func TestStreamCutsAtTheLimit(t *testing.T) {
 	}
 }
 
+// The second call is held at $0.30 with $0.20 left of the $1 limit; its
+// extensions by a quarter of the hold ($0.075, $0.09375) leave $0.03125,
+// less than the next step ($0.1171875). It asks for that remainder before
+// it is cut, so it streams up to the limit: $0.50, not $0.46875.
+func TestStreamCutUsesTheRemainder(t *testing.T) {
+	r, l := fakeRunner(t)
+	limit := enforcer.MustParseUSD("1")
+	r.TraceBudget, r.Stream = &limit, true
+	rep, err := r.Run(context.Background(), []*Trace{trace("b", step("0.5", "0.5"), step("0.3", "0.6"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if br := rep.Budget; len(br.OverrunAccounts) != 0 || br.CutCalls != 1 || rep.Spent.Nanos != int64(limit) {
+		t.Fatalf("spent %s, budget %+v", rep.Spent, br)
+	}
+	if c := committed(t, l, "replay/0000"); len(c) != 2 || c[1].Charged != enforcer.MustParseUSD("0.5") {
+		t.Errorf("commits %+v", c)
+	}
+}
+
 // An LLM step's reported usage goes with its commit, priced by the
 // enforcer (which records the price source); a step without usage
 // commits its dollars, one without an actual commits nothing (the hold);
@@ -242,6 +262,9 @@ func TestStreamNeverOverrunsProperty(t *testing.T) {
 		if len(rep.Budget.OverrunAccounts) != 0 {
 			t.Fatalf("overruns with --stream: %+v", rep.Budget.OverrunAccounts)
 		}
+		if rep.Budget.CutCalls > 0 && !someAccountAtLimit(t, r, traces, rep) {
+			t.Fatalf("%d calls cut, yet no account spent its whole limit", rep.Budget.CutCalls)
+		}
 		var sum int64
 		for _, p := range rep.PerTrace {
 			sum += p.Spent.Nanos
@@ -250,6 +273,24 @@ func TestStreamNeverOverrunsProperty(t *testing.T) {
 			t.Fatalf("per-trace spend %d != pool %d", sum, rep.Spent.Nanos)
 		}
 	})
+}
+
+// someAccountAtLimit: a cut call streams up to its tightest limit, and
+// no later step can spend past it, so that account ends at exactly it.
+func someAccountAtLimit(t *rapid.T, r *Runner, traces []*Trace, rep *Report) bool {
+	if r.Budget != nil && rep.Spent.Nanos == int64(*r.Budget) {
+		return true
+	}
+	for i, tr := range traces {
+		limit, ok, err := TraceLimit(tr, r.TraceBudgetPPM)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok && rep.PerTrace[i].Spent.Nanos == int64(limit) {
+			return true
+		}
+	}
+	return false
 }
 
 // The chart marks each trace's first denial and each account that went
