@@ -118,7 +118,7 @@ func TestBudgetReportByHand(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"1 accounts ended above their limit; worst $0.20 over, 20.0% of its limit",
-		"2 traces denied; at a trace's first denial the limit that refused it was 85.0% spent (median), 50.0% at least",
+		"2 traces denied (or cut); at a trace's first denial the limit that refused it was 85.0% spent (median), 50.0% at least",
 		"1 steps ran after their trace's first denial", "0.47x"} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("text lacks %q:\n%s", want, text.String())
@@ -167,7 +167,8 @@ func TestStreamCutsAtTheLimit(t *testing.T) {
 	if len(br.OverrunAccounts) != 0 || rep.Spent.USD != "1.00" || br.CutCalls != 1 || br.ExtendedCalls != 1 {
 		t.Fatalf("spent %s, budget %+v", rep.Spent, br)
 	}
-	if u := br.UtilizationAtFirstDenial; u == nil || u.Min != 1 || br.DeniedTraces[0].Step != 2 {
+	// The cut is the trace's first denial; the third step, denied, is not.
+	if u := br.UtilizationAtFirstDenial; u == nil || u.Min != 1 || br.DeniedTraces[0].Step != 1 {
 		t.Errorf("first denial %+v %+v", u, br.DeniedTraces)
 	}
 	// The cut call is charged its hold, without the whole call's usage.
@@ -194,6 +195,27 @@ func TestStreamCutUsesTheRemainder(t *testing.T) {
 	}
 	if c := committed(t, l, "replay/0000"); len(c) != 2 || c[1].Charged != enforcer.MustParseUSD("0.5") {
 		t.Errorf("commits %+v", c)
+	}
+}
+
+// A trace stopped only by a cut call (no step denied) counts as denied at
+// the cut: it had spent its whole limit, and the free step after the cut
+// ran after its first denial.
+func TestStreamCutIsTheFirstDenial(t *testing.T) {
+	r, _ := fakeRunner(t)
+	limit := enforcer.MustParseUSD("1")
+	r.TraceBudget, r.Stream = &limit, true
+	rep, err := r.Run(context.Background(), []*Trace{trace("b", step("0.5", "0.5"), step("0.3", "0.6"), step("0", "0"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := rep.Budget
+	if br.CutCalls != 1 || br.UtilizationAtFirstDenial == nil || *br.UtilizationAtFirstDenial != (MinMedian{Min: 1, Median: 1}) ||
+		br.StepsAfterFirstDenial != 1 {
+		t.Fatalf("budget %+v", br)
+	}
+	if d := br.DeniedTraces; len(d) != 1 || d[0].Step != 1 || d[0].Account != "replay/0000" || d[0].Spent.USD != "1.00" || d[0].StepsAfter != 1 {
+		t.Errorf("denied %+v", d)
 	}
 }
 

@@ -28,10 +28,10 @@ func streamStep(held enforcer.Nanos) enforcer.Nanos {
 // call streams. When a step is denied it asks for what the refusing
 // account has left (another account may then refuse with less), so the
 // call streams up to the limit; when nothing is left the call is cut
-// there: it streamed what it held, which is returned with cut true.
-// Extension ids are "stream-1", "stream-2", ... (unique per reservation,
-// deterministic).
-func (r *Runner) stream(ctx context.Context, res enforcer.Reservation, actual enforcer.Nanos) (held enforcer.Nanos, cut bool, err error) {
+// there: it streamed what it held, which is returned with cutBy the
+// account that refused. Extension ids are "stream-1", "stream-2", ...
+// (unique per reservation, deterministic).
+func (r *Runner) stream(ctx context.Context, res enforcer.Reservation, actual enforcer.Nanos) (held enforcer.Nanos, cutBy string, err error) {
 	held = res.Held()
 	for k := 1; held < actual; k++ {
 		add := streamStep(held)
@@ -43,14 +43,14 @@ func (r *Runner) stream(ctx context.Context, res enforcer.Reservation, actual en
 			x, err = r.extend(ctx, res.ID, k, add)
 		}
 		if errors.As(err, &ibe) {
-			return held, true, nil
+			return held, ibe.Account, nil
 		}
 		if err != nil {
-			return held, false, err
+			return held, "", err
 		}
 		held = x.Held()
 	}
-	return held, false, nil
+	return held, "", nil
 }
 
 // extend adds add to hold id as its k-th stream extension.
