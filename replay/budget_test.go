@@ -152,17 +152,24 @@ func TestFirstDenialMeasuresTheRefusingAccount(t *testing.T) {
 	}
 }
 
+// streamRun replays tr under --stream with a $1 limit per trace.
+func streamRun(t *testing.T, tr *Trace) (*Report, enforcer.Ledger) {
+	t.Helper()
+	r, l := fakeRunner(t)
+	limit := enforcer.MustParseUSD("1")
+	r.TraceBudget, r.Stream = &limit, true
+	rep, err := r.Run(context.Background(), []*Trace{tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep, l
+}
+
 // With --stream, b's first call extends its hold until it covers $0.90;
 // the second cannot extend past the $1 limit and is cut at its $0.10 hold:
 // the account ends at exactly its limit.
 func TestStreamCutsAtTheLimit(t *testing.T) {
-	r, l := fakeRunner(t)
-	limit := enforcer.MustParseUSD("1")
-	r.TraceBudget, r.Stream = &limit, true
-	rep, err := r.Run(context.Background(), []*Trace{trace("b", step("0.1", "0.9"), step("0.1", "0.3"), step("0.1", "0.1"))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep, l := streamRun(t, trace("b", step("0.1", "0.9"), step("0.1", "0.3"), step("0.1", "0.1")))
 	br := rep.Budget
 	if len(br.OverrunAccounts) != 0 || rep.Spent.USD != "1.00" || br.CutCalls != 1 || br.ExtendedCalls != 1 {
 		t.Fatalf("spent %s, budget %+v", rep.Spent, br)
@@ -183,14 +190,8 @@ func TestStreamCutsAtTheLimit(t *testing.T) {
 // less than the next step ($0.1171875). It asks for that remainder before
 // it is cut, so it streams up to the limit: $0.50, not $0.46875.
 func TestStreamCutUsesTheRemainder(t *testing.T) {
-	r, l := fakeRunner(t)
-	limit := enforcer.MustParseUSD("1")
-	r.TraceBudget, r.Stream = &limit, true
-	rep, err := r.Run(context.Background(), []*Trace{trace("b", step("0.5", "0.5"), step("0.3", "0.6"))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if br := rep.Budget; len(br.OverrunAccounts) != 0 || br.CutCalls != 1 || rep.Spent.Nanos != int64(limit) {
+	rep, l := streamRun(t, trace("b", step("0.5", "0.5"), step("0.3", "0.6")))
+	if br := rep.Budget; len(br.OverrunAccounts) != 0 || br.CutCalls != 1 || rep.Spent.USD != "1.00" {
 		t.Fatalf("spent %s, budget %+v", rep.Spent, br)
 	}
 	if c := committed(t, l, "replay/0000"); len(c) != 2 || c[1].Charged != enforcer.MustParseUSD("0.5") {
@@ -202,13 +203,7 @@ func TestStreamCutUsesTheRemainder(t *testing.T) {
 // the cut: it had spent its whole limit, and the free step after the cut
 // ran after its first denial.
 func TestStreamCutIsTheFirstDenial(t *testing.T) {
-	r, _ := fakeRunner(t)
-	limit := enforcer.MustParseUSD("1")
-	r.TraceBudget, r.Stream = &limit, true
-	rep, err := r.Run(context.Background(), []*Trace{trace("b", step("0.5", "0.5"), step("0.3", "0.6"), step("0", "0"))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep, _ := streamRun(t, trace("b", step("0.5", "0.5"), step("0.3", "0.6"), step("0", "0")))
 	br := rep.Budget
 	if br.CutCalls != 1 || br.UtilizationAtFirstDenial == nil || *br.UtilizationAtFirstDenial != (MinMedian{Min: 1, Median: 1}) ||
 		br.StepsAfterFirstDenial != 1 {
