@@ -2,6 +2,7 @@ package plugins_test
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -162,4 +163,50 @@ func TestLLMTokensPricesLikeTheHost(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestLLMTokensNamedModelFallsThroughWithoutHostPrice: a call naming a
+// model, with no LLM context (Call.LLM nil: an old host, or one that does
+// not fill it) and no price for it in the plugin's config, is
+// "unsupported" through the bridge, so the enforcer's chain prices it with
+// its built-in rule (the real table), not at the plugin's $0.50/M seed. A
+// call naming no model keeps the plugin's seed rule.
+func TestLLMTokensNamedModelFallsThroughWithoutHostPrice(t *testing.T) {
+	ctx := context.Background()
+	h, err := host.New(ctx, host.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close(ctx)
+	reg, err := h.NewRegistry(ctx, host.RegistryConfig{Plugins: []host.Spec{{File: llmWasm, Config: []byte(`{}`)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	est := bridge.NewEstimator(reg)
+	prompt := strings.Repeat("x", 70_000)
+	named := enforcer.Call{Tool: "LLM", Account: "a", Params: map[string]any{"model": "claude-opus-4-5", "prompt": prompt}}
+	if _, err := est.Estimate(ctx, named); !errors.Is(err, enforcer.ErrNotHandled) {
+		t.Fatalf("named model, no LLM context: err %v; want unsupported (enforcer.ErrNotHandled)", err)
+	}
+	withPlugin := newEnforcer(t, map[string]enforcer.Estimator{"LLM": est})
+	builtin := newEnforcer(t, nil)
+	got, err := withPlugin.Estimate(ctx, named)
+	want, werr := builtin.Estimate(ctx, named)
+	if err != nil || werr != nil || got.Source != enforcer.SourceLLM || got.FallbackErr != nil || got.Nanos != want.Nanos || got.Nanos == 8_750_000 {
+		t.Fatalf("named model: %+v, %v; want the built-in rule's %+v (%v)", got, err, want, werr)
+	}
+	seed := enforcer.Call{Tool: "LLM", Account: "a", Params: map[string]any{"prompt": prompt}}
+	if got, err := withPlugin.Estimate(ctx, seed); err != nil || got.Nanos != 8_750_000 || got.Source == enforcer.SourceLLM {
+		t.Fatalf("no model: %+v, %v; want the plugin's seed rule, $0.00875", got, err)
+	}
+}
+
+func newEnforcer(t *testing.T, est map[string]enforcer.Estimator) *enforcer.Enforcer {
+	t.Helper()
+	e, err := enforcer.New(enforcer.NewMemoryLedger(enforcer.LedgerOptions{}), enforcer.Config{Estimators: est})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
 }
