@@ -33,6 +33,12 @@ type Config struct {
 	ReservationTTL time.Duration // default 5 minutes
 	Tiers          map[string]Nanos
 
+	// Calibration tunes how LLM holds learn from settled spend.
+	Calibration CalibrationConfig
+	// CalibrationStore, when set, keeps calibration across restarts and
+	// shares it between hosts through SyncCalibration.
+	CalibrationStore CalibrationStore
+
 	Clock  Clock        // default SystemClock
 	Logger hclog.Logger // default a null logger
 	// CostLogLevel is the level of the per-operation cost line (default Debug).
@@ -44,7 +50,7 @@ func DefaultConfig() Config {
 	return Config{
 		Table: DefaultCostTable(), LLM: DefaultLLMRule(), Unknown: DefaultUnknownRule(),
 		ApprovalTTL: 10 * time.Minute, ApprovalsPendingMax: 1024, ApprovalPoll: 100 * time.Millisecond,
-		ReservationTTL: 5 * time.Minute, Tiers: DefaultTiers(),
+		ReservationTTL: 5 * time.Minute, Tiers: DefaultTiers(), Calibration: DefaultCalibrationConfig(),
 		Clock: SystemClock{}, Logger: hclog.NewNullLogger(), CostLogLevel: hclog.Debug,
 	}
 }
@@ -60,6 +66,7 @@ func (c Config) withDefaults() Config {
 		c.Table = d.Table
 	}
 	c.LLM = c.LLM.withDefaults(d.LLM)
+	c.Calibration = c.Calibration.withDefaults()
 	if c.Unknown == (UnknownRule{}) {
 		c.Unknown = d.Unknown
 	}
@@ -97,6 +104,7 @@ type Enforcer struct {
 	cfg       Config
 	ledger    Ledger
 	chain     *estimationChain
+	calib     *calibrator
 	policies  []PolicySpec
 	approvals *ApprovalQueue
 	inflight  *inflightIDs
@@ -119,7 +127,7 @@ func New(ledger Ledger, cfg Config) (*Enforcer, error) {
 		}
 	}
 	return &Enforcer{
-		cfg: cfg, ledger: ledger, chain: chain,
+		cfg: cfg, ledger: ledger, chain: chain, calib: chain.calib,
 		policies:  append([]PolicySpec(nil), cfg.Policies...),
 		approvals: NewApprovalQueue(cfg.Clock, cfg.ApprovalTTL, cfg.ApprovalsPendingMax),
 		inflight:  newInflightIDs(),
@@ -305,7 +313,11 @@ func (e *Enforcer) hold(ctx context.Context, call Call, d Decision, opt ReserveO
 	if ttl <= 0 {
 		ttl = e.cfg.ReservationTTL
 	}
-	r, err := e.ledger.Reserve(ctx, ReserveRequest{ID: id, Account: call.Account, Tool: call.Tool, Estimate: d.Estimate.Nanos, TTL: ttl, Fingerprint: fp})
+	req := ReserveRequest{ID: id, Account: call.Account, Tool: call.Tool, Estimate: d.Estimate.Nanos, TTL: ttl, Fingerprint: fp}
+	if x := d.Estimate.Explain; x != nil {
+		req.BaseEstimate, req.CalibrationKey = x.Base, x.CalibrationKey
+	}
+	r, err := e.ledger.Reserve(ctx, req)
 	var ibe *InsufficientBudgetError
 	if errors.As(err, &ibe) {
 		// Another call took the room between Check and Reserve.
@@ -315,6 +327,9 @@ func (e *Enforcer) hold(ctx context.Context, call Call, d Decision, opt ReserveO
 	}
 	if err != nil {
 		return d, Reservation{}, fmt.Errorf("reserve %s on %q: %w", call.Tool, call.Account, err)
+	}
+	if r.CalibrationKey == "" {
+		e.calib.remember(r.ID, req.CalibrationKey, req.BaseEstimate)
 	}
 	return d, r, nil
 }

@@ -1,0 +1,149 @@
+package enforcer
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// EstimateExplain is the arithmetic behind an LLM estimate, for
+// `purser estimate --explain` and for the hold's calibration record.
+type EstimateExplain struct {
+	Model       string // params.model ("" when none)
+	PriceSource string // the price table entry or rule
+	PromptChars int64
+	// PromptTokens is PromptChars/4, the prompt the base cost counts.
+	PromptTokens int64
+	// CacheReadTokens of the prompt are priced at the cache-read price;
+	// CacheSource says where the number came from.
+	CacheReadTokens int64
+	CacheSource     string
+	// ExpectedOutputTokens are priced at the output price.
+	ExpectedOutputTokens int64
+	OutputSource         string
+	// Base is LLMContext.BaseCost (at least Minimum): the uncalibrated
+	// estimate, recorded on the hold as its BaseEstimate.
+	Base    Nanos
+	Minimum Nanos
+	// CalibrationKey is what the hold learns under ("" when calibration is
+	// off or the call is priced by the seed's rule without history).
+	CalibrationKey string
+	// Scale is the learned actual/base ratio at Quantile (from Samples
+	// settled calls, or the prior when Prior); 0 when not calibrated.
+	Scale    float64
+	Quantile float64
+	Samples  int64
+	Prior    bool
+	// Hold is the estimate: Base x Scale, at least Minimum.
+	Hold Nanos
+}
+
+// Lines renders the arithmetic, one step a line.
+func (x *EstimateExplain) Lines() []string {
+	model := x.Model
+	if model == "" {
+		model = "(none)"
+	}
+	out := []string{
+		fmt.Sprintf("model %s, priced by %s", model, x.PriceSource),
+		fmt.Sprintf("prompt: %d characters / 4 = %d tokens", x.PromptChars, x.PromptTokens),
+		fmt.Sprintf("cache reads: %d tokens (%s)", x.CacheReadTokens, x.CacheSource),
+		fmt.Sprintf("expected output: %d tokens (%s)", x.ExpectedOutputTokens, x.OutputSource),
+		fmt.Sprintf("base = BaseCost(%d prompt tokens) = %s (minimum %s)", x.PromptTokens, x.Base, x.Minimum),
+	}
+	switch {
+	case x.Scale == 0:
+		out = append(out, fmt.Sprintf("not calibrated: estimate = base = %s", x.Hold))
+	case x.Prior:
+		out = append(out, fmt.Sprintf("calibration %s: no settled calls yet, prior x%.2f: estimate = %s", x.CalibrationKey, x.Scale, x.Hold))
+	default:
+		out = append(out, fmt.Sprintf("calibration %s: p%s of actual/base over %d settled calls = x%.2f: estimate = %s",
+			x.CalibrationKey, quantileLabel(x.Quantile), x.Samples, x.Scale, x.Hold))
+	}
+	return out
+}
+
+func (x *EstimateExplain) String() string { return strings.Join(x.Lines(), "\n") }
+
+// quantileLabel prints 0.95 as "95" and 0.975 as "97.5".
+func quantileLabel(q float64) string {
+	return strings.TrimRight(strings.TrimRight(fmt.Sprintf("%.2f", q*100), "0"), ".")
+}
+
+// llmPlan is an LLM call's context and calibration, worked out once.
+type llmPlan struct {
+	ctx     LLMContext
+	explain EstimateExplain
+	plan    calibPlan
+	// paramErr is a bad token-count param: refused by the built-in rule,
+	// after a plugin has had its say.
+	paramErr error
+}
+
+// planLLM fills what an LLM estimator needs to know: the model's price,
+// the expected cache reads (params.cache_read_tokens wins) and output
+// (capped by params.max_tokens), and the calibration that applies.
+func (c *estimationChain) planLLM(call Call) *llmPlan {
+	model, _ := call.Params["model"].(string)
+	given, err1 := paramTokens(call.Params, "cache_read_tokens")
+	maxOut, err2 := paramTokens(call.Params, "max_tokens")
+	chars := int64(PromptChars(call.Params))
+	p := &llmPlan{plan: c.calib.plan(call.Account, call.Tool, model), paramErr: errors.Join(err1, err2)}
+	p.ctx.Price = c.llm.Quote(model)
+	p.explain = EstimateExplain{Model: model, PriceSource: p.ctx.Price.Source, PromptChars: chars, PromptTokens: chars / 4,
+		Minimum: c.llm.Minimum, Quantile: p.plan.quantile}
+	if model == "" {
+		// The seed's rule: every prompt token at DefaultPrice, no output.
+		p.explain.CacheSource, p.explain.OutputSource = "not priced apart without a model", "not counted without a model"
+		return p
+	}
+	p.ctx.CacheReadTokens, p.explain.CacheSource = p.plan.cacheRead, p.plan.cacheSrc
+	if given >= 0 {
+		p.ctx.CacheReadTokens, p.explain.CacheSource = given, "params.cache_read_tokens"
+	}
+	p.ctx.ExpectedOutputTokens, p.explain.OutputSource = p.plan.outTokens, p.plan.outSource
+	if p.plan.outSource == "" {
+		p.explain.OutputSource = "nothing learned yet"
+	}
+	if maxOut >= 0 && maxOut < p.ctx.ExpectedOutputTokens {
+		p.ctx.ExpectedOutputTokens, p.explain.OutputSource = maxOut, "params.max_tokens"
+	}
+	p.explain.CacheReadTokens, p.explain.ExpectedOutputTokens = p.ctx.CacheReadTokens, p.ctx.ExpectedOutputTokens
+	return p
+}
+
+// llmEstimate is the built-in LLM rule: the base cost scaled by the
+// calibration, at least the minimum.
+func (c *estimationChain) llmEstimate(p *llmPlan) (Estimate, error) {
+	if p.paramErr != nil {
+		return Estimate{Source: SourceLLM}, p.paramErr
+	}
+	x := &p.explain
+	base, err := p.ctx.BaseCost(x.PromptTokens)
+	if err != nil {
+		return Estimate{Source: SourceLLM}, fmt.Errorf("llm estimate for model %q: %w", x.Model, err)
+	}
+	x.Base = max(base, c.llm.Minimum)
+	x.Hold = x.Base
+	source := SourceLLM
+	if p.plan.scalePPM > 0 {
+		hold, err := MulRatioCeil(x.Base, p.plan.scalePPM, 1_000_000)
+		if err != nil {
+			return Estimate{Source: SourceLLM}, fmt.Errorf("llm estimate for model %q: calibrated hold: %w", x.Model, err)
+		}
+		x.Hold = max(hold, c.llm.Minimum)
+		x.Scale, x.Samples, x.Prior = float64(p.plan.scalePPM)/1e6, p.plan.samples, p.plan.prior
+		source = calibSource(x)
+	}
+	x.CalibrationKey = p.plan.key
+	return Estimate{Nanos: x.Hold, Source: source, Explain: x}, nil
+}
+
+// calibSource names the calibration in an estimate's source, e.g.
+// "llm+calib(p95 x1.42, n=318)" or "llm+calib(prior x2.00, n=0)".
+func calibSource(x *EstimateExplain) string {
+	if x.Prior {
+		return fmt.Sprintf("%s+calib(prior x%.2f, n=0)", SourceLLM, x.Scale)
+	}
+	return fmt.Sprintf("%s+calib(p%s x%.2f, n=%d)", SourceLLM, quantileLabel(x.Quantile), x.Scale, x.Samples)
+}
