@@ -5,6 +5,7 @@ import (
 	"html"
 	"io"
 	"math"
+	"sort"
 	"strings"
 
 	"github.com/purser-dev/purser/enforcer"
@@ -19,6 +20,19 @@ type Series struct {
 	Estimate []enforcer.Nanos
 	Actual   []enforcer.Nanos
 	Traces   []TraceSeries
+	// Denials are each denied trace's first denial; Overruns the steps
+	// where an account's committed spend went above its limit (the pool's
+	// or a trace's). Y is where the chart marks them: on the trace's line
+	// when traces are drawn one by one, else on the pooled actual.
+	Denials  []Marker
+	Overruns []Marker
+}
+
+// Marker is an event at a global step.
+type Marker struct {
+	Step  int
+	Trace string
+	Y     enforcer.Nanos
 }
 
 // TraceSeries is one trace's cumulative charge from its first step.
@@ -28,18 +42,19 @@ type TraceSeries struct {
 	Actual []enforcer.Nanos
 }
 
-func buildSeries(traces []*Trace, recs []record, limit *enforcer.Nanos) *Series {
+func buildSeries(traces []*Trace, recs []record, limit *enforcer.Nanos, run *runState) *Series {
 	s := &Series{Limit: limit, Estimate: make([]enforcer.Nanos, len(recs)), Actual: make([]enforcer.Nanos, len(recs))}
+	perTrace := len(traces) > 1 && len(traces) <= chartTraceLines
 	var est, act enforcer.Nanos
-	cur := int32(-1)
+	cur, denied, over := int32(-1), false, false
 	for i, rc := range recs {
 		if rc.verdict == enforcer.Allow {
-			est += rc.est
+			est += rc.held + rc.extended
 			act += rc.charged
 		}
 		s.Estimate[i], s.Actual[i] = est, act
 		if rc.trace != cur {
-			cur = rc.trace
+			cur, denied, over = rc.trace, false, false
 			s.Traces = append(s.Traces, TraceSeries{Name: traces[rc.trace].Name, Start: i})
 		}
 		ts := &s.Traces[len(s.Traces)-1]
@@ -48,8 +63,32 @@ func buildSeries(traces []*Trace, recs []record, limit *enforcer.Nanos) *Series 
 			prev = ts.Actual[n-1]
 		}
 		ts.Actual = append(ts.Actual, prev+rc.charged)
+		y := act
+		if perTrace {
+			y = prev + rc.charged
+		}
+		if rc.verdict == enforcer.Deny && !denied {
+			denied = true
+			s.Denials = append(s.Denials, Marker{Step: i, Trace: ts.Name, Y: y})
+		}
+		if l := traceLimitOf(run, rc.trace); l != nil && !over && prev+rc.charged > *l {
+			over = true
+			s.Overruns = append(s.Overruns, Marker{Step: i, Trace: ts.Name, Y: y})
+		}
+	}
+	if limit != nil {
+		if i := sort.Search(len(s.Actual), func(i int) bool { return s.Actual[i] > *limit }); i < len(s.Actual) {
+			s.Overruns = append(s.Overruns, Marker{Step: i, Y: s.Actual[i]})
+		}
 	}
 	return s
+}
+
+func traceLimitOf(run *runState, trace int32) *enforcer.Nanos {
+	if run == nil {
+		return nil
+	}
+	return run.limits[trace]
 }
 
 // chartTraceLines is the most traces drawn one line each; beyond it the
@@ -97,10 +136,37 @@ func (s *Series) WriteSVG(w io.Writer, title string) error {
 	c.line(&b, 0, s.Actual, "#e67e22", "2.5", "")
 	legend = append([]legendItem{{name: "cumulative estimate (held)", color: "#2980b9", width: "2.5", dash: "6 3"},
 		{name: "cumulative actual (charged)", color: "#e67e22", width: "2.5"}}, legend...)
+	legend = append(legend, c.markers(&b, s.Denials, s.Overruns)...)
 	writeLegend(&b, legend)
 	b.WriteString("</svg>\n")
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// markers draws each first denial as a hollow triangle and each overrun
+// as a filled red circle, with a <title> naming the trace (a tooltip).
+func (c chartCoords) markers(b *strings.Builder, denials, overruns []Marker) []legendItem {
+	var legend []legendItem
+	for _, m := range denials {
+		x, y := c.x(float64(m.Step)), c.y(float64(m.Y))
+		fmt.Fprintf(b, `<path class="first-denial" d="M%.1f %.1f l-5 9 h10 z" fill="white" stroke="#c0392b" stroke-width="1.5"><title>first denial: %s, step %d</title></path>`+"\n",
+			x, y-6, html.EscapeString(m.Trace), m.Step)
+	}
+	for _, m := range overruns {
+		who := m.Trace
+		if who == "" {
+			who = "pool"
+		}
+		fmt.Fprintf(b, `<circle class="overrun" cx="%.1f" cy="%.1f" r="5" fill="#e74c3c" stroke="#7b241c"><title>over its limit: %s, step %d</title></circle>`+"\n",
+			c.x(float64(m.Step)), c.y(float64(m.Y)), html.EscapeString(who), m.Step)
+	}
+	if len(denials) > 0 {
+		legend = append(legend, legendItem{name: fmt.Sprintf("first denial of a trace (%d)", len(denials)), color: "#c0392b", width: "1.5", marker: "denial"})
+	}
+	if len(overruns) > 0 {
+		legend = append(legend, legendItem{name: fmt.Sprintf("account over its limit (%d)", len(overruns)), color: "#e74c3c", width: "1.5", marker: "overrun"})
+	}
+	return legend
 }
 
 func (s *Series) yMax() float64 {
@@ -172,7 +238,7 @@ func (c chartCoords) line(b *strings.Builder, start int, v []enforcer.Nanos, col
 	b.WriteString("\"/>\n")
 }
 
-type legendItem struct{ name, color, width, dash string }
+type legendItem struct{ name, color, width, dash, marker string }
 
 func writeLegend(b *strings.Builder, items []legendItem) {
 	x, y := marginL+14, marginT+14
@@ -184,7 +250,14 @@ func writeLegend(b *strings.Builder, items []legendItem) {
 		if it.dash != "" {
 			dash = ` stroke-dasharray="` + it.dash + `"`
 		}
-		fmt.Fprintf(b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="%s"%s/>`+"\n", x, yy, x+28, yy, it.color, it.width, dash)
+		switch it.marker {
+		case "denial":
+			fmt.Fprintf(b, `<path d="M%d %d l-5 9 h10 z" fill="white" stroke="%s" stroke-width="1.5"/>`+"\n", x+14, yy-5, it.color)
+		case "overrun":
+			fmt.Fprintf(b, `<circle cx="%d" cy="%d" r="5" fill="%s" stroke="#7b241c"/>`+"\n", x+14, yy, it.color)
+		default:
+			fmt.Fprintf(b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="%s"%s/>`+"\n", x, yy, x+28, yy, it.color, it.width, dash)
+		}
 		fmt.Fprintf(b, `<text x="%d" y="%d">%s</text>`+"\n", x+36, yy+4, html.EscapeString(it.name))
 	}
 }

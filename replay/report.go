@@ -35,14 +35,16 @@ type Report struct {
 	Denied   int `json:"denied"`
 	// Asked counts steps a policy asked about; the replay does not approve
 	// them, so they did not run and were not charged.
-	Asked        int       `json:"asked"`
-	FirstDenials []Denial  `json:"first_denials"`
-	Budget       *Amount   `json:"budget,omitempty"`
-	Spent        Amount    `json:"spent"`
-	Remaining    *Amount   `json:"remaining,omitempty"`
-	Overdrawn    bool      `json:"overdrawn"`
-	Alerts       []AlertAt `json:"alerts"`
-	TopCosts     []Cost    `json:"top_costs"`
+	Asked        int      `json:"asked"`
+	FirstDenials []Denial `json:"first_denials"`
+	// Budget is set when a pool or trace budget is: the pool's limit and
+	// what the limits did (see BudgetReport).
+	Budget    *BudgetReport `json:"budget,omitempty"`
+	Spent     Amount        `json:"spent"`
+	Remaining *Amount       `json:"remaining,omitempty"`
+	Overdrawn bool          `json:"overdrawn"`
+	Alerts    []AlertAt     `json:"alerts"`
+	TopCosts  []Cost        `json:"top_costs"`
 
 	Accuracy Accuracy       `json:"accuracy"`
 	PerTrace []TraceSummary `json:"per_trace"`
@@ -104,7 +106,8 @@ func (r *Runner) report(ctx context.Context, traces []*Trace, accounts []string,
 		names[accounts[i]] = t.Name
 	}
 	rep.countSteps(traces, recs)
-	if err := rep.spend(ctx, r, traces, recs); err != nil {
+	err := rep.spend(ctx, r, traces, recs)
+	if err != nil {
 		return nil, err
 	}
 	if r.Alerts != nil {
@@ -119,7 +122,10 @@ func (r *Runner) report(ctx context.Context, traces []*Trace, accounts []string,
 	}
 	rep.TopCosts = topCosts(traces, recs, topN)
 	rep.Accuracy = accuracy(recs)
-	rep.series = buildSeries(traces, recs, r.Budget)
+	if rep.Budget, err = r.budgetReport(ctx, traces, accounts, recs); err != nil {
+		return nil, err
+	}
+	rep.series = buildSeries(traces, recs, r.Budget, r.run)
 	return rep, nil
 }
 
@@ -160,8 +166,8 @@ func (rep *Report) spend(ctx context.Context, r *Runner, traces []*Trace, recs [
 	rep.Spent, rep.Overdrawn = amount(snap.Committed), snap.Overdrawn
 	if snap.Limit != nil {
 		// Signed: the report shows how far an overdrawn pool went over.
-		b, rem := amount(*snap.Limit), amount(enforcer.RemainingOf(*snap.Limit, snap.Committed, snap.Pending))
-		rep.Budget, rep.Remaining = &b, &rem
+		rem := amount(enforcer.RemainingOf(*snap.Limit, snap.Committed, snap.Pending))
+		rep.Remaining = &rem
 	}
 	per := make([]TraceSummary, len(traces))
 	for i, t := range traces {

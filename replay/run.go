@@ -81,13 +81,22 @@ type Runner struct {
 	Pool        string          // default "replay"
 	Budget      *enforcer.Nanos
 	TraceBudget *enforcer.Nanos
+	// TraceBudgetPPM, when > 0, replaces TraceBudget: each trace's limit
+	// is this share (parts per million) of the trace's own actual cost
+	// (see TraceLimit); a trace without any actual cost gets no limit.
+	TraceBudgetPPM int64
+	// Stream extends the hold of a step whose actual exceeds it, as a
+	// streaming runtime would, and cuts the call where an extension is
+	// denied (see stream.go).
+	Stream bool
 	// Progress, when set, is called after each trace and every
 	// progressEvery steps with the steps done and the total.
 	Progress func(done, total int)
 	// TopN is how many of the costliest steps the report lists (default 10).
 	TopN int
 
-	total int // steps of the current Run, for Progress
+	total int       // steps of the current Run, for Progress
+	run   *runState // the current Run's budget bookkeeping
 }
 
 // progressEvery is how often (in steps) Progress hears about a long trace.
@@ -103,7 +112,10 @@ type record struct {
 	est       enforcer.Nanos
 	actual    enforcer.Nanos // the trace's actual cost, when hasActual
 	charged   enforcer.Nanos // what the ledger charged (0 unless admitted)
+	held      enforcer.Nanos // the hold at admission (0 unless admitted)
+	extended  enforcer.Nanos // what --stream added to the hold
 	hasActual bool
+	cut       bool // --stream: an extension was denied, the call stopped there
 	verdict   enforcer.Verdict
 	reason    string // set for denials and asks only
 }
@@ -123,12 +135,18 @@ func (r *Runner) Run(ctx context.Context, traces []*Trace) (*Report, error) {
 		total += len(t.Steps)
 	}
 	r.total = total
+	r.run = newRunState(pool, r.Budget, len(traces))
 	recs := make([]record, 0, total)
 	accounts := make([]string, len(traces))
 	for i, t := range traces {
 		acct := fmt.Sprintf("%s/%04d", pool, i)
 		accounts[i] = acct
-		_, err := ledger.CreateAccount(ctx, enforcer.AccountSpec{ID: acct, Parent: pool, Limit: r.TraceBudget,
+		limit, err := r.traceLimit(t)
+		if err != nil {
+			return nil, err
+		}
+		r.run.startTrace(i, acct, limit)
+		_, err = ledger.CreateAccount(ctx, enforcer.AccountSpec{ID: acct, Parent: pool, Limit: limit,
 			Labels: map[string]string{"trace": t.Name}})
 		if err != nil {
 			return nil, fmt.Errorf("replay account for %s: %w", t.Name, err)
@@ -141,6 +159,19 @@ func (r *Runner) Run(ctx context.Context, traces []*Trace) (*Report, error) {
 		}
 	}
 	return r.report(ctx, traces, accounts, recs)
+}
+
+// traceLimit is a trace account's limit: TraceBudget, or TraceBudgetPPM
+// of the trace's actual cost.
+func (r *Runner) traceLimit(t *Trace) (*enforcer.Nanos, error) {
+	if r.TraceBudgetPPM <= 0 {
+		return r.TraceBudget, nil
+	}
+	limit, ok, err := TraceLimit(t, r.TraceBudgetPPM)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return &limit, nil
 }
 
 func (r *Runner) runTrace(ctx context.Context, t *Trace, ti int32, acct string, recs []record) ([]record, error) {
@@ -157,6 +188,7 @@ func (r *Runner) runTrace(ctx context.Context, t *Trace, ti int32, acct string, 
 			return recs, fmt.Errorf("replay %s step %d (%s, line %d): %w", t.Name, si, st.Name, st.Line, err)
 		}
 		rec.trace, rec.step = ti, int32(si)
+		r.run.observe(&rec)
 		recs = append(recs, rec)
 		if r.Progress != nil && len(recs)%progressEvery == 0 {
 			r.Progress(len(recs), r.total)
@@ -183,23 +215,66 @@ func (r *Runner) runStep(ctx context.Context, st *Step, acct string) (record, er
 	switch d.Verdict {
 	case enforcer.Deny:
 		rec.reason = d.Reason
+		r.run.denied(d)
 	case enforcer.Ask:
 		rec.reason = d.Reason
 		if d.ApprovalID != "" {
 			_, _ = e.Approvals().Deny(d.ApprovalID, "replay: asks are not approved")
 		}
 	case enforcer.Allow:
-		source := enforcer.CostActual
-		if st.Actual == nil {
-			source = enforcer.CostEstimated
+		rec.held = res.Held()
+		if err := r.settle(ctx, st, res, &rec); err != nil {
+			return rec, err
 		}
-		settled, err := e.Ledger().Commit(ctx, res.ID, st.Actual, source)
-		if err != nil {
-			return rec, fmt.Errorf("commit: %w", err)
-		}
-		rec.charged = settled.Charged
 	}
 	return rec, nil
+}
+
+// settle commits an admitted step through the enforcer: reported token
+// usage goes with the commit (recorded on the reservation, and what
+// calibration learns from); under Stream a step whose actual exceeds its
+// hold first extends it, and a cut call is charged its hold at the cut.
+func (r *Runner) settle(ctx context.Context, st *Step, res enforcer.Reservation, rec *record) error {
+	req := enforcer.CommitRequest{ID: res.ID, Actual: st.Actual, Source: enforcer.CostActual, Usage: tokenUsage(st)}
+	if st.Actual == nil && req.Usage == nil {
+		req.Source = enforcer.CostEstimated
+	}
+	if r.Stream && st.Actual != nil && *st.Actual > res.Held() {
+		held, cut, err := r.stream(ctx, res, *st.Actual)
+		if err != nil {
+			return err
+		}
+		rec.extended = held - res.Held()
+		if cut {
+			// What it streamed, not what the whole call would have cost:
+			// the usage is the whole call's, so it is not recorded.
+			rec.cut, req.Actual, req.Usage = true, &held, nil
+		}
+	}
+	settled, err := r.Enforcer.Commit(ctx, req)
+	if err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	rec.charged = settled.Charged
+	return nil
+}
+
+// tokenUsage is the step's reported usage for the commit, nil when there
+// is none or it names no model (usage cannot be priced without one).
+func tokenUsage(st *Step) *enforcer.TokenUsage {
+	if st.Usage == nil {
+		return nil
+	}
+	u := st.Usage
+	model := u.Model
+	if model == "" {
+		model, _ = st.Params["model"].(string)
+	}
+	if model == "" {
+		return nil
+	}
+	return &enforcer.TokenUsage{Model: model, InputTokens: u.Input, OutputTokens: u.Output,
+		CacheReadTokens: u.CacheRead, CacheWriteTokens: u.CacheWrite}
 }
 
 // NewRunner returns a Runner over a fresh in-memory ledger on a step

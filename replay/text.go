@@ -20,8 +20,8 @@ func (r *Report) WriteText(w io.Writer) error {
 	b.WriteString("\n")
 	b.WriteString("Tool calls by tool: " + toolCounts(r.CallsByTool) + "\n\n")
 	fmt.Fprintf(&b, "Admitted %d, denied %d, asked %d (asks are not approved: not run, not charged)\n", r.Admitted, r.Denied, r.Asked)
-	if r.Budget != nil {
-		fmt.Fprintf(&b, "Spent %s of %s budget", r.Spent, *r.Budget)
+	if r.Budget != nil && r.Budget.Pool != nil {
+		fmt.Fprintf(&b, "Spent %s of %s budget", r.Spent, *r.Budget.Pool)
 		if r.Remaining.Nanos >= 0 {
 			fmt.Fprintf(&b, ", %s remaining", *r.Remaining)
 		}
@@ -32,6 +32,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, " - OVERDRAWN by %s", amount(-enforcer.Nanos(r.Remaining.Nanos)))
 	}
 	b.WriteString("\n")
+	r.Budget.write(&b)
 	r.writePerTrace(&b)
 	r.writeDenials(&b)
 	r.writeAlerts(&b)
@@ -39,6 +40,56 @@ func (r *Report) WriteText(w io.Writer) error {
 	r.writeAccuracy(&b)
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// write prints what the limits did; nothing without a budget.
+func (br *BudgetReport) write(b *strings.Builder) {
+	if br == nil {
+		return
+	}
+	b.WriteString("\nBudget")
+	if br.TraceLimit != "" {
+		fmt.Fprintf(b, " (per trace: %s", br.TraceLimit)
+		if br.UnlimitedTraces > 0 {
+			fmt.Fprintf(b, "; %d traces without an actual cost have no limit", br.UnlimitedTraces)
+		}
+		b.WriteString(")")
+	}
+	if br.Stream {
+		b.WriteString(", streaming")
+	}
+	b.WriteString(":\n")
+	if len(br.OverrunAccounts) == 0 {
+		b.WriteString("  No account ended above its limit.\n")
+	} else {
+		fmt.Fprintf(b, "  %d accounts ended above their limit; worst $%s over, %s of its limit.\n",
+			len(br.OverrunAccounts), br.MaxOverrunUSD, pct(br.MaxOverrunRatio))
+	}
+	if u := br.UtilizationAtFirstDenial; u != nil {
+		fmt.Fprintf(b, "  %d traces denied; at the first denial they had spent %s of their limit (median), %s at least.\n",
+			len(br.DeniedTraces), pct(u.Median), pct(u.Min))
+	} else {
+		b.WriteString("  No trace was denied.\n")
+	}
+	fmt.Fprintf(b, "  %d steps ran after their trace's first denial.\n", br.StepsAfterFirstDenial)
+	fmt.Fprintf(b, "  Held %s for %s actually spent by admitted steps: %.2fx (LLM calls %.2fx).\n",
+		br.Held, br.Actual, br.HoldRatio, br.LLMHoldRatio)
+	if br.Stream {
+		fmt.Fprintf(b, "  Streaming: %d calls extended their hold by %s in all; %d cut where an extension was denied.\n",
+			br.ExtendedCalls, br.Extended, br.CutCalls)
+	}
+	const shown = 10
+	for i, o := range br.OverrunAccounts {
+		if i == shown {
+			fmt.Fprintf(b, "  ... and %d more (see --json)\n", len(br.OverrunAccounts)-shown)
+			break
+		}
+		who := o.Account
+		if o.Trace != "" {
+			who = o.Trace + " (" + o.Account + ")"
+		}
+		fmt.Fprintf(b, "  over: %s: %s of %s (+%s)\n", who, o.Committed, o.Limit, pct(o.Ratio))
+	}
 }
 
 func toolCounts(m map[string]int) string {

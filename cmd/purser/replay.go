@@ -12,11 +12,11 @@ import (
 	"github.com/purser-dev/purser/replay"
 )
 
-const replayUsage = "replay real agent traces against a budget: purser replay TRACE|DIR... [--budget USD] [--json] [--chart FILE.svg]"
+const replayUsage = "replay real agent traces against a budget: purser replay TRACE|DIR... [--budget USD] [--trace-budget USD|P%] [--stream] [--json] [--chart FILE.svg]"
 
 type replayFlags struct {
 	config, budget, traceBudget, chart, format, prices string
-	json, noPlugins                                    bool
+	json, noPlugins, stream                            bool
 	top                                                int
 }
 
@@ -24,7 +24,8 @@ func (f *replayFlags) register(out io.Writer) *flagSet {
 	fs := newFlags("replay", out)
 	fs.StringVar(&f.config, "config", "", "YAML config file: estimators, plugins, policies, thresholds (default: embedded defaults)")
 	fs.StringVar(&f.budget, "budget", "", "limit of the pool account every trace draws on, in USD (default: unlimited)")
-	fs.StringVar(&f.traceBudget, "trace-budget", "", "limit of each trace's own account, in USD (default: none)")
+	fs.StringVar(&f.traceBudget, "trace-budget", "", "limit of each trace's own account: USD, or P% of the trace's own actual cost, e.g. 25% (default: none)")
+	fs.BoolVar(&f.stream, "stream", false, "simulate streaming: a call whose actual exceeds its hold extends it in steps, and is cut where an extension is denied")
 	fs.StringVar(&f.chart, "chart", "", "write an SVG chart of cumulative estimate, actual and limit to this file")
 	fs.StringVar(&f.format, "format", "auto", "trace format: auto, claude-code, mini-swe-agent, tau-bench, purser-jsonl")
 	fs.StringVar(&f.prices, "prices", "", "LiteLLM model_prices_and_context_window.json to price reported tokens (default: built-in table)")
@@ -93,6 +94,7 @@ type replayOptions struct {
 	format              replay.Format
 	prices              *replay.Prices
 	budget, traceBudget *enforcer.Nanos
+	traceBudgetPPM      int64 // --trace-budget P%
 }
 
 func (f *replayFlags) options() (replayOptions, error) {
@@ -104,7 +106,11 @@ func (f *replayFlags) options() (replayOptions, error) {
 	if o.budget, err = optionalUSD("--budget", f.budget); err != nil {
 		return o, err
 	}
-	if o.traceBudget, err = optionalUSD("--trace-budget", f.traceBudget); err != nil {
+	if strings.HasSuffix(strings.TrimSpace(f.traceBudget), "%") {
+		if o.traceBudgetPPM, err = replay.ParsePercent(f.traceBudget); err != nil {
+			return o, usagef("--trace-budget: %v", err)
+		}
+	} else if o.traceBudget, err = optionalUSD("--trace-budget", f.traceBudget); err != nil {
 		return o, err
 	}
 	o.prices = replay.DefaultPrices()
@@ -141,7 +147,8 @@ func (f *replayFlags) run(ctx context.Context, traces []*replay.Trace, o replayO
 		return nil, err
 	}
 	defer eng.Close()
-	r := &replay.Runner{Enforcer: eng.enforcer, Clock: clock, Alerts: alerts, Budget: o.budget, TraceBudget: o.traceBudget, TopN: f.top}
+	r := &replay.Runner{Enforcer: eng.enforcer, Clock: clock, Alerts: alerts, Budget: o.budget, TraceBudget: o.traceBudget,
+		TraceBudgetPPM: o.traceBudgetPPM, Stream: f.stream, TopN: f.top}
 	if stderrIsTerminal() {
 		r.Progress = progressBar(os.Stderr)
 		defer fmt.Fprint(os.Stderr, "\r\033[K")

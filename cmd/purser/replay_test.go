@@ -23,10 +23,12 @@ func TestReplayCommandJSON(t *testing.T) {
 		LLMCalls                               int `json:"llm_calls"`
 		ToolCalls                              int `json:"tool_calls"`
 		Spent                                  struct{ USD string }
-		Budget                                 struct{ USD string }
-		Overdrawn                              bool
-		FirstDenials                           []struct{ Step int } `json:"first_denials"`
-		Alerts                                 []struct {
+		Budget                                 struct {
+			Pool struct{ USD string } `json:"pool_limit"`
+		}
+		Overdrawn    bool
+		FirstDenials []struct{ Step int } `json:"first_denials"`
+		Alerts       []struct {
 			ThresholdPct int `json:"threshold_pct"`
 		}
 		Accuracy struct {
@@ -37,7 +39,7 @@ func TestReplayCommandJSON(t *testing.T) {
 		t.Fatalf("not one JSON object: %v\n%s", err, out)
 	}
 	if rep.Traces != 1 || rep.Steps != 8 || rep.LLMCalls != 3 || rep.ToolCalls != 5 || rep.Admitted != 4 || rep.Denied != 4 ||
-		rep.Spent.USD != "0.0263" || rep.Budget.USD != "0.02" || !rep.Overdrawn || len(rep.FirstDenials) != 1 || len(rep.Alerts) != 5 {
+		rep.Spent.USD != "0.0263" || rep.Budget.Pool.USD != "0.02" || !rep.Overdrawn || len(rep.FirstDenials) != 1 || len(rep.Alerts) != 5 {
 		t.Fatalf("report %+v", rep)
 	}
 	var plugin bool
