@@ -68,6 +68,10 @@ func (c CalibrationConfig) withDefaults() CalibrationConfig {
 	return c
 }
 
+// ValidateCalibrationConfig checks c after defaults are applied, naming the
+// field (as the `calibration` config section spells it).
+func ValidateCalibrationConfig(c CalibrationConfig) error { return c.withDefaults().validate() }
+
 func (c CalibrationConfig) validate() error {
 	switch {
 	case !(c.Quantile > 0 && c.Quantile < 1):

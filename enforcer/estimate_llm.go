@@ -21,10 +21,12 @@ type EstimateExplain struct {
 	// ExpectedOutputTokens are priced at the output price.
 	ExpectedOutputTokens int64
 	OutputSource         string
-	// Base is LLMContext.BaseCost (at least Minimum): the uncalibrated
-	// estimate, recorded on the hold as its BaseEstimate.
-	Base    Nanos
-	Minimum Nanos
+	// BaseCost is LLMContext.BaseCost of the prompt; Base is that, at
+	// least Minimum: the uncalibrated estimate, recorded on the hold as its
+	// BaseEstimate.
+	BaseCost Nanos
+	Base     Nanos
+	Minimum  Nanos
 	// CalibrationKey is what the hold learns under ("" when calibration is
 	// off or the call is priced by the seed's rule without history).
 	CalibrationKey string
@@ -49,7 +51,7 @@ func (x *EstimateExplain) Lines() []string {
 		fmt.Sprintf("prompt: %d characters / 4 = %d tokens", x.PromptChars, x.PromptTokens),
 		fmt.Sprintf("cache reads: %d tokens (%s)", x.CacheReadTokens, x.CacheSource),
 		fmt.Sprintf("expected output: %d tokens (%s)", x.ExpectedOutputTokens, x.OutputSource),
-		fmt.Sprintf("base = BaseCost(%d prompt tokens) = %s (minimum %s)", x.PromptTokens, x.Base, x.Minimum),
+		fmt.Sprintf("base = max(BaseCost(%d prompt tokens) = %s, minimum %s) = %s", x.PromptTokens, x.BaseCost, x.Minimum, x.Base),
 	}
 	switch {
 	case x.Scale == 0:
@@ -123,7 +125,7 @@ func (c *estimationChain) llmEstimate(p *llmPlan) (Estimate, error) {
 	if err != nil {
 		return Estimate{Source: SourceLLM}, fmt.Errorf("llm estimate for model %q: %w", x.Model, err)
 	}
-	x.Base = max(base, c.llm.Minimum)
+	x.BaseCost, x.Base = base, max(base, c.llm.Minimum)
 	x.Hold = x.Base
 	source := SourceLLM
 	if p.plan.scalePPM > 0 {

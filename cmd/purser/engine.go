@@ -76,6 +76,7 @@ func buildEngine(ctx context.Context, cfg *Config, opt engineOptions) (_ *engine
 	}
 	ec := b.enforcer
 	ec.Logger = eng.logger.Named("enforcer")
+	ec.CalibrationStore = calibrationStore(eng.ledger, cfg.Calibration)
 	if eng.registry != nil {
 		ec.Estimators = map[string]enforcer.Estimator{"*": bridge.NewEstimatorWithConfig(eng.registry,
 			bridge.EstimatorConfig{EstimatePerCallMaxNanos: b.estimatePerCallMax})}

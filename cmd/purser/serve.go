@@ -66,6 +66,7 @@ func serve(ctx context.Context, cfg *Config, ready chan<- string) error {
 		return err
 	}
 	defer eng.Close()
+	defer eng.syncCalibration(context.WithoutCancel(ctx))
 	metrics.WatchLedger(eng.ledger, cfg.Metrics.Accounts)
 	if eng.registry != nil {
 		metrics.Registry().MustRegister(pluginCollector{reg: eng.registry, now: time.Now})
@@ -76,6 +77,7 @@ func serve(ctx context.Context, cfg *Config, ready chan<- string) error {
 	sweepCtx, stopSweep := context.WithCancel(ctx)
 	defer stopSweep()
 	go eng.sweepEvery(sweepCtx, sweepInterval)
+	go eng.syncCalibrationEvery(sweepCtx, cfg.Calibration.SyncInterval)
 	srv, dl, err := eng.newServer(b, metrics)
 	if err != nil {
 		return err
