@@ -62,23 +62,9 @@ func calibrationStore(l enforcer.Ledger, c CalibrationConfig) enforcer.Calibrati
 	return nil
 }
 
-// syncCalibrationEvery merges calibration through the store until ctx
-// ends.
-func (eng *engine) syncCalibrationEvery(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			eng.syncCalibration(ctx)
-		}
-	}
-}
-
-// syncCalibration merges once; serve also calls it on the way out, before
-// the store closes, so a clean stop loses nothing learned.
+// syncCalibration merges calibration through the store; serve calls it
+// every calibration.sync_interval and once on the way out, before the
+// store closes, so a clean stop loses nothing learned.
 func (eng *engine) syncCalibration(ctx context.Context) {
 	if err := eng.enforcer.SyncCalibration(ctx); err != nil {
 		eng.logger.Warn("calibration sync failed", "error", err)
