@@ -119,51 +119,86 @@ func newCalibrator(cfg CalibrationConfig, clock Clock, store CalibrationStore) *
 		learned: newFIFOMap[struct{}](maxPending)}
 }
 
-// calibrationKey names what a hold is calibrated under. The root is the
-// account's first name segment (an id "P/x" always lies under P).
+// calibrationKey names what is learned for a (root account, tool, model).
+// The root is the account's first name segment (an id "P/x" always lies
+// under P).
 func calibrationKey(account, tool, model string) string {
 	root, _, _ := strings.Cut(account, "/")
 	k := "llm|" + root + "|" + tool + "|" + model
-	if len(k) > MaxCalibrationKeyLen {
-		k = k[:MaxCalibrationKeyLen-17] + "#" + fingerprintEstimate(k)[:16]
+	if len(k) > maxStatsKeyLen {
+		k = k[:maxStatsKeyLen-17] + "#" + fingerprintEstimate(k)[:16]
 	}
 	return k
 }
 
-// calibPlan is what calibration says about one call before it is priced.
-type calibPlan struct {
-	key        string
-	scalePPM   int64 // hold = base x scalePPM / 1e6; 0: not calibrated
-	quantile   float64
-	samples    int64
-	prior      bool
-	outTokens  int64
-	outSource  string
-	cacheRead  int64
-	cacheSrc   string
-	hasHistory bool
+// A hold's recorded CalibrationKey is the stats key and its class.
+const (
+	suffixCached   = "|cached"
+	suffixUncached = "|uncached"
+	maxStatsKeyLen = MaxCalibrationKeyLen - len(suffixUncached)
+)
+
+func holdKey(statsKey string, class int) string {
+	if class == classCached {
+		return statsKey + suffixCached
+	}
+	return statsKey + suffixUncached
 }
 
-// plan looks up what is learned for a call of model by account.
-func (c *calibrator) plan(account, tool, model string) calibPlan {
-	p := calibPlan{key: calibrationKey(account, tool, model), quantile: c.cfg.Quantile}
-	if c.cfg.Disabled {
-		p.key = ""
-		return p
+// splitHoldKey undoes holdKey; ok is false for a key it did not make.
+func splitHoldKey(k string) (statsKey string, class int, ok bool) {
+	if s, found := strings.CutSuffix(k, suffixCached); found {
+		return s, classCached, true
 	}
+	s, found := strings.CutSuffix(k, suffixUncached)
+	return s, classUncached, found
+}
+
+// calibPlan is what calibration says about one call before it is priced.
+type calibPlan struct {
+	key       string // the hold's CalibrationKey ("" when disabled)
+	scalePPM  int64  // hold = base x scalePPM / 1e6; 0: not calibrated
+	quantile  float64
+	samples   int64
+	prior     bool
+	outTokens int64
+	outSource string
+	cacheRead int64
+	cacheSrc  string
+}
+
+// plan looks up what is learned for a call of model by account; given is
+// params.cache_read_tokens (-1 when absent), which wins over the learned
+// cache reads.
+func (c *calibrator) plan(account, tool, model string, given int64) calibPlan {
+	p := calibPlan{quantile: c.cfg.Quantile}
+	statsKey := calibrationKey(account, tool, model)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s := c.keys[p.key]
-	if s != nil && s.count() > 0 {
-		p.hasHistory, p.samples = true, s.count()
-		p.scalePPM = ratioPPM(s.quantile(c.cfg.Quantile, c.cfg.PriorRatio, c.cfg.PriorWeight))
-	} else if model != "" {
+	s := c.keys[statsKey]
+	p.cacheRead, p.cacheSrc = c.expectedCache(account, s)
+	if given >= 0 {
+		p.cacheRead, p.cacheSrc = given, "params.cache_read_tokens"
+	}
+	if c.cfg.Disabled {
+		return p
+	}
+	class := classUncached
+	if model != "" && p.cacheRead > 0 {
+		class = classCached
+	}
+	p.key = holdKey(statsKey, class)
+	switch {
+	case s != nil && s.count(class) > 0:
+		p.samples = s.count(class)
+		p.quantile = s.effectiveQuantile(class, c.cfg.Quantile)
+		p.scalePPM = ratioPPM(s.quantile(class, p.quantile, c.cfg.PriorRatio, c.cfg.PriorWeight))
+	case model != "":
 		p.prior, p.scalePPM = true, ratioPPM(c.cfg.PriorRatio)
 	}
 	if s != nil && s.outN > 0 {
 		p.outTokens, p.outSource = int64((s.outSum+s.outN/2)/s.outN), "learned mean"
 	}
-	p.cacheRead, p.cacheSrc = c.expectedCache(account, s)
 	return p
 }
 
@@ -219,7 +254,8 @@ func (c *calibrator) learn(r Reservation) {
 	if pb, ok := c.pending.take(r.ID); ok && key == "" {
 		key, base = pb.key, pb.base
 	}
-	if key == "" || r.State != StateCommitted || r.CostSource != CostActual {
+	statsKey, class, ok := splitHoldKey(key)
+	if !ok || r.State != StateCommitted || r.CostSource != CostActual {
 		return
 	}
 	if _, again := c.learned.get(r.ID); again {
@@ -228,13 +264,17 @@ func (c *calibrator) learn(r Reservation) {
 	c.learned.put(r.ID, struct{}{})
 	var sample calibStats
 	if base > 0 && r.Charged >= 0 {
-		sample.add(float64(r.Charged) / float64(base))
+		sample.add(class, float64(r.Charged)/float64(base))
+		sample.holds[class] = 1
+		if r.Charged > r.Held() {
+			sample.misses[class] = 1
+		}
 	}
 	if u := r.Usage; u != nil {
 		sample.outSum, sample.outN = uint64(u.OutputTokens), 1
 		c.learnCache(&sample, r, *u)
 	}
-	c.fold(key, &sample)
+	c.fold(statsKey, &sample)
 }
 
 // learnCache records what share of the session's previous prompt this call

@@ -146,7 +146,7 @@ func TestCalibrationHammer(t *testing.T) {
 func TestCalibrationKeysAreBounded(t *testing.T) {
 	k := newCalibrator(DefaultCalibrationConfig(), SystemClock{}, nil)
 	one := &calibStats{}
-	one.add(1)
+	one.add(classCached, 1)
 	for i := range MaxCalibrationKeys + 10 {
 		k.fold(fmt.Sprintf("key-%d", i), one)
 	}
@@ -174,8 +174,9 @@ func TestCalibrationSessionsAreBounded(t *testing.T) {
 func genStats(t *rapid.T, label string) *calibStats {
 	s := &calibStats{}
 	for _, r := range rapid.SliceOfN(rapid.Float64Range(1e-4, 1e5), 0, 300).Draw(t, label) {
-		s.add(r)
+		s.add(rapid.IntRange(0, calibClasses-1).Draw(t, label+"class"), r)
 	}
+	s.holds[1], s.misses[0] = rapid.Uint64Range(0, 1000).Draw(t, label+"holds"), rapid.Uint64Range(0, 1000).Draw(t, label+"misses")
 	s.outSum, s.outN = rapid.Uint64Range(0, 1e9).Draw(t, label+"out"), rapid.Uint64Range(0, 1000).Draw(t, label+"outN")
 	s.minCached = rapid.Int64Range(0, 1e6).Draw(t, label+"min")
 	return s
@@ -189,9 +190,9 @@ func TestSketchQuantileCovers(t *testing.T) {
 		q := rapid.Float64Range(0.01, 0.99).Draw(t, "q")
 		s := &calibStats{}
 		for _, r := range rs {
-			s.add(r)
+			s.add(classCached, r)
 		}
-		v := s.quantile(q, 2, 0)
+		v := s.quantile(classCached, q, 2, 0)
 		below := 0
 		for _, r := range rs {
 			if r <= v {
@@ -207,7 +208,7 @@ func TestSketchQuantileCovers(t *testing.T) {
 		if v > exact*math.Exp2(1.0/sketchBinsPerOctave)*1.000001 {
 			t.Fatalf("q=%v: sketch %v more than one bin above the exact %v", q, v, exact)
 		}
-		if s.quantile(min(q+0.01, 0.999), 2, 0) < v {
+		if s.quantile(classCached, min(q+0.01, 0.999), 2, 0) < v {
 			t.Fatalf("quantile decreased with q")
 		}
 	})
@@ -237,12 +238,12 @@ func TestSketchMergeAndEncoding(t *testing.T) {
 func TestSketchHalvesPastTheCap(t *testing.T) {
 	s := &calibStats{}
 	one := &calibStats{}
-	one.add(1.5)
+	one.add(classCached, 1.5)
 	for range 100 {
 		s.merge(one, 64)
 	}
-	if s.n > 64 || s.n < 32 {
-		t.Errorf("count after 100 samples under a cap of 64: %d; want halved into (32, 64]", s.n)
+	if n := s.count(classCached); n > 64 || n < 32 {
+		t.Errorf("count after 100 samples under a cap of 64: %d; want halved into (32, 64]", n)
 	}
 }
 

@@ -230,8 +230,8 @@ func TestCalibrationRecordedOnTheHold(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.BaseEstimate != MustParseUSD("0.025") || r.CalibrationKey != "llm|org|LLM|gpt-4o" {
-		t.Errorf("reservation base %s key %q; want $0.025 under llm|org|LLM|gpt-4o", r.BaseEstimate, r.CalibrationKey)
+	if r.BaseEstimate != MustParseUSD("0.025") || r.CalibrationKey != "llm|org|LLM|gpt-4o|uncached" {
+		t.Errorf("reservation base %s key %q; want $0.025 under llm|org|LLM|gpt-4o|uncached", r.BaseEstimate, r.CalibrationKey)
 	}
 }
 
@@ -256,5 +256,36 @@ func TestCalibrationIsDeterministic(t *testing.T) {
 		if a[i] != b[i] {
 			t.Fatalf("step %d: %s vs %s", i, a[i], b[i])
 		}
+	}
+}
+
+// Calls expected to read from the cache and calls expected to read
+// nothing learn apart: their actual/base differ in kind.
+func TestCalibrationCachedAndUncachedLearnApart(t *testing.T) {
+	c := newCalibEnv(t, Config{}, "org/s")
+	cached := map[string]any{"prompt": strings.Repeat("x", 40_000), "model": "gpt-4o", "cache_read_tokens": 9000}
+	for range 30 {
+		c.teach("org/s", cached, MustParseUSD("0.05"), nil)
+	}
+	if est := c.estimate("org/s", cached); !strings.Contains(est.Source, "n=30") || !strings.HasSuffix(est.Explain.CalibrationKey, "|cached") {
+		t.Errorf("cached call: %q under %q; want n=30 under the cached class", est.Source, est.Explain.CalibrationKey)
+	}
+	if src := c.estimate("org/s", llmParams("gpt-4o", 40_000)).Source; src != "llm+calib(prior x2.00, n=0)" {
+		t.Errorf("uncached call: %q; want the prior (nothing learned for that class)", src)
+	}
+}
+
+// When holds keep ending below the actual more often than the target
+// allows (the ratios drift upward), the quantile is raised by the excess.
+func TestCalibrationRealizedMissesRaiseTheQuantile(t *testing.T) {
+	c := newCalibEnv(t, Config{}, "org/s")
+	params := llmParams("gpt-4o", 40_000) // base $0.025
+	for i := range 100 {
+		actual := Nanos(int64(MustParseUSD("0.025")) * int64(10+i) / 10) // ever larger: most holds miss
+		c.teach("org/s", params, actual, nil)
+	}
+	x := c.estimate("org/s", params).Explain
+	if x.Quantile <= 0.95 || x.Quantile > maxQuantile {
+		t.Errorf("quantile after drifting misses = %v; want raised above 0.95, at most %v", x.Quantile, maxQuantile)
 	}
 }

@@ -90,7 +90,7 @@ func (c *estimationChain) planLLM(call Call) *llmPlan {
 	given, err1 := paramTokens(call.Params, "cache_read_tokens")
 	maxOut, err2 := paramTokens(call.Params, "max_tokens")
 	chars := int64(PromptChars(call.Params))
-	p := &llmPlan{plan: c.calib.plan(call.Account, call.Tool, model), paramErr: errors.Join(err1, err2)}
+	p := &llmPlan{plan: c.calib.plan(call.Account, call.Tool, model, given), paramErr: errors.Join(err1, err2)}
 	p.ctx.Price = c.llm.Quote(model)
 	p.explain = EstimateExplain{Model: model, PriceSource: p.ctx.Price.Source, PromptChars: chars, PromptTokens: chars / 4,
 		Minimum: c.llm.Minimum, Quantile: p.plan.quantile}
@@ -100,9 +100,6 @@ func (c *estimationChain) planLLM(call Call) *llmPlan {
 		return p
 	}
 	p.ctx.CacheReadTokens, p.explain.CacheSource = p.plan.cacheRead, p.plan.cacheSrc
-	if given >= 0 {
-		p.ctx.CacheReadTokens, p.explain.CacheSource = given, "params.cache_read_tokens"
-	}
 	p.ctx.ExpectedOutputTokens, p.explain.OutputSource = p.plan.outTokens, p.plan.outSource
 	if p.plan.outSource == "" {
 		p.explain.OutputSource = "nothing learned yet"
