@@ -266,7 +266,7 @@ func (c *calibrator) learn(r Reservation) {
 	if base > 0 && r.Charged >= 0 {
 		sample.add(class, float64(r.Charged)/float64(base))
 		sample.holds[class] = 1
-		if r.Charged > r.Held() {
+		if r.Charged > r.Estimate { // the hold as first placed, before any extension
 			sample.misses[class] = 1
 		}
 	}

@@ -289,3 +289,27 @@ func TestCalibrationRealizedMissesRaiseTheQuantile(t *testing.T) {
 		t.Errorf("quantile after drifting misses = %v; want raised above 0.95, at most %v", x.Quantile, maxQuantile)
 	}
 }
+
+// An extendable LLM call whose calibrated hold does not fit, but whose base
+// does, is held at the remaining budget; any other call is denied as before.
+func TestExtendableCallIsHeldAtTheRemainingBudget(t *testing.T) {
+	c := newCalibEnv(t, Config{})
+	mustAccount(t, c.e, AccountSpec{ID: "org/s", Parent: "org", Limit: usdPtr("0.04")})
+	ctx := context.Background()
+	call := Call{Account: "org/s", Tool: "LLM", Params: llmParams("gpt-4o", 40_000)} // base $0.025, prior hold $0.05
+	d, _, err := c.e.Reserve(ctx, call, ReserveOptions{})
+	if err != nil || d.Verdict != Deny {
+		t.Fatalf("not extendable: %+v, %v; want a budget deny", d, err)
+	}
+	d, r, err := c.e.Reserve(ctx, call, ReserveOptions{Extendable: true})
+	if err != nil || d.Verdict != Allow || r.Estimate != MustParseUSD("0.04") || !strings.HasSuffix(d.Estimate.Source, "+trimmed(remaining budget)") {
+		t.Fatalf("extendable: %+v %+v, %v; want held at the remaining $0.04", d, r, err)
+	}
+	if !d.Estimate.Explain.Trimmed || r.BaseEstimate != MustParseUSD("0.025") {
+		t.Errorf("explain %+v, base %s; want trimmed, base $0.025 recorded", d.Estimate.Explain, r.BaseEstimate)
+	}
+	small := Call{Account: "org/s", Tool: "LLM", Params: llmParams("gpt-4o", 400)}
+	if d, _, err := c.e.Reserve(ctx, small, ReserveOptions{Extendable: true}); err != nil || d.Verdict != Deny {
+		t.Errorf("nothing left: %+v, %v; want a deny (the base does not fit)", d, err)
+	}
+}

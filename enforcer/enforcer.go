@@ -184,6 +184,13 @@ type ReserveOptions struct {
 	ApprovalID string
 	// Estimate, when set, skips the estimation chain (e.g. a cache hit).
 	Estimate *Estimate
+	// Extendable says the caller extends the hold while the call runs and
+	// stops the call when an extension is denied (a streaming runtime).
+	// An LLM call whose calibrated hold does not fit the remaining budget
+	// but whose base estimate does is then held at what remains, instead
+	// of being denied: the budget can be spent to its end, and never past
+	// it, because the call stops where its extension is refused.
+	Extendable bool
 }
 
 // Reserve estimates, admits and, when allowed, holds the estimate. When a
@@ -220,6 +227,9 @@ func (e *Enforcer) reserve(ctx context.Context, call Call, opt ReserveOptions, g
 		return Decision{}, Reservation{}, false, err
 	}
 	d, err = e.admit(ctx, call, est, opt.ApprovalID != "")
+	if trimmed, ok := trimToBudget(est, d); ok && err == nil && opt.Extendable {
+		d, err = e.admit(ctx, call, trimmed, opt.ApprovalID != "")
+	}
 	if err != nil || d.Verdict == Deny {
 		return d, Reservation{}, false, err
 	}

@@ -36,8 +36,11 @@ type EstimateExplain struct {
 	Quantile float64
 	Samples  int64
 	Prior    bool
-	// Hold is the estimate: Base x Scale, at least Minimum.
-	Hold Nanos
+	// Hold is the estimate: Base x Scale, at least Minimum; or, when
+	// Trimmed, the remaining budget (an extendable call, see
+	// ReserveOptions.Extendable).
+	Hold    Nanos
+	Trimmed bool
 }
 
 // Lines renders the arithmetic, one step a line.
@@ -61,6 +64,9 @@ func (x *EstimateExplain) Lines() []string {
 	default:
 		out = append(out, fmt.Sprintf("calibration %s: p%s of actual/base over %d settled calls = x%.2f: estimate = %s",
 			x.CalibrationKey, quantileLabel(x.Quantile), x.Samples, x.Scale, x.Hold))
+	}
+	if x.Trimmed {
+		out = append(out, fmt.Sprintf("extendable call: held at the remaining budget %s (at least the base), extended while it runs", x.Hold))
 	}
 	return out
 }
@@ -145,4 +151,19 @@ func calibSource(x *EstimateExplain) string {
 		return fmt.Sprintf("%s+calib(prior x%.2f, n=0)", SourceLLM, x.Scale)
 	}
 	return fmt.Sprintf("%s+calib(p%s x%.2f, n=%d)", SourceLLM, quantileLabel(x.Quantile), x.Scale, x.Samples)
+}
+
+// trimToBudget is the budget-aware hold of an extendable LLM call: a budget
+// deny whose remaining room still covers the base estimate becomes a hold
+// of that room (ok false otherwise).
+func trimToBudget(est Estimate, d Decision) (Estimate, bool) {
+	x := est.Explain
+	if x == nil || d.Verdict != Deny || d.Layer != LayerBudget || d.Remaining < x.Base || d.Remaining <= 0 || d.Remaining >= est.Nanos {
+		return est, false
+	}
+	t := *x
+	t.Hold, t.Trimmed = d.Remaining, true
+	est.Nanos, est.Explain = d.Remaining, &t
+	est.Source += "+trimmed(remaining budget)"
+	return est, true
 }
