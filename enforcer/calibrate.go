@@ -104,6 +104,8 @@ type calibrator struct {
 
 	mu       sync.Mutex
 	keys     map[string]*calibStats // what this host knows (store + local)
+	// nameCache maps (root, tool, model) to its key strings.
+	nameCache map[keyParts]*keyNames
 	deltas   map[string]*calibStats // learned since the last sync (with a store)
 	sessions fifoMap[sessionCall]
 	pending  fifoMap[pendingBase]
@@ -114,7 +116,7 @@ type calibrator struct {
 }
 
 func newCalibrator(cfg CalibrationConfig, clock Clock, store CalibrationStore) *calibrator {
-	return &calibrator{cfg: cfg, clock: clock, store: store, keys: map[string]*calibStats{},
+	return &calibrator{cfg: cfg, clock: clock, store: store, keys: map[string]*calibStats{}, nameCache: map[keyParts]*keyNames{},
 		deltas: map[string]*calibStats{}, sessions: newFIFOMap[sessionCall](cfg.MaxSessions), pending: newFIFOMap[pendingBase](maxPending),
 		learned: newFIFOMap[struct{}](maxPending)}
 }
@@ -161,10 +163,66 @@ type calibPlan struct {
 	quantile  float64
 	samples   int64
 	prior     bool
+	source    string // the estimate's source when calibrated
 	outTokens int64
 	outSource string
-	cacheRead int64
-	cacheSrc  string
+	cache     cacheNote
+}
+
+// cacheNote is the expected cache reads and why (formatted only when an
+// estimate is explained, to keep the hot path free of formatting).
+type cacheNote struct {
+	tokens       int64
+	source       string
+	prevPrompt   int64 // the session's previous prompt, when known
+	sharePPM     int64
+	minCacheable int64
+}
+
+// Cache sources.
+const (
+	cacheFromParams  = "params.cache_read_tokens"
+	cacheFromSession = "session"
+	cacheNoSession   = "none: no recent call in this session"
+	cacheTooShort    = "none: the previous prompt is below the minimum cacheable"
+)
+
+// keyNames caches a key's strings so a warm estimate allocates none.
+type keyNames struct {
+	statsKey string
+	hold     [calibClasses]string
+	memo     [calibClasses]sourceMemo
+}
+
+type keyParts struct{ root, tool, model string }
+
+// sourceMemo is the last source string made for a class and its inputs.
+type sourceMemo struct {
+	scalePPM, samples int64
+	quantile          float64
+	source            string
+}
+
+func (m *sourceMemo) get(p *calibPlan) string {
+	if m.source == "" || m.scalePPM != p.scalePPM || m.samples != p.samples || m.quantile != p.quantile {
+		*m = sourceMemo{scalePPM: p.scalePPM, samples: p.samples, quantile: p.quantile, source: calibSource(p)}
+	}
+	return m.source
+}
+
+// names returns the key's strings, cached for up to MaxCalibrationKeys keys.
+func (c *calibrator) names(account, tool, model string) *keyNames {
+	root, _, _ := strings.Cut(account, "/")
+	kp := keyParts{root, tool, model}
+	if n := c.nameCache[kp]; n != nil {
+		return n
+	}
+	sk := calibrationKey(account, tool, model)
+	n := &keyNames{statsKey: sk, hold: [calibClasses]string{holdKey(sk, classUncached), holdKey(sk, classCached)}}
+	if len(c.nameCache) < MaxCalibrationKeys {
+		c.nameCache[kp] = n
+	}
+	return n
 }
 
 // plan looks up what is learned for a call of model by account; given is
@@ -172,22 +230,22 @@ type calibPlan struct {
 // cache reads.
 func (c *calibrator) plan(account, tool, model string, given int64) calibPlan {
 	p := calibPlan{quantile: c.cfg.Quantile}
-	statsKey := calibrationKey(account, tool, model)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s := c.keys[statsKey]
-	p.cacheRead, p.cacheSrc = c.expectedCache(account, s)
+	names := c.names(account, tool, model)
+	s := c.keys[names.statsKey]
+	p.cache = c.expectedCache(account, s)
 	if given >= 0 {
-		p.cacheRead, p.cacheSrc = given, "params.cache_read_tokens"
+		p.cache = cacheNote{tokens: given, source: cacheFromParams}
 	}
 	if c.cfg.Disabled {
 		return p
 	}
 	class := classUncached
-	if model != "" && p.cacheRead > 0 {
+	if model != "" && p.cache.tokens > 0 {
 		class = classCached
 	}
-	p.key = holdKey(statsKey, class)
+	p.key = names.hold[class]
 	switch {
 	case s != nil && s.count(class) > 0:
 		p.samples = s.count(class)
@@ -195,6 +253,9 @@ func (c *calibrator) plan(account, tool, model string, given int64) calibPlan {
 		p.scalePPM = ratioPPM(s.quantile(class, p.quantile, c.cfg.PriorRatio, c.cfg.PriorWeight))
 	case model != "":
 		p.prior, p.scalePPM = true, ratioPPM(c.cfg.PriorRatio)
+	}
+	if p.scalePPM > 0 {
+		p.source = names.memo[class].get(&p)
 	}
 	if s != nil && s.outN > 0 {
 		p.outTokens, p.outSource = int64((s.outSum+s.outN/2)/s.outN), "learned mean"
@@ -205,24 +266,24 @@ func (c *calibrator) plan(account, tool, model string, given int64) calibPlan {
 // expectedCache is the share of the session's previous prompt that is
 // still cached: none past the cache lifetime or below the shortest
 // prefix a provider caches.
-func (c *calibrator) expectedCache(account string, s *calibStats) (int64, string) {
+func (c *calibrator) expectedCache(account string, s *calibStats) cacheNote {
 	prev, ok := c.sessions.get(account)
 	if !ok || c.clock.Now().Sub(prev.at) > c.cfg.CacheLifetime {
-		return 0, "none (no recent call in this session)"
+		return cacheNote{source: cacheNoSession}
 	}
-	minCacheable := c.cfg.MinCacheableTokens
-	if s != nil && s.minCached > 0 && s.minCached < minCacheable {
-		minCacheable = s.minCached
+	n := cacheNote{prevPrompt: prev.promptTokens, minCacheable: c.cfg.MinCacheableTokens, sharePPM: 1_000_000}
+	if s != nil && s.minCached > 0 && s.minCached < n.minCacheable {
+		n.minCacheable = s.minCached
 	}
-	if prev.promptTokens < minCacheable {
-		return 0, fmt.Sprintf("none (previous prompt %d < %d cacheable)", prev.promptTokens, minCacheable)
+	if prev.promptTokens < n.minCacheable {
+		n.source = cacheTooShort
+		return n
 	}
-	sharePPM := int64(1_000_000) // until a share is learned, the whole prefix
-	if s != nil && s.cacheN > 0 {
-		sharePPM = int64(s.cacheSharePPM / s.cacheN)
+	if s != nil && s.cacheN > 0 { // until a share is learned, the whole prefix
+		n.sharePPM = int64(s.cacheSharePPM / s.cacheN)
 	}
-	return prev.promptTokens * sharePPM / 1_000_000, fmt.Sprintf("session: %.0f%% of the previous prompt (%d tokens)",
-		float64(sharePPM)/1e4, prev.promptTokens)
+	n.tokens, n.source = prev.promptTokens*n.sharePPM/1_000_000, cacheFromSession
+	return n
 }
 
 // ratioPPM converts a ratio to parts per million, rounding up so a hold

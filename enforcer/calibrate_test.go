@@ -185,8 +185,8 @@ func TestCalibrationMinimumCacheablePrompt(t *testing.T) {
 	short := llmParams("gpt-4o", 2000)
 	c.teach("org/s", short, MustParseUSD("0.002"), &TokenUsage{Model: "gpt-4o", InputTokens: 600, OutputTokens: 10})
 	x := c.estimate("org/s", short).Explain
-	if x.CacheReadTokens != 0 || !strings.Contains(x.CacheSource, "< 1024 cacheable") {
-		t.Errorf("after a 600-token prompt: cache %d (%s); want none below the 1024-token minimum", x.CacheReadTokens, x.CacheSource)
+	if x.CacheReadTokens != 0 || x.MinCacheableTokens != 1024 || !strings.Contains(x.String(), "600 tokens are below the 1024 a provider caches") {
+		t.Errorf("after a 600-token prompt: cache %d (%s); want none below the 1024-token minimum", x.CacheReadTokens, x.String())
 	}
 }
 

@@ -15,9 +15,14 @@ type EstimateExplain struct {
 	// PromptTokens is PromptChars/4, the prompt the base cost counts.
 	PromptTokens int64
 	// CacheReadTokens of the prompt are priced at the cache-read price;
-	// CacheSource says where the number came from.
-	CacheReadTokens int64
-	CacheSource     string
+	// CacheSource says where the number came from: params, the session's
+	// previous prompt (SessionPromptTokens x CacheSharePPM / 1e6, when at
+	// least MinCacheableTokens), or none.
+	CacheReadTokens     int64
+	CacheSource         string
+	SessionPromptTokens int64
+	CacheSharePPM       int64
+	MinCacheableTokens  int64
 	// ExpectedOutputTokens are priced at the output price.
 	ExpectedOutputTokens int64
 	OutputSource         string
@@ -52,7 +57,7 @@ func (x *EstimateExplain) Lines() []string {
 	out := []string{
 		fmt.Sprintf("model %s, priced by %s", model, x.PriceSource),
 		fmt.Sprintf("prompt: %d characters / 4 = %d tokens", x.PromptChars, x.PromptTokens),
-		fmt.Sprintf("cache reads: %d tokens (%s)", x.CacheReadTokens, x.CacheSource),
+		fmt.Sprintf("cache reads: %d tokens (%s)", x.CacheReadTokens, x.cacheWhy()),
 		fmt.Sprintf("expected output: %d tokens (%s)", x.ExpectedOutputTokens, x.OutputSource),
 		fmt.Sprintf("base = max(BaseCost(%d prompt tokens) = %s, minimum %s) = %s", x.PromptTokens, x.BaseCost, x.Minimum, x.Base),
 	}
@@ -69,6 +74,16 @@ func (x *EstimateExplain) Lines() []string {
 		out = append(out, fmt.Sprintf("extendable call: held at the remaining budget %s (at least the base), extended while it runs", x.Hold))
 	}
 	return out
+}
+
+func (x *EstimateExplain) cacheWhy() string {
+	switch x.CacheSource {
+	case cacheFromSession:
+		return fmt.Sprintf("session: %.0f%% of the previous prompt's %d tokens", float64(x.CacheSharePPM)/1e4, x.SessionPromptTokens)
+	case cacheTooShort:
+		return fmt.Sprintf("none: the previous prompt's %d tokens are below the %d a provider caches", x.SessionPromptTokens, x.MinCacheableTokens)
+	}
+	return x.CacheSource
 }
 
 func (x *EstimateExplain) String() string { return strings.Join(x.Lines(), "\n") }
@@ -105,7 +120,9 @@ func (c *estimationChain) planLLM(call Call) *llmPlan {
 		p.explain.CacheSource, p.explain.OutputSource = "not priced apart without a model", "not counted without a model"
 		return p
 	}
-	p.ctx.CacheReadTokens, p.explain.CacheSource = p.plan.cacheRead, p.plan.cacheSrc
+	cn := p.plan.cache
+	p.ctx.CacheReadTokens, p.explain.CacheSource = cn.tokens, cn.source
+	p.explain.SessionPromptTokens, p.explain.CacheSharePPM, p.explain.MinCacheableTokens = cn.prevPrompt, cn.sharePPM, cn.minCacheable
 	p.ctx.ExpectedOutputTokens, p.explain.OutputSource = p.plan.outTokens, p.plan.outSource
 	if p.plan.outSource == "" {
 		p.explain.OutputSource = "nothing learned yet"
@@ -138,7 +155,7 @@ func (c *estimationChain) llmEstimate(p *llmPlan) (Estimate, error) {
 		}
 		x.Hold = max(hold, c.llm.Minimum)
 		x.Scale, x.Samples, x.Prior = float64(p.plan.scalePPM)/1e6, p.plan.samples, p.plan.prior
-		source = calibSource(x)
+		source = p.plan.source
 	}
 	x.CalibrationKey = p.plan.key
 	return Estimate{Nanos: x.Hold, Source: source, Explain: x}, nil
@@ -146,11 +163,12 @@ func (c *estimationChain) llmEstimate(p *llmPlan) (Estimate, error) {
 
 // calibSource names the calibration in an estimate's source, e.g.
 // "llm+calib(p95 x1.42, n=318)" or "llm+calib(prior x2.00, n=0)".
-func calibSource(x *EstimateExplain) string {
-	if x.Prior {
-		return fmt.Sprintf("%s+calib(prior x%.2f, n=0)", SourceLLM, x.Scale)
+func calibSource(p *calibPlan) string {
+	scale := float64(p.scalePPM) / 1e6
+	if p.prior {
+		return fmt.Sprintf("%s+calib(prior x%.2f, n=0)", SourceLLM, scale)
 	}
-	return fmt.Sprintf("%s+calib(p%s x%.2f, n=%d)", SourceLLM, quantileLabel(x.Quantile), x.Scale, x.Samples)
+	return fmt.Sprintf("%s+calib(p%s x%.2f, n=%d)", SourceLLM, quantileLabel(p.quantile), scale, p.samples)
 }
 
 // trimToBudget is the budget-aware hold of an extendable LLM call: a budget
