@@ -102,13 +102,13 @@ type calibrator struct {
 	clock Clock
 	store CalibrationStore
 
-	mu       sync.Mutex
-	keys     map[string]*calibStats // what this host knows (store + local)
+	mu   sync.Mutex
+	keys map[string]*calibStats // what this host knows (store + local)
 	// nameCache maps (root, tool, model) to its key strings.
 	nameCache map[keyParts]*keyNames
-	deltas   map[string]*calibStats // learned since the last sync (with a store)
-	sessions fifoMap[sessionCall]
-	pending  fifoMap[pendingBase]
+	deltas    map[string]*calibStats // learned since the last sync (with a store)
+	sessions  fifoMap[sessionCall]
+	pending   fifoMap[pendingBase]
 	// learned are the reservations taught most recently: a repeated commit
 	// (a retry after a lost reply) returns the same reservation and must
 	// not teach twice.
