@@ -160,6 +160,7 @@ func splitHoldKey(k string) (statsKey string, class int, ok bool) {
 type calibPlan struct {
 	key       string // the hold's CalibrationKey ("" when disabled)
 	scalePPM  int64  // hold = base x scalePPM / 1e6; 0: not calibrated
+	tailPPM   int64  // the ratio at tailQuantile: what a call may cost at worst
 	quantile  float64
 	samples   int64
 	prior     bool
@@ -251,8 +252,9 @@ func (c *calibrator) plan(account, tool, model string, given int64) calibPlan {
 		p.samples = s.count(class)
 		p.quantile = s.effectiveQuantile(class, c.cfg.Quantile)
 		p.scalePPM = ratioPPM(s.quantile(class, p.quantile, c.cfg.PriorRatio, c.cfg.PriorWeight))
+		p.tailPPM = ratioPPM(s.quantile(class, max(p.quantile, tailQuantile), c.cfg.PriorRatio, c.cfg.PriorWeight))
 	case model != "":
-		p.prior, p.scalePPM = true, ratioPPM(c.cfg.PriorRatio)
+		p.prior, p.scalePPM, p.tailPPM = true, ratioPPM(c.cfg.PriorRatio), ratioPPM(c.cfg.PriorRatio)
 	}
 	if p.scalePPM > 0 {
 		p.source = names.memo[class].get(&p)
@@ -285,6 +287,11 @@ func (c *calibrator) expectedCache(account string, s *calibStats) cacheNote {
 	n.tokens, n.source = prev.promptTokens*n.sharePPM/1_000_000, cacheFromSession
 	return n
 }
+
+// tailQuantile is where a call's tail is read: a call that cannot extend
+// its hold is admitted only if base x this ratio fits the budget. Higher
+// protects the limit better and denies sooner.
+const tailQuantile = 0.99
 
 // ratioPPM converts a ratio to parts per million, rounding up so a hold
 // never loses the quantile's last fraction.

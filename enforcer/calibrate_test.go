@@ -313,3 +313,31 @@ func TestExtendableCallIsHeldAtTheRemainingBudget(t *testing.T) {
 		t.Errorf("nothing left: %+v, %v; want a deny (the base does not fit)", d, err)
 	}
 }
+
+// A call that cannot extend its hold is admitted only if its tail (the
+// p99 of actual/base) fits the remaining budget: committed past its hold
+// near the limit, it would overdraw the account.
+func TestTailGuardDeniesWhatCouldOverdraw(t *testing.T) {
+	c := newCalibEnv(t, Config{}, "org/s")
+	params := llmParams("gpt-4o", 40_000) // base $0.025
+	for i := range 100 {
+		actual := MustParseUSD("0.025")
+		if i%20 == 0 {
+			actual = MustParseUSD("0.25") // 5% at 10x: the tail
+		}
+		c.teach("org/s", params, actual, nil)
+	}
+	est := c.estimate("org/s", params)
+	if est.Explain.Tail < MustParseUSD("0.25") || est.Nanos >= MustParseUSD("0.1") {
+		t.Fatalf("hold %s tail %s; want a hold near $0.025 and a tail >= $0.25", est.Nanos, est.Explain.Tail)
+	}
+	mustAccount(t, c.e, AccountSpec{ID: "org/b", Parent: "org", Limit: usdPtr("0.1")})
+	call := Call{Account: "org/b", Tool: "LLM", Params: params}
+	d, _, err := c.e.Reserve(context.Background(), call, ReserveOptions{})
+	if err != nil || d.Verdict != Deny || d.Layer != LayerBudget || !strings.HasSuffix(d.Estimate.Source, "+tail(p99)") {
+		t.Errorf("hold fits, tail does not: %+v, %v; want a budget deny naming the tail", d, err)
+	}
+	if d, _, err := c.e.Reserve(context.Background(), call, ReserveOptions{Extendable: true}); err != nil || d.Verdict != Allow {
+		t.Errorf("extendable: %+v, %v; want allowed (it stops where an extension is refused)", d, err)
+	}
+}

@@ -226,6 +226,9 @@ func (e *Enforcer) reserve(ctx context.Context, call Call, opt ReserveOptions, g
 		}
 		return Decision{}, Reservation{}, false, err
 	}
+	if d, denied, err := e.tailGuard(ctx, call, est, opt.Extendable); denied || err != nil {
+		return d, Reservation{}, false, err
+	}
 	d, err = e.admit(ctx, call, est, opt.ApprovalID != "")
 	if trimmed, ok := trimToBudget(est, d); ok && err == nil && opt.Extendable {
 		d, err = e.admit(ctx, call, trimmed, opt.ApprovalID != "")
@@ -342,4 +345,24 @@ func (e *Enforcer) hold(ctx context.Context, call Call, d Decision, opt ReserveO
 		e.calib.remember(r.ID, req.CalibrationKey, req.BaseEstimate)
 	}
 	return d, r, nil
+}
+
+// tailGuard denies a call that cannot extend its hold when the most it may
+// cost (its calibrated tail) does not fit the remaining budget: committed
+// past its hold, it would overdraw the account. The hold itself stays at
+// the target quantile.
+func (e *Enforcer) tailGuard(ctx context.Context, call Call, est Estimate, extendable bool) (Decision, bool, error) {
+	tail, ok := tailEstimate(est)
+	if !ok || extendable {
+		return Decision{}, false, nil
+	}
+	bc, err := e.ledger.Check(ctx, call.Account, tail.Nanos)
+	if err != nil {
+		return Decision{}, true, fmt.Errorf("admission of %s on account %q: %w", call.Tool, call.Account, err)
+	}
+	if bc.OK {
+		return Decision{}, false, nil
+	}
+	ibe := &InsufficientBudgetError{Account: bc.Account, Estimate: tail.Nanos, Remaining: bc.Remaining, Overdrawn: bc.Overdrawn}
+	return Decision{Verdict: Deny, Layer: LayerBudget, Reason: ibe.Error(), Estimate: tail, BudgetAccount: bc.Account, Remaining: bc.Remaining}, true, nil
 }

@@ -46,6 +46,11 @@ type EstimateExplain struct {
 	// ReserveOptions.Extendable).
 	Hold    Nanos
 	Trimmed bool
+	// Tail is Base x the ratio at the 99th percentile: what the call may
+	// cost at worst. A call that cannot extend its hold is admitted only
+	// if its Tail fits the remaining budget (see Enforcer.Reserve), so an
+	// under-estimate near the limit does not overdraw it.
+	Tail Nanos
 }
 
 // Lines renders the arithmetic, one step a line.
@@ -69,6 +74,9 @@ func (x *EstimateExplain) Lines() []string {
 	default:
 		out = append(out, fmt.Sprintf("calibration %s: p%s of actual/base over %d settled calls = x%.2f: estimate = %s",
 			x.CalibrationKey, quantileLabel(x.Quantile), x.Samples, x.Scale, x.Hold))
+	}
+	if x.Tail > x.Hold {
+		out = append(out, fmt.Sprintf("tail (p99 of actual/base): %s; a call that cannot extend its hold must fit the budget with it", x.Tail))
 	}
 	if x.Trimmed {
 		out = append(out, fmt.Sprintf("extendable call: held at the remaining budget %s (at least the base), extended while it runs", x.Hold))
@@ -154,6 +162,9 @@ func (c *estimationChain) llmEstimate(p *llmPlan) (Estimate, error) {
 			return Estimate{Source: SourceLLM}, fmt.Errorf("llm estimate for model %q: calibrated hold: %w", x.Model, err)
 		}
 		x.Hold = max(hold, c.llm.Minimum)
+		if x.Tail, err = MulRatioCeil(x.Base, max(p.plan.tailPPM, p.plan.scalePPM), 1_000_000); err != nil {
+			x.Tail = x.Hold
+		}
 		x.Scale, x.Samples, x.Prior = float64(p.plan.scalePPM)/1e6, p.plan.samples, p.plan.prior
 		source = p.plan.source
 	}
@@ -183,5 +194,17 @@ func trimToBudget(est Estimate, d Decision) (Estimate, bool) {
 	t.Hold, t.Trimmed = d.Remaining, true
 	est.Nanos, est.Explain = d.Remaining, &t
 	est.Source += "+trimmed(remaining budget)"
+	return est, true
+}
+
+// tailEstimate is the estimate a non-extendable LLM call must fit the
+// budget with: its Tail (ok false when that is not above the hold).
+func tailEstimate(est Estimate) (Estimate, bool) {
+	x := est.Explain
+	if x == nil || x.Tail <= est.Nanos {
+		return est, false
+	}
+	est.Nanos = x.Tail
+	est.Source += "+tail(p99)"
 	return est, true
 }
