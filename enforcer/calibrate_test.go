@@ -341,3 +341,20 @@ func TestTailGuardDeniesWhatCouldOverdraw(t *testing.T) {
 		t.Errorf("extendable: %+v, %v; want allowed (it stops where an extension is refused)", d, err)
 	}
 }
+
+// A tool run through Execute that reports its cost teaches calibration.
+func TestExecuteTeachesCalibration(t *testing.T) {
+	c := newCalibEnv(t, Config{}, "org/s")
+	params := llmParams("gpt-4o", 4000)
+	for range 3 {
+		_, err := c.e.Execute(context.Background(), "org/s", "LLM", params, func(context.Context) (any, error) {
+			return billed{MustParseUSD("0.002")}, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if src := c.estimate("org/s", params).Source; !strings.Contains(src, "n=3") {
+		t.Errorf("after 3 Executes with reported costs: %q; want n=3", src)
+	}
+}

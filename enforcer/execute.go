@@ -170,7 +170,7 @@ func (e *Enforcer) settle(ctx context.Context, call Call, d Decision, r Reservat
 		badCost = fmt.Errorf("tool %s reported a negative cost %d nano-USD; the estimate was charged", call.Tool, n)
 	}
 	// The money is spent even if the caller gave up: settle regardless.
-	cr, err := e.ledger.Commit(detached(ctx), r.ID, actual, src)
+	cr, err := e.Commit(detached(ctx), CommitRequest{ID: r.ID, Actual: actual, Source: src}) // teaches calibration
 	if err != nil {
 		return Result{Value: value, Decision: d, Reservation: r}, fmt.Errorf("commit %s: %w", r.ID, err)
 	}
