@@ -140,14 +140,14 @@ const (
 	maxStatsKeyLen = MaxCalibrationKeyLen - len(suffixUncached)
 )
 
-func holdKey(statsKey string, class int) string {
+func calibHoldKey(statsKey string, class int) string {
 	if class == classCached {
 		return statsKey + suffixCached
 	}
 	return statsKey + suffixUncached
 }
 
-// splitHoldKey undoes holdKey; ok is false for a key it did not make.
+// splitHoldKey undoes calibHoldKey; ok is false for a key it did not make.
 func splitHoldKey(k string) (statsKey string, class int, ok bool) {
 	if s, found := strings.CutSuffix(k, suffixCached); found {
 		return s, classCached, true
@@ -219,7 +219,7 @@ func (c *calibrator) names(account, tool, model string) *keyNames {
 		return n
 	}
 	sk := calibrationKey(account, tool, model)
-	n := &keyNames{statsKey: sk, hold: [calibClasses]string{holdKey(sk, classUncached), holdKey(sk, classCached)}}
+	n := &keyNames{statsKey: sk, hold: [calibClasses]string{calibHoldKey(sk, classUncached), calibHoldKey(sk, classCached)}}
 	if len(c.nameCache) < MaxCalibrationKeys {
 		c.nameCache[kp] = n
 	}
