@@ -14,7 +14,8 @@ import (
 
 // benchTrace is a synthetic session shaped like the Claude Code data: an
 // LLM call (a short chat prompt) followed by one or two tool calls, with
-// reported costs on the LLM calls.
+// reported costs and token usage on the LLM calls (the usage goes with the
+// commit and is priced by the enforcer, as on real data).
 func benchTrace(steps int) *Trace {
 	tools := []Step{
 		{Tool: "Bash", Params: map[string]any{"command": "go test ./...", "description": "run the tests"}},
@@ -27,7 +28,8 @@ func benchTrace(steps int) *Trace {
 	t := &Trace{Name: "bench", Format: FormatPurser}
 	for i := 0; len(t.Steps) < steps; i++ {
 		if i%3 == 0 {
-			t.Steps = append(t.Steps, Step{Tool: LLMTool, Name: LLMTool, Params: map[string]any{"model": "gpt-4o", "messages": msgs}, Actual: &cost})
+			t.Steps = append(t.Steps, Step{Tool: LLMTool, Name: LLMTool, Params: map[string]any{"model": "gpt-4o", "messages": msgs}, Actual: &cost,
+				Usage: &Usage{Model: "gpt-4o", Input: 1200, CacheRead: 3000, Output: 400}})
 			continue
 		}
 		st := tools[i%len(tools)]
@@ -38,6 +40,12 @@ func benchTrace(steps int) *Trace {
 }
 
 func benchRun(b *testing.B, cfg enforcer.Config, traces []*Trace) {
+	b.Helper()
+	benchRunWith(b, cfg, traces, func(*Runner) {})
+}
+
+// benchRunWith is benchRun with the runner adjusted by set (budgets, --stream).
+func benchRunWith(b *testing.B, cfg enforcer.Config, traces []*Trace, set func(*Runner)) {
 	b.Helper()
 	steps := 0
 	for _, t := range traces {
@@ -50,6 +58,7 @@ func benchRun(b *testing.B, cfg enforcer.Config, traces []*Trace) {
 			b.Fatal(err)
 		}
 		r.Budget = &budget
+		set(r)
 		if _, err := r.Run(context.Background(), traces); err != nil {
 			b.Fatal(err)
 		}
@@ -60,6 +69,18 @@ func benchRun(b *testing.B, cfg enforcer.Config, traces []*Trace) {
 // BenchmarkReplayTable: built-in table and LLM rule, no plugins.
 func BenchmarkReplayTable(b *testing.B) {
 	benchRun(b, enforcer.Config{}, []*Trace{benchTrace(10_000)})
+}
+
+// BenchmarkReplayTableStream: the same steps under --stream with each
+// trace limited to 80% of its actual cost, in 100 traces of 100 steps:
+// every LLM call ($0.0123 held at the table's much smaller estimate)
+// extends its hold, and each trace is cut, then denied about half way.
+func BenchmarkReplayTableStream(b *testing.B) {
+	traces := make([]*Trace, 100)
+	for i := range traces {
+		traces[i] = benchTrace(100)
+	}
+	benchRunWith(b, enforcer.Config{}, traces, func(r *Runner) { r.Stream, r.TraceBudgetPPM = true, 800_000 })
 }
 
 // BenchmarkReplayLLMTokensPlugin: every step asks the shipped Go

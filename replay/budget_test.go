@@ -118,11 +118,37 @@ func TestBudgetReportByHand(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"1 accounts ended above their limit; worst $0.20 over, 20.0% of its limit",
-		"2 traces denied; at the first denial they had spent 85.0% of their limit (median), 50.0% at least",
+		"2 traces denied; at a trace's first denial the limit that refused it was 85.0% spent (median), 50.0% at least",
 		"1 steps ran after their trace's first denial", "0.47x"} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("text lacks %q:\n%s", want, text.String())
 		}
+	}
+}
+
+// Under a pool budget a denial is measured against the pool: b's first
+// step does not fit the $0.20 the pool has left after a's $0.80. With both
+// budgets, the account that refused is the one measured.
+func TestFirstDenialMeasuresTheRefusingAccount(t *testing.T) {
+	r, _ := fakeRunner(t)
+	pool, per := enforcer.MustParseUSD("1"), enforcer.MustParseUSD("0.5")
+	r.Budget = &pool
+	rep, err := r.Run(context.Background(), []*Trace{trace("a", step("0.8", "0.8")), trace("b", step("0.3", "0.3"), step("0.1", "0.1"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := rep.Budget.DeniedTraces
+	if len(d) != 1 || d[0].Account != "replay" || d[0].Spent.USD != "0.80" || d[0].Utilization != 0.8 || d[0].StepsAfter != 1 {
+		t.Errorf("pool budget: denied %+v", d)
+	}
+	r, _ = fakeRunner(t)
+	r.Budget, r.TraceBudget = &pool, &per
+	rep, err = r.Run(context.Background(), []*Trace{trace("a", step("0.4", "0.4"), step("0.2", "0.2"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := rep.Budget.DeniedTraces; len(d) != 1 || d[0].Account != "replay/0000" || d[0].Utilization != 0.8 {
+		t.Errorf("both budgets: denied %+v", d)
 	}
 }
 
@@ -153,7 +179,8 @@ func TestStreamCutsAtTheLimit(t *testing.T) {
 
 // An LLM step's reported usage goes with its commit, priced by the
 // enforcer (which records the price source); a step without usage
-// commits its dollars, one without an actual commits nothing (the hold).
+// commits its dollars, one without an actual commits nothing (the hold);
+// usage without an actual is charged the enforcer's price of it.
 func TestCommitCarriesUsage(t *testing.T) {
 	r, l := fakeRunner(t)
 	a := enforcer.MustParseUSD("0.0038")
@@ -161,12 +188,13 @@ func TestCommitCarriesUsage(t *testing.T) {
 		{Tool: LLMTool, Name: LLMTool, Params: map[string]any{"est": "0.001", "model": "gpt-4o"}, Actual: &a,
 			Usage: &Usage{Input: 1200, Output: 80}},
 		{Tool: "Bash", Name: "Bash", Params: map[string]any{"est": "0.01"}},
+		{Tool: LLMTool, Name: LLMTool, Params: map[string]any{"est": "0.000001", "model": "gpt-4o"}, Usage: &Usage{Input: 1_000_000}},
 	}
 	if _, err := r.Run(context.Background(), []*Trace{trace("u", steps...)}); err != nil {
 		t.Fatal(err)
 	}
 	cs := committed(t, l, "replay/0000")
-	if len(cs) != 2 {
+	if len(cs) != 3 {
 		t.Fatalf("commits %+v", cs)
 	}
 	if c := cs[0]; c.Usage == nil || c.Usage.Model != "gpt-4o" || c.Usage.InputTokens != 1200 || c.Usage.OutputTokens != 80 ||
@@ -175,6 +203,9 @@ func TestCommitCarriesUsage(t *testing.T) {
 	}
 	if c := cs[1]; c.Usage != nil || c.Charged != enforcer.MustParseUSD("0.01") || c.CostSource != enforcer.CostEstimated {
 		t.Errorf("Bash commit %+v", c)
+	}
+	if c := cs[2]; c.Usage == nil || c.PriceSource == "" || c.CostSource != enforcer.CostActual || c.Charged == 0 {
+		t.Errorf("usage without an actual: %+v", c)
 	}
 }
 
@@ -195,7 +226,12 @@ func TestStreamNeverOverrunsProperty(t *testing.T) {
 			for range rapid.IntRange(1, 12).Draw(t, "steps") {
 				est := enforcer.Nanos(rapid.Int64Range(0, 1e9).Draw(t, "est"))
 				act := enforcer.Nanos(rapid.Int64Range(0, 3e9).Draw(t, "actual"))
-				tr.Steps = append(tr.Steps, Step{Tool: "Work", Name: "Work", Params: map[string]any{"est": est.Decimal()}, Actual: &act})
+				st := Step{Tool: "Work", Name: "Work", Params: map[string]any{"est": est.Decimal(), "model": "gpt-4o"}, Actual: &act}
+				if rapid.Bool().Draw(t, "usage only") {
+					// Priced by the enforcer at commit: the hold is charged instead.
+					st.Actual, st.Usage = nil, &Usage{Output: rapid.Int64Range(0, 1e6).Draw(t, "output tokens")}
+				}
+				tr.Steps = append(tr.Steps, st)
 			}
 			traces = append(traces, tr)
 		}
@@ -233,7 +269,7 @@ func TestChartMarksDenialsAndOverruns(t *testing.T) {
 	if len(s.Denials) != 2 || s.Denials[0].Step != 1 || s.Denials[1].Step != 4 || s.Denials[1].Y != enforcer.MustParseUSD("1.2") {
 		t.Errorf("denial markers %+v", s.Denials)
 	}
-	if len(s.Overruns) != 1 || s.Overruns[0].Step != 3 || s.Overruns[0].Trace != "b" {
+	if len(s.Overruns) != 1 || s.Overruns[0].Step != 3 || s.Overruns[0].Trace != "b" || s.Overruns[0].TraceStep != 1 {
 		t.Errorf("overrun markers %+v", s.Overruns)
 	}
 	var svg strings.Builder
@@ -241,7 +277,7 @@ func TestChartMarksDenialsAndOverruns(t *testing.T) {
 		t.Fatal(err)
 	}
 	if strings.Count(svg.String(), `class="first-denial"`) != 2 || strings.Count(svg.String(), `class="overrun"`) != 1 ||
-		!strings.Contains(svg.String(), "first denial of a trace (2)") || !strings.Contains(svg.String(), "over its limit: b, step 3") {
+		!strings.Contains(svg.String(), "first denial of a trace (2)") || !strings.Contains(svg.String(), "over its limit: b, step 1") {
 		t.Errorf("svg lacks the markers:\n%s", svg.String())
 	}
 }

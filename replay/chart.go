@@ -30,9 +30,11 @@ type Series struct {
 
 // Marker is an event at a global step.
 type Marker struct {
-	Step  int
-	Trace string
-	Y     enforcer.Nanos
+	Step      int // global, the chart's x
+	Trace     string
+	TraceStep int // the step's index in its trace, as the text report counts
+	Y         enforcer.Nanos
+	Pool      bool // an overrun of the pool (at a step of Trace)
 }
 
 // TraceSeries is one trace's cumulative charge from its first step.
@@ -69,16 +71,16 @@ func buildSeries(traces []*Trace, recs []record, limit *enforcer.Nanos, run *run
 		}
 		if rc.verdict == enforcer.Deny && !denied {
 			denied = true
-			s.Denials = append(s.Denials, Marker{Step: i, Trace: ts.Name, Y: y})
+			s.Denials = append(s.Denials, Marker{Step: i, Trace: ts.Name, TraceStep: int(rc.step), Y: y})
 		}
 		if l := traceLimitOf(run, rc.trace); l != nil && !over && prev+rc.charged > *l {
 			over = true
-			s.Overruns = append(s.Overruns, Marker{Step: i, Trace: ts.Name, Y: y})
+			s.Overruns = append(s.Overruns, Marker{Step: i, Trace: ts.Name, TraceStep: int(rc.step), Y: y})
 		}
 	}
 	if limit != nil {
 		if i := sort.Search(len(s.Actual), func(i int) bool { return s.Actual[i] > *limit }); i < len(s.Actual) {
-			s.Overruns = append(s.Overruns, Marker{Step: i, Y: s.Actual[i]})
+			s.Overruns = append(s.Overruns, Marker{Step: i, Trace: traces[recs[i].trace].Name, TraceStep: int(recs[i].step), Y: s.Actual[i], Pool: true})
 		}
 	}
 	return s
@@ -150,15 +152,15 @@ func (c chartCoords) markers(b *strings.Builder, denials, overruns []Marker) []l
 	for _, m := range denials {
 		x, y := c.x(float64(m.Step)), c.y(float64(m.Y))
 		fmt.Fprintf(b, `<path class="first-denial" d="M%.1f %.1f l-5 9 h10 z" fill="white" stroke="#c0392b" stroke-width="1.5"><title>first denial: %s, step %d</title></path>`+"\n",
-			x, y-6, html.EscapeString(m.Trace), m.Step)
+			x, y-6, html.EscapeString(m.Trace), m.TraceStep)
 	}
 	for _, m := range overruns {
 		who := m.Trace
-		if who == "" {
-			who = "pool"
+		if m.Pool {
+			who = "the pool, at " + m.Trace
 		}
 		fmt.Fprintf(b, `<circle class="overrun" cx="%.1f" cy="%.1f" r="5" fill="#e74c3c" stroke="#7b241c"><title>over its limit: %s, step %d</title></circle>`+"\n",
-			c.x(float64(m.Step)), c.y(float64(m.Y)), html.EscapeString(who), m.Step)
+			c.x(float64(m.Step)), c.y(float64(m.Y)), html.EscapeString(who), m.TraceStep)
 	}
 	if len(denials) > 0 {
 		legend = append(legend, legendItem{name: fmt.Sprintf("first denial of a trace (%d)", len(denials)), color: "#c0392b", width: "1.5", marker: "denial"})

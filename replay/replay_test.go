@@ -298,6 +298,14 @@ func TestRunReportTotals(t *testing.T) {
 	if rep.TopCosts[0].Charged.USD != "0.0115" || rep.TopCosts[0].Step != 3 {
 		t.Fatalf("top cost %+v", rep.TopCosts[0])
 	}
+	// The pool's overrun, in the budget report and marked on the chart
+	// where step 3 took the pool over its limit.
+	if b := rep.Budget; len(b.OverrunAccounts) != 1 || b.OverrunAccounts[0].Account != "replay" || b.MaxOverrunUSD != "0.0063" || b.MaxOverrunRatio != 0.315 {
+		t.Errorf("budget %+v", b)
+	}
+	if o := rep.Series().Overruns; len(o) != 1 || !o[0].Pool || o[0].Step != 3 || o[0].TraceStep != 3 {
+		t.Errorf("chart overruns %+v", o)
+	}
 	// Accuracy covers the 5 steps with an actual: 3 LLM calls estimated at
 	// the $0.0001 minimum, WebFetch and the unknown MCP tool.
 	acc := rep.Accuracy

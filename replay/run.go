@@ -236,8 +236,10 @@ func (r *Runner) runStep(ctx context.Context, st *Step, acct string) (record, er
 // hold first extends it, and a cut call is charged its hold at the cut.
 func (r *Runner) settle(ctx context.Context, st *Step, res enforcer.Reservation, rec *record) error {
 	req := enforcer.CommitRequest{ID: res.ID, Actual: st.Actual, Source: enforcer.CostActual, Usage: tokenUsage(st)}
-	if st.Actual == nil && req.Usage == nil {
-		req.Source = enforcer.CostEstimated
+	if st.Actual == nil && (req.Usage == nil || r.Stream) {
+		// Under Stream a cost known only once the enforcer prices the
+		// usage could exceed the hold after the fact: charge the hold.
+		req.Source, req.Usage = enforcer.CostEstimated, nil
 	}
 	if r.Stream && st.Actual != nil && *st.Actual > res.Held() {
 		held, cut, err := r.stream(ctx, res, *st.Actual)

@@ -25,6 +25,8 @@ func (r *Report) WriteText(w io.Writer) error {
 		if r.Remaining.Nanos >= 0 {
 			fmt.Fprintf(&b, ", %s remaining", *r.Remaining)
 		}
+	} else if r.Budget != nil {
+		fmt.Fprintf(&b, "Spent %s (no pool budget)", r.Spent)
 	} else {
 		fmt.Fprintf(&b, "Spent %s (no budget)", r.Spent)
 	}
@@ -66,13 +68,13 @@ func (br *BudgetReport) write(b *strings.Builder) {
 			len(br.OverrunAccounts), br.MaxOverrunUSD, pct(br.MaxOverrunRatio))
 	}
 	if u := br.UtilizationAtFirstDenial; u != nil {
-		fmt.Fprintf(b, "  %d traces denied; at the first denial they had spent %s of their limit (median), %s at least.\n",
+		fmt.Fprintf(b, "  %d traces denied; at a trace's first denial the limit that refused it was %s spent (median), %s at least.\n",
 			len(br.DeniedTraces), pct(u.Median), pct(u.Min))
 	} else {
 		b.WriteString("  No trace was denied.\n")
 	}
 	fmt.Fprintf(b, "  %d steps ran after their trace's first denial.\n", br.StepsAfterFirstDenial)
-	fmt.Fprintf(b, "  Held %s for %s actually spent by admitted steps: %.2fx (LLM calls %.2fx).\n",
+	fmt.Fprintf(b, "  Held %s at admission for %s of actual cost (admitted steps with one): %.2fx (LLM calls %.2fx).\n",
 		br.Held, br.Actual, br.HoldRatio, br.LLMHoldRatio)
 	if br.Stream {
 		fmt.Fprintf(b, "  Streaming: %d calls extended their hold by %s in all; %d cut where an extension was denied.\n",
