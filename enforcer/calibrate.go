@@ -164,6 +164,7 @@ type calibPlan struct {
 	quantile  float64
 	samples   int64
 	prior     bool
+	family    bool // borrowed from the other models of the account and tool
 	source    string // the estimate's source when calibrated
 	outTokens int64
 	outSource string
@@ -191,6 +192,9 @@ const (
 // keyNames caches a key's strings so a warm estimate allocates none.
 type keyNames struct {
 	statsKey string
+	// familyKey pools every named model of the root account and tool: a
+	// model with no samples yet borrows its ratios (a cold start).
+	familyKey string
 	hold     [calibClasses]string
 	memo     [calibClasses]sourceMemo
 }
@@ -205,6 +209,9 @@ type sourceMemo struct {
 }
 
 func (m *sourceMemo) get(p *calibPlan) string {
+	if p.family {
+		return calibSource(p) // a cold start: rare, not memoised
+	}
 	if m.source == "" || m.scalePPM != p.scalePPM || m.samples != p.samples || m.quantile != p.quantile {
 		*m = sourceMemo{scalePPM: p.scalePPM, samples: p.samples, quantile: p.quantile, source: calibSource(p)}
 	}
@@ -219,7 +226,7 @@ func (c *calibrator) names(account, tool, model string) *keyNames {
 		return n
 	}
 	sk := calibrationKey(account, tool, model)
-	n := &keyNames{statsKey: sk, hold: [calibClasses]string{calibHoldKey(sk, classUncached), calibHoldKey(sk, classCached)}}
+	n := &keyNames{statsKey: sk, familyKey: calibrationKey(account, tool, familyModel), hold: [calibClasses]string{calibHoldKey(sk, classUncached), calibHoldKey(sk, classCached)}}
 	if len(c.nameCache) < MaxCalibrationKeys {
 		c.nameCache[kp] = n
 	}
@@ -253,6 +260,11 @@ func (c *calibrator) plan(account, tool, model string, given int64) calibPlan {
 		p.quantile = s.effectiveQuantile(class, c.cfg.Quantile)
 		p.scalePPM = ratioPPM(s.quantile(class, p.quantile, c.cfg.PriorRatio, c.cfg.PriorWeight))
 		p.tailPPM = ratioPPM(s.quantile(class, max(p.quantile, tailQuantile), c.cfg.PriorRatio, c.cfg.PriorWeight))
+	case model != "" && c.keys[names.familyKey] != nil && c.keys[names.familyKey].count(class) > 0:
+		f := c.keys[names.familyKey]
+		p.family, p.samples = true, f.count(class)
+		p.scalePPM = ratioPPM(f.quantile(class, p.quantile, c.cfg.PriorRatio, c.cfg.PriorWeight))
+		p.tailPPM = ratioPPM(f.quantile(class, max(p.quantile, tailQuantile), c.cfg.PriorRatio, c.cfg.PriorWeight))
 	case model != "":
 		p.prior, p.scalePPM, p.tailPPM = true, ratioPPM(c.cfg.PriorRatio), ratioPPM(c.cfg.PriorRatio)
 	}
@@ -343,7 +355,13 @@ func (c *calibrator) learn(r Reservation) {
 		c.learnCache(&sample, r, *u)
 	}
 	c.fold(statsKey, &sample)
+	if !strings.HasSuffix(statsKey, "|") { // a named model: also the family's
+		c.fold(calibrationKey(r.Account, r.Tool, familyModel), &calibStats{bins: sample.bins, n: sample.n})
+	}
 }
+
+// familyModel names the pool of every model of an account and tool.
+const familyModel = "*"
 
 // learnCache records what share of the session's previous prompt this call
 // read from the cache, and remembers this prompt for the next call.

@@ -358,3 +358,19 @@ func TestExecuteTeachesCalibration(t *testing.T) {
 		t.Errorf("after 3 Executes with reported costs: %q; want n=3", src)
 	}
 }
+
+// A model with nothing learned yet borrows the ratios of the account's
+// other models for the tool, rather than the fixed prior.
+func TestCalibrationNewModelBorrowsFromOtherModels(t *testing.T) {
+	c := newCalibEnv(t, Config{}, "org/s")
+	for range 10 {
+		c.teach("org/s", llmParams("gpt-4o", 40_000), MustParseUSD("0.25"), nil) // 10x base
+	}
+	est := c.estimate("org/s", llmParams("claude-opus-4-5", 40_000))
+	if !strings.HasPrefix(est.Source, "llm+calib(other models p95 x10.") || !est.Explain.Family || est.Explain.Samples != 10 {
+		t.Errorf("new model: %q (%+v); want the other models' p95 over n=10", est.Source, est.Explain)
+	}
+	if src := c.estimate("org/s", llmParams("", 40_000)).Source; src != SourceLLM {
+		t.Errorf("no model, no history of its own: %q; want the seed rule (never borrowed)", src)
+	}
+}

@@ -41,6 +41,9 @@ type EstimateExplain struct {
 	Quantile float64
 	Samples  int64
 	Prior    bool
+	// Family: nothing is learned for this model yet, so the ratios of the
+	// account's other models for the tool are used (Samples are theirs).
+	Family bool
 	// Hold is the estimate: Base x Scale, at least Minimum; or, when
 	// Trimmed, the remaining budget (an extendable call, see
 	// ReserveOptions.Extendable).
@@ -71,6 +74,9 @@ func (x *EstimateExplain) Lines() []string {
 		out = append(out, fmt.Sprintf("not calibrated: estimate = base = %s", x.Hold))
 	case x.Prior:
 		out = append(out, fmt.Sprintf("calibration %s: no settled calls yet, prior x%.2f: estimate = %s", x.CalibrationKey, x.Scale, x.Hold))
+	case x.Family:
+		out = append(out, fmt.Sprintf("calibration %s: no settled calls for this model yet; the account's other models for this tool: p%s of actual/base over %d settled calls = x%.2f: estimate = %s",
+			x.CalibrationKey, quantileLabel(x.Quantile), x.Samples, x.Scale, x.Hold))
 	default:
 		out = append(out, fmt.Sprintf("calibration %s: p%s of actual/base over %d settled calls = x%.2f: estimate = %s",
 			x.CalibrationKey, quantileLabel(x.Quantile), x.Samples, x.Scale, x.Hold))
@@ -165,7 +171,7 @@ func (c *estimationChain) llmEstimate(p *llmPlan) (Estimate, error) {
 		if x.Tail, err = MulRatioCeil(x.Base, max(p.plan.tailPPM, p.plan.scalePPM), 1_000_000); err != nil {
 			x.Tail = x.Hold
 		}
-		x.Scale, x.Samples, x.Prior = float64(p.plan.scalePPM)/1e6, p.plan.samples, p.plan.prior
+		x.Scale, x.Samples, x.Prior, x.Family = float64(p.plan.scalePPM)/1e6, p.plan.samples, p.plan.prior, p.plan.family
 		source = p.plan.source
 	}
 	x.CalibrationKey = p.plan.key
@@ -178,6 +184,9 @@ func calibSource(p *calibPlan) string {
 	scale := float64(p.scalePPM) / 1e6
 	if p.prior {
 		return fmt.Sprintf("%s+calib(prior x%.2f, n=0)", SourceLLM, scale)
+	}
+	if p.family {
+		return fmt.Sprintf("%s+calib(other models p%s x%.2f, n=%d)", SourceLLM, quantileLabel(p.quantile), scale, p.samples)
 	}
 	return fmt.Sprintf("%s+calib(p%s x%.2f, n=%d)", SourceLLM, quantileLabel(p.quantile), scale, p.samples)
 }
