@@ -164,7 +164,7 @@ type calibPlan struct {
 	quantile  float64
 	samples   int64
 	prior     bool
-	family    bool // borrowed from the other models of the account and tool
+	family    bool   // borrowed from the other models of the account and tool
 	source    string // the estimate's source when calibrated
 	outTokens int64
 	outSource string
@@ -195,8 +195,8 @@ type keyNames struct {
 	// familyKey pools every named model of the root account and tool: a
 	// model with no samples yet borrows its ratios (a cold start).
 	familyKey string
-	hold     [calibClasses]string
-	memo     [calibClasses]sourceMemo
+	hold      [calibClasses]string
+	memo      [calibClasses]sourceMemo
 }
 
 type keyParts struct{ root, tool, model string }
