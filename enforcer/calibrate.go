@@ -95,8 +95,9 @@ func (c CalibrationConfig) validate() error {
 // calibrator learns, per key (root account, tool, model), how settled
 // actuals compare with base estimates, and per session (account) what the
 // previous LLM call left in the provider's cache. Memory: one calibStats
-// (under 1 KiB) per key, at most MaxCalibrationKeys keys; one small entry
-// per session, at most MaxSessions; at most maxPending pending bases.
+// (about 1.4 KiB) and its key strings per key, at most MaxCalibrationKeys
+// keys; one small entry per session, at most MaxSessions; at most
+// maxPending pending bases and as many recently taught ids.
 type calibrator struct {
 	cfg   CalibrationConfig
 	clock Clock
@@ -254,17 +255,12 @@ func (c *calibrator) plan(account, tool, model string, given int64) calibPlan {
 		class = classCached
 	}
 	p.key = names.hold[class]
-	switch {
+	switch fam := c.keys[names.familyKey]; {
 	case s != nil && s.count(class) > 0:
-		p.samples = s.count(class)
-		p.quantile = s.effectiveQuantile(class, c.cfg.Quantile)
-		p.scalePPM = ratioPPM(s.quantile(class, p.quantile, c.cfg.PriorRatio, c.cfg.PriorWeight))
-		p.tailPPM = ratioPPM(s.quantile(class, max(p.quantile, tailQuantile), c.cfg.PriorRatio, c.cfg.PriorWeight))
-	case model != "" && c.keys[names.familyKey] != nil && c.keys[names.familyKey].count(class) > 0:
-		f := c.keys[names.familyKey]
-		p.family, p.samples = true, f.count(class)
-		p.scalePPM = ratioPPM(f.quantile(class, p.quantile, c.cfg.PriorRatio, c.cfg.PriorWeight))
-		p.tailPPM = ratioPPM(f.quantile(class, max(p.quantile, tailQuantile), c.cfg.PriorRatio, c.cfg.PriorWeight))
+		c.scaleFrom(&p, s, class)
+	case model != "" && fam != nil && fam.count(class) > 0:
+		p.family = true
+		c.scaleFrom(&p, fam, class)
 	case model != "":
 		p.prior, p.scalePPM, p.tailPPM = true, ratioPPM(c.cfg.PriorRatio), ratioPPM(c.cfg.PriorRatio)
 	}
@@ -275,6 +271,15 @@ func (c *calibrator) plan(account, tool, model string, given int64) calibPlan {
 		p.outTokens, p.outSource = int64((s.outSum+s.outN/2)/s.outN), "learned mean"
 	}
 	return p
+}
+
+// scaleFrom reads the hold's and the tail's ratios from s's class, at the
+// quantile corrected by the class's realized misses.
+func (c *calibrator) scaleFrom(p *calibPlan, s *calibStats, class int) {
+	p.samples = s.count(class)
+	p.quantile = s.effectiveQuantile(class, c.cfg.Quantile)
+	p.scalePPM = ratioPPM(s.quantile(class, p.quantile, c.cfg.PriorRatio, c.cfg.PriorWeight))
+	p.tailPPM = ratioPPM(s.quantile(class, max(p.quantile, tailQuantile), c.cfg.PriorRatio, c.cfg.PriorWeight))
 }
 
 // expectedCache is the share of the session's previous prompt that is
