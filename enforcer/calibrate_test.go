@@ -337,6 +337,9 @@ func TestTailGuardDeniesWhatCouldOverdraw(t *testing.T) {
 	if err != nil || d.Verdict != Deny || d.Layer != LayerBudget || !strings.HasSuffix(d.Estimate.Source, "+tail(p99)") {
 		t.Errorf("hold fits, tail does not: %+v, %v; want a budget deny naming the tail", d, err)
 	}
+	if d, err := c.e.Check(context.Background(), call); err != nil || d.Verdict != Deny {
+		t.Errorf("Check: %+v, %v; want the deny Reserve gives", d, err)
+	}
 	if d, _, err := c.e.Reserve(context.Background(), call, ReserveOptions{Extendable: true}); err != nil || d.Verdict != Allow {
 		t.Errorf("extendable: %+v, %v; want allowed (it stops where an extension is refused)", d, err)
 	}

@@ -172,6 +172,9 @@ func (e *Enforcer) Check(ctx context.Context, call Call) (Decision, error) {
 		}
 		return Decision{}, err
 	}
+	if d, denied, err := e.tailGuard(ctx, call, est, false); denied || err != nil {
+		return d, err // as Reserve would answer a call that cannot extend its hold
+	}
 	return e.admit(ctx, call, est, false)
 }
 
