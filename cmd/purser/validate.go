@@ -73,6 +73,7 @@ func (c *Config) build() (*built, error) {
 	var p problems
 	b := &built{enforcer: enforcer.DefaultConfig()}
 	c.buildPricing(&p, b)
+	c.Calibration.build(&p, &b.enforcer)
 	c.buildLedgerRules(&p, b)
 	b.tokens = c.buildTokens(&p)
 	b.limits = c.Plugins.Limits.toHost(&p, "plugins.limits")
