@@ -34,6 +34,14 @@ type CalibrationConfig struct {
 	// MaxSessions bounds the accounts whose last LLM call is remembered
 	// for cache prediction (default 10,000; the oldest is forgotten).
 	MaxSessions int
+	// TailOverrunBP is how far, in basis points of the refusing account's
+	// limit, a call that cannot extend its hold may pass the remaining
+	// budget at its calibrated tail (p99) and still be admitted. The
+	// default 0 is strict: the tail must fit, so a budget is not
+	// overdrawn by an under-estimate, at the price of stopping agents
+	// early when one call's tail is large against their limit
+	// (ACCURACY.md measures both; extendable holds avoid the trade).
+	TailOverrunBP int64
 }
 
 // DefaultCalibrationConfig returns the defaults.
@@ -86,6 +94,8 @@ func (c CalibrationConfig) validate() error {
 		return fmt.Errorf("calibration.cache_lifetime must be >= 0, got %s", c.CacheLifetime)
 	case c.MinCacheableTokens < 0:
 		return fmt.Errorf("calibration.min_cacheable_tokens must be >= 0, got %d", c.MinCacheableTokens)
+	case c.TailOverrunBP < 0 || c.TailOverrunBP > 1_000_000:
+		return fmt.Errorf("calibration.tail_overrun_bp must be in [0, 1000000], got %d", c.TailOverrunBP)
 	case c.MaxSessions < 0 || c.MaxSessions > 10_000_000:
 		return fmt.Errorf("calibration.max_sessions must be in [0, 10000000], got %d", c.MaxSessions)
 	}

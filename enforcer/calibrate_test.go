@@ -377,3 +377,36 @@ func TestCalibrationNewModelBorrowsFromOtherModels(t *testing.T) {
 		t.Errorf("no model, no history of its own: %q; want the seed rule (never borrowed)", src)
 	}
 }
+
+// TailOverrunBP admits a call whose tail passes the remaining budget by
+// at most that share of the limit, and still denies one that passes it by
+// more.
+func TestTailOverrunToleranceBoundsTheOverrun(t *testing.T) {
+	params := llmParams("gpt-4o", 40_000) // base $0.025
+	for _, tc := range []struct {
+		limit string
+		bp    int64
+		want  Verdict
+	}{
+		{"0.1", 0, Deny},       // strict: a tail >= $0.25 does not fit $0.1
+		{"0.1", 10_000, Deny},  // 100% of $0.1 = $0.1 slack: $0.25 - $0.1 > $0.1
+		{"0.1", 20_000, Allow}, // 200%: $0.2 slack covers $0.15 past the remaining
+		{"1", 200, Allow},      // the tail fits outright
+		{"0.24", 100, Deny},    // 1% of $0.24: not enough for the tail's excess
+		{"0.24", 1_000_000, Allow},
+	} {
+		c := newCalibEnv(t, Config{Calibration: CalibrationConfig{TailOverrunBP: tc.bp}}, "org/s")
+		for i := range 100 {
+			actual := MustParseUSD("0.025")
+			if i%20 == 0 {
+				actual = MustParseUSD("0.25")
+			}
+			c.teach("org/s", params, actual, nil)
+		}
+		mustAccount(t, c.e, AccountSpec{ID: "org/b", Parent: "org", Limit: usdPtr(tc.limit)})
+		d, _, err := c.e.Reserve(context.Background(), Call{Account: "org/b", Tool: "LLM", Params: params}, ReserveOptions{})
+		if err != nil || d.Verdict != tc.want {
+			t.Errorf("limit $%s, tolerance %d bp: %v (%s), %v; want %v", tc.limit, tc.bp, d.Verdict, d.Reason, err, tc.want)
+		}
+	}
+}

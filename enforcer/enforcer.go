@@ -351,9 +351,10 @@ func (e *Enforcer) hold(ctx context.Context, call Call, d Decision, opt ReserveO
 }
 
 // tailGuard denies a call that cannot extend its hold when the most it may
-// cost (its calibrated tail) does not fit the remaining budget: committed
-// past its hold, it would overdraw the account. The hold itself stays at
-// the target quantile.
+// cost (its calibrated tail) would pass the remaining budget by more than
+// Calibration.TailOverrunBP of the refusing account's limit: committed
+// past its hold, it would overdraw the account by more than that. The hold
+// itself stays at the target quantile.
 func (e *Enforcer) tailGuard(ctx context.Context, call Call, est Estimate, extendable bool) (Decision, bool, error) {
 	tail, ok := tailEstimate(est)
 	if !ok || extendable {
@@ -366,6 +367,32 @@ func (e *Enforcer) tailGuard(ctx context.Context, call Call, est Estimate, exten
 	if bc.OK {
 		return Decision{}, false, nil
 	}
+	if ok, err := e.tailWithinTolerance(ctx, bc, tail.Nanos); ok || err != nil {
+		return Decision{}, err != nil, err
+	}
 	ibe := &InsufficientBudgetError{Account: bc.Account, Estimate: tail.Nanos, Remaining: bc.Remaining, Overdrawn: bc.Overdrawn}
 	return Decision{Verdict: Deny, Layer: LayerBudget, Reason: ibe.Error(), Estimate: tail, BudgetAccount: bc.Account, Remaining: bc.Remaining}, true, nil
+}
+
+// tailWithinTolerance reports whether a tail that does not fit (bc) would
+// overrun the refusing account's limit by at most the configured share of
+// it. An overdrawn or unlimited account is never within tolerance here
+// (the first refuses everything, the second never refuses).
+func (e *Enforcer) tailWithinTolerance(ctx context.Context, bc BudgetCheck, tail Nanos) (bool, error) {
+	bp := e.cfg.Calibration.TailOverrunBP
+	if bp <= 0 || bc.Overdrawn || bc.Remaining < 0 {
+		return false, nil
+	}
+	snap, err := e.ledger.Snapshot(ctx, bc.Account)
+	if err != nil {
+		return false, fmt.Errorf("tail check on account %q: %w", bc.Account, err)
+	}
+	if snap.Limit == nil {
+		return false, nil
+	}
+	slack, err := MulRatioCeil(*snap.Limit, bp, 10_000)
+	if err != nil {
+		return false, nil
+	}
+	return tail-bc.Remaining <= slack, nil
 }

@@ -22,6 +22,10 @@ type CalibrationConfig struct {
 	CacheLifetime      time.Duration `koanf:"cache_lifetime"`
 	MinCacheableTokens int64         `koanf:"min_cacheable_tokens"`
 	MaxSessions        int           `koanf:"max_sessions"`
+	// TailOverrunBP lets a call that cannot extend its hold pass the
+	// remaining budget at its p99 by this share of the limit, in basis
+	// points (default 0: strict, never overdrawn by an under-estimate).
+	TailOverrunBP int64 `koanf:"tail_overrun_bp"`
 	// SyncInterval is how often calibration is merged through the store:
 	// what other hosts learned is at most this stale, and at most this
 	// much learning is lost if the process dies.
@@ -44,7 +48,7 @@ func withCalibrationDefaults(d map[string]any) map[string]any {
 func (c CalibrationConfig) build(p *problems, ec *enforcer.Config) {
 	ec.Calibration = enforcer.CalibrationConfig{Disabled: c.Disabled, Quantile: c.Quantile, PriorRatio: c.PriorRatio,
 		PriorWeight: c.PriorWeight, CountCap: c.CountCap, CacheLifetime: c.CacheLifetime,
-		MinCacheableTokens: c.MinCacheableTokens, MaxSessions: c.MaxSessions}
+		MinCacheableTokens: c.MinCacheableTokens, MaxSessions: c.MaxSessions, TailOverrunBP: c.TailOverrunBP}
 	if err := enforcer.ValidateCalibrationConfig(ec.Calibration); err != nil {
 		p.add("calibration", "%v", err)
 	}
