@@ -29,6 +29,9 @@ type Estimate struct {
 	// Fuel is the metered work the estimator reported (Wasm fuel: about
 	// one unit per instruction), 0 for built-in sources.
 	Fuel int64
+	// Explain is the arithmetic of a built-in LLM estimate (nil for other
+	// sources); a hold records its Base and CalibrationKey.
+	Explain *EstimateExplain
 }
 
 // Estimate sources other than plugins.

@@ -33,6 +33,12 @@ type Config struct {
 	ReservationTTL time.Duration // default 5 minutes
 	Tiers          map[string]Nanos
 
+	// Calibration tunes how LLM holds learn from settled spend.
+	Calibration CalibrationConfig
+	// CalibrationStore, when set, keeps calibration across restarts and
+	// shares it between hosts through SyncCalibration.
+	CalibrationStore CalibrationStore
+
 	Clock  Clock        // default SystemClock
 	Logger hclog.Logger // default a null logger
 	// CostLogLevel is the level of the per-operation cost line (default Debug).
@@ -44,7 +50,7 @@ func DefaultConfig() Config {
 	return Config{
 		Table: DefaultCostTable(), LLM: DefaultLLMRule(), Unknown: DefaultUnknownRule(),
 		ApprovalTTL: 10 * time.Minute, ApprovalsPendingMax: 1024, ApprovalPoll: 100 * time.Millisecond,
-		ReservationTTL: 5 * time.Minute, Tiers: DefaultTiers(),
+		ReservationTTL: 5 * time.Minute, Tiers: DefaultTiers(), Calibration: DefaultCalibrationConfig(),
 		Clock: SystemClock{}, Logger: hclog.NewNullLogger(), CostLogLevel: hclog.Debug,
 	}
 }
@@ -60,6 +66,7 @@ func (c Config) withDefaults() Config {
 		c.Table = d.Table
 	}
 	c.LLM = c.LLM.withDefaults(d.LLM)
+	c.Calibration = c.Calibration.withDefaults()
 	if c.Unknown == (UnknownRule{}) {
 		c.Unknown = d.Unknown
 	}
@@ -97,6 +104,7 @@ type Enforcer struct {
 	cfg       Config
 	ledger    Ledger
 	chain     *estimationChain
+	calib     *calibrator
 	policies  []PolicySpec
 	approvals *ApprovalQueue
 	inflight  *inflightIDs
@@ -119,7 +127,7 @@ func New(ledger Ledger, cfg Config) (*Enforcer, error) {
 		}
 	}
 	return &Enforcer{
-		cfg: cfg, ledger: ledger, chain: chain,
+		cfg: cfg, ledger: ledger, chain: chain, calib: chain.calib,
 		policies:  append([]PolicySpec(nil), cfg.Policies...),
 		approvals: NewApprovalQueue(cfg.Clock, cfg.ApprovalTTL, cfg.ApprovalsPendingMax),
 		inflight:  newInflightIDs(),
@@ -164,6 +172,9 @@ func (e *Enforcer) Check(ctx context.Context, call Call) (Decision, error) {
 		}
 		return Decision{}, err
 	}
+	if d, denied, err := e.tailGuard(ctx, call, est, false); denied || err != nil {
+		return d, err // as Reserve would answer a call that cannot extend its hold
+	}
 	return e.admit(ctx, call, est, false)
 }
 
@@ -176,6 +187,13 @@ type ReserveOptions struct {
 	ApprovalID string
 	// Estimate, when set, skips the estimation chain (e.g. a cache hit).
 	Estimate *Estimate
+	// Extendable says the caller extends the hold while the call runs and
+	// stops the call when an extension is denied (a streaming runtime).
+	// An LLM call whose calibrated hold does not fit the remaining budget
+	// but whose base estimate does is then held at what remains, instead
+	// of being denied: the budget can be spent to its end, and never past
+	// it, because the call stops where its extension is refused.
+	Extendable bool
 }
 
 // Reserve estimates, admits and, when allowed, holds the estimate. When a
@@ -211,7 +229,13 @@ func (e *Enforcer) reserve(ctx context.Context, call Call, opt ReserveOptions, g
 		}
 		return Decision{}, Reservation{}, false, err
 	}
+	if d, denied, err := e.tailGuard(ctx, call, est, opt.Extendable); denied || err != nil {
+		return d, Reservation{}, false, err
+	}
 	d, err = e.admit(ctx, call, est, opt.ApprovalID != "")
+	if trimmed, ok := trimToBudget(est, d); ok && err == nil && opt.Extendable {
+		d, err = e.admit(ctx, call, trimmed, opt.ApprovalID != "")
+	}
 	if err != nil || d.Verdict == Deny {
 		return d, Reservation{}, false, err
 	}
@@ -305,7 +329,11 @@ func (e *Enforcer) hold(ctx context.Context, call Call, d Decision, opt ReserveO
 	if ttl <= 0 {
 		ttl = e.cfg.ReservationTTL
 	}
-	r, err := e.ledger.Reserve(ctx, ReserveRequest{ID: id, Account: call.Account, Tool: call.Tool, Estimate: d.Estimate.Nanos, TTL: ttl, Fingerprint: fp})
+	req := ReserveRequest{ID: id, Account: call.Account, Tool: call.Tool, Estimate: d.Estimate.Nanos, TTL: ttl, Fingerprint: fp}
+	if x := d.Estimate.Explain; x != nil {
+		req.BaseEstimate, req.CalibrationKey = x.Base, x.CalibrationKey
+	}
+	r, err := e.ledger.Reserve(ctx, req)
 	var ibe *InsufficientBudgetError
 	if errors.As(err, &ibe) {
 		// Another call took the room between Check and Reserve.
@@ -316,5 +344,55 @@ func (e *Enforcer) hold(ctx context.Context, call Call, d Decision, opt ReserveO
 	if err != nil {
 		return d, Reservation{}, fmt.Errorf("reserve %s on %q: %w", call.Tool, call.Account, err)
 	}
+	if r.CalibrationKey == "" {
+		e.calib.remember(r.ID, req.CalibrationKey, req.BaseEstimate)
+	}
 	return d, r, nil
+}
+
+// tailGuard denies a call that cannot extend its hold when the most it may
+// cost (its calibrated tail) would pass the remaining budget by more than
+// Calibration.TailOverrunBP of the refusing account's limit: committed
+// past its hold, it would overdraw the account by more than that. The hold
+// itself stays at the target quantile.
+func (e *Enforcer) tailGuard(ctx context.Context, call Call, est Estimate, extendable bool) (Decision, bool, error) {
+	tail, ok := tailEstimate(est)
+	if !ok || extendable {
+		return Decision{}, false, nil
+	}
+	bc, err := e.ledger.Check(ctx, call.Account, tail.Nanos)
+	if err != nil {
+		return Decision{}, true, fmt.Errorf("admission of %s on account %q: %w", call.Tool, call.Account, err)
+	}
+	if bc.OK {
+		return Decision{}, false, nil
+	}
+	if ok, err := e.tailWithinTolerance(ctx, bc, tail.Nanos); ok || err != nil {
+		return Decision{}, err != nil, err
+	}
+	ibe := &InsufficientBudgetError{Account: bc.Account, Estimate: tail.Nanos, Remaining: bc.Remaining, Overdrawn: bc.Overdrawn}
+	return Decision{Verdict: Deny, Layer: LayerBudget, Reason: ibe.Error(), Estimate: tail, BudgetAccount: bc.Account, Remaining: bc.Remaining}, true, nil
+}
+
+// tailWithinTolerance reports whether a tail that does not fit (bc) would
+// overrun the refusing account's limit by at most the configured share of
+// it. An overdrawn or unlimited account is never within tolerance here
+// (the first refuses everything, the second never refuses).
+func (e *Enforcer) tailWithinTolerance(ctx context.Context, bc BudgetCheck, tail Nanos) (bool, error) {
+	bp := e.cfg.Calibration.TailOverrunBP
+	if bp <= 0 || bc.Overdrawn || bc.Remaining < 0 {
+		return false, nil
+	}
+	snap, err := e.ledger.Snapshot(ctx, bc.Account)
+	if err != nil {
+		return false, fmt.Errorf("tail check on account %q: %w", bc.Account, err)
+	}
+	if snap.Limit == nil {
+		return false, nil
+	}
+	slack, err := MulRatioCeil(*snap.Limit, bp, 10_000)
+	if err != nil {
+		return false, nil
+	}
+	return tail-bc.Remaining <= slack, nil
 }

@@ -82,3 +82,37 @@ func BenchmarkExecuteParallel(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkEstimateLLMCalibration: the LLM rule on a 1 KB prompt with
+// calibration off, and on with 1,000 settled calls learned for the key
+// (quantile read, session cache lookup, source naming the calibration).
+func BenchmarkEstimateLLMCalibration(b *testing.B) {
+	params := map[string]any{"model": "gpt-4o", "prompt": strings.Repeat("héllo wörld ", 85)}
+	for _, tc := range []struct {
+		name string
+		cfg  CalibrationConfig
+	}{{"off", CalibrationConfig{Disabled: true}}, {"on", CalibrationConfig{}}} {
+		b.Run(tc.name, func(b *testing.B) {
+			e := newTestEnforcer(b, Config{Calibration: tc.cfg})
+			mustAccount(b, e, AccountSpec{ID: "a"})
+			ctx, call := context.Background(), Call{Account: "a", Tool: "LLM", Params: params}
+			for i := range 1000 {
+				_, r, err := e.Reserve(ctx, call, ReserveOptions{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				actual := r.Estimate * Nanos(1+i%3) / 2
+				if _, err := e.Commit(ctx, CommitRequest{ID: r.ID, Actual: &actual, Source: CostActual,
+					Usage: &TokenUsage{Model: "gpt-4o", InputTokens: 200, CacheReadTokens: 50, OutputTokens: int64(i % 300)}}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if est, err := e.Estimate(ctx, call); err != nil || est.Nanos == 0 {
+					b.Fatal(est, err)
+				}
+			}
+		})
+	}
+}

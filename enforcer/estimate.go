@@ -27,10 +27,14 @@ type estimationChain struct {
 	llm        LLMRule
 	unknown    UnknownRule
 	unknownEst Nanos
+	calib      *calibrator
 }
 
 func newEstimationChain(cfg Config) (*estimationChain, error) {
 	if err := cfg.LLM.validate(); err != nil {
+		return nil, err
+	}
+	if err := cfg.Calibration.validate(); err != nil {
 		return nil, err
 	}
 	if err := cfg.Unknown.validate(); err != nil {
@@ -44,7 +48,8 @@ func newEstimationChain(cfg Config) (*estimationChain, error) {
 		}
 		est[tool] = e
 	}
-	return &estimationChain{estimators: est, table: cfg.Table, llm: cfg.LLM, unknown: cfg.Unknown, unknownEst: u}, nil
+	return &estimationChain{estimators: est, table: cfg.Table, llm: cfg.LLM, unknown: cfg.Unknown, unknownEst: u,
+		calib: newCalibrator(cfg.Calibration, cfg.Clock, cfg.CalibrationStore)}, nil
 }
 
 func (c *estimationChain) estimatorFor(tool string) Estimator {
@@ -61,6 +66,11 @@ func (c *estimationChain) estimatorFor(tool string) Estimator {
 // hide it (the estimate then carries the refusing source).
 func (c *estimationChain) estimate(ctx context.Context, call Call) (Estimate, error) {
 	var fallback error
+	var llm *llmPlan
+	if c.llm.IsLLMTool(call.Tool) {
+		llm = c.planLLM(call)
+		call.LLM = &llm.ctx
+	}
 	if e := c.estimatorFor(call.Tool); e != nil {
 		q, err := e.Estimate(ctx, call)
 		if err == nil && q.Nanos < 0 {
@@ -79,18 +89,14 @@ func (c *estimationChain) estimate(ctx context.Context, call Call) (Estimate, er
 			fallback = &EstimatorError{Tool: call.Tool, Err: err}
 		}
 	}
-	out, err := c.builtin(call)
+	out, err := c.builtin(call, llm)
 	out.FallbackErr = fallback
 	return out, err
 }
 
-func (c *estimationChain) builtin(call Call) (Estimate, error) {
-	if c.llm.IsLLMTool(call.Tool) {
-		n, err := c.llm.Estimate(call.Params)
-		if err != nil {
-			return Estimate{}, err
-		}
-		return Estimate{Nanos: n, Source: SourceLLM}, nil
+func (c *estimationChain) builtin(call Call, llm *llmPlan) (Estimate, error) {
+	if llm != nil {
+		return c.llmEstimate(llm)
 	}
 	if n, ok := c.table[call.Tool]; ok {
 		return Estimate{Nanos: n, Source: SourceTable}, nil

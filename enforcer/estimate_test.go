@@ -53,7 +53,7 @@ func TestBriefEstimates(t *testing.T) {
 func TestLLMEstimateMessagesModelsAndCharacters(t *testing.T) {
 	rule := DefaultLLMRule()
 	rule.Tools = append(rule.Tools, "chat")
-	e := newTestEnforcer(t, Config{LLM: rule})
+	e := newTestEnforcer(t, Config{LLM: rule, Calibration: CalibrationConfig{Disabled: true}})
 	// 3 messages of 20,000 chars joined by 2 spaces = 60,002 chars = 15,000 tokens.
 	msg := func(s string) map[string]any { return map[string]any{"role": "user", "content": s} }
 	params := map[string]any{"messages": []any{msg(strings.Repeat("a", 20_000)), msg(strings.Repeat("b", 20_000)), msg(strings.Repeat("c", 20_000))}}

@@ -1,6 +1,7 @@
 package enforcer
 
 import (
+	"encoding/json"
 	"fmt"
 	"unicode/utf8"
 )
@@ -17,6 +18,10 @@ type ModelPrice struct {
 	// more tokens pays the *Above prices that are set, on every token.
 	TierAboveTokens                                          int64
 	InputAbove, OutputAbove, CacheReadAbove, CacheWriteAbove PerMTok
+	// CacheWrite1hAbove is the 1-hour cache write price above the tier; 0
+	// keeps CacheWrite1h. The ABI's LLM context does not carry it: BaseCost
+	// prices no 1-hour writes, only settlement (Cost) does.
+	CacheWrite1hAbove PerMTok
 }
 
 // PriceQuote is the price that applies to a model name and where it came
@@ -127,22 +132,66 @@ func (r *LLMRule) IsLLMTool(tool string) bool {
 // PriceFor returns the input price for model: DefaultPrice when model is
 // empty, else what Prices says (a fallback price for an unknown name).
 func (r *LLMRule) PriceFor(model string) PerMTok {
-	if model == "" {
-		return r.DefaultPrice
-	}
-	return r.Prices.PriceOf(model).Price.Input
+	return r.Quote(model).Price.Input
 }
 
-// Estimate prices params: tokens = characters/4 of params.prompt, else of
-// the contents of params.messages joined by spaces; x the model's input
-// price; at least Minimum.
+// Quote is the price of model: for a call that names no model, the seed's
+// rule (DefaultPrice for every prompt token, no output counted); else
+// what Prices says.
+func (r *LLMRule) Quote(model string) PriceQuote {
+	if model == "" {
+		return PriceQuote{Price: ModelPrice{Input: r.DefaultPrice, CacheRead: r.DefaultPrice}, Source: "default"}
+	}
+	return r.Prices.PriceOf(model)
+}
+
+// Estimate prices params without calibration: LLMContext.BaseCost of
+// characters/4 of params.prompt (else of the contents of params.messages
+// joined by spaces) at the model's price, params.cache_read_tokens read
+// from the cache; at least Minimum. A call naming no model is the seed's
+// rule: characters/4 at DefaultPrice.
 func (r *LLMRule) Estimate(params map[string]any) (Nanos, error) {
 	model, _ := params["model"].(string)
-	cost, err := r.PriceFor(model).Cost(int64(PromptChars(params) / 4))
+	cache, err := paramTokens(params, "cache_read_tokens")
+	if err != nil {
+		return 0, err
+	}
+	lc := LLMContext{Price: r.Quote(model), CacheReadTokens: max(cache, 0)}
+	cost, err := lc.BaseCost(int64(PromptChars(params) / 4))
 	if err != nil {
 		return 0, fmt.Errorf("llm estimate for model %q: %w", model, err)
 	}
 	return max(cost, r.Minimum), nil
+}
+
+// paramTokens reads an optional token count param: -1 when absent, an
+// *InvalidParamsError when it is not a whole number in [0, MaxUsageTokens].
+func paramTokens(params map[string]any, name string) (int64, error) {
+	v, ok := params[name]
+	if !ok || v == nil {
+		return -1, nil
+	}
+	var f float64
+	switch x := v.(type) {
+	case float64:
+		f = x
+	case int:
+		f = float64(x)
+	case int64:
+		f = float64(x)
+	case json.Number:
+		n, err := x.Float64()
+		if err != nil {
+			return 0, &InvalidParamsError{Param: name, Reason: fmt.Sprintf("must be a whole number of tokens, got %q", x.String())}
+		}
+		f = n
+	default:
+		return 0, &InvalidParamsError{Param: name, Reason: fmt.Sprintf("must be a number of tokens, got %T", v)}
+	}
+	if f < 0 || f > MaxUsageTokens || f != float64(int64(f)) {
+		return 0, &InvalidParamsError{Param: name, Reason: fmt.Sprintf("must be a whole number of tokens in [0, %d], got %v", MaxUsageTokens, v)}
+	}
+	return int64(f), nil
 }
 
 // PromptChars counts the Unicode characters of params.prompt or, without a

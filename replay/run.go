@@ -205,7 +205,7 @@ func (r *Runner) runTrace(ctx context.Context, t *Trace, ti int32, acct string, 
 // approval request is denied at once and the step counts as not run.
 func (r *Runner) runStep(ctx context.Context, st *Step, acct string) (record, error) {
 	e := r.Enforcer
-	d, res, err := e.Reserve(ctx, enforcer.Call{Account: acct, Tool: st.Tool, Params: st.Params}, enforcer.ReserveOptions{})
+	d, res, err := e.Reserve(ctx, enforcer.Call{Account: acct, Tool: st.Tool, Params: st.Params}, enforcer.ReserveOptions{Extendable: r.Stream})
 	if err != nil {
 		return record{}, err
 	}

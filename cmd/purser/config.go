@@ -36,6 +36,7 @@ type Config struct {
 	DecisionLog DecisionLogConfig `koanf:"decision_log"`
 	Metrics     MetricsConfig     `koanf:"metrics"`
 	Log         LogConfig         `koanf:"log"`
+	Calibration CalibrationConfig `koanf:"calibration"`
 }
 
 type ServerConfig struct {
@@ -109,7 +110,8 @@ type LLMConfig struct {
 	// UnknownModel prices names the table does not know: "dearest" (the
 	// dearest chat model of the name's provider family) or a model name.
 	UnknownModel string `koanf:"unknown_model"`
-	// Models price exact model names on top of the table.
+	// Models price exact model names on top of the table; input and
+	// output prices are required.
 	Models map[string]ModelConfig `koanf:"models"`
 }
 
@@ -256,7 +258,7 @@ type LogConfig struct {
 // defaults are the embedded defaults: a loopback server, a SQLite ledger
 // in ./purser-data, the shipped plugins when run from the repository.
 func defaults() map[string]any {
-	return map[string]any{
+	return withCalibrationDefaults(map[string]any{
 		"data_dir":                          "purser-data",
 		"server.addr":                       "127.0.0.1:8181",
 		"server.body_bytes_max":             1 << 20,
@@ -296,7 +298,7 @@ func defaults() map[string]any {
 		"notifier.webhook.backoff":          "1s",
 		"notifier.webhook.backoff_max":      "30s",
 		"notifier.webhook.delivery_timeout": "2m",
-	}
+	})
 }
 
 // defaultPluginEntries are the shipped plugins, found relative to the
@@ -388,7 +390,7 @@ func (c *Config) fillPaths() {
 // silently ignored setting.
 func knownTopKeys() []string {
 	return []string{"data_dir", "server", "store", "pricing", "reservations", "approvals", "plugins", "tiers",
-		"accounts", "thresholds_pct", "notifier", "auth", "decision_log", "metrics", "log"}
+		"accounts", "thresholds_pct", "notifier", "auth", "decision_log", "metrics", "log", "calibration"}
 }
 
 func checkUnknownKeys(k *koanf.Koanf) error {

@@ -86,6 +86,7 @@ func buildEngine(ctx context.Context, cfg *Config, opt engineOptions) (_ *engine
 	if err := eng.wirePrices(&ec, opt); err != nil {
 		return nil, err
 	}
+	ec.CalibrationStore = calibrationStore(eng.ledger, cfg.Calibration)
 	if eng.registry != nil {
 		ec.Estimators = map[string]enforcer.Estimator{"*": bridge.NewEstimatorWithConfig(eng.registry,
 			bridge.EstimatorConfig{EstimatePerCallMaxNanos: b.estimatePerCallMax})}

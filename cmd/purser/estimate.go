@@ -58,7 +58,9 @@ func (c *commonFlags) engine(ctx context.Context, out io.Writer) (*engine, error
 
 func runEstimate(ctx context.Context, args []string, out io.Writer) error {
 	var c commonFlags
+	var explain bool
 	fs := c.register("estimate", out)
+	fs.fs.BoolVar(&explain, "explain", false, "print the arithmetic of an LLM estimate: price, tokens, cache, output, calibration")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -76,12 +78,21 @@ func runEstimate(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	if c.json {
-		return printJSON(out, map[string]any{"tool": call.Tool, "estimate_usd": est.Nanos.Decimal(), "estimate_nanos": int64(est.Nanos),
-			"source": est.Source, "fallback_error": errText(est.FallbackErr)})
+		doc := map[string]any{"tool": call.Tool, "estimate_usd": est.Nanos.Decimal(), "estimate_nanos": int64(est.Nanos),
+			"source": est.Source, "fallback_error": errText(est.FallbackErr)}
+		if explain {
+			doc["explain"] = explainLines(est)
+		}
+		return printJSON(out, doc)
 	}
 	fmt.Fprintf(out, "%s  %s  (source: %s)\n", call.Tool, est.Nanos, est.Source)
 	if est.FallbackErr != nil {
 		fmt.Fprintf(out, "fell back because: %v\n", est.FallbackErr)
+	}
+	if explain {
+		for _, l := range explainLines(est) {
+			fmt.Fprintf(out, "  %s\n", l)
+		}
 	}
 	return nil
 }
@@ -180,4 +191,13 @@ func errText(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// explainLines is the arithmetic of an estimate: an LLM estimate's steps,
+// else one line saying where the figure came from.
+func explainLines(est enforcer.Estimate) []string {
+	if est.Explain != nil {
+		return est.Explain.Lines()
+	}
+	return []string{fmt.Sprintf("%s from %s (no arithmetic beyond the source)", est.Nanos, est.Source)}
 }

@@ -7,9 +7,13 @@ import (
 )
 
 // The fixture's actual costs add up to $0.0421, so 50% is $0.02105.
-// Without --stream its second LLM call (held at the seed rule's $0.0001,
-// costing $0.0115) takes the trace to $0.0263, 24.94% over; with --stream
-// that call is cut at the limit and no account ends above it.
+// Without --stream, calibration learns from the first LLM call (held at
+// the cold-start prior, 2x the $0.0001 minimum; it costs $0.0038) and the
+// second LLM call no longer fits (first denial with 70.31% of the limit
+// spent); the third names a model not seen before, borrows the first
+// model's ratio (held $0.0038), costs $0.0213 and takes the trace to
+// $0.0361, 71.5% over. With --stream that call is cut at the limit and no
+// account ends above it.
 func TestReplayTraceBudgetPercentStream(t *testing.T) {
 	type report struct {
 		Spent  struct{ USD string }
@@ -36,8 +40,8 @@ func TestReplayTraceBudgetPercentStream(t *testing.T) {
 		return rep
 	}
 	plain := run()
-	if b := plain.Budget; b.TraceLimit != "50% of each trace's actual" || len(b.OverrunAccounts) != 1 || b.MaxOverrunUSD != "0.00525" ||
-		b.MaxOverrunRatio != 0.2494 || b.Utilization == nil || b.Utilization.Median != 1.2494 || b.Stream {
+	if b := plain.Budget; b.TraceLimit != "50% of each trace's actual" || len(b.OverrunAccounts) != 1 || b.MaxOverrunUSD != "0.01505" ||
+		b.MaxOverrunRatio != 0.715 || b.Utilization == nil || b.Utilization.Median != 0.7031 || b.Stream {
 		t.Errorf("without --stream: %+v", b)
 	}
 	streamed := run("--stream")

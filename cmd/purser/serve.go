@@ -69,6 +69,7 @@ func serve(ctx context.Context, cfg *Config, ready chan<- string) error {
 		return err
 	}
 	defer eng.Close()
+	defer eng.syncCalibration(context.WithoutCancel(ctx))
 	metrics.WatchLedger(eng.ledger, cfg.Metrics.Accounts)
 	if eng.registry != nil {
 		metrics.Registry().MustRegister(pluginCollector{reg: eng.registry, now: time.Now})
@@ -79,6 +80,7 @@ func serve(ctx context.Context, cfg *Config, ready chan<- string) error {
 	sweepCtx, stopSweep := context.WithCancel(ctx)
 	defer stopSweep()
 	go eng.sweepEvery(sweepCtx, sweepInterval)
+	go every(sweepCtx, cfg.Calibration.SyncInterval, eng.syncCalibration)
 	srv, dl, err := eng.newServer(b, metrics)
 	if err != nil {
 		return err
@@ -109,19 +111,26 @@ func serve(ctx context.Context, cfg *Config, ready chan<- string) error {
 // stop counting at their expiry); it bounds storage and read cost.
 const sweepInterval = time.Minute
 
-func (eng *engine) sweepEvery(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
+func (eng *engine) sweepEvery(ctx context.Context, interval time.Duration) {
+	every(ctx, interval, func(ctx context.Context) {
+		if n, err := eng.ledger.Sweep(ctx); err != nil {
+			eng.logger.Warn("sweep failed", "error", err)
+		} else if n > 0 {
+			eng.logger.Debug("swept expired holds", "count", n)
+		}
+	})
+}
+
+// every runs fn each interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, fn func(context.Context)) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if n, err := eng.ledger.Sweep(ctx); err != nil {
-				eng.logger.Warn("sweep failed", "error", err)
-			} else if n > 0 {
-				eng.logger.Debug("swept expired holds", "count", n)
-			}
+			fn(ctx)
 		}
 	}
 }

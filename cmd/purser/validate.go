@@ -73,6 +73,7 @@ func (c *Config) build() (*built, error) {
 	var p problems
 	b := &built{enforcer: enforcer.DefaultConfig()}
 	c.buildPricing(&p, b)
+	c.Calibration.build(&p, &b.enforcer)
 	c.buildLedgerRules(&p, b)
 	b.tokens = c.buildTokens(&p)
 	b.limits = c.Plugins.Limits.toHost(&p, "plugins.limits")
@@ -212,8 +213,11 @@ func modelPrice(p *problems, path string, m ModelConfig) enforcer.ModelPrice {
 		}
 		return v
 	}
-	if m.InputUSDPerToken == "" {
-		p.add(path+".input_usd_per_token", "is required")
+	// Both are required: an absent price would silently be $0.
+	for _, f := range [...]struct{ key, v string }{{"input_usd_per_token", m.InputUSDPerToken}, {"output_usd_per_token", m.OutputUSDPerToken}} {
+		if f.v == "" {
+			p.add(path+"."+f.key, "is required")
+		}
 	}
 	return enforcer.ModelPrice{Input: parse("input_usd_per_token", m.InputUSDPerToken),
 		Output: parse("output_usd_per_token", m.OutputUSDPerToken), CacheRead: parse("cache_read_usd_per_token", m.CacheReadUSDPerToken),
