@@ -98,15 +98,18 @@ func TestEstimateUsesTheTable(t *testing.T) {
 	prompt := strings.Repeat("x", 40_000) // 10,000 tokens
 	code, out, _ := cli(t, "estimate", "--tool", "LLM", "--json", "--params", `{"model":"claude-opus-4-5-20251101","prompt":"`+prompt+`"}`)
 	var got map[string]any
-	if code != 0 || json.Unmarshal([]byte(out), &got) != nil || got["estimate_nanos"] != float64(50_000_000) {
-		t.Fatalf("opus, 10,000 tokens at $5/M: exit %d %s", code, out)
+	// 10,000 fresh prompt tokens at opus's cache-write price ($6.25/M, the
+	// dearer of input and cache write) = $0.0625, x2 for the cold-start
+	// calibration prior.
+	if code != 0 || json.Unmarshal([]byte(out), &got) != nil || got["estimate_nanos"] != float64(125_000_000) {
+		t.Fatalf("opus, 10,000 tokens at $6.25/M, prior x2: exit %d %s", code, out)
 	}
 	file := filepath.Join(t.TempDir(), "p.json")
 	if err := os.WriteFile(file, []byte(`{"claude-opus-4-5-20251101": {"input_cost_per_token": 1e-05, "mode": "chat", "litellm_provider": "anthropic"}}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	code, out, _ = cli(t, "estimate", "--tool", "LLM", "--json", "--prices", file, "--params", `{"model":"claude-opus-4-5-20251101","prompt":"`+prompt+`"}`)
-	if code != 0 || json.Unmarshal([]byte(out), &got) != nil || got["estimate_nanos"] != float64(100_000_000) {
+	if code != 0 || json.Unmarshal([]byte(out), &got) != nil || got["estimate_nanos"] != float64(200_000_000) { // $10/M, no cache-write price, prior x2
 		t.Fatalf("--prices: exit %d %s", code, out)
 	}
 }
