@@ -3,26 +3,156 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/purser-dev/purser/enforcer"
 )
 
-// CommitWith: placeholder until the store records usage.
-func (l *Ledger) CommitWith(ctx context.Context, req enforcer.CommitRequest) (enforcer.Reservation, error) {
-	return l.Commit(ctx, req.ID, req.Actual, req.Source)
+// maxUsageModelLen bounds TokenUsage.Model as recorded on a reservation.
+const maxUsageModelLen = 256
+
+// checkCommit settles a commit's cost source and refuses usage or a price
+// source the ledger would not record (the error names the field).
+func checkCommit(req enforcer.CommitRequest) (enforcer.CostSource, error) {
+	source, err := enforcer.CommitSource(req.ID, req.Actual, req.Source)
+	if err != nil {
+		return "", err
+	}
+	if len(req.PriceSource) > enforcer.MaxPriceSourceLen {
+		return "", fmt.Errorf("commit %q: %w: price source of %d bytes is above the maximum %d",
+			req.ID, enforcer.ErrInvalidParams, len(req.PriceSource), enforcer.MaxPriceSourceLen)
+	}
+	if u := req.Usage; u != nil {
+		if err := u.Validate(); err != nil {
+			return "", fmt.Errorf("commit %q: %w", req.ID, err)
+		}
+		if len(u.Model) > maxUsageModelLen {
+			return "", fmt.Errorf("commit %q: %w", req.ID, &enforcer.UsageError{Field: "usage.model",
+				Reason: fmt.Sprintf("%d bytes is above the maximum %d", len(u.Model), maxUsageModelLen)})
+		}
+	}
+	return source, nil
 }
 
-// Extend: placeholder.
-func (l *Ledger) Extend(context.Context, enforcer.ExtendRequest) (enforcer.Reservation, error) {
-	return enforcer.Reservation{}, errors.New("postgres: Extend not implemented yet")
+// checkExtend refuses an extension outside the bounds (ErrInvalidReservation).
+func checkExtend(req enforcer.ExtendRequest) error {
+	var why string
+	switch {
+	case req.ID == "":
+		why = "empty reservation id"
+	case req.ExtensionID == "":
+		why = "empty extension id (it makes the extension idempotent)"
+	case len(req.ExtensionID) > enforcer.MaxExtensionIDLen:
+		why = fmt.Sprintf("extension id of %d bytes is above the maximum %d", len(req.ExtensionID), enforcer.MaxExtensionIDLen)
+	case req.Add <= 0:
+		why = fmt.Sprintf("amount to add %s is not positive", req.Add)
+	default:
+		return nil
+	}
+	return fmt.Errorf("extend %q: %w: %s", req.ID, enforcer.ErrInvalidReservation, why)
 }
 
-// CommitWith: placeholder.
-func (f *FailOpen) CommitWith(ctx context.Context, req enforcer.CommitRequest) (enforcer.Reservation, error) {
-	return f.Commit(ctx, req.ID, req.Actual, req.Source)
+// checkRecorded refuses a reserve's recorded calibration fields outside
+// their bounds (ErrInvalidReservation).
+func checkRecorded(req enforcer.ReserveRequest) error {
+	switch {
+	case req.BaseEstimate < 0:
+		return fmt.Errorf("reserve %q on account %q: %w: negative base estimate %s", req.ID, req.Account,
+			enforcer.ErrInvalidReservation, req.BaseEstimate)
+	case len(req.CalibrationKey) > enforcer.MaxCalibrationKeyLen:
+		return fmt.Errorf("reserve %q on account %q: %w: calibration key of %d bytes is above the maximum %d", req.ID, req.Account,
+			enforcer.ErrInvalidReservation, len(req.CalibrationKey), enforcer.MaxCalibrationKeyLen)
+	}
+	return nil
 }
 
-// Extend: placeholder.
-func (f *FailOpen) Extend(context.Context, enforcer.ExtendRequest) (enforcer.Reservation, error) {
-	return enforcer.Reservation{}, errors.New("postgres fail-open: Extend not implemented yet")
+// Extend grows a pending hold by req.Add on its account and every
+// ancestor, in one transaction under the tree's lock (taken in the same
+// order as Reserve's, and batched with them): all or nothing, with the
+// database's clock deciding expiry. It is idempotent under
+// req.ExtensionID (see enforcer.Ledger).
+func (l *Ledger) Extend(ctx context.Context, req enforcer.ExtendRequest) (enforcer.Reservation, error) {
+	if err := checkExtend(req); err != nil {
+		return enforcer.Reservation{}, err
+	}
+	add := int64(req.Add)
+	o := &op{ctx: ctx, kind: "extend", id: req.ID, amount: &add, extID: req.ExtensionID}
+	if err := l.w.do(o); err != nil {
+		if unknown := (*OutcomeUnknownError)(nil); errors.As(err, &unknown) {
+			return l.resolveExtend(ctx, req, err)
+		}
+		return enforcer.Reservation{}, l.sqlErr(err, "extend %q by %s (extension %q)", req.ID, req.Add, req.ExtensionID)
+	}
+	res := o.res
+	switch res.status {
+	case "ok":
+		return res.r.view(res.now), nil
+	case "ext_exists":
+		return sameExtension(req, res.r.view(res.now), enforcer.Nanos(res.eAmount))
+	case "not_found":
+		return enforcer.Reservation{}, fmt.Errorf("extend %q: %w", req.ID, enforcer.ErrReservationNotFound)
+	case "settled":
+		return enforcer.Reservation{}, fmt.Errorf("extend %q: %w: %s", req.ID, enforcer.ErrReservationSettled, res.r.view(res.now).State)
+	case "too_many":
+		return enforcer.Reservation{}, fmt.Errorf("extend %q: %w: it has %d extensions, the maximum", req.ID,
+			enforcer.ErrInvalidReservation, enforcer.MaxExtensions)
+	case "denied":
+		// Returned bare, as Reserve's: its text is the user-facing deny reason.
+		return enforcer.Reservation{}, &enforcer.InsufficientBudgetError{Account: res.dAccount, Estimate: req.Add,
+			Remaining: enforcer.Nanos(res.dRemaining), Overdrawn: res.dOverdrawn}
+	case "overflow":
+		return enforcer.Reservation{}, fmt.Errorf("extend %q: pending on %q: %w: adding %s overflows",
+			req.ID, res.dAccount, enforcer.ErrInvalidAmount, req.Add)
+	}
+	return enforcer.Reservation{}, l.dbErr(fmt.Sprintf("extend %q", req.ID), fmt.Errorf("unexpected status %q", res.status))
+}
+
+// sameExtension answers a repeated extension id: the reservation as it is
+// now when the amount is the same, a conflict otherwise.
+func sameExtension(req enforcer.ExtendRequest, r enforcer.Reservation, stored enforcer.Nanos) (enforcer.Reservation, error) {
+	if stored != req.Add {
+		return enforcer.Reservation{}, fmt.Errorf("extend %q: %w: extension %q added %s, now %s",
+			req.ID, enforcer.ErrReservationConflict, req.ExtensionID, stored, req.Add)
+	}
+	return r, nil
+}
+
+// selectExtension reads a reservation ($1) with the amount of one of its
+// extensions ($2; NULL when there is none), at now ($3).
+const selectExtension = `SELECT ` + resColumns + `, purser_now($3),
+	(SELECT add_nanos FROM reservation_extensions WHERE reservation_id = $1 AND extension_id = $2)
+	FROM reservations WHERE id = $1`
+
+// resolveExtend settles an extension whose answer was lost after it was
+// sent by looking its id up (within the caller's deadline), as
+// resolveReserve does: the extension found is the answer; none found
+// means nothing was added (the transaction that would have added it is
+// the one that records it); a failed lookup leaves the outcome unknown.
+func (l *Ledger) resolveExtend(ctx context.Context, req enforcer.ExtendRequest, sendErr error) (enforcer.Reservation, error) {
+	what := fmt.Sprintf("extend %q by %s (extension %q)", req.ID, req.Add, req.ExtensionID)
+	if ctx.Err() != nil {
+		return enforcer.Reservation{}, l.dbErr(what, sendErr)
+	}
+	var r resRow
+	var now int64
+	var stored pgtype.Int8
+	var found bool
+	err := l.r.query(ctx, selectExtension, []any{req.ID, req.ExtensionID, l.nowArg()}, func(rows pgx.Rows) error {
+		found = rows.Next()
+		if !found {
+			return rows.Err()
+		}
+		return rows.Scan(append(r.scanDest(), &now, &stored)...)
+	})
+	switch {
+	case err != nil:
+		return enforcer.Reservation{}, l.dbErr(what, sendErr)
+	case found && stored.Valid:
+		return sameExtension(req, r.view(now), enforcer.Nanos(stored.Int64))
+	}
+	return enforcer.Reservation{}, fmt.Errorf("postgres ledger %s is %w (failing closed): %s: the answer was lost and "+
+		"a lookup found no such extension, so nothing was added: %w", l.where, ErrUnavailable, what, errors.Unwrap(sendErr))
 }
