@@ -67,9 +67,9 @@ type FailOpen struct {
 type outageRes struct {
 	r       enforcer.Reservation
 	ttl     time.Duration
-	remote  bool // the reserve may have reached the database (outcome unknown)
-	written bool // the charge is in the shared ledger
-	undo    bool // released here while it may be held there: release it there too
+	remote  bool                      // the reserve may have reached the database (outcome unknown)
+	written bool                      // the charge is in the shared ledger
+	undo    bool                      // released here while it may be held there: release it there too
 	ext     map[string]enforcer.Nanos // extensions made here, by id
 }
 
