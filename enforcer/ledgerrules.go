@@ -28,6 +28,10 @@ func (r ReserveRequest) Validate() error {
 		why = fmt.Sprintf("ttl %s is above the maximum %s", r.TTL, MaxReservationTTL)
 	case len(r.Fingerprint) > MaxFingerprintLen:
 		why = fmt.Sprintf("fingerprint of %d bytes is above the maximum %d", len(r.Fingerprint), MaxFingerprintLen)
+	case r.BaseEstimate < 0:
+		why = "negative base estimate " + r.BaseEstimate.String()
+	case len(r.CalibrationKey) > MaxCalibrationKeyLen:
+		why = fmt.Sprintf("calibration key of %d bytes is above the maximum %d", len(r.CalibrationKey), MaxCalibrationKeyLen)
 	default:
 		return nil
 	}

@@ -31,6 +31,8 @@ type MemoryLedger struct {
 
 	seed   maphash.Seed
 	shards [resShards]resShard
+
+	calib memCalib
 }
 
 const (
@@ -139,10 +141,21 @@ type memRes struct {
 	tree    *memTree
 	acct    *memAccount
 	ttl     time.Duration
-	exp     int64  // r.ExpiresAt in Unix nanoseconds, the heap key
-	heapIdx int    // position in the tree's expiry heap, -1 when not pending
-	doneSeq uint64 // the tree's done entry that retains it (0: none yet)
+	exp     int64    // r.ExpiresAt in Unix nanoseconds, the heap key
+	heapIdx int      // position in the tree's expiry heap, -1 when not pending
+	doneSeq uint64   // the tree's done entry that retains it (0: none yet)
+	exts    []memExt // extensions so far, for idempotent retries
 }
+
+// memExt is one extension of a hold: its caller-chosen id and amount.
+type memExt struct {
+	id  string
+	add Nanos
+}
+
+// maxKeptExts is the capacity of an extension list a reused record keeps;
+// a longer one is dropped so the free pool stays small.
+const maxKeptExts = 8
 
 // resShard is one slice of the reservation index (membership only).
 type resShard struct {
@@ -204,8 +217,9 @@ func (l *MemoryLedger) expire(t *memTree, now time.Time) int {
 	n, cut := 0, now.UnixNano()
 	for len(t.expiry) > 0 && t.expiry[0].exp <= cut {
 		rec := t.expiry.pop()
+		held := rec.r.Held()
 		for a := rec.acct; a != nil; a = a.parent {
-			a.pending -= rec.r.Estimate
+			a.pending -= held
 		}
 		rec.r.State = StateExpired
 		rec.r.SettledAt = rec.r.ExpiresAt
@@ -244,6 +258,7 @@ func (l *MemoryLedger) prune(t *memTree, cutoff int64) {
 		// Field by field: rec.tree is read without any lock and must not
 		// even be rewritten.
 		rec.r, rec.acct, rec.ttl, rec.exp, rec.heapIdx, rec.doneSeq = Reservation{}, nil, 0, 0, -1, 0
+		rec.exts = resetExts(rec.exts)
 		if len(t.free) < maxFree {
 			t.free = append(t.free, rec)
 		}

@@ -27,7 +27,7 @@ func (l *MemoryLedger) Reservations(_ context.Context, f ReservationFilter) ([]R
 	var out []Reservation
 	keep := func(rec *memRes) {
 		if rec.acct == a && (f.State == "" || rec.r.State == f.State) {
-			out = append(out, rec.r)
+			out = append(out, rec.out())
 		}
 	}
 	if f.State == "" || f.State == StatePending {

@@ -92,7 +92,8 @@ func hold(t *memTree, sh *resShard, a *memAccount, req ReserveRequest, now time.
 	exp := now.Add(req.TTL)
 	rec := t.newRes()
 	rec.r = Reservation{ID: req.ID, Account: req.Account, Tool: req.Tool, Estimate: req.Estimate,
-		State: StatePending, CreatedAt: now, ExpiresAt: exp, Fingerprint: req.Fingerprint}
+		State: StatePending, CreatedAt: now, ExpiresAt: exp, Fingerprint: req.Fingerprint,
+		BaseEstimate: req.BaseEstimate, CalibrationKey: req.CalibrationKey}
 	rec.acct, rec.ttl, rec.exp = a, req.TTL, exp.UnixNano()
 	sh.m[req.ID] = rec
 	sh.mu.Unlock()
@@ -121,9 +122,21 @@ func (a *memAccount) admit(est Nanos) error {
 // view is the reservation as callers see it at now: an overdue hold reads
 // as expired even before anything dropped it. The tree mu must be held.
 func (rec *memRes) view(now time.Time) Reservation {
-	r := rec.r
+	r := rec.out()
 	if r.State == StatePending && rec.exp <= now.UnixNano() {
 		r.State, r.SettledAt = StateExpired, r.ExpiresAt
+	}
+	return r
+}
+
+// out is the reservation as callers may keep it: the recorded usage is
+// copied, so a caller writing through the pointer cannot change the
+// ledger. The tree mu must be held.
+func (rec *memRes) out() Reservation {
+	r := rec.r
+	if r.Usage != nil {
+		u := *r.Usage
+		r.Usage = &u
 	}
 	return r
 }

@@ -8,30 +8,43 @@ import (
 )
 
 // Commit charges a reservation and releases the rest of its hold.
-func (l *MemoryLedger) Commit(_ context.Context, id string, actual *Nanos, source CostSource) (Reservation, error) {
-	source, err := CommitSource(id, actual, source)
+func (l *MemoryLedger) Commit(ctx context.Context, id string, actual *Nanos, source CostSource) (Reservation, error) {
+	return l.CommitWith(ctx, CommitRequest{ID: id, Actual: actual, Source: source})
+}
+
+// CommitWith is Commit recording what the charge was priced from.
+func (l *MemoryLedger) CommitWith(_ context.Context, req CommitRequest) (Reservation, error) {
+	source, err := CommitSource(req.ID, req.Actual, req.Source)
 	if err != nil {
 		return Reservation{}, err
 	}
-	rec, t, err := l.lockRes("commit", id)
+	if err := req.Validate(); err != nil {
+		return Reservation{}, err
+	}
+	rec, t, err := l.lockRes("commit", req.ID)
 	if err != nil {
 		return Reservation{}, err
 	}
 	a := rec.acct
 	now := l.clock.Now()
 	l.expire(t, now)
-	charge := rec.r.Estimate
-	if actual != nil {
-		charge = *actual
+	charge := rec.r.Held()
+	if req.Actual != nil {
+		charge = *req.Actual
 	}
 	if err := commitable(rec, a, charge, source); err != nil {
-		r := rec.r
+		r := rec.out()
 		t.mu.Unlock()
 		if err == errSameCommit {
 			return r, nil
 		}
 		return Reservation{}, err
 	}
+	if req.Usage != nil {
+		u := *req.Usage // the caller's copy stays the caller's
+		rec.r.Usage = &u
+	}
+	rec.r.PriceSource = req.PriceSource
 	r := l.charge(t, rec, charge, source, now)
 	l.unlockAndNotify(t)
 	return r, nil
@@ -50,9 +63,10 @@ func (l *MemoryLedger) charge(t *memTree, rec *memRes, charge Nanos, source Cost
 	t.finish(rec, now.UnixNano())
 	rec.r.State, rec.r.Charged, rec.r.CostSource = StateCommitted, charge, source
 	rec.r.SettledAt, rec.r.Late = now, !wasPending
+	held := rec.r.Held()
 	for x := rec.acct; x != nil; x = x.parent {
 		if wasPending {
-			x.pending -= rec.r.Estimate
+			x.pending -= held
 		}
 		x.committed += charge
 		if rec.r.Tool != "" {
@@ -63,7 +77,7 @@ func (l *MemoryLedger) charge(t *memTree, rec *memRes, charge Nanos, source Cost
 		}
 		t.scratch = x.settle(l.thresholds, now, t.scratch)
 	}
-	return rec.r
+	return rec.out()
 }
 
 // errSameCommit marks an idempotent repeat of a commit; never returned.
@@ -100,18 +114,19 @@ func (l *MemoryLedger) Release(_ context.Context, id string) (Reservation, error
 	l.expire(t, now)
 	switch rec.r.State {
 	case StateReleased:
-		return rec.r, nil // a retry after a lost reply
+		return rec.out(), nil // a retry after a lost reply
 	case StatePending:
 	default:
 		return Reservation{}, fmt.Errorf("release %q: %w: %s", id, ErrReservationSettled, rec.r.State)
 	}
 	t.expiry.remove(rec)
+	held := rec.r.Held()
 	for x := a; x != nil; x = x.parent {
-		x.pending -= rec.r.Estimate
+		x.pending -= held
 	}
 	rec.r.State, rec.r.SettledAt = StateReleased, now
 	t.finish(rec, now.UnixNano())
-	return rec.r, nil
+	return rec.out(), nil
 }
 
 // resHeap is a min-heap of pending reservations by expiry; each record

@@ -46,6 +46,7 @@ func runBehaviour(t *testing.T, newLedger NewLedger) {
 	t.Run("NoThresholds", func(t *testing.T) { testNoThresholds(t, newLedger) })
 	t.Run("Retention", func(t *testing.T) { testRetention(t, newLedger) })
 	t.Run("Issue11", func(t *testing.T) { runIssue11(t, newLedger) })
+	t.Run("Issue13", func(t *testing.T) { runIssue13(t, newLedger) })
 }
 
 // testRetention: settled reservations stay answerable for RetainSettled,

@@ -19,6 +19,7 @@ func runHammer(t *testing.T, newLedger NewLedger, o RunOptions) {
 	t.Run("Mixed", func(t *testing.T) { hammerMixed(t, newEnv(t, newLedger), o.Goroutines) })
 	t.Run("Forgetting", func(t *testing.T) { hammerForgetting(t, newLedger, o.Goroutines) })
 	t.Run("ListWhileSettling", func(t *testing.T) { hammerList(t, newLedger, o.Goroutines) })
+	t.Run("Extend", func(t *testing.T) { hammerExtend(t, newEnv(t, newLedger), o.Goroutines) })
 }
 
 // hammerList: listings taken while other goroutines reserve, settle, let

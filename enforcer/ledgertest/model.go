@@ -36,7 +36,14 @@ type mRes struct {
 	source    enforcer.CostSource
 	late      bool
 	terminals int // terminal transitions seen (a late commit adds one)
+	extended  enforcer.Nanos
+	exts      map[string]enforcer.Nanos // extension id -> amount
+	usage     *enforcer.TokenUsage      // recorded by the commit
+	priceSrc  string
 }
+
+// held is what r holds while pending.
+func (r *mRes) held() enforcer.Nanos { return r.req.Estimate + r.extended }
 
 func newModel() *model {
 	return &model{accts: map[string]*mAcct{}, res: map[string]*mRes{}, live: map[string]*mRes{}}
@@ -66,7 +73,7 @@ func (m *model) expire(now time.Time) {
 		if !r.exp.After(now) {
 			r.state = enforcer.StateExpired
 			r.terminals++
-			m.addPending(r.req.Account, -r.req.Estimate)
+			m.addPending(r.req.Account, -r.held())
 			delete(m.live, id)
 		}
 	}
@@ -104,7 +111,7 @@ func (m *model) reserve(req enforcer.ReserveRequest, now time.Time) {
 
 func (m *model) commit(r *mRes, charge enforcer.Nanos, source enforcer.CostSource) {
 	if r.state == enforcer.StatePending {
-		m.addPending(r.req.Account, -r.req.Estimate)
+		m.addPending(r.req.Account, -r.held())
 		delete(m.live, r.req.ID)
 	} else {
 		r.late = true
@@ -114,14 +121,24 @@ func (m *model) commit(r *mRes, charge enforcer.Nanos, source enforcer.CostSourc
 	m.accts[r.req.Account].direct += charge
 	for _, a := range m.path(r.req.Account) {
 		a.committed += charge
-		if charge > r.req.Estimate || r.late { // a late charge has no hold behind it
+		if charge > r.held() || r.late { // a late charge has no hold behind it
 			a.excused = true
 		}
 	}
 }
 
+// extend grows a pending hold; admits must have passed.
+func (m *model) extend(r *mRes, ext string, add enforcer.Nanos) {
+	if r.exts == nil {
+		r.exts = map[string]enforcer.Nanos{}
+	}
+	r.exts[ext] = add
+	r.extended += add
+	m.addPending(r.req.Account, add)
+}
+
 func (m *model) release(r *mRes) {
-	m.addPending(r.req.Account, -r.req.Estimate)
+	m.addPending(r.req.Account, -r.held())
 	delete(m.live, r.req.ID)
 	r.state = enforcer.StateReleased
 	r.terminals++

@@ -52,15 +52,16 @@ func runSimulation(t *testing.T, newLedger NewLedger, o RunOptions) {
 	}
 	s.checkAllReservations()
 	st := map[enforcer.ReservationState]int{}
-	late := 0
+	late, exts := 0, 0
 	for _, r := range s.m.res {
 		st[r.state]++
 		if r.late {
 			late++
 		}
+		exts += len(r.exts)
 	}
-	t.Logf("seed=%d: %d steps, %d accounts, %d reservations: %v, %d late commits",
-		seed, o.SimSteps, len(s.m.ids), len(s.m.res), st, late)
+	t.Logf("seed=%d: %d steps, %d accounts, %d reservations: %v, %d late commits, %d extensions",
+		seed, o.SimSteps, len(s.m.ids), len(s.m.res), st, late, exts)
 }
 
 func simOptions(clk *FakeClock) enforcer.LedgerOptions {
@@ -107,10 +108,12 @@ func (s *sim) randLimit(maxCents int) *enforcer.Nanos {
 func (s *sim) step() {
 	s.steps++
 	switch k := s.src.Intn(100); {
-	case k < 35:
+	case k < 30:
 		s.reserve()
-	case k < 40:
+	case k < 35:
 		s.retry()
+	case k < 47:
+		s.extend()
 	case k < 65:
 		s.commit()
 	case k < 75:
@@ -215,17 +218,23 @@ func (s *sim) commit() {
 		a := r.req.Estimate + enforcer.Nanos(1+s.src.Intn(10))*cent
 		actual = &a
 	}
-	charge, source := r.req.Estimate, enforcer.CostEstimated
+	charge, source := r.held(), enforcer.CostEstimated
 	if actual != nil {
 		charge, source = *actual, enforcer.CostActual
 	}
-	got, err := s.l.Commit(s.ctx, r.req.ID, actual, "")
+	req := enforcer.CommitRequest{ID: r.req.ID, Actual: actual}
+	if s.src.Intn(3) == 0 { // what the charge was priced from
+		req.Usage = &enforcer.TokenUsage{Model: "m", InputTokens: int64(s.steps), OutputTokens: 1}
+		req.PriceSource = "sim:" + r.req.ID
+	}
+	got, err := s.l.CommitWith(s.ctx, req)
 	switch r.state {
 	case enforcer.StatePending, enforcer.StateExpired:
 		if err != nil {
 			s.fail("step %d: commit %s (%s): %v", s.steps, r.req.ID, r.state, err)
 		}
 		s.m.commit(r, charge, source)
+		r.usage, r.priceSrc = req.Usage, req.PriceSource
 		s.checkRes(r, got)
 	case enforcer.StateCommitted:
 		if charge == r.charged && source == r.source {
@@ -241,6 +250,59 @@ func (s *sim) commit() {
 			s.fail("step %d: commit of %s %s: %v, want ErrReservationSettled", s.steps, r.state, r.req.ID, err)
 		}
 	}
+}
+
+// extend grows a hold under one of a few extension ids, so retries and
+// conflicts happen, with an occasional invalid amount.
+func (s *sim) extend() {
+	r := s.pickRes()
+	if r == nil {
+		return
+	}
+	s.m.expire(s.clk.Now())
+	req := enforcer.ExtendRequest{ID: r.req.ID, ExtensionID: fmt.Sprintf("e%d", s.src.Intn(3)),
+		Add: enforcer.Nanos(s.src.Intn(7)) * cent / 2}
+	got, err := s.l.Extend(s.ctx, req)
+	was, seen := r.exts[req.ExtensionID]
+	switch {
+	case req.Add <= 0:
+		if !errors.Is(err, enforcer.ErrInvalidReservation) {
+			s.fail("step %d: extend %+v: %v, want ErrInvalidReservation", s.steps, req, err)
+		}
+	case seen && was == req.Add:
+		if err != nil {
+			s.fail("step %d: repeated extend %+v: %v", s.steps, req, err)
+		}
+		s.checkRes(r, got)
+	case seen:
+		if !errors.Is(err, enforcer.ErrReservationConflict) {
+			s.fail("step %d: extend %+v (was %s): %v, want ErrReservationConflict", s.steps, req, was, err)
+		}
+	case r.state != enforcer.StatePending:
+		if !errors.Is(err, enforcer.ErrReservationSettled) {
+			s.fail("step %d: extend %s %s: %v, want ErrReservationSettled", s.steps, r.state, req.ID, err)
+		}
+	default:
+		s.extendPending(r, req, got, err)
+	}
+}
+
+// extendPending checks an extension of a pending hold against the model's
+// budget rule and applies it to the model when admitted.
+func (s *sim) extendPending(r *mRes, req enforcer.ExtendRequest, got enforcer.Reservation, err error) {
+	ok, overdrawn, rem := s.m.admits(r.req.Account, req.Add)
+	if !ok {
+		var ib *enforcer.InsufficientBudgetError
+		if !errors.As(err, &ib) || ib.Overdrawn != overdrawn || ib.Estimate != req.Add || (!overdrawn && ib.Remaining != rem) {
+			s.fail("step %d: extend %+v: got %v, model denies (overdrawn %v, remaining %s)", s.steps, req, err, overdrawn, rem)
+		}
+		return
+	}
+	if err != nil {
+		s.fail("step %d: extend %+v: %v; model admits (remaining %s)", s.steps, req, err, rem)
+	}
+	s.m.extend(r, req.ExtensionID, req.Add)
+	s.checkRes(r, got)
 }
 
 func (s *sim) release() {
@@ -291,8 +353,11 @@ func (s *sim) setLimit() {
 // late commit after expiry).
 func (s *sim) checkRes(r *mRes, got enforcer.Reservation) {
 	want := r.state
-	if got.ID != r.req.ID || got.State != want || got.Estimate != r.req.Estimate || got.Account != r.req.Account {
-		s.fail("step %d: reservation %s is %+v, model %s", s.steps, r.req.ID, got, want)
+	if got.ID != r.req.ID || got.State != want || got.Estimate != r.req.Estimate || got.Account != r.req.Account || got.Extended != r.extended {
+		s.fail("step %d: reservation %s is %+v, model %s extended %s", s.steps, r.req.ID, got, want, r.extended)
+	}
+	if (got.Usage == nil) != (r.usage == nil) || (r.usage != nil && *got.Usage != *r.usage) || got.PriceSource != r.priceSrc {
+		s.fail("step %d: reservation %s records usage %+v (%q), model %+v (%q)", s.steps, r.req.ID, got.Usage, got.PriceSource, r.usage, r.priceSrc)
 	}
 	if want == enforcer.StateCommitted && (got.Charged != r.charged || got.CostSource != r.source || got.Late != r.late) {
 		s.fail("step %d: reservation %s charged %s (%s, late %v), model %s (%s, late %v)",
@@ -351,7 +416,7 @@ func (s *sim) checkRollUp(id string, sn enforcer.Snapshot, byID map[string]enfor
 	c, p := s.m.accts[id].direct, enforcer.Nanos(0)
 	for _, r := range s.m.live {
 		if r.req.Account == id {
-			p += r.req.Estimate
+			p += r.held()
 		}
 	}
 	for _, kid := range s.m.ids {
