@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"slices"
 
 	"github.com/jackc/pgx/v5"
 
@@ -59,32 +58,22 @@ func calibrationKeys(deltas map[string][]byte, merge func(old, delta []byte) ([]
 	if len(deltas) > 0 && merge == nil {
 		return nil, fmt.Errorf("merge calibration: %w: no merge function", enforcer.ErrInvalidParams)
 	}
-	keys := make([]string, 0, len(deltas))
-	for k, d := range deltas {
-		switch {
-		case k == "" || len(k) > enforcer.MaxCalibrationKeyLen:
-			return nil, fmt.Errorf("merge calibration: %w: key of %d bytes, want 1..%d", enforcer.ErrInvalidParams, len(k),
-				enforcer.MaxCalibrationKeyLen)
-		case len(d) > enforcer.MaxCalibrationValueBytes:
-			return nil, fmt.Errorf("merge calibration %q: %w: delta of %d bytes is above the maximum %d", k,
-				enforcer.ErrInvalidParams, len(d), enforcer.MaxCalibrationValueBytes)
-		}
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys, nil
+	return enforcer.CalibrationKeys(deltas)
 }
 
-// errCalibrationMerge marks a failure of the caller's merge (or its value
-// size), which is not the store's and must not read as unavailable.
-var errCalibrationMerge = errors.New("calibration merge")
+// mergeError is a failure of the caller's merge (or of its value's size):
+// not the store's, so it must not read as unavailable.
+type mergeError struct{ err error }
+
+func (e mergeError) Error() string { return e.err.Error() }
+func (e mergeError) Unwrap() error { return e.err }
 
 // calibrationErr: the merge's own failures pass as they are; any store
 // failure wraps enforcer.ErrLedgerUnavailable (and ErrUnavailable when the
 // database could not be reached, which is what FailOpen calls an outage).
 func (l *Ledger) calibrationErr(err error) error {
-	if errors.Is(err, errCalibrationMerge) {
-		return err
+	if merr := (mergeError{}); errors.As(err, &merr) {
+		return merr.err
 	}
 	err = l.dbErr("merge calibration", err)
 	if !errors.Is(err, enforcer.ErrLedgerUnavailable) {
@@ -111,12 +100,10 @@ func mergeKeys(ctx context.Context, tx pgx.Tx, keys []string, deltas map[string]
 		for _, k := range keys {
 			prev, ok := old[k]
 			v, err := merge(prev, deltas[k])
+			v, err = enforcer.MergedCalibrationValue(k, v, err)
 			switch {
 			case err != nil:
-				return fmt.Errorf("merge calibration %q: %w: %w", k, errCalibrationMerge, err)
-			case len(v) > enforcer.MaxCalibrationValueBytes:
-				return fmt.Errorf("merge calibration %q: %w: the merged value of %d bytes is above the maximum %d",
-					k, errCalibrationMerge, len(v), enforcer.MaxCalibrationValueBytes)
+				return mergeError{err}
 			case ok:
 				updK, updV = append(updK, k), append(updV, v)
 			default:

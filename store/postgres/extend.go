@@ -11,9 +11,6 @@ import (
 	"github.com/purser-dev/purser/enforcer"
 )
 
-// maxUsageModelLen bounds TokenUsage.Model as recorded on a reservation.
-const maxUsageModelLen = 256
-
 // checkCommit settles a commit's cost source and refuses usage or a price
 // source the ledger would not record (the error names the field).
 func checkCommit(req enforcer.CommitRequest) (enforcer.CostSource, error) {
@@ -21,52 +18,7 @@ func checkCommit(req enforcer.CommitRequest) (enforcer.CostSource, error) {
 	if err != nil {
 		return "", err
 	}
-	if len(req.PriceSource) > enforcer.MaxPriceSourceLen {
-		return "", fmt.Errorf("commit %q: %w: price source of %d bytes is above the maximum %d",
-			req.ID, enforcer.ErrInvalidParams, len(req.PriceSource), enforcer.MaxPriceSourceLen)
-	}
-	if u := req.Usage; u != nil {
-		if err := u.Validate(); err != nil {
-			return "", fmt.Errorf("commit %q: %w", req.ID, err)
-		}
-		if len(u.Model) > maxUsageModelLen {
-			return "", fmt.Errorf("commit %q: %w", req.ID, &enforcer.UsageError{Field: "usage.model",
-				Reason: fmt.Sprintf("%d bytes is above the maximum %d", len(u.Model), maxUsageModelLen)})
-		}
-	}
-	return source, nil
-}
-
-// checkExtend refuses an extension outside the bounds (ErrInvalidReservation).
-func checkExtend(req enforcer.ExtendRequest) error {
-	var why string
-	switch {
-	case req.ID == "":
-		why = "empty reservation id"
-	case req.ExtensionID == "":
-		why = "empty extension id (it makes the extension idempotent)"
-	case len(req.ExtensionID) > enforcer.MaxExtensionIDLen:
-		why = fmt.Sprintf("extension id of %d bytes is above the maximum %d", len(req.ExtensionID), enforcer.MaxExtensionIDLen)
-	case req.Add <= 0:
-		why = fmt.Sprintf("amount to add %s is not positive", req.Add)
-	default:
-		return nil
-	}
-	return fmt.Errorf("extend %q: %w: %s", req.ID, enforcer.ErrInvalidReservation, why)
-}
-
-// checkRecorded refuses a reserve's recorded calibration fields outside
-// their bounds (ErrInvalidReservation).
-func checkRecorded(req enforcer.ReserveRequest) error {
-	switch {
-	case req.BaseEstimate < 0:
-		return fmt.Errorf("reserve %q on account %q: %w: negative base estimate %s", req.ID, req.Account,
-			enforcer.ErrInvalidReservation, req.BaseEstimate)
-	case len(req.CalibrationKey) > enforcer.MaxCalibrationKeyLen:
-		return fmt.Errorf("reserve %q on account %q: %w: calibration key of %d bytes is above the maximum %d", req.ID, req.Account,
-			enforcer.ErrInvalidReservation, len(req.CalibrationKey), enforcer.MaxCalibrationKeyLen)
-	}
-	return nil
+	return source, req.Validate()
 }
 
 // Extend grows a pending hold by req.Add on its account and every
@@ -75,7 +27,7 @@ func checkRecorded(req enforcer.ReserveRequest) error {
 // database's clock deciding expiry. It is idempotent under
 // req.ExtensionID (see enforcer.Ledger).
 func (l *Ledger) Extend(ctx context.Context, req enforcer.ExtendRequest) (enforcer.Reservation, error) {
-	if err := checkExtend(req); err != nil {
+	if err := req.Validate(); err != nil {
 		return enforcer.Reservation{}, err
 	}
 	add := int64(req.Add)
@@ -113,9 +65,8 @@ func (l *Ledger) Extend(ctx context.Context, req enforcer.ExtendRequest) (enforc
 // sameExtension answers a repeated extension id: the reservation as it is
 // now when the amount is the same, a conflict otherwise.
 func sameExtension(req enforcer.ExtendRequest, r enforcer.Reservation, stored enforcer.Nanos) (enforcer.Reservation, error) {
-	if stored != req.Add {
-		return enforcer.Reservation{}, fmt.Errorf("extend %q: %w: extension %q added %s, now %s",
-			req.ID, enforcer.ErrReservationConflict, req.ExtensionID, stored, req.Add)
+	if err := enforcer.SameExtension(req, stored); err != nil {
+		return enforcer.Reservation{}, err
 	}
 	return r, nil
 }

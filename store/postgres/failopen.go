@@ -432,9 +432,6 @@ func (f *FailOpen) Reserve(ctx context.Context, req enforcer.ReserveRequest) (en
 	if err := req.Validate(); err != nil {
 		return enforcer.Reservation{}, err
 	}
-	if err := checkRecorded(req); err != nil {
-		return enforcer.Reservation{}, err
-	}
 	err := fmt.Errorf("postgres ledger %s is %w", f.where, ErrUnavailable)
 	if !f.isDown() {
 		var r enforcer.Reservation

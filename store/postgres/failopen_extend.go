@@ -15,7 +15,7 @@ import (
 // refused as unavailable (fail closed): its budget can only be read
 // there, and a hold that grew offline would be bounded by nothing.
 func (f *FailOpen) Extend(ctx context.Context, req enforcer.ExtendRequest) (enforcer.Reservation, error) {
-	if err := checkExtend(req); err != nil {
+	if err := req.Validate(); err != nil {
 		return enforcer.Reservation{}, err
 	}
 	f.mu.Lock()
@@ -43,13 +43,8 @@ func (f *FailOpen) extendOutageLocked(o *outageRes, req enforcer.ExtendRequest) 
 	if prev, ok := o.ext[req.ExtensionID]; ok {
 		return sameExtension(req, o.r, prev)
 	}
-	switch {
-	case o.r.State != enforcer.StatePending:
-		return enforcer.Reservation{}, fmt.Errorf("extend %q: %w: %s (held by this host during an outage)", req.ID,
-			enforcer.ErrReservationSettled, o.r.State)
-	case len(o.ext) >= enforcer.MaxExtensions:
-		return enforcer.Reservation{}, fmt.Errorf("extend %q: %w: it has %d extensions, the maximum", req.ID,
-			enforcer.ErrInvalidReservation, enforcer.MaxExtensions)
+	if err := enforcer.ExtendAllowed(o.r, len(o.ext), req.Add); err != nil {
+		return enforcer.Reservation{}, fmt.Errorf("%w (held by this host during an outage)", err)
 	}
 	// The grown hold must be one the fail-open allowance could have
 	// admitted whole: at most CallMax, and within TotalMax in all.

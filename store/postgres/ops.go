@@ -69,9 +69,6 @@ func (l *Ledger) Reserve(ctx context.Context, req enforcer.ReserveRequest) (enfo
 	if err := req.Validate(); err != nil {
 		return enforcer.Reservation{}, err
 	}
-	if err := checkRecorded(req); err != nil {
-		return enforcer.Reservation{}, err
-	}
 	est := int64(req.Estimate)
 	o := &op{ctx: ctx, kind: "reserve", id: req.ID, account: req.Account, tool: req.Tool, amount: &est, ttl: int64(req.TTL), fp: req.Fingerprint,
 		base: int64(req.BaseEstimate), calKey: req.CalibrationKey}
