@@ -68,6 +68,17 @@ func (r *routes) learnAccount(account, root string) {
 	r.mu.Unlock()
 }
 
+// learnTree records the tree of an account and of its live reservation
+// id, as a write's answer told it: the tree's later operations from this
+// process (an Extend, the commit) then share its writer and its batches.
+func (r *routes) learnTree(id, account, root string) {
+	if root == "" {
+		return
+	}
+	r.learnAccount(account, root)
+	r.learnRes(id, account)
+}
+
 // learnRes records a live reservation's tree (root "" forgets it).
 func (r *routes) learnRes(id, account string) {
 	r.mu.Lock()
@@ -120,7 +131,8 @@ type opResult struct {
 	dAccount   string
 	dRemaining int64
 	dOverdrawn bool
-	eAmount    int64 // ext_exists: the stored extension's amount
+	eAmount    int64  // ext_exists: the stored extension's amount
+	root       string // the reservation's tree, when there is a reservation
 	aIDs       []string
 	aCommitted []int64
 	aLimits    []pgtype.Int8
@@ -350,7 +362,7 @@ func backoff(attempt int) {
 }
 
 const applySQL = `SELECT op, status, now_ns, r_id, r_account, r_tool, r_estimate, r_ttl, r_state, r_created, r_expires,
-	r_settled, r_charged, r_source, r_late, r_fp, r_extended, r_base, r_calkey, r_price, r_umodel, r_usage, e_amount,
+	r_settled, r_charged, r_source, r_late, r_fp, r_extended, r_base, r_calkey, r_price, r_umodel, r_usage, r_root, e_amount,
 	d_account, d_remaining, d_overdrawn, a_ids, a_committed, a_limits
 	FROM purser_apply($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`
 
@@ -402,7 +414,7 @@ func (b *batcher) exec(ctx context.Context, ops []*op) error {
 			idx                                               int32
 			res                                               opResult
 			rid, racct, rtool, rstate, rsrc, rfp, dacct       *string
-			rcalkey, rprice                                   *string
+			rcalkey, rprice, rroot                            *string
 			rest, rttl, rcreated, rexp, rcharged, rext, rbase *int64
 			rsettled                                          pgtype.Int8
 			rumodel                                           pgtype.Text
@@ -411,7 +423,7 @@ func (b *batcher) exec(ctx context.Context, ops []*op) error {
 			drem, eamount                                     *int64
 		)
 		if err := rows.Scan(&idx, &res.status, &res.now, &rid, &racct, &rtool, &rest, &rttl, &rstate, &rcreated, &rexp,
-			&rsettled, &rcharged, &rsrc, &rlate, &rfp, &rext, &rbase, &rcalkey, &rprice, &rumodel, &rusage, &eamount,
+			&rsettled, &rcharged, &rsrc, &rlate, &rfp, &rext, &rbase, &rcalkey, &rprice, &rumodel, &rusage, &rroot, &eamount,
 			&dacct, &drem, &dover, &res.aIDs, &res.aCommitted, &res.aLimits); err != nil {
 			return err
 		}
@@ -426,6 +438,7 @@ func (b *batcher) exec(ctx context.Context, ops []*op) error {
 				extended: deref(rext), base: deref(rbase), calKey: deref(rcalkey), price: deref(rprice), umodel: rumodel, usage: rusage}
 		}
 		res.dAccount, res.dRemaining, res.dOverdrawn, res.eAmount = deref(dacct), deref(drem), deref(dover), deref(eamount)
+		res.root = deref(rroot)
 		ops[idx].res = res
 		seen++
 	}

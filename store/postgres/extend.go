@@ -41,6 +41,7 @@ func (l *Ledger) Extend(ctx context.Context, req enforcer.ExtendRequest) (enforc
 	res := o.res
 	switch res.status {
 	case "ok":
+		l.w.routes.learnTree(req.ID, res.r.account, res.root)
 		return res.r.view(res.now), nil
 	case "ext_exists":
 		return sameExtension(req, res.r.view(res.now), enforcer.Nanos(res.eAmount))

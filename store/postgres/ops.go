@@ -81,7 +81,7 @@ func (l *Ledger) Reserve(ctx context.Context, req enforcer.ReserveRequest) (enfo
 	res := o.res
 	switch res.status {
 	case "ok":
-		l.w.routes.learnRes(req.ID, req.Account)
+		l.w.routes.learnTree(req.ID, req.Account, res.root)
 		return res.r.view(res.now), nil
 	case "exists":
 		if err := enforcer.SameRequest(res.r.view(res.now), time.Duration(res.r.ttl), req); err != nil {

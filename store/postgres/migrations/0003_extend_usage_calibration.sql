@@ -90,6 +90,9 @@ DROP FUNCTION purser_apply(BIGINT, TEXT[], TEXT[], TEXT[], TEXT[], BIGINT[], BIG
 -- A charge (kind 'charge') records a cost incurred while the database was
 -- unreachable: a committed reservation, charged without a budget check.
 --
+-- r_root is the reservation's tree (its root account), which the caller
+-- routes the tree's later operations by.
+--
 -- For a commit or charge, a_* list the accounts charged with their new committed
 -- totals and limits, from which the caller derives threshold alerts: the
 -- rows were updated under the tree lock, so each crossing is seen by
@@ -112,7 +115,7 @@ RETURNS TABLE (
     op INT, status TEXT, now_ns BIGINT,
     r_id TEXT, r_account TEXT, r_tool TEXT, r_estimate BIGINT, r_ttl BIGINT, r_state TEXT,
     r_created BIGINT, r_expires BIGINT, r_settled BIGINT, r_charged BIGINT, r_source TEXT, r_late BOOLEAN, r_fp TEXT,
-    r_extended BIGINT, r_base BIGINT, r_calkey TEXT, r_price TEXT, r_umodel TEXT, r_usage BIGINT[], e_amount BIGINT,
+    r_extended BIGINT, r_base BIGINT, r_calkey TEXT, r_price TEXT, r_umodel TEXT, r_usage BIGINT[], r_root TEXT, e_amount BIGINT,
     d_account TEXT, d_remaining BIGINT, d_overdrawn BOOLEAN,
     a_ids TEXT[], a_committed BIGINT[], a_limits BIGINT[])
 LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
@@ -436,7 +439,7 @@ BEGIN
         r_state := r.state; r_created := r.created_at; r_expires := r.expires_at; r_settled := r.settled_at;
         r_charged := r.charged_nanos; r_source := r.cost_source; r_late := r.late; r_fp := r.fingerprint;
         r_extended := r.extended_nanos; r_base := r.base_estimate_nanos; r_calkey := r.calibration_key;
-        r_price := r.price_source; r_umodel := r.usage_model;
+        r_price := r.price_source; r_umodel := r.usage_model; r_root := r.root_id;
         r_usage := CASE WHEN r.usage_model IS NOT NULL THEN ARRAY[r.usage_input_tokens, r.usage_output_tokens,
             r.usage_cache_read_tokens, r.usage_cache_write_tokens, r.usage_cache_write_1h_tokens] END;
         RETURN NEXT;
