@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -66,9 +68,12 @@ func reportedCost(v any) (Nanos, bool) {
 // id: a retry while the first attempt is pending wraps
 // ErrReservationInProgress, after it settled ErrReservationSettled.
 func (e *Enforcer) Execute(ctx context.Context, account, tool string, params map[string]any, run RunFunc, opts ...ExecOption) (Result, error) {
-	o := execOptions{actual: reportedCost}
+	// The options escape to the heap (options are closures) and the
+	// tool's context carries a Hold: one allocation for both.
+	st := &execState{o: execOptions{actual: reportedCost}}
+	o := &st.o
 	for _, opt := range opts {
-		opt(&o)
+		opt(o)
 	}
 	call := Call{Account: account, Tool: tool, Params: params}
 	if id := o.reserve.ID; id != "" {
@@ -100,7 +105,7 @@ func (e *Enforcer) Execute(ctx context.Context, account, tool string, params map
 	case hit:
 		return e.settleCached(ctx, call, d, r, cached)
 	}
-	value, err := e.run(ctx, call, r, run)
+	value, err := e.run(st.withHold(ctx, e, r.ID), call, r, run)
 	if err != nil {
 		return e.settleFailed(ctx, call, d, r, value, err, o.actual)
 	}
@@ -170,7 +175,9 @@ func (e *Enforcer) settle(ctx context.Context, call Call, d Decision, r Reservat
 		badCost = fmt.Errorf("tool %s reported a negative cost %d nano-USD; the estimate was charged", call.Tool, n)
 	}
 	// The money is spent even if the caller gave up: settle regardless.
-	cr, err := e.ledger.Commit(detached(ctx), r.ID, actual, src)
+	// Through e.Commit, so calibration learns from it; without a reported
+	// cost the whole hold (extensions included) is charged.
+	cr, err := e.Commit(detached(ctx), CommitRequest{ID: r.ID, Actual: actual, Source: src})
 	if err != nil {
 		return Result{Value: value, Decision: d, Reservation: r}, fmt.Errorf("commit %s: %w", r.ID, err)
 	}
@@ -259,4 +266,87 @@ func logEnabled(l hclog.Logger, lvl hclog.Level) bool {
 	default:
 		return l.IsError()
 	}
+}
+
+// Hold is the reservation a tool run by Execute runs under; the tool
+// finds it with HoldFrom and may grow it while it runs (a streaming LLM
+// call whose output passes the estimate), so an under-estimate is held
+// rather than overrun. Safe for concurrent use.
+type Hold struct {
+	e  *Enforcer
+	id string
+	mu sync.Mutex
+	n  int // extensions granted so far: the next one's number
+}
+
+// holdCtx carries a Hold to the tool (a context value and a separate
+// Hold would be two allocations).
+type holdCtx struct {
+	context.Context
+	h Hold
+}
+
+// execState is what one Execute call keeps on the heap.
+type execState struct {
+	o  execOptions
+	hc holdCtx
+}
+
+type holdKey struct{}
+
+func (c *holdCtx) Value(key any) any {
+	if key == (holdKey{}) {
+		return &c.h
+	}
+	return c.Context.Value(key)
+}
+
+// withHold returns ctx carrying the hold of reservation id.
+func (st *execState) withHold(ctx context.Context, e *Enforcer, id string) context.Context {
+	st.hc.Context, st.hc.h.e, st.hc.h.id = ctx, e, id
+	return &st.hc
+}
+
+// HoldFrom returns the hold of the Execute call whose tool ctx was given
+// to (false outside one).
+func HoldFrom(ctx context.Context) (*Hold, bool) {
+	h, ok := ctx.Value(holdKey{}).(*Hold)
+	return h, ok
+}
+
+// ID is the reservation's id.
+func (h *Hold) ID() string { return h.id }
+
+// Extend grows the hold by add on its account and every ancestor (see
+// Ledger.Extend). A denied extension returns the budget deny (errors.Is
+// ErrInsufficientBudget, an *InsufficientBudgetError saying what remains)
+// and changes nothing: the tool should stop there. Extension ids are
+// "<id>/x<n>", n counting granted extensions, so an extension retried
+// after a lost reply is applied once; a commit without a reported cost
+// charges the whole hold.
+func (h *Hold) Extend(ctx context.Context, add Nanos) (Reservation, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r, err := h.e.Extend(ctx, ExtendRequest{ID: h.id, ExtensionID: extensionID(h.id, h.n), Add: add})
+	if errors.Is(err, ErrReservationConflict) {
+		// Extension n was granted with another amount and its reply lost
+		// (the caller then asked for a different one): it stays held, and
+		// this one takes the next number.
+		h.n++
+		r, err = h.e.Extend(ctx, ExtendRequest{ID: h.id, ExtensionID: extensionID(h.id, h.n), Add: add})
+	}
+	if err == nil {
+		h.n++
+	}
+	return r, err
+}
+
+// extensionID names the n-th extension of reservation id; an id too long
+// to prefix leaves "x<n>", which is as unique within one reservation.
+func extensionID(id string, n int) string {
+	x := "x" + strconv.Itoa(n)
+	if len(id)+1+len(x) > MaxExtensionIDLen {
+		return x
+	}
+	return id + "/" + x
 }

@@ -155,7 +155,7 @@ type memExt struct {
 
 // maxKeptExts is the capacity of an extension list a reused record keeps;
 // a longer one is dropped so the free pool stays small.
-const maxKeptExts = 8
+const maxKeptExts = 32
 
 // resShard is one slice of the reservation index (membership only).
 type resShard struct {

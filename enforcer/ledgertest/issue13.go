@@ -36,7 +36,31 @@ func runIssue13(t *testing.T, newLedger NewLedger) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, newEnv(t, newLedger)) })
 	}
+	t.Run("ExtensionsForgottenWithReservation", func(t *testing.T) { testExtendForgotten(t, newLedger) })
 	t.Run("CalibrationStore", func(t *testing.T) { runCalibrationStore(t, newLedger) })
+}
+
+// testExtendForgotten: once a reservation is forgotten, neither its id
+// nor anything reusing its storage remembers its extensions.
+func testExtendForgotten(t *testing.T, newLedger NewLedger) {
+	e := newRetainEnv(t, newLedger, time.Hour)
+	e.create("a", "", "10")
+	for _, id := range []string{"r", "q"} {
+		e.reserve(id, "a", "", "1")
+		e.extend(id, "x1", "0.5")
+		e.commit(id, "")
+	}
+	e.clk.Advance(time.Hour)
+	if _, err := e.l.Sweep(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"s", "r"} { // a new id, and a reused one
+		e.reserve(id, "a", "", "1")
+		if r := e.extend(id, "x1", "0.7"); r.Extended != usd("0.7") {
+			t.Errorf("%s: a fresh hold's extension x1: %+v", id, r)
+		}
+	}
+	e.wantTotals("a", "3", "3.4")
 }
 
 func (e *env) extend(id, ext, add string) enforcer.Reservation {
