@@ -3,7 +3,9 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -107,5 +109,84 @@ func TestFailOpenCommitWithUsageWrittenBack(t *testing.T) {
 	if err != nil || r.State != enforcer.StateCommitted || r.Charged != 5 || r.Usage == nil || *r.Usage != u ||
 		r.PriceSource != "table:m" || r.Extended != 2 || r.BaseEstimate != 3 || r.CalibrationKey != "a|llm|m" {
 		t.Errorf("written back after a restart: %+v %v; want the charge with its usage, price source and hold", r, err)
+	}
+}
+
+// Many callers reserving, extending (each extension sent twice), committing
+// and releasing outage holds at once never take a hold past CallMax or
+// the host past TotalMax, and every extension is added once.
+func TestFailOpenExtendHammer(t *testing.T) {
+	l, p := viaProxy(t, enforcer.LedgerOptions{})
+	f, err := postgres.NewFailOpen(l, postgres.FailOpenOptions{CallMax: 100, TotalMax: 1000, SyncEvery: time.Hour,
+		JournalPath: filepath.Join(t.TempDir(), "journal")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ctx := context.Background()
+	if _, err := f.CreateAccount(ctx, enforcer.AccountSpec{ID: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	p.setDown(true)
+	var wg sync.WaitGroup
+	for g := range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := fmt.Sprint("h", g)
+			if _, err := f.Reserve(ctx, enforcer.ReserveRequest{ID: id, Account: "a", Estimate: 10, TTL: time.Minute}); err != nil {
+				return // the total is full: refused as unavailable
+			}
+			var inner sync.WaitGroup
+			var mu sync.Mutex
+			granted := map[int]bool{} // extension ids that succeeded
+			for e := range 12 {
+				for range 2 {
+					inner.Add(1)
+					go func() {
+						defer inner.Done()
+						r, err := f.Extend(ctx, enforcer.ExtendRequest{ID: id, ExtensionID: fmt.Sprint(e), Add: 10})
+						if err == nil && r.Held() > 100 {
+							t.Errorf("%s holds %s, above CallMax", id, r.Held())
+						}
+						if err == nil {
+							mu.Lock()
+							granted[e] = true
+							mu.Unlock()
+						}
+						if err != nil && !errors.Is(err, enforcer.ErrLedgerUnavailable) {
+							t.Errorf("extend %s/%d: %v", id, e, err)
+						}
+						if u := f.Unwritten(); u > 1000 {
+							t.Errorf("unwritten %s, above TotalMax", u)
+						}
+					}()
+				}
+			}
+			inner.Wait()
+			r, _ := f.Reservation(ctx, id)
+			if r.Extended != enforcer.Nanos(10*len(granted)) || r.Held() > 100 {
+				t.Errorf("%s: %+v: %d extensions granted: one added twice, or past CallMax", id, r, len(granted))
+			}
+			var err error
+			if g%2 == 0 {
+				_, err = f.Commit(ctx, id, nil, "")
+			} else {
+				_, err = f.Release(ctx, id)
+			}
+			if err != nil {
+				t.Errorf("settle %s: %v", id, err)
+			}
+		}()
+	}
+	wg.Wait()
+	var committed enforcer.Nanos
+	for g := 0; g < 40; g += 2 {
+		if r, err := f.Reservation(ctx, fmt.Sprint("h", g)); err == nil && r.State == enforcer.StateCommitted {
+			committed += r.Charged
+		}
+	}
+	if u := f.Unwritten(); u != committed || u > 1000 {
+		t.Errorf("unwritten %s, committed outage charges %s (TotalMax 1000)", u, committed)
 	}
 }
