@@ -26,6 +26,7 @@ func (l *MemoryLedger) Extend(_ context.Context, req ExtendRequest) (Reservation
 		if err := SameExtension(req, was); err != nil {
 			return Reservation{}, err
 		}
+		r.Replayed = true
 		return r, nil // a retry after a lost reply: the hold as it is now
 	}
 	if err := ExtendAllowed(rec.view(now), len(rec.exts), req.Add); err != nil {
@@ -83,7 +84,7 @@ type memCalib struct {
 // CalibrationStore). A merge error or an oversized result stores nothing
 // of the batch.
 func (l *MemoryLedger) MergeCalibration(_ context.Context, deltas map[string][]byte, merge func(old, delta []byte) ([]byte, error)) (map[string][]byte, error) {
-	keys, err := CalibrationKeys(deltas)
+	keys, err := CalibrationBatch(deltas, merge)
 	if err != nil {
 		return nil, err
 	}

@@ -44,7 +44,7 @@ func (l *Ledger) extend(tx *wtx, req enforcer.ExtendRequest) (enforcer.Reservati
 		if err != nil {
 			return enforcer.Reservation{}, err
 		}
-		return r.view(now), nil
+		return r.replay(now), nil
 	}
 	if err := enforcer.ExtendAllowed(r.view(now), r.extensions, req.Add); err != nil {
 		return enforcer.Reservation{}, err
