@@ -69,7 +69,11 @@ func (c *estimationChain) estimate(ctx context.Context, call Call) (Estimate, er
 	var llm *llmPlan
 	if c.llm.IsLLMTool(call.Tool) {
 		llm = c.planLLM(call)
-		call.LLM = &llm.ctx
+		if llm.explain.Model != "" {
+			// A call naming no model has no price to hand over: estimators
+			// apply the seed's rule themselves.
+			call.LLM = &llm.ctx
+		}
 	}
 	if e := c.estimatorFor(call.Tool); e != nil {
 		q, err := e.Estimate(ctx, call)

@@ -18,6 +18,10 @@ type ModelPrice struct {
 	// more tokens pays the *Above prices that are set, on every token.
 	TierAboveTokens                                          int64
 	InputAbove, OutputAbove, CacheReadAbove, CacheWriteAbove PerMTok
+	// CacheWrite1hAbove is the 1-hour cache write price above the tier; 0
+	// keeps CacheWrite1h. The ABI's LLM context does not carry it: BaseCost
+	// prices no 1-hour writes, only settlement (Cost) does.
+	CacheWrite1hAbove PerMTok
 }
 
 // PriceQuote is the price that applies to a model name and where it came

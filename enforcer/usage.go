@@ -101,6 +101,7 @@ func (p ModelPrice) effective(promptTokens int64) ModelPrice {
 		}
 		e.Input, e.Output = pick(p.Input, p.InputAbove), pick(p.Output, p.OutputAbove)
 		e.CacheRead, e.CacheWrite = pick(p.CacheRead, p.CacheReadAbove), pick(p.CacheWrite, p.CacheWriteAbove)
+		e.CacheWrite1h = pick(p.CacheWrite1h, p.CacheWrite1hAbove)
 	}
 	if e.CacheRead == 0 {
 		e.CacheRead = e.Input

@@ -2,6 +2,7 @@ package plugins_test
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -161,5 +162,41 @@ func TestLLMTokensPricesLikeTheHost(t *testing.T) {
 				t.Fatalf("config %s, %+v: plugin %d (%v); BaseCost %d", cfg.json, c, res.Nanos, err, want)
 			}
 		}
+	}
+}
+
+// TestLLMTokensNamedModelFallsThroughWithoutHostPrice: through the bridge,
+// a call naming a model with no LLM context (Call.LLM nil: an old host, or
+// one that does not fill it) and no price for it in the plugin's config is
+// "unsupported" (enforcer.ErrNotHandled), so the host's chain prices it
+// with its built-in rule (the real table), not at the plugin's $0.50/M
+// seed. With the context it is host-priced; a call naming no model keeps
+// the seed rule.
+func TestLLMTokensNamedModelFallsThroughWithoutHostPrice(t *testing.T) {
+	ctx := context.Background()
+	h, err := host.New(ctx, host.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close(ctx)
+	reg, err := h.NewRegistry(ctx, host.RegistryConfig{Plugins: []host.Spec{{File: llmWasm, Config: []byte(`{}`)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	est := bridge.NewEstimator(reg)
+	prompt := strings.Repeat("x", 70_000) // 17,500 tokens
+	named := enforcer.Call{Tool: "LLM", Account: "a", Params: map[string]any{"model": "claude-opus-4-5", "prompt": prompt}}
+	if q, err := est.Estimate(ctx, named); !errors.Is(err, enforcer.ErrNotHandled) {
+		t.Fatalf("named model, nil Call.LLM: %+v, %v; want unsupported (enforcer.ErrNotHandled)", q, err)
+	}
+	// With the host's context: 17,500 tokens written at $6.25/M.
+	named.LLM = &enforcer.LLMContext{Price: enforcer.PriceQuote{Model: "claude-opus-4-5", Price: modelPrice(t, hostPrices["claude-opus-4-5"])}}
+	if q, err := est.Estimate(ctx, named); err != nil || q.Nanos != enforcer.MustParseUSD("0.109375") {
+		t.Fatalf("named model with the host's context: %+v, %v; want $0.109375", q, err)
+	}
+	seed := enforcer.Call{Tool: "LLM", Account: "a", Params: map[string]any{"prompt": prompt}}
+	if q, err := est.Estimate(ctx, seed); err != nil || q.Nanos != 8_750_000 {
+		t.Fatalf("no model, nil Call.LLM: %+v, %v; want the seed rule, $0.00875", q, err)
 	}
 }

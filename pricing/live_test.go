@@ -106,7 +106,7 @@ func TestWatchRefusesABadFile(t *testing.T) {
 // TestLiveConcurrentReload prices while the table is swapped (-race).
 func TestLiveConcurrentReload(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "prices.json")
-	writeFile(t, path, `{"m": {"input_cost_per_token": 1e-06}}`)
+	writeFile(t, path, `{"m": {"input_cost_per_token": 1e-06, "mode": "chat", "litellm_provider": "x"}}`)
 	live, err := Watch(path, Options{}, &logRecorder{})
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +124,7 @@ func TestLiveConcurrentReload(t *testing.T) {
 		})
 	}
 	for i := range 20 {
-		writeFile(t, path, fmt.Sprintf(`{"m": {"input_cost_per_token": %de-06}}`, 1+i%2))
+		writeFile(t, path, fmt.Sprintf(`{"m": {"input_cost_per_token": %de-06, "mode": "chat", "litellm_provider": "x"}}`, 1+i%2))
 		if err := live.Reload(); err != nil {
 			t.Error(err)
 		}

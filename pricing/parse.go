@@ -163,11 +163,22 @@ func priceFields(p *enforcer.ModelPrice) []struct {
 // goes ("input_cost_per_token_above_200k_tokens" -> InputAbove).
 func tierFields(p *enforcer.ModelPrice) map[string]*enforcer.PerMTok {
 	return map[string]*enforcer.PerMTok{
-		"input_cost_per_token":            &p.InputAbove,
-		"output_cost_per_token":           &p.OutputAbove,
-		"cache_read_input_token_cost":     &p.CacheReadAbove,
-		"cache_creation_input_token_cost": &p.CacheWriteAbove,
+		"input_cost_per_token":                      &p.InputAbove,
+		"output_cost_per_token":                     &p.OutputAbove,
+		"cache_read_input_token_cost":               &p.CacheReadAbove,
+		"cache_creation_input_token_cost":           &p.CacheWriteAbove,
+		"cache_creation_input_token_cost_above_1hr": &p.CacheWrite1hAbove,
 	}
+}
+
+// cutTier splits "<base>_above_<rest>" at the last "_above_": the 1-hour
+// write's tier field has two ("..._above_1hr_above_200k_tokens").
+func cutTier(field string) (base, rest string, found bool) {
+	i := strings.LastIndex(field, "_above_")
+	if i < 0 {
+		return field, "", false
+	}
+	return field[:i], field[i+len("_above_"):], true
 }
 
 // parseEntry reads one model. ok is false for an entry without a
@@ -199,28 +210,29 @@ func parseEntry(name string, raw map[string]json.RawMessage) (e Entry, ok bool, 
 }
 
 // parseTier reads the long-context tier prices ("<field>_above_<N>k_tokens",
-// N thousand prompt tokens). ModelPrice holds one tier: with several
+// N thousand prompt tokens; the 1-hour cache write's is
+// "cache_creation_input_token_cost_above_1hr_above_<N>k_tokens"). ModelPrice holds one tier: with several
 // thresholds the lowest is kept, so the dearer price applies no later
 // than it should. Variants such as "_priority" and "_flex" are not
 // standard-tier prices and are ignored.
 func parseTier(raw map[string]json.RawMessage, p *enforcer.ModelPrice) (string, error) {
 	dst := tierFields(p)
 	type tier struct {
-		field string
-		above int64
+		field, base string
+		above       int64
 	}
 	var tiers []tier
 	for field := range raw {
-		base, rest, found := strings.Cut(field, "_above_")
+		base, rest, found := cutTier(field)
 		n, isTier := strings.CutSuffix(rest, "k_tokens")
 		if _, known := dst[base]; !found || !isTier || !known {
 			continue
 		}
 		k, err := strconv.ParseInt(n, 10, 64)
 		if err != nil || k <= 0 || k > enforcer.MaxUsageTokens/1000 {
-			continue // not a token threshold (e.g. "_above_1hr")
+			continue // not a token count (e.g. "_above_1mk_tokens")
 		}
-		tiers = append(tiers, tier{field, k * 1000})
+		tiers = append(tiers, tier{field, base, k * 1000})
 	}
 	if len(tiers) == 0 {
 		return "", nil
@@ -233,12 +245,11 @@ func parseTier(raw map[string]json.RawMessage, p *enforcer.ModelPrice) (string, 
 		if t.above != p.TierAboveTokens {
 			break
 		}
-		base, _, _ := strings.Cut(t.field, "_above_")
 		v, err := perToken(raw[t.field])
 		if err != nil {
 			return t.field, err
 		}
-		*dst[base] = v
+		*dst[t.base] = v
 	}
 	return "", nil
 }

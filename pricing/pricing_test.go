@@ -76,13 +76,14 @@ func TestParseTiersAndSkips(t *testing.T) {
  "img": {"output_cost_per_image": 0.04, "mode": "image_generation"},
  "m": {"input_cost_per_token": 1e-06, "output_cost_per_token": null, "input_cost_per_token_above_128k_tokens": 2e-06,
        "output_cost_per_token_above_512k_tokens": 9e-06, "output_cost_per_token_above_128k_tokens": 4e-06,
-       "input_cost_per_token_above_128k_tokens_priority": 7e-06, "cache_creation_input_token_cost_above_1hr": 3e-06}}`
+       "input_cost_per_token_above_128k_tokens_priority": 7e-06, "cache_creation_input_token_cost_above_1hr": 3e-06,
+       "cache_creation_input_token_cost_above_1hr_above_128k_tokens": 6e-06, "cache_creation_input_token_cost_above_1hr_above_512k_tokens": 8e-06}}`
 	entries, skipped, err := Parse([]byte(data), "t.json")
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := enforcer.ModelPrice{Input: usd(t, "1e-06"), CacheWrite1h: usd(t, "3e-06"), TierAboveTokens: 128_000,
-		InputAbove: usd(t, "2e-06"), OutputAbove: usd(t, "4e-06")}
+		InputAbove: usd(t, "2e-06"), OutputAbove: usd(t, "4e-06"), CacheWrite1hAbove: usd(t, "6e-06")}
 	if skipped != 2 || len(entries) != 1 || entries[0].Price != want {
 		t.Fatalf("skipped %d entries %+v; want m = %+v", skipped, entries, want)
 	}
@@ -172,14 +173,14 @@ func TestFallbackIsDearestOfFamily(t *testing.T) {
 		{"claude-opus-9", "fallback:dearest-anthropic:claude-3-opus-20240229"},
 		{"bedrock/us.anthropic.claude-next-v1:0", "fallback:dearest-anthropic:claude-3-opus-20240229"},
 		{"sonnet", "fallback:dearest-anthropic:claude-3-opus-20240229"},
-		{"gpt-7", "fallback:dearest-openai:gpt-4"},
-		{"o9-mini", "fallback:dearest-openai:gpt-4"},
+		{"gpt-7", "fallback:dearest-openai:o1-pro"}, // mode "responses"
+		{"o9-mini", "fallback:dearest-openai:o1-pro"},
 		{"gemini-9-ultra", "fallback:dearest-gemini:gemini-3-pro-preview"},
 		{"google/palm-9", "fallback:dearest-gemini:gemini-3-pro-preview"},
 		{"groq/some-new-model", "fallback:dearest-groq:groq/moonshotai/kimi-k2-instruct-0905"},
-		{"my-local-model", "fallback:dearest-all:azure/gpt-4.5-preview"},
-		{"", "fallback:dearest-all:azure/gpt-4.5-preview"},
-		{strings.Repeat("x/", 300) + "claude", "fallback:dearest-all:azure/gpt-4.5-preview"},
+		{"my-local-model", "fallback:dearest-all:o1-pro"},
+		{"", "fallback:dearest-all:o1-pro"},
+		{strings.Repeat("x/", 300) + "claude", "fallback:dearest-all:o1-pro"},
 	}
 	for _, c := range cases {
 		q := tb.PriceOf(c.name)

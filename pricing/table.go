@@ -1,7 +1,8 @@
 // Package pricing is purser's one source of LLM prices: an embedded
 // snapshot of LiteLLM's model price table (or a LiteLLM file given in the
 // config), with LiteLLM's name resolution and a fallback that never prices
-// a named model silently cheap. *Table and *Live implement enforcer.Pricer.
+// a named model silently cheap (a file with nothing to borrow is refused).
+// *Table and *Live implement enforcer.Pricer.
 package pricing
 
 import (
@@ -17,7 +18,8 @@ import (
 )
 
 // UnknownDearest is the default fallback for a model the table does not
-// know: the dearest chat model of its provider family.
+// know: the dearest chat model of its provider family (mode "chat" or
+// "responses").
 const UnknownDearest = "dearest"
 
 // Options shape a table built from a price file.
@@ -47,8 +49,9 @@ type Origin struct {
 	LoadTime time.Duration
 }
 
-// Table is an immutable, indexed price table. It is safe for concurrent
-// use; the only mutable part is a bounded cache of resolved names.
+// Table is an immutable, indexed price table, made by New (or Embedded,
+// Load, LoadFile). It is safe for concurrent use; the only mutable part
+// is a bounded cache of resolved names.
 type Table struct {
 	origin  Origin
 	entries []*Entry // by name
@@ -63,6 +66,10 @@ type Table struct {
 
 // ErrUnknownModel: Options.UnknownModel names a model the table lacks.
 var ErrUnknownModel = errors.New("unknown_model is not in the price table")
+
+// ErrNoFallback: a price file has no model an unknown name could borrow
+// prices from, so unknown names would cost $0.
+var ErrNoFallback = errors.New("no chat model with a per-token price")
 
 // cacheMax bounds the resolved-name cache: names come from callers, so
 // an endless stream of new names must not grow memory. Past the bound a
@@ -86,6 +93,12 @@ func New(entries []Entry, origin Origin, opt Options) (*Table, error) {
 	}
 	if err := t.setUnknown(opt.UnknownModel); err != nil {
 		return nil, err
+	}
+	// Without a candidate an unknown name would cost $0: refuse the table.
+	if t.unknown == nil && t.dearest[familyAll] == nil {
+		return nil, fmt.Errorf("%w (an entry with \"mode\": \"chat\" or \"responses\", a \"litellm_provider\" and "+
+			"an input_cost_per_token of at most $%s per 1M tokens), so a model not in the table has no price to borrow",
+			ErrNoFallback, fallbackInputMax.USDPerMTok())
 	}
 	t.origin.LoadTime += time.Since(start)
 	return t, nil
@@ -131,8 +144,10 @@ const fallbackInputMax enforcer.PerMTok = 200 * enforcer.PerMTok(enforcer.NanosP
 
 // fallbackCandidate: chat models of a LiteLLM provider with a plausible
 // price, not fine-tuned ("ft:") ones, which only their owner can call.
+// LiteLLM marks OpenAI's dearest chat models (o1-pro, gpt-5.x-pro) mode
+// "responses" (served by the Responses API only); they count too.
 func fallbackCandidate(e *Entry) bool {
-	return e.Mode == "chat" && e.Provider != "config" && e.Provider != "" && e.Price.Input <= fallbackInputMax &&
+	return (e.Mode == "chat" || e.Mode == "responses") && e.Provider != "config" && e.Provider != "" && e.Price.Input <= fallbackInputMax &&
 		!strings.HasPrefix(e.Name, "ft:")
 }
 
@@ -198,11 +213,8 @@ func (t *Table) quote(model string) enforcer.PriceQuote {
 		fam = t.familyOf(strings.ToLower(strings.TrimSpace(model)))
 	}
 	e := t.dearest[fam]
-	if e == nil {
+	if e == nil { // New refuses a table without familyAll: never a $0 price
 		fam, e = familyAll, t.dearest[familyAll]
-	}
-	if e == nil { // a table without chat models: nothing to borrow
-		return enforcer.PriceQuote{Source: "fallback:dearest-" + fam + ":none", Fallback: true}
 	}
 	return enforcer.PriceQuote{Model: e.Name, Price: e.Price, Source: "fallback:dearest-" + fam + ":" + e.Name, Fallback: true}
 }

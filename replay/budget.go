@@ -123,20 +123,30 @@ func (s *runState) denied(d enforcer.Decision) {
 	}
 }
 
-// observe counts a replayed step of the current trace.
+// observe counts a replayed step of the current trace. A cut call
+// (--stream) is a denial too, of its extension: when it comes first it is
+// the trace's first denial, measured after its charge (what the trace had
+// spent when it was stopped).
 func (s *runState) observe(rc *record) {
 	f := &s.first[s.cur]
 	switch {
 	case rc.verdict == enforcer.Allow:
 		s.poolSpent += rc.charged
 		s.traceSpent += rc.charged
-		if f.denied {
+		switch {
+		case f.denied:
 			f.stepsAfter++
+		case rc.cut:
+			s.firstDenial(f, rc.step, rc.cutBy)
 		}
 	case rc.verdict == enforcer.Deny && !f.denied:
-		f.denied, f.step = true, rc.step
-		f.account, f.spent, f.limit = s.measure(s.refuser)
+		s.firstDenial(f, rc.step, s.refuser)
 	}
+}
+
+func (s *runState) firstDenial(f *firstDenial, step int32, refuser string) {
+	f.denied, f.step = true, step
+	f.account, f.spent, f.limit = s.measure(refuser)
 }
 
 // measure returns the account a denial is measured against, its spend so

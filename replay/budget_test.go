@@ -118,7 +118,7 @@ func TestBudgetReportByHand(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"1 accounts ended above their limit; worst $0.20 over, 20.0% of its limit",
-		"2 traces denied; at a trace's first denial the limit that refused it was 85.0% spent (median), 50.0% at least",
+		"2 traces denied (or cut); at a trace's first denial the limit that refused it was 85.0% spent (median), 50.0% at least",
 		"1 steps ran after their trace's first denial", "0.47x"} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("text lacks %q:\n%s", want, text.String())
@@ -152,28 +152,65 @@ func TestFirstDenialMeasuresTheRefusingAccount(t *testing.T) {
 	}
 }
 
+// streamRun replays tr under --stream with a $1 limit per trace.
+func streamRun(t *testing.T, tr *Trace) (*Report, enforcer.Ledger) {
+	t.Helper()
+	r, l := fakeRunner(t)
+	limit := enforcer.MustParseUSD("1")
+	r.TraceBudget, r.Stream = &limit, true
+	rep, err := r.Run(context.Background(), []*Trace{tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep, l
+}
+
 // With --stream, b's first call extends its hold until it covers $0.90;
 // the second cannot extend past the $1 limit and is cut at its $0.10 hold:
 // the account ends at exactly its limit.
 func TestStreamCutsAtTheLimit(t *testing.T) {
-	r, l := fakeRunner(t)
-	limit := enforcer.MustParseUSD("1")
-	r.TraceBudget, r.Stream = &limit, true
-	rep, err := r.Run(context.Background(), []*Trace{trace("b", step("0.1", "0.9"), step("0.1", "0.3"), step("0.1", "0.1"))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep, l := streamRun(t, trace("b", step("0.1", "0.9"), step("0.1", "0.3"), step("0.1", "0.1")))
 	br := rep.Budget
 	if len(br.OverrunAccounts) != 0 || rep.Spent.USD != "1.00" || br.CutCalls != 1 || br.ExtendedCalls != 1 {
 		t.Fatalf("spent %s, budget %+v", rep.Spent, br)
 	}
-	if u := br.UtilizationAtFirstDenial; u == nil || u.Min != 1 || br.DeniedTraces[0].Step != 2 {
+	// The cut is the trace's first denial; the third step, denied, is not.
+	if u := br.UtilizationAtFirstDenial; u == nil || u.Min != 1 || br.DeniedTraces[0].Step != 1 {
 		t.Errorf("first denial %+v %+v", u, br.DeniedTraces)
 	}
 	// The cut call is charged its hold, without the whole call's usage.
 	if c := committed(t, l, "replay/0000"); len(c) != 2 || c[1].Charged != enforcer.MustParseUSD("0.1") || c[1].Usage != nil ||
 		c[0].Extended == 0 || c[0].Charged != enforcer.MustParseUSD("0.9") {
 		t.Errorf("commits %+v", c)
+	}
+}
+
+// The second call is held at $0.30 with $0.20 left of the $1 limit; its
+// extensions by a quarter of the hold ($0.075, $0.09375) leave $0.03125,
+// less than the next step ($0.1171875). It asks for that remainder before
+// it is cut, so it streams up to the limit: $0.50, not $0.46875.
+func TestStreamCutUsesTheRemainder(t *testing.T) {
+	rep, l := streamRun(t, trace("b", step("0.5", "0.5"), step("0.3", "0.6")))
+	if br := rep.Budget; len(br.OverrunAccounts) != 0 || br.CutCalls != 1 || rep.Spent.USD != "1.00" {
+		t.Fatalf("spent %s, budget %+v", rep.Spent, br)
+	}
+	if c := committed(t, l, "replay/0000"); len(c) != 2 || c[1].Charged != enforcer.MustParseUSD("0.5") {
+		t.Errorf("commits %+v", c)
+	}
+}
+
+// A trace stopped only by a cut call (no step denied) counts as denied at
+// the cut: it had spent its whole limit, and the free step after the cut
+// ran after its first denial.
+func TestStreamCutIsTheFirstDenial(t *testing.T) {
+	rep, _ := streamRun(t, trace("b", step("0.5", "0.5"), step("0.3", "0.6"), step("0", "0")))
+	br := rep.Budget
+	if br.CutCalls != 1 || br.UtilizationAtFirstDenial == nil || *br.UtilizationAtFirstDenial != (MinMedian{Min: 1, Median: 1}) ||
+		br.StepsAfterFirstDenial != 1 {
+		t.Fatalf("budget %+v", br)
+	}
+	if d := br.DeniedTraces; len(d) != 1 || d[0].Step != 1 || d[0].Account != "replay/0000" || d[0].Spent.USD != "1.00" || d[0].StepsAfter != 1 {
+		t.Errorf("denied %+v", d)
 	}
 }
 
@@ -242,6 +279,9 @@ func TestStreamNeverOverrunsProperty(t *testing.T) {
 		if len(rep.Budget.OverrunAccounts) != 0 {
 			t.Fatalf("overruns with --stream: %+v", rep.Budget.OverrunAccounts)
 		}
+		if rep.Budget.CutCalls > 0 && !someAccountAtLimit(t, r, traces, rep) {
+			t.Fatalf("%d calls cut, yet no account spent its whole limit", rep.Budget.CutCalls)
+		}
 		var sum int64
 		for _, p := range rep.PerTrace {
 			sum += p.Spent.Nanos
@@ -250,6 +290,24 @@ func TestStreamNeverOverrunsProperty(t *testing.T) {
 			t.Fatalf("per-trace spend %d != pool %d", sum, rep.Spent.Nanos)
 		}
 	})
+}
+
+// someAccountAtLimit: a cut call streams up to its tightest limit, and
+// no later step can spend past it, so that account ends at exactly it.
+func someAccountAtLimit(t *rapid.T, r *Runner, traces []*Trace, rep *Report) bool {
+	if r.Budget != nil && rep.Spent.Nanos == int64(*r.Budget) {
+		return true
+	}
+	for i, tr := range traces {
+		limit, ok, err := TraceLimit(tr, r.TraceBudgetPPM)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok && rep.PerTrace[i].Spent.Nanos == int64(limit) {
+			return true
+		}
+	}
+	return false
 }
 
 // The chart marks each trace's first denial and each account that went

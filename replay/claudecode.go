@@ -32,9 +32,25 @@ type ccMessage struct {
 
 type ccUsage struct {
 	Input      int64 `json:"input_tokens"`
-	CacheWrite int64 `json:"cache_creation_input_tokens"`
+	CacheWrite int64 `json:"cache_creation_input_tokens"` // all lifetimes
 	CacheRead  int64 `json:"cache_read_input_tokens"`
 	Output     int64 `json:"output_tokens"`
+	// CacheCreation splits CacheWrite by cache lifetime; absent on older
+	// transcripts, where every write is a 5-minute one.
+	CacheCreation *struct {
+		OneHour int64 `json:"ephemeral_1h_input_tokens"`
+	} `json:"cache_creation"`
+}
+
+// cacheWrites splits u's cache writes into 5-minute and 1-hour ones
+// (Anthropic: cache_creation_input_tokens is their sum). A 1-hour count
+// above the sum (a malformed line) is taken as the sum.
+func (u *ccUsage) cacheWrites() (m5, h1 int64) {
+	if u.CacheCreation == nil {
+		return u.CacheWrite, 0
+	}
+	h1 = min(max(u.CacheCreation.OneHour, 0), max(u.CacheWrite, 0))
+	return u.CacheWrite - h1, h1
 }
 
 type ccBlock struct {
@@ -143,7 +159,8 @@ func (cr *ccReader) assistant(m *ccMessage, lineNo int) {
 		call = cr.newCall(m, lineNo)
 	}
 	if u := m.Usage; u != nil {
-		call.usage.Input, call.usage.CacheRead, call.usage.CacheWrite = u.Input, u.CacheRead, u.CacheWrite
+		call.usage.Input, call.usage.CacheRead = u.Input, u.CacheRead
+		call.usage.CacheWrite, call.usage.CacheWrite1h = u.cacheWrites()
 		// Output is final only on the stop_reason line; other lines were
 		// logged mid-stream and are a lower bound.
 		switch {

@@ -41,11 +41,10 @@ func Resolve(p enforcer.Pricer, model string) (string, bool) {
 	return q.Model, true
 }
 
-// TokenUsage is u in the enforcer's terms (every cache write is a
-// 5-minute write: the traces do not say more).
+// TokenUsage is u in the enforcer's terms.
 func (u Usage) TokenUsage() enforcer.TokenUsage {
 	return enforcer.TokenUsage{Model: u.Model, InputTokens: u.Input, OutputTokens: u.Output, CacheReadTokens: u.CacheRead,
-		CacheWriteTokens: u.CacheWrite}
+		CacheWriteTokens: u.CacheWrite, CacheWrite1hTokens: u.CacheWrite1h}
 }
 
 // PriceUsage prices u exactly with enforcer.ModelPrice.Cost: each token class

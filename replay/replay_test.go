@@ -444,3 +444,31 @@ func TestMiniSWEBilledCostWithFloatNoiseIsRead(t *testing.T) {
 		t.Fatalf("billed %v (%s), want $0.00491 billed", st.Actual, st.ActualSource)
 	}
 }
+
+// Anthropic splits cache writes by lifetime in usage.cache_creation;
+// cache_creation_input_tokens is their sum. A 1-hour write costs 2x input
+// ($6/M on Sonnet 4.5), a 5-minute one 1.25x ($3.75/M). A line without
+// the split is all 5-minute writes.
+func TestClaudeCodeOneHourCacheWrites(t *testing.T) {
+	in := `{"type":"assistant","message":{"id":"m1","model":"claude-sonnet-4-5-20250929","role":"assistant","content":[{"type":"text","text":"hi"}],"stop_reason":"end_turn","usage":{"input_tokens":10,"cache_creation_input_tokens":1000,"cache_creation":{"ephemeral_5m_input_tokens":600,"ephemeral_1h_input_tokens":400},"output_tokens":50}}}
+{"type":"assistant","message":{"id":"m2","model":"claude-sonnet-4-5-20250929","role":"assistant","content":[{"type":"text","text":"hi"}],"stop_reason":"end_turn","usage":{"input_tokens":10,"cache_creation_input_tokens":1000,"output_tokens":50}}}
+`
+	tr, err := ReadClaudeCode(strings.NewReader(in), "s.jsonl", testPrices(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := tr.Steps[0].Usage; u.CacheWrite != 600 || u.CacheWrite1h != 400 {
+		t.Fatalf("usage %+v, want 600 5-minute and 400 1-hour writes", *u)
+	}
+	// 10 x $3/M + 600 x $3.75/M + 400 x $6/M + 50 x $15/M.
+	if want := enforcer.MustParseUSD("0.00543"); *tr.Steps[0].Actual != want {
+		t.Errorf("split call: actual %s, want %s", *tr.Steps[0].Actual, want)
+	}
+	// 10 x $3/M + 1000 x $3.75/M + 50 x $15/M.
+	if want := enforcer.MustParseUSD("0.00453"); *tr.Steps[1].Actual != want {
+		t.Errorf("unsplit call: actual %s, want %s", *tr.Steps[1].Actual, want)
+	}
+	if tu := tokenUsage(&tr.Steps[0]); tu == nil || tu.CacheWriteTokens != 600 || tu.CacheWrite1hTokens != 400 {
+		t.Errorf("commit usage %+v", tu)
+	}
+}

@@ -115,7 +115,8 @@ type record struct {
 	held      enforcer.Nanos // the hold at admission (0 unless admitted)
 	extended  enforcer.Nanos // what --stream added to the hold
 	hasActual bool
-	cut       bool // --stream: an extension was denied, the call stopped there
+	cut       bool   // --stream: an extension was denied, the call stopped there
+	cutBy     string // the account that refused the cut call's extension
 	verdict   enforcer.Verdict
 	reason    string // set for denials and asks only
 }
@@ -242,12 +243,13 @@ func (r *Runner) settle(ctx context.Context, st *Step, res enforcer.Reservation,
 		req.Source, req.Usage = enforcer.CostEstimated, nil
 	}
 	if r.Stream && st.Actual != nil && *st.Actual > res.Held() {
-		held, cut, err := r.stream(ctx, res, *st.Actual)
+		held, cutBy, err := r.stream(ctx, res, *st.Actual)
 		if err != nil {
 			return err
 		}
 		rec.extended = held - res.Held()
-		if cut {
+		if cutBy != "" {
+			rec.cutBy = cutBy
 			// What it streamed, not what the whole call would have cost:
 			// the usage is the whole call's, so it is not recorded.
 			rec.cut, req.Actual, req.Usage = true, &held, nil
@@ -267,16 +269,14 @@ func tokenUsage(st *Step) *enforcer.TokenUsage {
 	if st.Usage == nil {
 		return nil
 	}
-	u := st.Usage
-	model := u.Model
-	if model == "" {
-		model, _ = st.Params["model"].(string)
+	u := st.Usage.TokenUsage()
+	if u.Model == "" {
+		u.Model, _ = st.Params["model"].(string)
 	}
-	if model == "" {
+	if u.Model == "" {
 		return nil
 	}
-	return &enforcer.TokenUsage{Model: model, InputTokens: u.Input, OutputTokens: u.Output,
-		CacheReadTokens: u.CacheRead, CacheWriteTokens: u.CacheWrite}
+	return &u
 }
 
 // NewRunner returns a Runner over a fresh in-memory ledger on a step

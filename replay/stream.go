@@ -25,21 +25,40 @@ func streamStep(held enforcer.Nanos) enforcer.Nanos {
 }
 
 // stream grows res's hold step by step until it covers actual, as the
-// call streams. When an extension is denied the call is cut there: it
-// streamed what it held, which is returned with cut true. Extension ids
-// are "stream-1", "stream-2", ... (unique per reservation, deterministic).
-func (r *Runner) stream(ctx context.Context, res enforcer.Reservation, actual enforcer.Nanos) (held enforcer.Nanos, cut bool, err error) {
+// call streams. When a step is denied it asks for what the refusing
+// account has left (another account may then refuse with less), so the
+// call streams up to the limit; when nothing is left the call is cut
+// there: it streamed what it held, which is returned with cutBy the
+// account that refused. Extension ids are "stream-1", "stream-2", ...
+// (unique per reservation, deterministic).
+func (r *Runner) stream(ctx context.Context, res enforcer.Reservation, actual enforcer.Nanos) (held enforcer.Nanos, cutBy string, err error) {
 	held = res.Held()
 	for k := 1; held < actual; k++ {
-		x, err := r.Enforcer.Extend(ctx, enforcer.ExtendRequest{ID: res.ID, ExtensionID: "stream-" + strconv.Itoa(k), Add: streamStep(held)})
+		add := streamStep(held)
+		x, err := r.extend(ctx, res.ID, k, add)
 		var ibe *enforcer.InsufficientBudgetError
+		// Each retry asks for strictly less, so this ends.
+		for errors.As(err, &ibe) && ibe.Remaining > 0 && ibe.Remaining < add {
+			k, add = k+1, ibe.Remaining
+			x, err = r.extend(ctx, res.ID, k, add)
+		}
 		if errors.As(err, &ibe) {
-			return held, true, nil
+			return held, ibe.Account, nil
 		}
 		if err != nil {
-			return held, false, fmt.Errorf("extend hold %s (extension %d): %w", res.ID, k, err)
+			return held, "", err
 		}
 		held = x.Held()
 	}
-	return held, false, nil
+	return held, "", nil
+}
+
+// extend adds add to hold id as its k-th stream extension.
+func (r *Runner) extend(ctx context.Context, id string, k int, add enforcer.Nanos) (enforcer.Reservation, error) {
+	x, err := r.Enforcer.Extend(ctx, enforcer.ExtendRequest{ID: id, ExtensionID: "stream-" + strconv.Itoa(k), Add: add})
+	var ibe *enforcer.InsufficientBudgetError
+	if err != nil && !errors.As(err, &ibe) {
+		return x, fmt.Errorf("extend hold %s (extension %d): %w", id, k, err)
+	}
+	return x, err
 }

@@ -68,7 +68,7 @@ func (br *BudgetReport) write(b *strings.Builder) {
 			len(br.OverrunAccounts), br.MaxOverrunUSD, pct(br.MaxOverrunRatio))
 	}
 	if u := br.UtilizationAtFirstDenial; u != nil {
-		fmt.Fprintf(b, "  %d traces denied; at a trace's first denial the limit that refused it was %s spent (median), %s at least.\n",
+		fmt.Fprintf(b, "  %d traces denied (or cut); at a trace's first denial the limit that refused it was %s spent (median), %s at least.\n",
 			len(br.DeniedTraces), pct(u.Median), pct(u.Min))
 	} else {
 		b.WriteString("  No trace was denied.\n")

@@ -55,13 +55,17 @@ const (
 )
 
 // Usage is what a provider reported for one LLM call. Input excludes the
-// cache classes: the prompt is Input + CacheRead + CacheWrite tokens.
+// cache classes: the prompt is Input + CacheRead + CacheWrite +
+// CacheWrite1h tokens.
 type Usage struct {
 	Model      string
 	Input      int64
 	CacheRead  int64
-	CacheWrite int64
-	Output     int64
+	CacheWrite int64 // 5-minute cache writes (the default lifetime)
+	// CacheWrite1h is 1-hour cache writes, priced apart (2x input on
+	// Anthropic, against 1.25x for 5 minutes).
+	CacheWrite1h int64
+	Output       int64
 }
 
 // Step is one tool call of a trace.

@@ -67,6 +67,7 @@ func calibrationStore(l enforcer.Ledger, c CalibrationConfig) enforcer.Calibrati
 }
 
 // syncCalibration merges calibration through the store; serve calls it
+// once before serving (to load what was learned before),
 // every calibration.sync_interval and once on the way out, before the
 // store closes, so a clean stop loses nothing learned.
 func (eng *engine) syncCalibration(ctx context.Context) {

@@ -110,7 +110,8 @@ type LLMConfig struct {
 	// UnknownModel prices names the table does not know: "dearest" (the
 	// dearest chat model of the name's provider family) or a model name.
 	UnknownModel string `koanf:"unknown_model"`
-	// Models price exact model names on top of the table.
+	// Models price exact model names on top of the table; input and
+	// output prices are required.
 	Models map[string]ModelConfig `koanf:"models"`
 }
 

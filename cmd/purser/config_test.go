@@ -44,7 +44,7 @@ pricing:
   table: {Read: "0.002", Custom: "0.5"}
   llm:
     aliases: [chat]
-    models: {tiny: {input_usd_per_token: "1e-08"}}
+    models: {tiny: {input_usd_per_token: "1e-08", output_usd_per_token: "2e-08"}}
 accounts:
   - {id: team, limit_usd: "10"}
   - {id: team/a, parent: team, percent_of_parent: 25}

@@ -151,7 +151,7 @@ func TestServeExtendAndCommitRefuseBadInput(t *testing.T) {
 }
 
 func testExtendAndCommitRefuseBadInput(t *testing.T, store string) {
-	p := startIssue13Server(t, store, `pricing: {llm: {models: {e2e-absurd: {input_usd_per_token: "9000"}}}}`)
+	p := startIssue13Server(t, store, `pricing: {llm: {models: {e2e-absurd: {input_usd_per_token: "9000", output_usd_per_token: "9000"}}}}`)
 	a := func(method, path string, body any, want int) map[string]any {
 		t.Helper()
 		return p.call(e2eAgentToken, method, path, body, want)

@@ -138,6 +138,7 @@ func printModelPrice(out io.Writer, t *pricing.Table, model string, asJSON bool)
 		above := p
 		above.Input, above.Output = pick(p.InputAbove, p.Input), pick(p.OutputAbove, p.Output)
 		above.CacheRead, above.CacheWrite = pick(p.CacheReadAbove, p.CacheRead), pick(p.CacheWriteAbove, p.CacheWrite)
+		above.CacheWrite1h = pick(p.CacheWrite1hAbove, p.CacheWrite1h)
 		r.Tier = &struct {
 			AboveTokens int64        `json:"above_prompt_tokens"`
 			USD         priceClasses `json:"usd_per_mtok"`

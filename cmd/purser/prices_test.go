@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,7 +41,7 @@ func TestPricesCommandSummary(t *testing.T) {
 	code, out, _ = cli(t, "prices", "--json")
 	var s priceSummary
 	if code != 0 || json.Unmarshal([]byte(out), &s) != nil || s.Entries != 2511 || s.SnapshotDate != "2026-08-01" || s.UnknownModel != "dearest" ||
-		s.Fallbacks["openai"] != "gpt-4" || s.NoModelUSD != "0.50" {
+		s.Fallbacks["openai"] != "o1-pro" || s.NoModelUSD != "0.50" {
 		t.Fatalf("exit %d: %+v %s", code, s, out)
 	}
 }
@@ -55,6 +56,11 @@ func TestPricesCommandModel(t *testing.T) {
 	code, out, _ = cli(t, "prices", "gemini-3-pro-preview")
 	if code != 0 || !strings.Contains(out, "above 200000 prompt tokens") || !strings.Contains(out, "output          18.00") {
 		t.Fatalf("tier: exit %d: %s", code, out)
+	}
+	// The 1-hour write's own tier price (LiteLLM's ..._above_1hr_above_200k_tokens).
+	code, out, _ = cli(t, "prices", "claude-sonnet-4-5", "--json")
+	if code != 0 || json.Unmarshal([]byte(out), &r) != nil || r.Tier == nil || r.Tier.USD.CacheWrite1h != "12.00" {
+		t.Fatalf("sonnet 1h tier: exit %d: %s", code, out)
 	}
 	code, out, _ = cli(t, "prices", "claude-opus-9")
 	if code != 0 || !strings.HasPrefix(out, `FALLBACK: "claude-opus-9" is not in the price table`) ||
@@ -92,15 +98,18 @@ func TestEstimateUsesTheTable(t *testing.T) {
 	prompt := strings.Repeat("x", 40_000) // 10,000 tokens
 	code, out, _ := cli(t, "estimate", "--tool", "LLM", "--json", "--params", `{"model":"claude-opus-4-5-20251101","prompt":"`+prompt+`"}`)
 	var got map[string]any
-	if code != 0 || json.Unmarshal([]byte(out), &got) != nil || got["estimate_nanos"] != float64(50_000_000) {
-		t.Fatalf("opus, 10,000 tokens at $5/M: exit %d %s", code, out)
+	// 10,000 fresh prompt tokens at opus's cache-write price ($6.25/M, the
+	// dearer of input and cache write) = $0.0625, x2 for the cold-start
+	// calibration prior.
+	if code != 0 || json.Unmarshal([]byte(out), &got) != nil || got["estimate_nanos"] != float64(125_000_000) {
+		t.Fatalf("opus, 10,000 tokens at $6.25/M, prior x2: exit %d %s", code, out)
 	}
 	file := filepath.Join(t.TempDir(), "p.json")
-	if err := os.WriteFile(file, []byte(`{"claude-opus-4-5-20251101": {"input_cost_per_token": 1e-05}}`), 0o600); err != nil {
+	if err := os.WriteFile(file, []byte(`{"claude-opus-4-5-20251101": {"input_cost_per_token": 1e-05, "mode": "chat", "litellm_provider": "anthropic"}}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	code, out, _ = cli(t, "estimate", "--tool", "LLM", "--json", "--prices", file, "--params", `{"model":"claude-opus-4-5-20251101","prompt":"`+prompt+`"}`)
-	if code != 0 || json.Unmarshal([]byte(out), &got) != nil || got["estimate_nanos"] != float64(100_000_000) {
+	if code != 0 || json.Unmarshal([]byte(out), &got) != nil || got["estimate_nanos"] != float64(200_000_000) { // $10/M, no cache-write price, prior x2
 		t.Fatalf("--prices: exit %d %s", code, out)
 	}
 }
@@ -121,8 +130,10 @@ func TestServeReloadsThePriceFile(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write(`{"m": {"input_cost_per_token": 1e-06}}`)
-	cfg, err := loadConfig("", map[string]any{"store.kind": "memory", "log.level": "error", "pricing.llm.litellm_file": file})
+	write(`{"m": {"input_cost_per_token": 1e-06, "mode": "chat", "litellm_provider": "x"}}`)
+	// Calibration off: the prior would double the base this test compares.
+	cfg, err := loadConfig("", map[string]any{"store.kind": "memory", "log.level": "error", "pricing.llm.litellm_file": file,
+		"calibration.disabled": true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +160,7 @@ func TestServeReloadsThePriceFile(t *testing.T) {
 	if got := estimate(); got != enforcer.MustParseUSD("0.001") {
 		t.Fatalf("initial estimate %s", got)
 	}
-	write(`{"m": {"input_cost_per_token": 3e-06}}`)
+	write(`{"m": {"input_cost_per_token": 3e-06, "mode": "chat", "litellm_provider": "x"}}`)
 	waitUntil("the new price", func() bool { return estimate() == enforcer.MustParseUSD("0.003") })
 	write("{\"m\": {\"input_cost_per_token\": 5e-06},\n \"m2\": {\"input_cost_per_token\": []}}")
 	waitUntil("the error in the log", func() bool { return strings.Contains(logs.String(), "prices.json:2:2: model \\\"m2\\\"") })
@@ -178,7 +189,7 @@ func TestReplayPricesFlag(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "p.json")
 	// gpt-4o at $1/M input and $2/M output: the fixture's first call is
 	// 1,200 input + 80 output tokens = $0.00136.
-	if err := os.WriteFile(file, []byte(`{"gpt-4o": {"input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06}}`), 0o600); err != nil {
+	if err := os.WriteFile(file, []byte(`{"gpt-4o": {"input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06, "mode": "chat", "litellm_provider": "openai"}}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	code, out, errOut := cli(t, "replay", "--no-plugins", replayFixture, "--prices", file, "--json")
@@ -209,5 +220,36 @@ func TestReplayPricesFlag(t *testing.T) {
 	code, _, errOut = cli(t, "replay", "--no-plugins", replayFixture, "--prices", bad)
 	if code != exitUsage || !strings.Contains(errOut, "pricing.llm.litellm_file: "+bad+":1:") {
 		t.Fatalf("bad file: exit %d: %s", code, errOut)
+	}
+}
+
+// TestModelPriceNeedsOutput: a pricing.llm.models entry without an output
+// price would price output at $0; it is a config error naming the key.
+func TestModelPriceNeedsOutput(t *testing.T) {
+	cfg, err := loadConfig(writeFile(t, "m.yaml", `pricing: {llm: {models: {house: {input_usd_per_token: "1e-06"}}}}`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = cfg.build()
+	var ce *ConfigError
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "pricing.llm.models.house.output_usd_per_token: is required") {
+		t.Fatalf("err = %v; want a config error at pricing.llm.models.house.output_usd_per_token", err)
+	}
+}
+
+// TestPricesFileWithNothingToBorrow: a price file that parses but has no
+// chat model to price unknown names with is refused at start, naming it.
+func TestPricesFileWithNothingToBorrow(t *testing.T) {
+	empty := writeFile(t, "empty.json", "{}")
+	code, _, errOut := cli(t, "prices", "--prices", empty)
+	if code != exitUsage || !strings.Contains(errOut, empty) || !strings.Contains(errOut, "no chat model with a per-token price") {
+		t.Fatalf("prices --prices {}: exit %d: %s", code, errOut)
+	}
+	cfg, err := loadConfig("", map[string]any{"store.kind": "memory", "pricing.llm.litellm_file": empty})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cfg.build(); err == nil || !strings.Contains(err.Error(), "pricing.llm.litellm_file: "+empty) {
+		t.Fatalf("serve's config with {}: err = %v", err)
 	}
 }

@@ -80,6 +80,9 @@ func serve(ctx context.Context, cfg *Config, ready chan<- string) error {
 	sweepCtx, stopSweep := context.WithCancel(ctx)
 	defer stopSweep()
 	go eng.sweepEvery(sweepCtx, sweepInterval)
+	// Load what was learned before (this host's last run, other hosts)
+	// now, not one sync_interval after start: holds use it from the first call.
+	eng.syncCalibration(ctx)
 	go every(sweepCtx, cfg.Calibration.SyncInterval, eng.syncCalibration)
 	srv, dl, err := eng.newServer(b, metrics)
 	if err != nil {

@@ -213,8 +213,11 @@ func modelPrice(p *problems, path string, m ModelConfig) enforcer.ModelPrice {
 		}
 		return v
 	}
-	if m.InputUSDPerToken == "" {
-		p.add(path+".input_usd_per_token", "is required")
+	// Both are required: an absent price would silently be $0.
+	for _, f := range [...]struct{ key, v string }{{"input_usd_per_token", m.InputUSDPerToken}, {"output_usd_per_token", m.OutputUSDPerToken}} {
+		if f.v == "" {
+			p.add(path+"."+f.key, "is required")
+		}
 	}
 	return enforcer.ModelPrice{Input: parse("input_usd_per_token", m.InputUSDPerToken),
 		Output: parse("output_usd_per_token", m.OutputUSDPerToken), CacheRead: parse("cache_read_usd_per_token", m.CacheReadUSDPerToken),

@@ -310,9 +310,10 @@ func (l *Ledger) Check(ctx context.Context, account string, estimate enforcer.Na
 	return check(path, estimate), nil
 }
 
-// overdueOf is the estimate of a's tree's holds past their expiry (n.now)
-// whose path includes a: still in a.pending_nanos until a write expires them.
-const overdueOf = `COALESCE((SELECT sum(r.estimate_nanos) FROM reservations r
+// overdueOf is the whole hold (estimate and extensions) of a's tree's
+// holds past their expiry (n.now) whose path includes a: still in
+// a.pending_nanos until a write expires them.
+const overdueOf = `COALESCE((SELECT sum(r.estimate_nanos + r.extended_nanos) FROM reservations r
 		WHERE r.root_id = a.root_id AND r.state = 'pending' AND r.expires_at <= n.now AND a.id = ANY(r.path)), 0)::BIGINT`
 
 const selectCheck = `SELECT a.id, a.limit_nanos, a.committed_nanos, a.pending_nanos - ` + overdueOf + `

@@ -12,6 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/purser-dev/purser/enforcer"
 )
 
 // batcher runs reserve, commit and release operations. Each of a few
@@ -66,6 +68,17 @@ func (r *routes) learnAccount(account, root string) {
 	r.mu.Unlock()
 }
 
+// learnTree records the tree of an account and of its live reservation
+// id, as a write's answer told it: the tree's later operations from this
+// process (an Extend, the commit) then share its writer and its batches.
+func (r *routes) learnTree(id, account, root string) {
+	if root == "" {
+		return
+	}
+	r.learnAccount(account, root)
+	r.learnRes(id, account)
+}
+
 // learnRes records a live reservation's tree (root "" forgets it).
 func (r *routes) learnRes(id, account string) {
 	r.mu.Lock()
@@ -89,15 +102,21 @@ type op struct {
 	ctx      context.Context
 	deadline time.Time
 	state    atomic.Int32 // opQueued, opTaken (by a writer) or opAbandoned (by its caller)
-	kind     string       // reserve, commit, release
+	kind     string       // reserve, extend, commit, release, charge
 	id       string
 	account  string // reserve
 	tool     string // reserve
-	amount   *int64 // reserve: estimate; commit: actual (nil: the estimate)
+	amount   *int64 // reserve: estimate; extend: the amount added; commit: actual (nil: the hold)
 	ttl      int64  // reserve, nanoseconds
 	source   string // commit
 	fp       string // reserve, charge: the request's fingerprint
 	estimate *int64 // charge: the original hold's estimate (nil: the charge)
+	extended int64  // charge: what the original hold had grown by
+	base     int64  // reserve, charge: the base estimate
+	calKey   string // reserve, charge: the calibration key
+	extID    string // extend: the extension id
+	price    string // commit, charge: the price source
+	usage    *enforcer.TokenUsage
 	res      opResult
 	err      error
 	done     chan struct{}
@@ -112,6 +131,8 @@ type opResult struct {
 	dAccount   string
 	dRemaining int64
 	dOverdrawn bool
+	eAmount    int64  // ext_exists: the stored extension's amount
+	root       string // the reservation's tree, when there is a reservation
 	aIDs       []string
 	aCommitted []int64
 	aLimits    []pgtype.Int8
@@ -341,23 +362,48 @@ func backoff(attempt int) {
 }
 
 const applySQL = `SELECT op, status, now_ns, r_id, r_account, r_tool, r_estimate, r_ttl, r_state, r_created, r_expires,
-	r_settled, r_charged, r_source, r_late, r_fp, d_account, d_remaining, d_overdrawn, a_ids, a_committed, a_limits
-	FROM purser_apply($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
+	r_settled, r_charged, r_source, r_late, r_fp, r_extended, r_base, r_calkey, r_price, r_umodel, r_usage, r_root, e_amount,
+	d_account, d_remaining, d_overdrawn, a_ids, a_committed, a_limits
+	FROM purser_apply($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`
+
+// applyArgs are purser_apply's parameters for a batch, one array element
+// per operation (p_usage: five per operation).
+type applyArgs struct {
+	kinds, ids, accts, tools, sources, fps, calKeys, extIDs, prices []string
+	umodels                                                         []pgtype.Text
+	amounts, estimates                                              []pgtype.Int8
+	ttls, extended, bases, usage                                    []int64
+}
+
+func newApplyArgs(ops []*op) applyArgs {
+	n := len(ops)
+	a := applyArgs{kinds: make([]string, n), ids: make([]string, n), accts: make([]string, n), tools: make([]string, n),
+		sources: make([]string, n), fps: make([]string, n), calKeys: make([]string, n), extIDs: make([]string, n),
+		prices: make([]string, n), umodels: make([]pgtype.Text, n), amounts: make([]pgtype.Int8, n),
+		estimates: make([]pgtype.Int8, n), ttls: make([]int64, n), extended: make([]int64, n), bases: make([]int64, n),
+		usage: make([]int64, 5*n)}
+	for i, o := range ops {
+		a.kinds[i], a.ids[i], a.accts[i], a.tools[i], a.sources[i], a.ttls[i], a.fps[i] = o.kind, o.id, o.account, o.tool, o.source, o.ttl, o.fp
+		a.calKeys[i], a.extIDs[i], a.prices[i], a.extended[i], a.bases[i] = o.calKey, o.extID, o.price, o.extended, o.base
+		if o.amount != nil {
+			a.amounts[i] = pgtype.Int8{Int64: *o.amount, Valid: true}
+		}
+		if o.estimate != nil {
+			a.estimates[i] = pgtype.Int8{Int64: *o.estimate, Valid: true}
+		}
+		if u := o.usage; u != nil {
+			a.umodels[i] = pgtype.Text{String: u.Model, Valid: true}
+			copy(a.usage[5*i:], []int64{u.InputTokens, u.OutputTokens, u.CacheReadTokens, u.CacheWriteTokens, u.CacheWrite1hTokens})
+		}
+	}
+	return a
+}
 
 func (b *batcher) exec(ctx context.Context, ops []*op) error {
 	n := len(ops)
-	kinds, ids, accts, tools, sources, fps := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	amounts, ttls, estimates := make([]pgtype.Int8, n), make([]int64, n), make([]pgtype.Int8, n)
-	for i, o := range ops {
-		kinds[i], ids[i], accts[i], tools[i], sources[i], ttls[i], fps[i] = o.kind, o.id, o.account, o.tool, o.source, o.ttl, o.fp
-		if o.amount != nil {
-			amounts[i] = pgtype.Int8{Int64: *o.amount, Valid: true}
-		}
-		if o.estimate != nil {
-			estimates[i] = pgtype.Int8{Int64: *o.estimate, Valid: true}
-		}
-	}
-	rows, err := b.l.pool.Query(ctx, applySQL, b.l.nowArg(), kinds, ids, accts, tools, amounts, ttls, sources, fps, estimates)
+	a := newApplyArgs(ops)
+	rows, err := b.l.pool.Query(ctx, applySQL, b.l.nowArg(), a.kinds, a.ids, a.accts, a.tools, a.amounts, a.ttls, a.sources, a.fps,
+		a.estimates, a.extended, a.bases, a.calKeys, a.extIDs, a.prices, a.umodels, a.usage, enforcer.MaxExtensions)
 	if err != nil {
 		return err
 	}
@@ -365,16 +411,20 @@ func (b *batcher) exec(ctx context.Context, ops []*op) error {
 	seen := 0
 	for rows.Next() {
 		var (
-			idx                                         int32
-			res                                         opResult
-			rid, racct, rtool, rstate, rsrc, rfp, dacct *string
-			rest, rttl, rcreated, rexp, rcharged        *int64
-			rsettled                                    pgtype.Int8
-			rlate, dover                                *bool
-			drem                                        *int64
+			idx                                               int32
+			res                                               opResult
+			rid, racct, rtool, rstate, rsrc, rfp, dacct       *string
+			rcalkey, rprice, rroot                            *string
+			rest, rttl, rcreated, rexp, rcharged, rext, rbase *int64
+			rsettled                                          pgtype.Int8
+			rumodel                                           pgtype.Text
+			rusage                                            []int64
+			rlate, dover                                      *bool
+			drem, eamount                                     *int64
 		)
 		if err := rows.Scan(&idx, &res.status, &res.now, &rid, &racct, &rtool, &rest, &rttl, &rstate, &rcreated, &rexp,
-			&rsettled, &rcharged, &rsrc, &rlate, &rfp, &dacct, &drem, &dover, &res.aIDs, &res.aCommitted, &res.aLimits); err != nil {
+			&rsettled, &rcharged, &rsrc, &rlate, &rfp, &rext, &rbase, &rcalkey, &rprice, &rumodel, &rusage, &rroot, &eamount,
+			&dacct, &drem, &dover, &res.aIDs, &res.aCommitted, &res.aLimits); err != nil {
 			return err
 		}
 		if int(idx) < 0 || int(idx) >= n {
@@ -384,9 +434,11 @@ func (b *batcher) exec(ctx context.Context, ops []*op) error {
 			res.hasRes = true
 			res.r = resRow{id: *rid, account: deref(racct), tool: deref(rtool), estimate: deref(rest), ttl: deref(rttl),
 				state: deref(rstate), created: deref(rcreated), expires: deref(rexp), settled: rsettled,
-				charged: deref(rcharged), source: deref(rsrc), late: deref(rlate), fp: deref(rfp)}
+				charged: deref(rcharged), source: deref(rsrc), late: deref(rlate), fp: deref(rfp),
+				extended: deref(rext), base: deref(rbase), calKey: deref(rcalkey), price: deref(rprice), umodel: rumodel, usage: rusage}
 		}
-		res.dAccount, res.dRemaining, res.dOverdrawn = deref(dacct), deref(drem), deref(dover)
+		res.dAccount, res.dRemaining, res.dOverdrawn, res.eAmount = deref(dacct), deref(drem), deref(dover), deref(eamount)
+		res.root = deref(rroot)
 		ops[idx].res = res
 		seen++
 	}

@@ -58,3 +58,55 @@ func BenchmarkReserveCommit(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkExtendVsReserve compares one Extend with one Reserve on a hot
+// account of a 2-level tree (the same path, lock and budget check), from
+// one caller and from 16 per core. Each caller extends its own hold and
+// starts a new one every MaxExtensions-1 extensions.
+func BenchmarkExtendVsReserve(b *testing.B) {
+	for _, par := range []int{0, 16} {
+		for _, opName := range []string{"Reserve", "Extend"} {
+			b.Run(fmt.Sprintf("%s/parallel=%d", opName, par), func(b *testing.B) {
+				l := openTemp(b, enforcer.LedgerOptions{})
+				ctx := context.Background()
+				for _, spec := range []enforcer.AccountSpec{{ID: "pool"}, {ID: "pool/a", Parent: "pool"}} {
+					if _, err := l.CreateAccount(ctx, spec); err != nil {
+						b.Fatal(err)
+					}
+				}
+				var callers atomic.Int64
+				run := time.Now().UnixNano()
+				body := func(next func() bool) {
+					me, i := callers.Add(1), 0
+					hold := ""
+					for next() {
+						i++
+						req := enforcer.ReserveRequest{ID: fmt.Sprintf("b%d-%d-%d", run, me, i), Account: "pool/a", Estimate: 1000, TTL: time.Hour}
+						if opName == "Reserve" || (i-1)%(enforcer.MaxExtensions-1) == 0 {
+							if _, err := l.Reserve(ctx, req); err != nil {
+								b.Error(err)
+								return
+							}
+							hold = req.ID
+							if opName == "Reserve" {
+								continue
+							}
+						}
+						if _, err := l.Extend(ctx, enforcer.ExtendRequest{ID: hold, ExtensionID: fmt.Sprint(i), Add: 10}); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}
+				b.ResetTimer()
+				if par == 0 {
+					n := 0
+					body(func() bool { n++; return n <= b.N })
+					return
+				}
+				b.SetParallelism(par)
+				b.RunParallel(func(pb *testing.PB) { body(pb.Next) })
+			})
+		}
+	}
+}

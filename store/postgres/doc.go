@@ -26,7 +26,7 @@
 //
 // # Batches: one round trip, one transaction per many operations
 //
-// Reserve, Commit and Release are queued per process and run in batches:
+// Reserve, Extend, Commit and Release are queued per process and run in batches:
 // a writer goroutine takes everything queued (up to WithMaxBatch) and calls
 // the SQL function purser_apply once, which locks the batch's trees, runs
 // each operation in order and writes each touched account's totals back
@@ -47,6 +47,27 @@
 // lets one hot account take thousands of operations a second. A writer
 // sends as soon as it has something (a lone operation is a batch of one);
 // WithLinger makes it wait briefly for more under concurrent load.
+//
+// # Extensions and what a commit records
+//
+// Extend is one more kind of batched operation: under the tree lock it
+// checks the added amount against the hold's path exactly as a reserve
+// checks its estimate, adds it to the reservation's extended_nanos and to
+// every level's pending total, and stores the extension under its
+// caller-chosen id in reservation_extensions (forgotten with its
+// reservation), which is what makes a retry, or the lookup after a lost
+// answer, find it. A hold is estimate_nanos + extended_nanos wherever a
+// total is updated (commit, release, expiry) or discounted (reads of
+// overdue holds). Reservations also record the reserve's base estimate and
+// calibration key and the commit's token usage and price source.
+//
+// # Calibration
+//
+// MergeCalibration keeps enforcer calibration in the calibration table,
+// shared by every host: one transaction locks the delta keys' rows in key
+// order (FOR UPDATE), merges and writes them, inserts new keys with ON
+// CONFLICT DO NOTHING (under an advisory lock that keeps the key bound
+// exact across hosts) and merges onto a key another host inserted first.
 //
 // # Time
 //
@@ -99,8 +120,9 @@
 //
 // A failure after a write was sent and before its answer came back leaves
 // the outcome unknown: the transaction may have committed. Reserve then
-// looks the id up (within the caller's deadline): a hold with the
-// request's fields is the answer, no hold means nothing is held, and a
+// looks the id up (within the caller's deadline), and Extend its extension
+// id: a hold with the request's fields (or the extension with its amount)
+// is the answer, none means nothing is held (or added), and a
 // failed lookup is an *OutcomeUnknownError (still ErrUnavailable) saying
 // the hold may exist. FailOpen wraps a Ledger with a bounded alternative
 // (an fsynced local journal keeps the charges it acknowledges); see

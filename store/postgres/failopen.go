@@ -67,9 +67,10 @@ type FailOpen struct {
 type outageRes struct {
 	r       enforcer.Reservation
 	ttl     time.Duration
-	remote  bool // the reserve may have reached the database (outcome unknown)
-	written bool // the charge is in the shared ledger
-	undo    bool // released here while it may be held there: release it there too
+	remote  bool                      // the reserve may have reached the database (outcome unknown)
+	written bool                      // the charge is in the shared ledger
+	undo    bool                      // released here while it may be held there: release it there too
+	ext     map[string]enforcer.Nanos // extensions made here, by id
 }
 
 // FailOpenOptions configure NewFailOpen.
@@ -123,10 +124,7 @@ func NewFailOpen(l *Ledger, o FailOpenOptions) (*FailOpen, error) {
 		f.clock = enforcer.SystemClock{} // the database's clock is what is missing
 	}
 	for _, rec := range recs {
-		f.res[rec.ID] = &outageRes{r: enforcer.Reservation{ID: rec.ID, Account: rec.Account, Tool: rec.Tool, Estimate: rec.Estimate,
-			State: enforcer.StateCommitted, CreatedAt: time.Unix(0, rec.CreatedAt).UTC(), ExpiresAt: time.Unix(0, rec.CreatedAt).UTC().Add(rec.TTL),
-			SettledAt: time.Unix(0, rec.SettledAt).UTC(), Charged: rec.Charged, CostSource: rec.Source, Late: rec.Late,
-			Fingerprint: rec.Fingerprint}, ttl: rec.TTL, remote: rec.Remote}
+		f.res[rec.ID] = &outageRes{r: rec.reservation(), ttl: rec.TTL, remote: rec.Remote}
 		f.exposed += rec.Charged
 	}
 	if len(recs) > 0 {
@@ -297,7 +295,8 @@ func (f *FailOpen) writeBack(ctx context.Context, o outageRes) error {
 		return f.releaseThere(ctx, o)
 	}
 	c := ChargeRequest{ID: r.ID, Account: r.Account, Tool: r.Tool, Charged: r.Charged, Source: r.CostSource,
-		Estimate: r.Estimate, TTL: o.ttl, Fingerprint: r.Fingerprint}
+		Estimate: r.Estimate, TTL: o.ttl, Fingerprint: r.Fingerprint, Extended: r.Extended, BaseEstimate: r.BaseEstimate,
+		CalibrationKey: r.CalibrationKey, Usage: r.Usage, PriceSource: r.PriceSource}
 	_, err := f.Ledger.Charge(ctx, c)
 	var conflict *ChargeConflictError
 	if !errors.As(err, &conflict) {
@@ -312,7 +311,8 @@ func (f *FailOpen) writeBack(ctx context.Context, o outageRes) error {
 	switch {
 	case own && (ex.State == enforcer.StatePending || ex.State == enforcer.StateExpired):
 		charged := r.Charged
-		_, err := f.Ledger.Commit(ctx, r.ID, &charged, r.CostSource)
+		_, err := f.Ledger.CommitWith(ctx, enforcer.CommitRequest{ID: r.ID, Actual: &charged, Source: r.CostSource,
+			Usage: r.Usage, PriceSource: r.PriceSource})
 		if err == nil {
 			f.onEvent("fail-open charge committed its own hold in the shared ledger", "reservation", r.ID, "account", r.Account,
 				"charged", r.Charged.String())
@@ -356,7 +356,7 @@ func (f *FailOpen) expireLocked(now time.Time) {
 	for _, o := range f.res {
 		if o.r.State == enforcer.StatePending && !now.Before(o.r.ExpiresAt) {
 			o.r.State, o.r.SettledAt = enforcer.StateExpired, o.r.ExpiresAt
-			f.exposed -= o.r.Estimate
+			f.exposed -= o.r.Held()
 			f.live--
 		}
 	}
@@ -456,7 +456,8 @@ func (f *FailOpen) Reserve(ctx context.Context, req enforcer.ReserveRequest) (en
 		return enforcer.Reservation{}, err
 	}
 	r := enforcer.Reservation{ID: req.ID, Account: req.Account, Tool: req.Tool, Estimate: req.Estimate,
-		State: enforcer.StatePending, CreatedAt: now, ExpiresAt: now.Add(req.TTL), Fingerprint: req.Fingerprint}
+		State: enforcer.StatePending, CreatedAt: now, ExpiresAt: now.Add(req.TTL), Fingerprint: req.Fingerprint,
+		BaseEstimate: req.BaseEstimate, CalibrationKey: req.CalibrationKey}
 	f.res[req.ID] = &outageRes{r: r, ttl: req.TTL, remote: remote}
 	f.exposed += req.Estimate
 	f.live++
@@ -465,26 +466,33 @@ func (f *FailOpen) Reserve(ctx context.Context, req enforcer.ReserveRequest) (en
 	return r, nil
 }
 
-// Commit settles an outage hold in memory and in the journal (written to
-// the shared ledger later), or goes to the ledger.
+// Commit is CommitWith without usage.
 func (f *FailOpen) Commit(ctx context.Context, id string, actual *enforcer.Nanos, source enforcer.CostSource) (enforcer.Reservation, error) {
+	return f.CommitWith(ctx, enforcer.CommitRequest{ID: id, Actual: actual, Source: source})
+}
+
+// CommitWith settles an outage hold in memory and in the journal (written
+// to the shared ledger later, with its usage and price source), or goes to
+// the ledger.
+func (f *FailOpen) CommitWith(ctx context.Context, req enforcer.CommitRequest) (enforcer.Reservation, error) {
+	id := req.ID
 	f.mu.Lock()
 	o, ok := f.res[id]
 	if !ok {
 		f.mu.Unlock()
-		return f.Ledger.Commit(ctx, id, actual, source)
+		return f.Ledger.CommitWith(ctx, req)
 	}
 	defer f.mu.Unlock()
-	source, err := enforcer.CommitSource(id, actual, source)
+	source, err := checkCommit(req)
 	if err != nil {
 		return enforcer.Reservation{}, err
 	}
-	charge := o.r.Estimate
-	if actual != nil {
-		charge = *actual
-	}
 	now := f.clock.Now()
 	f.expireLocked(now)
+	charge := o.r.Held()
+	if req.Actual != nil {
+		charge = *req.Actual
+	}
 	switch o.r.State {
 	case enforcer.StateCommitted:
 		if o.r.Charged == charge && o.r.CostSource == source {
@@ -497,20 +505,27 @@ func (f *FailOpen) Commit(ctx context.Context, id string, actual *enforcer.Nanos
 	r := o.r
 	r.Late = r.State == enforcer.StateExpired
 	r.State, r.Charged, r.CostSource, r.SettledAt = enforcer.StateCommitted, charge, source, now
+	r.Usage, r.PriceSource = cloneUsage(req.Usage), req.PriceSource
 	// Durable before acknowledged: the journal outlives this process.
-	if err := f.journal.append(journalRecord{ID: r.ID, Account: r.Account, Tool: r.Tool, Estimate: r.Estimate, TTL: o.ttl,
-		Fingerprint: r.Fingerprint, Charged: r.Charged, Source: r.CostSource, Late: r.Late, CreatedAt: r.CreatedAt.UnixNano(),
-		SettledAt: r.SettledAt.UnixNano(), Remote: o.remote}); err != nil {
+	if err := f.journal.append(recordOf(r, o.ttl, o.remote)); err != nil {
 		return enforcer.Reservation{}, fmt.Errorf("commit %q: %w: the charge could not be journaled while the shared ledger is unreachable: %w",
 			id, ErrUnavailable, err)
 	}
 	if o.r.State == enforcer.StatePending {
-		f.exposed -= o.r.Estimate
+		f.exposed -= o.r.Held()
 		f.live--
 	}
 	o.r = r
 	f.exposed += charge
 	return o.r, nil
+}
+
+func cloneUsage(u *enforcer.TokenUsage) *enforcer.TokenUsage {
+	if u == nil {
+		return nil
+	}
+	c := *u
+	return &c
 }
 
 // Release ends an outage hold in memory or goes to the ledger. Releasing
@@ -532,7 +547,7 @@ func (f *FailOpen) Release(ctx context.Context, id string) (enforcer.Reservation
 	default:
 		return enforcer.Reservation{}, fmt.Errorf("release %q: %w: %s", id, enforcer.ErrReservationSettled, o.r.State)
 	}
-	f.exposed -= o.r.Estimate
+	f.exposed -= o.r.Held()
 	f.live--
 	o.r.State, o.r.SettledAt = enforcer.StateReleased, now
 	o.undo = o.remote

@@ -37,6 +37,58 @@ type journalRecord struct {
 	CreatedAt   int64               `json:"created_unix_nanos,omitempty"`
 	SettledAt   int64               `json:"settled_unix_nanos,omitempty"`
 	Remote      bool                `json:"remote,omitempty"` // the hold may exist in the shared ledger
+	// Recorded on the reservation when written back (absent in journals
+	// written before issue 13: zero values).
+	Extended       enforcer.Nanos `json:"extended_nanos,omitempty"`
+	BaseEstimate   enforcer.Nanos `json:"base_estimate_nanos,omitempty"`
+	CalibrationKey string         `json:"calibration_key,omitempty"`
+	Usage          *journalUsage  `json:"usage,omitempty"`
+	PriceSource    string         `json:"price_source,omitempty"`
+}
+
+// journalUsage is a TokenUsage as the journal spells it, fixed here so
+// that a journal outlives changes to the enforcer type's encoding.
+type journalUsage struct {
+	Model              string `json:"model"`
+	InputTokens        int64  `json:"input_tokens"`
+	OutputTokens       int64  `json:"output_tokens"`
+	CacheReadTokens    int64  `json:"cache_read_tokens"`
+	CacheWriteTokens   int64  `json:"cache_write_tokens"`
+	CacheWrite1hTokens int64  `json:"cache_write_1h_tokens"`
+}
+
+func journalUsageOf(u *enforcer.TokenUsage) *journalUsage {
+	if u == nil {
+		return nil
+	}
+	j := journalUsage(*u)
+	return &j
+}
+
+func (j *journalUsage) usage() *enforcer.TokenUsage {
+	if j == nil {
+		return nil
+	}
+	u := enforcer.TokenUsage(*j)
+	return &u
+}
+
+// recordOf is the journal record of a committed outage reservation.
+func recordOf(r enforcer.Reservation, ttl time.Duration, remote bool) journalRecord {
+	return journalRecord{ID: r.ID, Account: r.Account, Tool: r.Tool, Estimate: r.Estimate, TTL: ttl,
+		Fingerprint: r.Fingerprint, Charged: r.Charged, Source: r.CostSource, Late: r.Late, CreatedAt: r.CreatedAt.UnixNano(),
+		SettledAt: r.SettledAt.UnixNano(), Remote: remote, Extended: r.Extended, BaseEstimate: r.BaseEstimate,
+		CalibrationKey: r.CalibrationKey, Usage: journalUsageOf(r.Usage), PriceSource: r.PriceSource}
+}
+
+// reservation is the committed reservation rec records.
+func (rec journalRecord) reservation() enforcer.Reservation {
+	created := time.Unix(0, rec.CreatedAt).UTC()
+	return enforcer.Reservation{ID: rec.ID, Account: rec.Account, Tool: rec.Tool, Estimate: rec.Estimate,
+		State: enforcer.StateCommitted, CreatedAt: created, ExpiresAt: created.Add(rec.TTL),
+		SettledAt: time.Unix(0, rec.SettledAt).UTC(), Charged: rec.Charged, CostSource: rec.Source, Late: rec.Late,
+		Fingerprint: rec.Fingerprint, Extended: rec.Extended, BaseEstimate: rec.BaseEstimate, CalibrationKey: rec.CalibrationKey,
+		Usage: rec.Usage.usage(), PriceSource: rec.PriceSource}
 }
 
 // journal is the durable record of fail-open charges not yet written to

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -13,7 +14,7 @@ import (
 // one state ($2, "" for all; a pending hold past its expiry is expired),
 // oldest first, at most $3, at now ($4). It yields no row when the account
 // does not exist and one row with a NULL id when it has no reservation.
-const selectReservations = `SELECT n.now, ` + resColumnsR + `
+var selectReservations = `SELECT n.now, ` + resColumnsR + `
 	FROM (SELECT purser_now($4) AS now) n
 	JOIN accounts a ON a.id = $1
 	LEFT JOIN LATERAL (SELECT * FROM reservations r
@@ -28,9 +29,11 @@ const selectReservations = `SELECT n.now, ` + resColumnsR + `
 
 // resColumnsR is resColumns through the outer join: NULL-free except
 // r.id, which says whether there was a row.
-const resColumnsR = `r.id, COALESCE(r.account_id, ''), COALESCE(r.tool, ''), COALESCE(r.estimate_nanos, 0), COALESCE(r.ttl_nanos, 0),
+var resColumnsR = `r.id, COALESCE(r.account_id, ''), COALESCE(r.tool, ''), COALESCE(r.estimate_nanos, 0), COALESCE(r.ttl_nanos, 0),
 	COALESCE(r.state, ''), COALESCE(r.created_at, 0), COALESCE(r.expires_at, 0), r.settled_at, COALESCE(r.charged_nanos, 0),
-	COALESCE(r.cost_source, ''), COALESCE(r.late, false), COALESCE(r.fingerprint, '')`
+	COALESCE(r.cost_source, ''), COALESCE(r.late, false), COALESCE(r.fingerprint, ''), COALESCE(r.extended_nanos, 0),
+	COALESCE(r.base_estimate_nanos, 0), COALESCE(r.calibration_key, ''), COALESCE(r.price_source, ''), r.usage_model,
+	` + strings.ReplaceAll(usageArray, "usage_", "r.usage_")
 
 // Reservations lists the reservations still stored on one account
 // (exactly that account), oldest first (created, then id).

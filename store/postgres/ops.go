@@ -22,14 +22,23 @@ type resRow struct {
 	source            string
 	late              bool
 	fp                string
+	extended, base    int64
+	calKey, price     string
+	umodel            pgtype.Text // NULL: the commit carried no usage
+	usage             []int64     // input, output, cache read, cache write, cache write 1h
 }
 
 const resColumns = `id, account_id, tool, estimate_nanos, ttl_nanos, state, created_at, expires_at, settled_at,
-	charged_nanos, cost_source, late, fingerprint`
+	charged_nanos, cost_source, late, fingerprint, extended_nanos, base_estimate_nanos, calibration_key, price_source,
+	usage_model, ` + usageArray
+
+// usageArray is a row's usage as purser_apply returns it (r_usage).
+const usageArray = `CASE WHEN usage_model IS NOT NULL THEN ARRAY[usage_input_tokens, usage_output_tokens,
+	usage_cache_read_tokens, usage_cache_write_tokens, usage_cache_write_1h_tokens] END`
 
 func (r *resRow) scanDest() []any {
 	return []any{&r.id, &r.account, &r.tool, &r.estimate, &r.ttl, &r.state, &r.created, &r.expires,
-		&r.settled, &r.charged, &r.source, &r.late, &r.fp}
+		&r.settled, &r.charged, &r.source, &r.late, &r.fp, &r.extended, &r.base, &r.calKey, &r.price, &r.umodel, &r.usage}
 }
 
 // view is the reservation as callers see it at now: a hold past its expiry
@@ -43,9 +52,14 @@ func (r resRow) view(now int64) enforcer.Reservation {
 		ID: r.id, Account: r.account, Tool: r.tool, Estimate: enforcer.Nanos(r.estimate),
 		State: enforcer.ReservationState(r.state), CreatedAt: fromNanos(r.created), ExpiresAt: fromNanos(r.expires),
 		Charged: enforcer.Nanos(r.charged), CostSource: enforcer.CostSource(r.source), Late: r.late, Fingerprint: r.fp,
+		Extended: enforcer.Nanos(r.extended), BaseEstimate: enforcer.Nanos(r.base), CalibrationKey: r.calKey, PriceSource: r.price,
 	}
 	if settled.Valid {
 		out.SettledAt = fromNanos(settled.Int64)
+	}
+	if r.umodel.Valid && len(r.usage) == 5 {
+		out.Usage = &enforcer.TokenUsage{Model: r.umodel.String, InputTokens: r.usage[0], OutputTokens: r.usage[1],
+			CacheReadTokens: r.usage[2], CacheWriteTokens: r.usage[3], CacheWrite1hTokens: r.usage[4]}
 	}
 	return out
 }
@@ -56,7 +70,8 @@ func (l *Ledger) Reserve(ctx context.Context, req enforcer.ReserveRequest) (enfo
 		return enforcer.Reservation{}, err
 	}
 	est := int64(req.Estimate)
-	o := &op{ctx: ctx, kind: "reserve", id: req.ID, account: req.Account, tool: req.Tool, amount: &est, ttl: int64(req.TTL), fp: req.Fingerprint}
+	o := &op{ctx: ctx, kind: "reserve", id: req.ID, account: req.Account, tool: req.Tool, amount: &est, ttl: int64(req.TTL), fp: req.Fingerprint,
+		base: int64(req.BaseEstimate), calKey: req.CalibrationKey}
 	if err := l.w.do(o); err != nil {
 		if unknown := (*OutcomeUnknownError)(nil); errors.As(err, &unknown) {
 			return l.resolveReserve(ctx, req, err)
@@ -66,7 +81,7 @@ func (l *Ledger) Reserve(ctx context.Context, req enforcer.ReserveRequest) (enfo
 	res := o.res
 	switch res.status {
 	case "ok":
-		l.w.routes.learnRes(req.ID, req.Account)
+		l.w.routes.learnTree(req.ID, req.Account, res.root)
 		return res.r.view(res.now), nil
 	case "exists":
 		if err := enforcer.SameRequest(res.r.view(res.now), time.Duration(res.r.ttl), req); err != nil {
@@ -114,11 +129,19 @@ func (l *Ledger) resolveReserve(ctx context.Context, req enforcer.ReserveRequest
 
 // Commit charges a reservation and releases the rest of its hold.
 func (l *Ledger) Commit(ctx context.Context, id string, actual *enforcer.Nanos, source enforcer.CostSource) (enforcer.Reservation, error) {
-	source, err := enforcer.CommitSource(id, actual, source)
+	return l.CommitWith(ctx, enforcer.CommitRequest{ID: id, Actual: actual, Source: source})
+}
+
+// CommitWith charges a reservation (its whole hold, Estimate + Extended,
+// when req.Actual is nil), releases the rest of its hold, and records the
+// usage and price source the charge was priced from.
+func (l *Ledger) CommitWith(ctx context.Context, req enforcer.CommitRequest) (enforcer.Reservation, error) {
+	id, actual := req.ID, req.Actual
+	source, err := checkCommit(req)
 	if err != nil {
 		return enforcer.Reservation{}, err
 	}
-	o := &op{ctx: ctx, kind: "commit", id: id, source: string(source)}
+	o := &op{ctx: ctx, kind: "commit", id: id, source: string(source), price: req.PriceSource, usage: req.Usage}
 	if actual != nil {
 		a := int64(*actual)
 		o.amount = &a
@@ -139,7 +162,7 @@ func (l *Ledger) Commit(ctx context.Context, id string, actual *enforcer.Nanos, 
 			id, res.dAccount, enforcer.ErrInvalidAmount)
 	case "settled":
 		r := res.r
-		charge := r.estimate
+		charge := r.estimate + r.extended
 		if actual != nil {
 			charge = int64(*actual)
 		}
@@ -214,6 +237,12 @@ type ChargeRequest struct {
 	Estimate    enforcer.Nanos
 	TTL         time.Duration
 	Fingerprint string
+	// Recorded only, as Reserve, Extend and CommitWith record them.
+	Extended       enforcer.Nanos
+	BaseEstimate   enforcer.Nanos
+	CalibrationKey string
+	Usage          *enforcer.TokenUsage
+	PriceSource    string
 }
 
 // ChargeConflictError: the id of a Charge exists in the ledger and is not
@@ -241,14 +270,16 @@ func (l *Ledger) Charge(ctx context.Context, c ChargeRequest) (enforcer.Reservat
 		return enforcer.Reservation{}, fmt.Errorf("charge %q on account %q: %w: empty id or account", c.ID, c.Account, enforcer.ErrInvalidReservation)
 	case c.Charged < 0:
 		return enforcer.Reservation{}, fmt.Errorf("charge %q: %w: negative cost %s", c.ID, enforcer.ErrInvalidAmount, c.Charged)
-	case c.Estimate < 0 || c.TTL < 0 || c.TTL > enforcer.MaxReservationTTL:
-		return enforcer.Reservation{}, fmt.Errorf("charge %q: %w: estimate %s, ttl %s", c.ID, enforcer.ErrInvalidReservation, c.Estimate, c.TTL)
+	case c.Estimate < 0 || c.Extended < 0 || c.TTL < 0 || c.TTL > enforcer.MaxReservationTTL:
+		return enforcer.Reservation{}, fmt.Errorf("charge %q: %w: estimate %s, extended %s, ttl %s", c.ID, enforcer.ErrInvalidReservation,
+			c.Estimate, c.Extended, c.TTL)
 	case c.Source == "":
 		c.Source = enforcer.CostActual
 	}
 	amount, est := int64(c.Charged), int64(c.Estimate)
 	o := &op{ctx: ctx, kind: "charge", id: c.ID, account: c.Account, tool: c.Tool, amount: &amount, estimate: &est,
-		ttl: max(int64(c.TTL), 1), source: string(c.Source), fp: c.Fingerprint}
+		ttl: max(int64(c.TTL), 1), source: string(c.Source), fp: c.Fingerprint, extended: int64(c.Extended), base: int64(c.BaseEstimate),
+		calKey: c.CalibrationKey, price: c.PriceSource, usage: c.Usage}
 	if err := l.w.do(o); err != nil {
 		return enforcer.Reservation{}, l.sqlErr(err, "charge %q on account %q", c.ID, c.Account)
 	}

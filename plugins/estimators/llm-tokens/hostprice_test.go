@@ -42,7 +42,8 @@ func TestHostPriceFillsWhatConfigLeavesOut(t *testing.T) {
 		{"configured model wins", testConfig, `{"model":"gpt-4o","prompt":"` + p40k + `"}`, &withOutput, 25_000_000},
 		{"explicit default_price wins", `{"default_price":{"input":"1e-06"}}`, `{"model":"claude-opus-4-5","prompt":"` + p40k + `"}`, &withOutput, 10_000_000},
 		{"no context: seed rule", `{}`, `{"prompt":"` + prompt(70_000) + `"}`, nil, 8_750_000},
-		{"no context, unknown model: seed rule", `{}`, `{"model":"claude-opus-4-5","prompt":"` + prompt(70_000) + `"}`, nil, 8_750_000},
+		{"no context, model priced by config", testConfig, `{"model":"gpt-4o","prompt":"` + p40k + `"}`, nil, 25_000_000},
+		{"no context, named model, explicit default_price", `{"default_price":{"input":"1e-06"}}`, `{"model":"claude-opus-4-5","prompt":"` + p40k + `"}`, nil, 10_000_000},
 	} {
 		c := pursertest.NewCall("LLM", tc.params)
 		if tc.llm != nil {
@@ -51,6 +52,19 @@ func TestHostPriceFillsWhatConfigLeavesOut(t *testing.T) {
 		got, err := load(t, tc.cfg).Estimate(c)
 		if err != nil || got != tc.want {
 			t.Errorf("%s: got %d, %v; want %d", tc.name, got, err, tc.want)
+		}
+	}
+}
+
+// A call naming a model this plugin has no price for, from a host that
+// sent no LLM context (older than ABI 1.1, or one that does not fill it),
+// is unsupported: the host's chain falls through to its built-in rule,
+// which prices the model with its table, instead of the $0.50/M seed.
+func TestNamedModelWithoutAnyPriceIsUnsupported(t *testing.T) {
+	for _, cfg := range []string{`{}`, testConfig, `{"default_output_tokens":300}`} {
+		_, err := load(t, cfg).Estimate(pursertest.NewCall("LLM", `{"model":"claude-opus-4-5","prompt":"`+prompt(70_000)+`"}`))
+		if pursertest.Code(err) != abi.CodeUnsupported || !strings.Contains(err.Error(), "no price for the model") {
+			t.Errorf("config %s: err %v; want unsupported", cfg, err)
 		}
 	}
 }

@@ -20,12 +20,12 @@ import (
 )
 
 // Version is the plugin's version, reported in its manifest.
-const Version = "1.1.0"
+const Version = "1.2.0"
 
 const configSchema = `{"type":"object","additionalProperties":false,"properties":{` +
 	`"aliases":{"type":"array","items":{"type":"string"},"description":"tool names priced like LLM (matched exactly)"},` +
 	`"models":{"type":"object","additionalProperties":{"$ref":"#/$defs/price"},"description":"model name (exact) -> per-token USD prices"},` +
-	`"default_price":{"$ref":"#/$defs/price","description":"prices for models not listed; when absent, the host's price for the model (its price table, ABI 1.1), and input 5e-07 ($0.50 per 1M tokens) when the host gives none"},` +
+	`"default_price":{"$ref":"#/$defs/price","description":"prices for models not listed; when absent, the host's price for the model (its price table, ABI 1.1), and when the host gives none input 5e-07 ($0.50 per 1M tokens) for a call naming no model, unsupported (the host's own rule) for a named one"},` +
 	`"minimum_usd":{"type":"string","description":"smallest estimate, decimal USD; default 0.0001"},` +
 	`"default_output_tokens":{"type":"integer","minimum":0,"description":"expected output tokens when params.max_tokens is absent and the host expects none; default 0"},` +
 	`"chars_per_token":{"type":"integer","minimum":1,"description":"characters per token; default 4"}},` +
@@ -67,6 +67,8 @@ type Estimator struct {
 	defaultOutput int64
 	charsPerToken int64
 	unsupported   error // built once: the per-call path does not allocate
+	// unpriced answers a named model with no price here or from the host.
+	unpriced error
 	// maxTokensOverflow answers a max_tokens priced past int64 nano-USD.
 	maxTokensOverflow error
 }
@@ -100,6 +102,7 @@ func newEstimator(raw []byte) (*Estimator, error) {
 	}
 	e := &Estimator{tools: map[string]struct{}{"LLM": {}}, models: make(map[string]Price, len(c.Models)), charsPerToken: DefaultCharsPerToken,
 		unsupported:       purser.Unsupported("llm-tokens prices only LLM and its configured aliases"),
+		unpriced:          purser.Unsupported("llm-tokens has no price for the model: not in models, no default_price, and the host sent none"),
 		maxTokensOverflow: purser.InvalidParam("max_tokens", "too large: the estimate passes the largest amount purser holds ($9223372036.854775807)")}
 	if len(c.Aliases) >= abi.ToolsMax {
 		return nil, purser.BadConfig("aliases: at most " + strconv.Itoa(abi.ToolsMax-1) + " (the manifest lists LLM and every alias)")
@@ -201,8 +204,8 @@ func (e *Estimator) Tools() []string {
 // of those, params.cache_read_tokens (capped at input) are priced at the
 // cache-read price; output = params.max_tokens, else default_output_tokens.
 // The price is the model's entry in models, else default_price when
-// configured, else the host's price (hostPriced), else $0.50 per 1M input
-// tokens. The sum is computed exactly, a fractional nano rounds up, and the
+// configured, else the host's price (hostPriced), else, for a call naming
+// no model, $0.50 per 1M input tokens (a named model is unsupported). The sum is computed exactly, a fractional nano rounds up, and the
 // result is at least minimum_usd.
 func (e *Estimator) Estimate(req *purser.Request) (int64, error) {
 	if _, ok := e.tools[string(req.Tool())]; !ok {
@@ -217,10 +220,16 @@ func (e *Estimator) Estimate(req *purser.Request) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	price, ok := e.models[string(req.Model())]
+	model := req.Model()
+	price, ok := e.models[string(model)]
 	if !ok && !e.defConfigured {
 		if llm, ok := req.LLM(); ok {
 			return e.hostPriced(req, llm, input, cached, hasCached)
+		}
+		// The seed price would under-price most named models; the host's
+		// built-in rule prices them with its table.
+		if len(model) > 0 {
+			return 0, e.unpriced
 		}
 	}
 	if !ok {

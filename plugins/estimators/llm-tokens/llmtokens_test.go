@@ -53,7 +53,6 @@ func TestEstimates(t *testing.T) {
 		{"sub-nano per-token price stays exact", "LLM", `{"model":"cheap","prompt":"` + prompt(4_000_000) + `"}`, 18_750_000},
 		{"alias, matched exactly", "chat", `{"prompt":"` + prompt(70_000) + `"}`, 8_750_000},
 		{"alias with capitals", "Completion", `{"prompt":"` + prompt(70_000) + `"}`, 8_750_000},
-		{"unknown model uses default", "LLM", `{"model":"mystery","prompt":"` + prompt(70_000) + `"}`, 8_750_000},
 	} {
 		got, err := p.Estimate(pursertest.NewCall(tc.tool, tc.params))
 		if err != nil || got != tc.want {
@@ -96,6 +95,9 @@ func TestErrors(t *testing.T) {
 		{"LLM-proxy", `{}`, abi.CodeUnsupported},
 		{"LLM", `{"cache_read_tokens":"lots","prompt":"x"}`, abi.CodeBadParams},
 		{"LLM", `{"cache_read_tokens":-1,"prompt":"x"}`, abi.CodeBadParams},
+		// A named model with no price here and no host price: the host's
+		// own rule prices it (with its table), not the $0.50/M seed.
+		{"LLM", `{"model":"mystery","prompt":"x"}`, abi.CodeUnsupported},
 	} {
 		_, err := p.Estimate(pursertest.NewCall(tc.tool, tc.params))
 		if pursertest.Code(err) != tc.code {
