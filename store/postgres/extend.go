@@ -64,11 +64,12 @@ func (l *Ledger) Extend(ctx context.Context, req enforcer.ExtendRequest) (enforc
 }
 
 // sameExtension answers a repeated extension id: the reservation as it is
-// now when the amount is the same, a conflict otherwise.
+// now (Replayed) when the amount is the same, a conflict otherwise.
 func sameExtension(req enforcer.ExtendRequest, r enforcer.Reservation, stored enforcer.Nanos) (enforcer.Reservation, error) {
 	if err := enforcer.SameExtension(req, stored); err != nil {
 		return enforcer.Reservation{}, err
 	}
+	r.Replayed = true
 	return r, nil
 }
 
@@ -103,7 +104,11 @@ func (l *Ledger) resolveExtend(ctx context.Context, req enforcer.ExtendRequest, 
 	case err != nil:
 		return enforcer.Reservation{}, l.dbErr(what, sendErr)
 	case found && stored.Valid:
-		return sameExtension(req, r.view(now), enforcer.Nanos(stored.Int64))
+		// Most likely this very send added it (its answer was lost), so
+		// it is not called a repeat: counted once, not never.
+		res, err := sameExtension(req, r.view(now), enforcer.Nanos(stored.Int64))
+		res.Replayed = false
+		return res, err
 	}
 	return enforcer.Reservation{}, fmt.Errorf("postgres ledger %s is %w (failing closed): %s: the answer was lost and "+
 		"a lookup found no such extension, so nothing was added: %w", l.where, ErrUnavailable, what, errors.Unwrap(sendErr))
