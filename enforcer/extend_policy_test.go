@@ -82,3 +82,51 @@ func TestExtendPolicyAskAndFailModes(t *testing.T) {
 		t.Errorf("fail-open: %+v, %v", r, err)
 	}
 }
+
+// TestHoldExtendRetryAfterSettle: extension x0 was granted (its reply
+// lost) and the hold settled meanwhile; the retry is not a grant.
+func TestHoldExtendRetryAfterSettle(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnforcer(t, Config{})
+	mustAccount(t, e, AccountSpec{ID: "a", Limit: usdPtr("1")})
+	_, err := e.Execute(ctx, "a", "Bash", nil, func(ctx context.Context) (any, error) {
+		h, _ := HoldFrom(ctx)
+		if _, err := e.Extend(ctx, ExtendRequest{ID: h.ID(), ExtensionID: h.ID() + "/x0", Add: 5}); err != nil {
+			return nil, err
+		}
+		if _, err := e.Ledger().Release(ctx, h.ID()); err != nil {
+			return nil, err
+		}
+		r, err := h.Extend(ctx, 5)
+		if !errors.Is(err, ErrReservationSettled) || !strings.Contains(err.Error(), "released") {
+			t.Errorf("retry after the hold settled: %+v, %v; want ErrReservationSettled", r, err)
+		}
+		return billed{1}, nil
+	}, WithReservationID("gone"))
+	if !errors.Is(err, ErrReservationSettled) {
+		t.Errorf("Execute whose hold was released under it: %v, want ErrReservationSettled", err)
+	}
+}
+
+// TestReplayedCommitTeachesNothing: a commit retried on another host
+// (an enforcer that did not see the first) is Replayed and teaches
+// calibration nothing; the first commit taught the ledger's host.
+func TestReplayedCommitTeachesNothing(t *testing.T) {
+	c := newCalibEnv(t, Config{}, "org/s")
+	ctx := context.Background()
+	params := llmParams("gpt-4o", 4000)
+	settled := c.teach("org/s", params, MustParseUSD("0.01"), nil)
+	other, err := New(c.e.Ledger(), Config{Clock: c.clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	actual := MustParseUSD("0.01")
+	r, err := other.Commit(ctx, CommitRequest{ID: settled.ID, Actual: &actual, Source: CostActual})
+	if err != nil || !r.Replayed {
+		t.Fatalf("retried commit: %+v, %v", r, err)
+	}
+	est, err := other.Estimate(ctx, Call{Account: "org/s", Tool: "LLM", Params: params})
+	if err != nil || est.Explain == nil || est.Explain.Samples != 0 {
+		t.Errorf("after a replayed commit the other host has %+v, %v; want no samples", est.Explain, err)
+	}
+}
