@@ -130,3 +130,19 @@ func TestReplayedCommitTeachesNothing(t *testing.T) {
 		t.Errorf("after a replayed commit the other host has %+v, %v; want no samples", est.Explain, err)
 	}
 }
+
+// TestExtendRetryIsNotReevaluated: a retried extension (known id) is the
+// ledger's to answer; the policies already admitted it, and re-running
+// them on a hold that includes it would deny what was granted.
+func TestExtendRetryIsNotReevaluated(t *testing.T) {
+	e := extendEnforcer(t, PolicySpec{Policy: capPolicy("0.05")})
+	ctx := context.Background()
+	req := ExtendRequest{ID: "r", ExtensionID: "x1", Add: MustParseUSD("0.04")}
+	if _, err := e.Extend(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	r, err := e.Extend(ctx, req)
+	if err != nil || !r.Replayed || r.Held() != MustParseUSD("0.041") {
+		t.Errorf("retried extension: %+v, %v; want the first answer again", r, err)
+	}
+}

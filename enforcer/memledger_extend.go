@@ -50,6 +50,20 @@ func (l *MemoryLedger) Extend(_ context.Context, req ExtendRequest) (Reservation
 	return r, nil
 }
 
+var _ ExtensionLookup = (*MemoryLedger)(nil)
+
+// ExtensionAdded says what extension extensionID added to reservation id,
+// if it is recorded.
+func (l *MemoryLedger) ExtensionAdded(_ context.Context, id, extensionID string) (Nanos, bool, error) {
+	rec, t, err := l.lockRes("extension", id)
+	if err != nil {
+		return 0, false, err
+	}
+	defer t.mu.Unlock()
+	add, ok := rec.extension(extensionID)
+	return add, ok, nil
+}
+
 // extension returns what the extension id added to rec, if it was seen.
 // A linear scan: MaxExtensions bounds the list, and most holds have none.
 func (rec *memRes) extension(id string) (Nanos, bool) {

@@ -83,6 +83,25 @@ func (e *Enforcer) Extend(ctx context.Context, req ExtendRequest) (Reservation, 
 	return e.ledger.Extend(ctx, req)
 }
 
+// ExtensionLookup is implemented by ledgers that can say whether an
+// extension id is already recorded on a reservation (and what it added).
+// Enforcer.Extend leaves such a retry to the ledger rather than run the
+// policies again on a hold that already includes it.
+type ExtensionLookup interface {
+	ExtensionAdded(ctx context.Context, id, extensionID string) (add Nanos, known bool, err error)
+}
+
+// knownExtension reports whether req retries a recorded extension. A
+// failed lookup counts as unknown: the policies then run, which is safe.
+func (e *Enforcer) knownExtension(ctx context.Context, req ExtendRequest) bool {
+	lk, ok := e.ledger.(ExtensionLookup)
+	if !ok {
+		return false
+	}
+	_, known, err := lk.ExtensionAdded(ctx, req.ID, req.ExtensionID)
+	return err == nil && known
+}
+
 // SourceExtension is the estimate source policies see for an extension.
 const SourceExtension = "extension"
 
@@ -93,6 +112,9 @@ func (e *Enforcer) admitExtension(ctx context.Context, req ExtendRequest) error 
 	policies := e.currentPolicies()
 	if len(policies) == 0 || req.Add <= 0 {
 		return nil
+	}
+	if e.knownExtension(ctx, req) {
+		return nil // a retry: admitted the first time, the ledger answers it
 	}
 	r, err := e.ledger.Reservation(ctx, req.ID)
 	if err != nil {

@@ -33,6 +33,7 @@ func runIssue13(t *testing.T, newLedger NewLedger) {
 		{"CommitWithValidation", testCommitWithValidation},
 		{"CalibrationFields", testCalibrationFields},
 		{"RepeatsSayReplayed", testRepeatsReplayed},
+		{"ExtensionLookup", testExtensionLookup},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, newEnv(t, newLedger)) })
@@ -512,4 +513,29 @@ func testRepeatsReplayed(t *testing.T, e *env) {
 func replayed(r enforcer.Reservation) enforcer.Reservation {
 	r.Replayed = true
 	return r
+}
+
+// testExtensionLookup: a ledger that implements ExtensionLookup says
+// what a recorded extension added, also once settled, and nothing of an
+// unknown id or a denied extension.
+func testExtensionLookup(t *testing.T, e *env) {
+	lk, ok := e.l.(enforcer.ExtensionLookup)
+	if !ok {
+		t.Skipf("%T does not implement enforcer.ExtensionLookup", e.l)
+	}
+	e.create("a", "", "2")
+	e.reserve("r", "a", "", "1")
+	e.extend("r", "x1", "0.5")
+	e.extendErr("r", "x2", "5") // denied: records nothing
+	want := func(ext string, add enforcer.Nanos, known bool) {
+		t.Helper()
+		got, k, err := lk.ExtensionAdded(e.ctx, "r", ext)
+		if err != nil || k != known || got != add {
+			t.Errorf("extension %s: %s, %v, %v; want %s, %v", ext, got, k, err, add, known)
+		}
+	}
+	want("x1", usd("0.5"), true)
+	want("x2", 0, false)
+	e.commit("r", "")
+	want("x1", usd("0.5"), true)
 }

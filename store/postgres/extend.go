@@ -73,6 +73,27 @@ func sameExtension(req enforcer.ExtendRequest, r enforcer.Reservation, stored en
 	return r, nil
 }
 
+var _ enforcer.ExtensionLookup = (*Ledger)(nil)
+
+// ExtensionAdded says what extension extensionID added to reservation id,
+// if it is recorded.
+func (l *Ledger) ExtensionAdded(ctx context.Context, id, extensionID string) (enforcer.Nanos, bool, error) {
+	var add int64
+	var found bool
+	err := l.r.query(ctx, `SELECT add_nanos FROM reservation_extensions WHERE reservation_id = $1 AND extension_id = $2`,
+		[]any{id, extensionID}, func(rows pgx.Rows) error {
+			found = rows.Next() // (set afresh: a failed pipeline runs this again)
+			if !found {
+				return rows.Err()
+			}
+			return rows.Scan(&add)
+		})
+	if err != nil {
+		return 0, false, l.dbErr(fmt.Sprintf("extension %q of %q", extensionID, id), err)
+	}
+	return enforcer.Nanos(add), found, nil
+}
+
 // selectExtension reads a reservation ($1) with the amount of one of its
 // extensions ($2; NULL when there is none), at now ($3).
 const selectExtension = `SELECT ` + resColumns + `, purser_now($3),

@@ -60,6 +60,23 @@ func (l *Ledger) extend(tx *wtx, req enforcer.ExtendRequest) (enforcer.Reservati
 	return r.view(now), nil
 }
 
+var _ enforcer.ExtensionLookup = (*Ledger)(nil)
+
+// ExtensionAdded says what extension extensionID added to reservation id,
+// if it is recorded (read from the read pool).
+func (l *Ledger) ExtensionAdded(ctx context.Context, id, extensionID string) (enforcer.Nanos, bool, error) {
+	var add int64
+	err := l.read.QueryRowContext(ctx, `SELECT add_nanos FROM reservation_extensions WHERE reservation_id = ?1 AND extension_id = ?2`,
+		id, extensionID).Scan(&add)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, false, nil
+	case err != nil:
+		return 0, false, l.dbErr(fmt.Sprintf("extension %q of %q", extensionID, id), err)
+	}
+	return enforcer.Nanos(add), true, nil
+}
+
 // priorExtension is what extension req.ExtensionID of the reservation
 // added, if it exists.
 func priorExtension(tx *wtx, req enforcer.ExtendRequest) (enforcer.Nanos, bool, error) {
