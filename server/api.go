@@ -99,7 +99,7 @@ type extendResponse struct {
 	ExtensionID string `json:"extension_id"`
 	AddNanos    int64  `json:"add_nanos"`
 	AddUSD      string `json:"add_usd"`
-	// RemainingNanos is set on a deny: what the tightest account on the
+	// RemainingNanos is set on a budget deny: what the tightest account on the
 	// path had left (below 0 when overdrawn).
 	RemainingNanos *int64               `json:"remaining_nanos"`
 	Reservation    *reservationResponse `json:"reservation"`
