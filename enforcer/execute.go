@@ -172,7 +172,7 @@ func (e *Enforcer) settle(ctx context.Context, call Call, d Decision, r Reservat
 		actual, src = &n, CostActual
 	} else if ok {
 		// Charge the estimate rather than leave the hold pending.
-		badCost = fmt.Errorf("tool %s reported a negative cost %d nano-USD; the estimate was charged", call.Tool, n)
+		badCost = fmt.Errorf("tool %s reported a negative cost %d nano-USD; the hold (estimate + extended) was charged", call.Tool, n)
 	}
 	// The money is spent even if the caller gave up: settle regardless.
 	// Through e.Commit, so calibration learns from it; without a reported
@@ -318,9 +318,11 @@ func HoldFrom(ctx context.Context) (*Hold, bool) {
 func (h *Hold) ID() string { return h.id }
 
 // Extend grows the hold by add on its account and every ancestor (see
-// Ledger.Extend). A denied extension returns the budget deny (errors.Is
+// Enforcer.Extend). A denied extension returns the budget deny (errors.Is
 // ErrInsufficientBudget, an *InsufficientBudgetError saying what remains)
-// and changes nothing: the tool should stop there. Extension ids are
+// or the policy deny (errors.Is ErrPolicyDenied, a *PolicyDeniedError)
+// and changes nothing: the tool should stop there. An extension that was
+// granted before the hold settled wraps ErrReservationSettled. Extension ids are
 // "<id>/x<n>", n counting granted extensions, so an extension retried
 // after a lost reply is applied once; a commit without a reported cost
 // charges the whole hold.
@@ -337,6 +339,10 @@ func (h *Hold) Extend(ctx context.Context, add Nanos) (Reservation, error) {
 	}
 	if err == nil {
 		h.n++
+	}
+	if err == nil && r.State != StatePending {
+		// A retry answered after the hold settled: it holds nothing now.
+		return r, fmt.Errorf("extend %q: %w: the extension was applied earlier and the reservation is now %s", h.id, ErrReservationSettled, r.State)
 	}
 	return r, err
 }

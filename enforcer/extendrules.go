@@ -97,6 +97,17 @@ func CalibrationKeys(deltas map[string][]byte) ([]string, error) {
 	return keys, nil
 }
 
+// CalibrationBatch is CalibrationKeys for a MergeCalibration call: a
+// batch with keys needs a merge func (nil wraps ErrInvalidParams); an
+// empty batch only reads, so it may pass nil.
+func CalibrationBatch(deltas map[string][]byte, merge func(old, delta []byte) ([]byte, error)) ([]string, error) {
+	keys, err := CalibrationKeys(deltas)
+	if err == nil && len(keys) > 0 && merge == nil {
+		err = fmt.Errorf("merge calibration: %w: no merge function for %d keys", ErrInvalidParams, len(keys))
+	}
+	return keys, err
+}
+
 // MergedCalibrationValue checks what merge made of key's value.
 func MergedCalibrationValue(key string, v []byte, err error) ([]byte, error) {
 	switch {

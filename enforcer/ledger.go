@@ -337,6 +337,10 @@ type Reservation struct {
 	// when the commit carried none).
 	Usage       *TokenUsage
 	PriceSource string
+	// Replayed says this answer repeats an earlier commit, release or
+	// extension (a retry after a lost reply): nothing changed now. Only
+	// those answers set it; reads never do.
+	Replayed bool
 }
 
 // Held is what the reservation holds while pending: Estimate + Extended.

@@ -26,6 +26,7 @@ func (l *MemoryLedger) Extend(_ context.Context, req ExtendRequest) (Reservation
 		if err := SameExtension(req, was); err != nil {
 			return Reservation{}, err
 		}
+		r.Replayed = true
 		return r, nil // a retry after a lost reply: the hold as it is now
 	}
 	if err := ExtendAllowed(rec.view(now), len(rec.exts), req.Add); err != nil {
@@ -47,6 +48,20 @@ func (l *MemoryLedger) Extend(_ context.Context, req ExtendRequest) (Reservation
 	r := rec.out()
 	t.mu.Unlock()
 	return r, nil
+}
+
+var _ ExtensionLookup = (*MemoryLedger)(nil)
+
+// ExtensionAdded says what extension extensionID added to reservation id,
+// if it is recorded.
+func (l *MemoryLedger) ExtensionAdded(_ context.Context, id, extensionID string) (Nanos, bool, error) {
+	rec, t, err := l.lockRes("extension", id)
+	if err != nil {
+		return 0, false, err
+	}
+	defer t.mu.Unlock()
+	add, ok := rec.extension(extensionID)
+	return add, ok, nil
 }
 
 // extension returns what the extension id added to rec, if it was seen.
@@ -83,7 +98,7 @@ type memCalib struct {
 // CalibrationStore). A merge error or an oversized result stores nothing
 // of the batch.
 func (l *MemoryLedger) MergeCalibration(_ context.Context, deltas map[string][]byte, merge func(old, delta []byte) ([]byte, error)) (map[string][]byte, error) {
-	keys, err := CalibrationKeys(deltas)
+	keys, err := CalibrationBatch(deltas, merge)
 	if err != nil {
 		return nil, err
 	}

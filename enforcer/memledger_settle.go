@@ -36,6 +36,7 @@ func (l *MemoryLedger) CommitWith(_ context.Context, req CommitRequest) (Reserva
 		r := rec.out()
 		t.mu.Unlock()
 		if err == errSameCommit {
+			r.Replayed = true
 			return r, nil
 		}
 		return Reservation{}, err
@@ -114,7 +115,9 @@ func (l *MemoryLedger) Release(_ context.Context, id string) (Reservation, error
 	l.expire(t, now)
 	switch rec.r.State {
 	case StateReleased:
-		return rec.out(), nil // a retry after a lost reply
+		r := rec.out()
+		r.Replayed = true
+		return r, nil // a retry after a lost reply
 	case StatePending:
 	default:
 		return Reservation{}, fmt.Errorf("release %q: %w: %s", id, ErrReservationSettled, rec.r.State)

@@ -37,7 +37,8 @@ func (u TokenUsage) PromptTokens() int64 {
 }
 
 // Validate refuses negative and absurd counts (above MaxUsageTokens),
-// naming the field as it is spelled over HTTP.
+// naming the field as it is spelled over HTTP, and a call whose tokens
+// (prompt + output) sum past MaxUsageTokens, naming "usage".
 func (u TokenUsage) Validate() error {
 	for _, f := range [...]struct {
 		name string
@@ -53,6 +54,10 @@ func (u TokenUsage) Validate() error {
 		if f.n > MaxUsageTokens {
 			return &UsageError{Field: f.name, Reason: fmt.Sprintf("%d tokens is above the limit of %d per call", f.n, MaxUsageTokens)}
 		}
+	}
+	// Each count is at most 10^9, so the sum of five cannot overflow.
+	if total := u.PromptTokens() + u.OutputTokens; total > MaxUsageTokens {
+		return &UsageError{Field: "usage", Reason: fmt.Sprintf("%d tokens in all is above the limit of %d per call", total, MaxUsageTokens)}
 	}
 	return nil
 }

@@ -29,7 +29,7 @@ func streamStep(held enforcer.Nanos) enforcer.Nanos {
 // account has left (another account may then refuse with less), so the
 // call streams up to the limit; when nothing is left the call is cut
 // there: it streamed what it held, which is returned with cutBy the
-// account that refused. Extension ids are "stream-1", "stream-2", ...
+// account that refused (its own account when a policy refused). Extension ids are "stream-1", "stream-2", ...
 // (unique per reservation, deterministic).
 func (r *Runner) stream(ctx context.Context, res enforcer.Reservation, actual enforcer.Nanos) (held enforcer.Nanos, cutBy string, err error) {
 	held = res.Held()
@@ -44,6 +44,9 @@ func (r *Runner) stream(ctx context.Context, res enforcer.Reservation, actual en
 		}
 		if errors.As(err, &ibe) {
 			return held, ibe.Account, nil
+		}
+		if errors.Is(err, enforcer.ErrPolicyDenied) {
+			return held, res.Account, nil // a policy refused the grown call: cut there too
 		}
 		if err != nil {
 			return held, "", err

@@ -99,7 +99,7 @@ type extendResponse struct {
 	ExtensionID string `json:"extension_id"`
 	AddNanos    int64  `json:"add_nanos"`
 	AddUSD      string `json:"add_usd"`
-	// RemainingNanos is set on a deny: what the tightest account on the
+	// RemainingNanos is set on a budget deny: what the tightest account on the
 	// path had left (below 0 when overdrawn).
 	RemainingNanos *int64               `json:"remaining_nanos"`
 	Reservation    *reservationResponse `json:"reservation"`
@@ -117,8 +117,9 @@ type reservationResponse struct {
 	Late          bool      `json:"late"`
 	CreatedAt     time.Time `json:"created_at"`
 	ExpiresAt     time.Time `json:"expires_at"`
-	// ExtendedNanos is what extensions added; HeldNanos = estimate +
-	// extended, what a pending reservation holds.
+	// ExtendedNanos is what extensions added; HeldNanos is what the
+	// reservation holds now: estimate + extended while pending, 0 once
+	// settled or expired (estimate_nanos + extended_nanos is what it held).
 	ExtendedNanos int64      `json:"extended_nanos"`
 	HeldNanos     int64      `json:"held_nanos"`
 	HeldUSD       string     `json:"held_usd"`
@@ -129,11 +130,19 @@ type reservationResponse struct {
 	PriceFallback *bool `json:"price_fallback,omitempty"`
 }
 
+// heldNow is what r holds now: nothing once it is not pending.
+func heldNow(r enforcer.Reservation) enforcer.Nanos {
+	if r.State != enforcer.StatePending {
+		return 0
+	}
+	return r.Held()
+}
+
 func toReservation(r enforcer.Reservation) *reservationResponse {
 	out := &reservationResponse{ID: r.ID, Account: r.Account, Tool: r.Tool, State: string(r.State),
 		EstimateNanos: int64(r.Estimate), ChargedNanos: int64(r.Charged), ChargedUSD: r.Charged.Decimal(),
 		CostSource: string(r.CostSource), Late: r.Late, CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt,
-		ExtendedNanos: int64(r.Extended), HeldNanos: int64(r.Held()), HeldUSD: r.Held().Decimal(),
+		ExtendedNanos: int64(r.Extended), HeldNanos: int64(heldNow(r)), HeldUSD: heldNow(r).Decimal(),
 		Usage: fromUsage(r.Usage), PriceSource: r.PriceSource}
 	if r.PriceSource != "" {
 		fb := enforcer.IsFallbackPriceSource(r.PriceSource)

@@ -308,7 +308,9 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request, p *principal) er
 	if err != nil {
 		return usageBadRequest(err)
 	}
-	s.cfg.Metrics.observeSettle(res)
+	if !res.Replayed { // a repeat was counted the first time
+		s.cfg.Metrics.observeSettle(res)
+	}
 	s.logSettled(r, res)
 	writeJSON(w, http.StatusOK, toReservation(res))
 	return nil
@@ -388,7 +390,9 @@ func (s *Server) release(w http.ResponseWriter, r *http.Request, p *principal) e
 	if err != nil {
 		return err
 	}
-	s.cfg.Metrics.observeSettle(res)
+	if !res.Replayed { // a repeat was counted the first time
+		s.cfg.Metrics.observeSettle(res)
+	}
 	s.logSettled(r, res)
 	writeJSON(w, http.StatusOK, toReservation(res))
 	return nil

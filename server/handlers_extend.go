@@ -29,11 +29,22 @@ func (s *Server) extend(w http.ResponseWriter, r *http.Request, p *principal) er
 	out := extendResponse{DecisionID: newDecisionID(), Decision: enforcer.Allow.String(), ExtensionID: req.ExtensionID,
 		AddNanos: int64(add), AddUSD: add.Decimal()}
 	var ibe *enforcer.InsufficientBudgetError
+	var pde *enforcer.PolicyDeniedError
 	switch {
 	case errors.As(err, &ibe):
 		rem := int64(ibe.Remaining)
 		out.Decision, out.Layer, out.Reason, out.RemainingNanos = enforcer.Deny.String(), enforcer.LayerBudget, ibe.Error(), &rem
 		res = s.reservationNow(r, cur)
+	case errors.As(err, &pde):
+		out.Decision, out.Layer, out.Reason = enforcer.Deny.String(), enforcer.LayerPolicy, pde.Decision.Reason
+		res = s.reservationNow(r, cur)
+	case err == nil && res.Replayed && res.State != enforcer.StatePending:
+		// A retry answered after the hold settled: not an "allow", which
+		// would tell a streaming client to keep going.
+		reply := &apiError{http.StatusConflict, "already_settled", fmt.Sprintf(
+			"extension %q was applied earlier and reservation %q is now %s: it holds nothing more", req.ExtensionID, cur.ID, res.State)}
+		s.logExtension(r, out, res, reply)
+		return &referencedError{ref: out.DecisionID, err: reply}
 	case err != nil:
 		reply := s.extendError(r, cur, err)
 		s.logExtension(r, out, cur, reply)
@@ -103,12 +114,14 @@ func (s *Server) logExtension(r *http.Request, out extendResponse, res enforcer.
 	if reply != nil {
 		_, outcome = statusOf(reply)
 	}
-	s.cfg.Metrics.observeExtension(outcome)
+	if !res.Replayed { // a repeat was counted the first time
+		s.cfg.Metrics.observeExtension(outcome)
+	}
 	if s.cfg.DecisionLog == nil {
 		return
 	}
 	ev := s.reservationEvent(r, decisionlog.KindExtend, out.DecisionID, res)
-	ev.Outcome, ev.Layer, ev.Reason = out.Decision, out.Layer, out.Reason
+	ev.Outcome, ev.Layer, ev.Reason, ev.Replay = out.Decision, out.Layer, out.Reason, res.Replayed
 	ev.ExtensionID, ev.AddNanos, ev.HeldNanos = out.ExtensionID, out.AddNanos, int64(res.Held())
 	if reply != nil {
 		ev.Outcome, ev.ErrorCode, ev.Error = decisionlog.OutcomeError, outcome, reply.Error()
@@ -117,7 +130,7 @@ func (s *Server) logExtension(r *http.Request, out extendResponse, res enforcer.
 }
 
 // logSettled records a commit or release in the decision log, with the
-// usage and price source a commit was priced from.
+// usage and price source a commit was priced from; a repeat says replay.
 func (s *Server) logSettled(r *http.Request, res enforcer.Reservation) {
 	if s.cfg.DecisionLog == nil {
 		return
@@ -131,7 +144,7 @@ func (s *Server) logSettled(r *http.Request, res enforcer.Reservation) {
 	ev.Outcome, ev.ChargedNanos, ev.CostSource, ev.Late = outcome, &charged, string(res.CostSource), res.Late
 	ev.HeldNanos, ev.PriceSource = int64(res.Held()), res.PriceSource
 	ev.PriceFallback = enforcer.IsFallbackPriceSource(res.PriceSource)
-	ev.Usage = fromUsage(res.Usage)
+	ev.Usage, ev.Replay = fromUsage(res.Usage), res.Replayed
 	s.cfg.DecisionLog.Log(ev)
 }
 

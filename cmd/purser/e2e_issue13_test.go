@@ -96,7 +96,8 @@ func testExtendThenCommitUsage(t *testing.T, store string) {
 	got := a("GET", "/v1/reservations/r1", nil, 200)
 	u, _ := got["usage"].(map[string]any)
 	if got["state"] != "committed" || u["output_tokens"] != float64(500) || u["cache_write_tokens"] != float64(100) ||
-		!strings.Contains(fmt.Sprint(got["price_source"]), "claude-sonnet-4-5") || got["held_nanos"] != float64(51_000_000) {
+		!strings.Contains(fmt.Sprint(got["price_source"]), "claude-sonnet-4-5") || got["held_nanos"] != float64(0) ||
+		got["extended_nanos"] != float64(50_000_000) || got["estimate_nanos"] != float64(1_000_000) {
 		t.Errorf("GET after commit: %v", got)
 	}
 	list := a("GET", "/v1/reservations?account=team-a&state=committed", nil, 200)

@@ -27,6 +27,7 @@ func runCalibrationStore(t *testing.T, newLedger NewLedger) {
 		{"KeyLength", testCalibKeyLength},
 		{"ValueBound", testCalibValueBound},
 		{"MergeError", testCalibMergeError},
+		{"NilMergeRefused", testCalibNilMerge},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -170,4 +171,18 @@ func testCalibMergeError(t *testing.T, c *calibEnv) {
 	})
 	wantErr(t, err, boom)
 	c.wantCount(c.merge(nil), "k", 1)
+}
+
+// testCalibNilMerge: a nil merge func is refused (ErrInvalidParams) by
+// every store alike and stores nothing; with no deltas it only reads.
+func testCalibNilMerge(t *testing.T, c *calibEnv) {
+	c.merge(map[string][]byte{"j": counter(1)})
+	_, err := c.s.MergeCalibration(t.Context(), map[string][]byte{"k": counter(1)}, nil)
+	wantErr(t, err, enforcer.ErrInvalidParams)
+	got, err := c.s.MergeCalibration(t.Context(), nil, nil)
+	if err != nil {
+		t.Fatalf("a read (no deltas, nil merge): %v", err)
+	}
+	c.wantCount(got, "k", 0)
+	c.wantCount(got, "j", 1)
 }

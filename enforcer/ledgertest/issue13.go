@@ -32,6 +32,8 @@ func runIssue13(t *testing.T, newLedger NewLedger) {
 		{"CommitWithRecordsUsage", testCommitWithUsage},
 		{"CommitWithValidation", testCommitWithValidation},
 		{"CalibrationFields", testCalibrationFields},
+		{"RepeatsSayReplayed", testRepeatsReplayed},
+		{"ExtensionLookup", testExtensionLookup},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, newEnv(t, newLedger)) })
@@ -467,4 +469,73 @@ func testCalibrationFields(t *testing.T, e *env) {
 		_, err := e.l.Reserve(e.ctx, bad)
 		wantErr(t, err, enforcer.ErrInvalidReservation)
 	}
+}
+
+// testRepeatsReplayed: a repeated commit, release or extension (a retry
+// after a lost reply) says Replayed, so a reader counting what changed
+// does not count it twice; the first answer does not.
+func testRepeatsReplayed(t *testing.T, e *env) {
+	e.create("a", "", "10")
+	e.reserve("r", "a", "", "1")
+	first := []enforcer.Reservation{e.extend("r", "x1", "0.5")}
+	again := []enforcer.Reservation{e.extend("r", "x1", "0.5")}
+	first = append(first, e.commit("r", "0.7"))
+	again = append(again, e.commit("r", "0.7"), e.extend("r", "x1", "0.5"))
+	e.reserve("q", "a", "", "1")
+	for range 2 {
+		r, err := e.l.Release(e.ctx, "q")
+		if err != nil {
+			t.Fatalf("release q: %v", err)
+		}
+		if len(first) < 3 {
+			first = append(first, r)
+		} else {
+			again = append(again, r)
+		}
+	}
+	for i, r := range first {
+		if r.Replayed {
+			t.Errorf("first answer %d (%s %s) says Replayed", i, r.ID, r.State)
+		}
+	}
+	for i, r := range again {
+		if !r.Replayed {
+			t.Errorf("repeat %d (%s %s) does not say Replayed", i, r.ID, r.State)
+		}
+	}
+	if r := e.wantHeld("r", enforcer.StateCommitted, "1", "0.5"); r.Replayed {
+		t.Errorf("a plain read says Replayed: %+v", r)
+	}
+	e.wantTotals("a", "0.7", "0")
+}
+
+// replayed is r as a repeat of the operation that answered r answers it.
+func replayed(r enforcer.Reservation) enforcer.Reservation {
+	r.Replayed = true
+	return r
+}
+
+// testExtensionLookup: a ledger that implements ExtensionLookup says
+// what a recorded extension added, also once settled, and nothing of an
+// unknown id or a denied extension.
+func testExtensionLookup(t *testing.T, e *env) {
+	lk, ok := e.l.(enforcer.ExtensionLookup)
+	if !ok {
+		t.Skipf("%T does not implement enforcer.ExtensionLookup", e.l)
+	}
+	e.create("a", "", "2")
+	e.reserve("r", "a", "", "1")
+	e.extend("r", "x1", "0.5")
+	e.extendErr("r", "x2", "5") // denied: records nothing
+	want := func(ext string, add enforcer.Nanos, known bool) {
+		t.Helper()
+		got, k, err := lk.ExtensionAdded(e.ctx, "r", ext)
+		if err != nil || k != known || got != add {
+			t.Errorf("extension %s: %s, %v, %v; want %s, %v", ext, got, k, err, add, known)
+		}
+	}
+	want("x1", usd("0.5"), true)
+	want("x2", 0, false)
+	e.commit("r", "")
+	want("x1", usd("0.5"), true)
 }

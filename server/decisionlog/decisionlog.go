@@ -96,6 +96,10 @@ type Event struct {
 	Usage         *Usage `json:"usage,omitempty"`
 	PriceSource   string `json:"price_source,omitempty"`
 	PriceFallback bool   `json:"price_fallback,omitempty"`
+	// Replay marks a commit, release or extension event that repeats an
+	// earlier one (a retry after a lost reply): nothing changed, so a
+	// reader summing money skips it.
+	Replay bool `json:"replay,omitempty"`
 }
 
 // Usage is the token usage a commit reported (the API's usage object).

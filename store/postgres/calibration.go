@@ -55,10 +55,7 @@ func (l *Ledger) MergeCalibration(ctx context.Context, deltas map[string][]byte,
 // calibrationKeys checks the deltas and returns their keys sorted (the
 // lock order).
 func calibrationKeys(deltas map[string][]byte, merge func(old, delta []byte) ([]byte, error)) ([]string, error) {
-	if len(deltas) > 0 && merge == nil {
-		return nil, fmt.Errorf("merge calibration: %w: no merge function", enforcer.ErrInvalidParams)
-	}
-	return enforcer.CalibrationKeys(deltas)
+	return enforcer.CalibrationBatch(deltas, merge)
 }
 
 // mergeError is a failure of the caller's merge (or of its value's size):

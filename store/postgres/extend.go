@@ -64,12 +64,34 @@ func (l *Ledger) Extend(ctx context.Context, req enforcer.ExtendRequest) (enforc
 }
 
 // sameExtension answers a repeated extension id: the reservation as it is
-// now when the amount is the same, a conflict otherwise.
+// now (Replayed) when the amount is the same, a conflict otherwise.
 func sameExtension(req enforcer.ExtendRequest, r enforcer.Reservation, stored enforcer.Nanos) (enforcer.Reservation, error) {
 	if err := enforcer.SameExtension(req, stored); err != nil {
 		return enforcer.Reservation{}, err
 	}
+	r.Replayed = true
 	return r, nil
+}
+
+var _ enforcer.ExtensionLookup = (*Ledger)(nil)
+
+// ExtensionAdded says what extension extensionID added to reservation id,
+// if it is recorded.
+func (l *Ledger) ExtensionAdded(ctx context.Context, id, extensionID string) (enforcer.Nanos, bool, error) {
+	var add int64
+	var found bool
+	err := l.r.query(ctx, `SELECT add_nanos FROM reservation_extensions WHERE reservation_id = $1 AND extension_id = $2`,
+		[]any{id, extensionID}, func(rows pgx.Rows) error {
+			found = rows.Next() // (set afresh: a failed pipeline runs this again)
+			if !found {
+				return rows.Err()
+			}
+			return rows.Scan(&add)
+		})
+	if err != nil {
+		return 0, false, l.dbErr(fmt.Sprintf("extension %q of %q", extensionID, id), err)
+	}
+	return enforcer.Nanos(add), found, nil
 }
 
 // selectExtension reads a reservation ($1) with the amount of one of its
@@ -103,7 +125,11 @@ func (l *Ledger) resolveExtend(ctx context.Context, req enforcer.ExtendRequest, 
 	case err != nil:
 		return enforcer.Reservation{}, l.dbErr(what, sendErr)
 	case found && stored.Valid:
-		return sameExtension(req, r.view(now), enforcer.Nanos(stored.Int64))
+		// Most likely this very send added it (its answer was lost), so
+		// it is not called a repeat: counted once, not never.
+		res, err := sameExtension(req, r.view(now), enforcer.Nanos(stored.Int64))
+		res.Replayed = false
+		return res, err
 	}
 	return enforcer.Reservation{}, fmt.Errorf("postgres ledger %s is %w (failing closed): %s: the answer was lost and "+
 		"a lookup found no such extension, so nothing was added: %w", l.where, ErrUnavailable, what, errors.Unwrap(sendErr))

@@ -496,7 +496,7 @@ func (f *FailOpen) CommitWith(ctx context.Context, req enforcer.CommitRequest) (
 	switch o.r.State {
 	case enforcer.StateCommitted:
 		if o.r.Charged == charge && o.r.CostSource == source {
-			return o.r, nil
+			return replayed(o.r), nil
 		}
 		return enforcer.Reservation{}, fmt.Errorf("commit %q: %w: committed %s (%s) before", id, enforcer.ErrReservationSettled, o.r.Charged, o.r.CostSource)
 	case enforcer.StateReleased:
@@ -518,6 +518,12 @@ func (f *FailOpen) CommitWith(ctx context.Context, req enforcer.CommitRequest) (
 	o.r = r
 	f.exposed += charge
 	return o.r, nil
+}
+
+// replayed is r answering a repeated commit or release.
+func replayed(r enforcer.Reservation) enforcer.Reservation {
+	r.Replayed = true
+	return r
 }
 
 func cloneUsage(u *enforcer.TokenUsage) *enforcer.TokenUsage {
@@ -542,7 +548,7 @@ func (f *FailOpen) Release(ctx context.Context, id string) (enforcer.Reservation
 	f.expireLocked(now)
 	switch o.r.State {
 	case enforcer.StateReleased:
-		return o.r, nil
+		return replayed(o.r), nil // a retry after a lost reply
 	case enforcer.StatePending:
 	default:
 		return enforcer.Reservation{}, fmt.Errorf("release %q: %w: %s", id, enforcer.ErrReservationSettled, o.r.State)

@@ -37,6 +37,19 @@ func (f *FailOpen) Extend(ctx context.Context, req enforcer.ExtendRequest) (enfo
 		"its budget is read there, and a hold grown offline would be bounded by nothing", req.ID, err)
 }
 
+// ExtensionAdded answers an outage hold's extensions from memory, others
+// from the shared ledger.
+func (f *FailOpen) ExtensionAdded(ctx context.Context, id, extensionID string) (enforcer.Nanos, bool, error) {
+	f.mu.Lock()
+	if o, ok := f.res[id]; ok {
+		add, known := o.ext[extensionID]
+		f.mu.Unlock()
+		return add, known, nil
+	}
+	f.mu.Unlock()
+	return f.Ledger.ExtensionAdded(ctx, id, extensionID)
+}
+
 // extendOutageLocked grows an outage hold within the fail-open limits;
 // f.mu is held and expired holds are marked.
 func (f *FailOpen) extendOutageLocked(o *outageRes, req enforcer.ExtendRequest) (enforcer.Reservation, error) {

@@ -41,6 +41,14 @@ func (r *resRow) scanDest() []any {
 		&r.settled, &r.charged, &r.source, &r.late, &r.fp, &r.extended, &r.base, &r.calKey, &r.price, &r.umodel, &r.usage}
 }
 
+// replay is view for the answer to a repeated commit, release or
+// extension: nothing changed now, and the answer says so.
+func (r resRow) replay(now int64) enforcer.Reservation {
+	v := r.view(now)
+	v.Replayed = true
+	return v
+}
+
 // view is the reservation as callers see it at now: a hold past its expiry
 // reads as expired even before a write to its tree marked it.
 func (r resRow) view(now int64) enforcer.Reservation {
@@ -168,7 +176,7 @@ func (l *Ledger) CommitWith(ctx context.Context, req enforcer.CommitRequest) (en
 		}
 		if r.state == string(enforcer.StateCommitted) {
 			if r.charged == charge && r.source == string(source) {
-				return r.view(res.now), nil // an idempotent repeat
+				return r.replay(res.now), nil // an idempotent repeat
 			}
 			return enforcer.Reservation{}, fmt.Errorf("commit %q: %w: committed %s (%s) before",
 				id, enforcer.ErrReservationSettled, enforcer.Nanos(r.charged), r.source)
@@ -219,7 +227,7 @@ func (l *Ledger) Release(ctx context.Context, id string) (enforcer.Reservation, 
 		return enforcer.Reservation{}, fmt.Errorf("release %q: %w", id, enforcer.ErrReservationNotFound)
 	case "settled":
 		if res.r.state == string(enforcer.StateReleased) {
-			return res.r.view(res.now), nil
+			return res.r.replay(res.now), nil // a retry after a lost reply
 		}
 		return enforcer.Reservation{}, fmt.Errorf("release %q: %w: %s", id, enforcer.ErrReservationSettled, res.r.state)
 	}

@@ -30,14 +30,11 @@ const (
 // call and stores nothing.
 func (l *Ledger) MergeCalibration(ctx context.Context, deltas map[string][]byte,
 	merge func(old, delta []byte) ([]byte, error)) (map[string][]byte, error) {
-	keys, err := enforcer.CalibrationKeys(deltas)
+	keys, err := enforcer.CalibrationBatch(deltas, merge)
 	if err != nil {
 		return nil, err
 	}
 	if len(keys) > 0 {
-		if merge == nil {
-			return nil, fmt.Errorf("merge calibration: %w: no merge function", enforcer.ErrInvalidParams)
-		}
 		err := l.w.do(ctx, func(tx *wtx) error { return l.mergeCalibration(tx, keys, deltas, merge) })
 		if err != nil {
 			return nil, err

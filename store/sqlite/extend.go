@@ -44,7 +44,7 @@ func (l *Ledger) extend(tx *wtx, req enforcer.ExtendRequest) (enforcer.Reservati
 		if err != nil {
 			return enforcer.Reservation{}, err
 		}
-		return r.view(now), nil
+		return r.replay(now), nil
 	}
 	if err := enforcer.ExtendAllowed(r.view(now), r.extensions, req.Add); err != nil {
 		return enforcer.Reservation{}, err
@@ -58,6 +58,23 @@ func (l *Ledger) extend(tx *wtx, req enforcer.ExtendRequest) (enforcer.Reservati
 	r.extended += req.Add
 	r.extensions++
 	return r.view(now), nil
+}
+
+var _ enforcer.ExtensionLookup = (*Ledger)(nil)
+
+// ExtensionAdded says what extension extensionID added to reservation id,
+// if it is recorded (read from the read pool).
+func (l *Ledger) ExtensionAdded(ctx context.Context, id, extensionID string) (enforcer.Nanos, bool, error) {
+	var add int64
+	err := l.read.QueryRowContext(ctx, `SELECT add_nanos FROM reservation_extensions WHERE reservation_id = ?1 AND extension_id = ?2`,
+		id, extensionID).Scan(&add)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, false, nil
+	case err != nil:
+		return 0, false, l.dbErr(fmt.Sprintf("extension %q of %q", extensionID, id), err)
+	}
+	return enforcer.Nanos(add), true, nil
 }
 
 // priorExtension is what extension req.ExtensionID of the reservation

@@ -203,7 +203,7 @@ func (l *Ledger) commit(tx *wtx, req enforcer.CommitRequest) (enforcer.Reservati
 	switch r.state {
 	case enforcer.StateCommitted:
 		if r.charged == charge && r.source == source {
-			return r.view(nowN), nil, nil // an idempotent repeat
+			return r.replay(nowN), nil, nil // an idempotent repeat
 		}
 		return enforcer.Reservation{}, nil, fmt.Errorf("commit %q: %w: committed %s (%s) before", id, enforcer.ErrReservationSettled, r.charged, r.source)
 	case enforcer.StateReleased:
@@ -278,7 +278,7 @@ func (l *Ledger) release(tx *wtx, id string) (enforcer.Reservation, error) {
 	case !found:
 		return enforcer.Reservation{}, fmt.Errorf("release %q: %w", id, enforcer.ErrReservationNotFound)
 	case r.state == enforcer.StateReleased:
-		return r.view(now), nil // a retry after a lost reply
+		return r.replay(now), nil // a retry after a lost reply
 	case r.state != enforcer.StatePending:
 		return enforcer.Reservation{}, fmt.Errorf("release %q: %w: %s", id, enforcer.ErrReservationSettled, r.state)
 	}

@@ -131,6 +131,14 @@ func usageArgs(u *enforcer.TokenUsage) [6]any {
 
 // view is the reservation as callers see it at now: a hold past its expiry
 // reads as expired even before a sweep marked it.
+// replay is view for the answer to a repeated commit, release or
+// extension: nothing changed now, and the answer says so.
+func (r resRow) replay(now int64) enforcer.Reservation {
+	v := r.view(now)
+	v.Replayed = true
+	return v
+}
+
 func (r resRow) view(now int64) enforcer.Reservation {
 	settled := r.settled
 	if r.state == enforcer.StatePending && r.expires <= now {
