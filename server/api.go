@@ -51,6 +51,10 @@ type reserveRequest struct {
 	Params     map[string]any `json:"params"`
 	TTLMillis  int64          `json:"ttl_ms"`
 	ApprovalID string         `json:"approval_id"`
+	// Extendable: the caller extends the hold while the call runs and
+	// stops it when an extension is denied (a streaming runtime); see
+	// enforcer.ReserveOptions.Extendable.
+	Extendable bool `json:"extendable"`
 }
 
 type commitRequest struct {

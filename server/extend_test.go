@@ -423,3 +423,24 @@ func TestExtendHammer(t *testing.T) {
 		t.Errorf("%d extensions allowed, held %v, account pending %v; want 99 and %v", len(allowed), got["held_nanos"], acct["pending_nanos"], want)
 	}
 }
+
+// An extendable reserve (a streaming runtime) is held at what remains
+// when its calibrated hold does not fit but its base does; the same call
+// without the flag is denied.
+func TestReserveExtendableIsHeldAtWhatRemains(t *testing.T) {
+	f := newFixture(t, enforcer.Config{}, false)
+	// gpt-4o, 4,000 characters: base $0.0025 (1,000 tokens at $2.50/M),
+	// held at the cold-start prior x2 = $0.005. The limit fits the base only.
+	f.mustDo("", "PUT", "/v1/accounts/team-a", map[string]any{"limit_usd": "0.004"}, 201)
+	call := map[string]any{"account": "team-a", "tool": "LLM",
+		"params": map[string]any{"model": "gpt-4o", "prompt": strings.Repeat("x", 4000)}}
+	out := f.mustDo("", "POST", "/v1/reservations", call, 200)
+	if out["decision"] != "deny" {
+		t.Fatalf("not extendable: %v; want a budget deny", out)
+	}
+	call["extendable"] = true
+	out = f.mustDo("", "POST", "/v1/reservations", call, 200)
+	if out["decision"] != "allow" || out["estimate_nanos"] != float64(4_000_000) {
+		t.Fatalf("extendable: %v; want allowed, held at the $0.004 that remains", out)
+	}
+}

@@ -138,7 +138,8 @@ func (s *Server) reserveOptions(req reserveRequest) (enforcer.ReserveOptions, er
 	if id == "" {
 		id = s.e.NewReservationID()
 	}
-	return enforcer.ReserveOptions{ID: id, TTL: time.Duration(req.TTLMillis) * time.Millisecond, ApprovalID: req.ApprovalID}, nil
+	return enforcer.ReserveOptions{ID: id, TTL: time.Duration(req.TTLMillis) * time.Millisecond, ApprovalID: req.ApprovalID,
+		Extendable: req.Extendable}, nil
 }
 
 // foreignApproval replaces an approval id the caller may not see: it can
