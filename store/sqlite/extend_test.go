@@ -80,8 +80,11 @@ func TestExtendGrowsTheHoldOnThePath(t *testing.T) {
 		t.Fatalf("extend: %+v, %v", r, err)
 	}
 	e.wantPending(cents(30))
-	if again, err := e.extend("r", "x1", cents(20)); err != nil || again != r {
-		t.Errorf("retry: %+v, %v; want %+v", again, err, r)
+	// A retry answers the same reservation, marked as a repeat.
+	want := r
+	want.Replayed = true
+	if again, err := e.extend("r", "x1", cents(20)); err != nil || again != want {
+		t.Errorf("retry: %+v, %v; want %+v", again, err, want)
 	}
 	e.wantPending(cents(30))
 	if _, err := e.extend("r", "x1", cents(21)); !errors.Is(err, enforcer.ErrReservationConflict) ||
@@ -141,7 +144,9 @@ func TestHeldIsWhatSettles(t *testing.T) {
 	if err != nil || c.Charged != cents(15) || c.CostSource != enforcer.CostEstimated || c.Extended != cents(5) {
 		t.Errorf("commit without actual: %+v, %v", c, err)
 	}
-	if again, err := e.l.Commit(e.ctx, "c", nil, ""); err != nil || again != c {
+	wantAgain := c
+	wantAgain.Replayed = true
+	if again, err := e.l.Commit(e.ctx, "c", nil, ""); err != nil || again != wantAgain {
 		t.Errorf("repeated commit: %+v, %v", again, err)
 	}
 	e.wantPending(cents(30))
