@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/purser-dev/purser/signing"
 )
 
 // Limits bound what one plugin may use. A zero field means "use the
@@ -256,6 +258,9 @@ type Config struct {
 	// Tenants maps an account to its root account, the tenant key of
 	// IsolationTenant plugins. Nil: each account is its own tenant.
 	Tenants TenantResolver
+	// Signatures, when set, checks each module's FILE.wasm.sig at load
+	// and reload (signature.go). Nil: signatures are not looked at.
+	Signatures *signing.Policy
 
 	// stop selects the stop mechanism; tests and benchmarks use stopNone
 	// to measure what the default costs.

@@ -38,7 +38,7 @@ func (e *LoadError) Error() string {
 // Reason already spells out.
 func loadSentinel(err error) string {
 	for _, s := range []error{ErrABIVersion, ErrMissingExport, ErrBadSignature, ErrUnknownImport,
-		ErrBadManifest, ErrDigestMismatch, ErrInvalidModule, ErrInit, ErrRead, ErrNotMeterable} {
+		ErrBadManifest, ErrDigestMismatch, ErrInvalidModule, ErrInit, ErrRead, ErrNotMeterable, ErrSignature} {
 		if errors.Is(err, s) {
 			return s.Error()
 		}

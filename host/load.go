@@ -107,6 +107,10 @@ func (h *Host) loadVersion(ctx context.Context, spec *Spec) (*version, error) {
 	if pin := strings.ToLower(strings.TrimPrefix(spec.SHA256, "sha256:")); pin != "" && pin != hexDigest {
 		return nil, lerr(ErrDigestMismatch, "file has sha256 %s, config pins %s", hexDigest, pin)
 	}
+	verified, err := h.checkSignature(spec, digest)
+	if err != nil {
+		return nil, lerr(fmt.Errorf("%w: %w", ErrSignature, err), "%v", err)
+	}
 	limits := spec.Limits.Or(h.cfg.Limits)
 	if len(spec.Config) > limits.InputBytesMax {
 		return nil, lerr(ErrInit, "config is %d bytes, over the %d-byte input limit", len(spec.Config), limits.InputBytesMax)
@@ -141,6 +145,7 @@ func (h *Host) loadVersion(ctx context.Context, spec *Spec) (*version, error) {
 		return nil, lerr(fmt.Errorf("%w: %w", ErrInvalidModule, err), "%v", err)
 	}
 	v := newVersion(h, spec, ce, compileDigest, hexDigest, limits, rk)
+	v.sig.verified = verified
 	if err := v.start(ctx, spec.Config); err != nil {
 		v.unref()
 		var le *LoadError
@@ -497,6 +502,9 @@ func (v *version) readManifest(ctx context.Context, in *instance) error {
 	m, err := ParseManifest(b)
 	if err != nil {
 		return &LoadError{Reason: err.Error(), Err: ErrBadManifest}
+	}
+	if err := v.noteManifest(m.Name, b); err != nil {
+		return err
 	}
 	if m.ABI != "" && m.ABI != abi.VersionString(v.abiVersion) {
 		return &LoadError{Plugin: m.Name, Reason: fmt.Sprintf("manifest says abi %q but purser_abi_version returns %s", m.ABI, abi.VersionString(v.abiVersion)), Err: ErrBadManifest}

@@ -34,6 +34,7 @@ type version struct {
 	initFuel   int64 // fuel the smoke-test instance used to start
 	isolation  Isolation
 	limiter    *logLimiter // the plugin's log line bucket (by name)
+	sig        sigState    // signature check (signature.go)
 
 	owner *Plugin      // for counters; nil while a load is being smoke-tested
 	refs  atomic.Int64 // 1 for the owner (Plugin) + 1 per call in flight

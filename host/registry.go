@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/purser-dev/purser/abi"
+	"github.com/purser-dev/purser/signing"
 )
 
 // RegistryConfig says where plugins come from.
@@ -398,7 +399,8 @@ func (r *Registry) watch() {
 			if !ok {
 				return
 			}
-			if filepath.Ext(ev.Name) == ".wasm" {
+			// A signature may land after its module: re-check then too.
+			if filepath.Ext(ev.Name) == ".wasm" || strings.HasSuffix(ev.Name, ".wasm"+signing.SigSuffix) {
 				timer.Reset(r.cfg.Debounce)
 			}
 		case err, ok := <-r.watcher.Errors:
