@@ -102,7 +102,7 @@ func (p *Policy) Check(sig []byte, module [32]byte) (*Verified, error) {
 	k, ok := p.keys[s.KeyID]
 	switch {
 	case !ok:
-		return nil, fmt.Errorf("%w: key id %s is not in plugins.trusted_keys", ErrUnknownKey, s.KeyID)
+		return nil, fmt.Errorf("%w: key id %s is not a trusted key", ErrUnknownKey, s.KeyID)
 	case k.Revoked:
 		return nil, fmt.Errorf("%w: key id %s is revoked", ErrRevokedKey, s.KeyID)
 	}

@@ -148,6 +148,10 @@ type PluginsConfig struct {
 	// EstimatePerCallMaxUSD refuses a plugin estimate above it (the call
 	// falls back to the table with the error recorded). Default $1,000.
 	EstimatePerCallMaxUSD string `koanf:"estimate_per_call_max_usd"`
+	// TrustedKeys and RequireSignature check plugin signatures at load
+	// and reload (docs/signing.md).
+	TrustedKeys      []TrustedKeyConfig `koanf:"trusted_keys"`
+	RequireSignature bool               `koanf:"require_signature"`
 }
 
 type LimitsConfig struct {

@@ -143,7 +143,7 @@ func (eng *engine) openLedger(ctx context.Context, n enforcer.Notifier) (enforce
 func (eng *engine) startPlugins(ctx context.Context, obs host.Observer) error {
 	eng.tenants = &ledgerTenants{}
 	h, err := host.New(ctx, host.Config{Limits: eng.built.limits, CompilationCacheDir: eng.cfg.Plugins.CompilationCacheDir,
-		Logger: eng.logger.Named("host"), Observer: obs, Tenants: eng.tenants})
+		Logger: eng.logger.Named("host"), Observer: obs, Tenants: eng.tenants, Signatures: eng.built.signatures})
 	if err != nil {
 		return fmt.Errorf("plugin host: %w", err)
 	}

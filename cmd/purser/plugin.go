@@ -19,7 +19,7 @@ import (
 
 func runPlugin(ctx context.Context, args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return usagef("usage: purser plugin inspect FILE.wasm [--json] | test FILE.wasm --cases CASES.yaml | new --lang go NAME")
+		return usagef("usage: purser plugin inspect FILE.wasm [--json] | test FILE.wasm --cases CASES.yaml | new --lang go NAME | keygen --out NAME | sign --key NAME.key FILE.wasm | verify --pub NAME.pub FILE.wasm")
 	}
 	switch args[0] {
 	case "inspect":
@@ -28,8 +28,14 @@ func runPlugin(ctx context.Context, args []string, out io.Writer) error {
 		return runPluginTest(ctx, args[1:], out)
 	case "new":
 		return runPluginNew(ctx, args[1:], out)
+	case "keygen":
+		return runPluginKeygen(ctx, args[1:], out)
+	case "sign":
+		return runPluginSign(ctx, args[1:], out)
+	case "verify":
+		return runPluginVerify(ctx, args[1:], out)
 	}
-	return usagef("purser plugin: unknown subcommand %q (inspect, test, new)", args[0])
+	return usagef("purser plugin: unknown subcommand %q (inspect, test, new, keygen, sign, verify)", args[0])
 }
 
 // splitFileArg accepts FILE before or after the flags.

@@ -16,6 +16,7 @@ import (
 	"github.com/purser-dev/purser/host"
 	"github.com/purser-dev/purser/pricing"
 	"github.com/purser-dev/purser/server"
+	"github.com/purser-dev/purser/signing"
 )
 
 // problems collects every configuration error with its key path, so one
@@ -67,6 +68,8 @@ type built struct {
 	// it did not load (a problem is reported).
 	prices    *pricing.Table
 	pricesOpt pricing.Options
+	// signatures is the plugin signature policy; nil: not checked.
+	signatures *signing.Policy
 }
 
 func (c *Config) build() (*built, error) {
@@ -79,6 +82,7 @@ func (c *Config) build() (*built, error) {
 	b.limits = c.Plugins.Limits.toHost(&p, "plugins.limits")
 	b.estimatePerCallMax = c.Plugins.estimatePerCallMax(&p)
 	b.plugins = c.buildPlugins(&p)
+	b.signatures = c.Plugins.buildSignatures(&p)
 	c.Server.validate(&p)
 	c.Notifier.Webhook.validate(&p)
 	switch c.Store.Kind {
