@@ -75,6 +75,7 @@ type PluginStatus struct {
 	Kind       abi.Kind
 	Version    string
 	Digest     string // sha256 of the version serving calls
+	SignedBy   string // key id of its verified signature ("" when unsigned or unchecked)
 	Loaded     bool
 	LastError  string // last failed load or reload ("" after a success)
 	LastReload time.Time
@@ -334,7 +335,7 @@ func (r *Registry) Status() []PluginStatus {
 		if p := s.plugin; p != nil {
 			m := p.Manifest()
 			st.Name, st.Kind, st.Version, st.Digest, st.Loaded = m.Name, m.Kind, m.Version, p.Digest(), true
-			st.Health, st.Stats = p.Health(), p.Stats()
+			st.Health, st.Stats, st.SignedBy = p.Health(), p.Stats(), p.SignedBy()
 		}
 		out = append(out, st)
 	}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/purser-dev/purser/signing"
 )
@@ -96,7 +97,7 @@ func TestRequiredSignatureAtLoadAndReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	est := r.Estimator("Read")
-	if est == nil || est.SignedBy() != id || estimateNanos(t, est) != 1_000_000 {
+	if est == nil || est.SignedBy() != id || statusOf(t, r, "est.wasm").SignedBy != id || estimateNanos(t, est) != 1_000_000 {
 		t.Fatalf("signed plugin not serving: %v", est)
 	}
 
@@ -207,4 +208,44 @@ func TestSignatureKeys(t *testing.T) {
 	if err := load(optional); err != nil {
 		t.Fatalf("unsigned with signatures optional: %v", err)
 	}
+}
+
+// A signature that lands after its module is picked up by the watcher:
+// the module alone is refused (old version serving), its .sig loads it.
+func TestWatchReloadsWhenTheSignatureArrives(t *testing.T) {
+	pub, priv := throwawayKey(t)
+	h := sigHost(t, true, signing.TrustedKey{Public: pub})
+	dir := t.TempDir()
+	file := filepath.Join(dir, "est.wasm")
+	copyPlugin(t, "estimator", file)
+	signFile(t, priv, file)
+	r, err := h.NewRegistry(context.Background(), RegistryConfig{Dir: dir, Watch: true, Debounce: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	p := r.Estimator("x")
+
+	// Sign v2 elsewhere, then deploy the module first and the signature after.
+	staged := filepath.Join(t.TempDir(), "est.wasm")
+	copyPlugin(t, "estimator_v2", staged)
+	signFile(t, priv, staged)
+	copyPlugin(t, "estimator_v2", file)
+	eventually(t, "the unsigned module to be refused", func() bool {
+		return strings.Contains(statusOf(t, r, "est.wasm").LastError, "another module")
+	})
+	if p.Manifest().Version != "1.0.0" {
+		t.Fatal("the refused module replaced the running one")
+	}
+	sig, err := os.ReadFile(staged + signing.SigSuffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file+signing.SigSuffix+".tmp", sig, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(file+signing.SigSuffix+".tmp", file+signing.SigSuffix); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the signature to trigger a reload", func() bool { return p.Manifest().Version == "2.0.0" })
 }
