@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 )
 
 // Refusals; Check's errors wrap one of them and name the key id.
@@ -74,6 +76,18 @@ func NewPolicy(keys []TrustedKey, require bool) (*Policy, error) {
 	return p, nil
 }
 
+// usableIDs lists the unrevoked key ids, sorted.
+func (p *Policy) usableIDs() []string {
+	var ids []string
+	for id, k := range p.keys {
+		if !k.Revoked {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	return ids
+}
+
 // Required says whether an unsigned module is refused.
 func (p *Policy) Required() bool { return p.require }
 
@@ -91,7 +105,8 @@ type Verified struct {
 func (p *Policy) Check(sig []byte, module [32]byte) (*Verified, error) {
 	if sig == nil {
 		if p.require {
-			return nil, fmt.Errorf("%w: no %s file next to it, and signatures are required (plugins.require_signature)", ErrUnsigned, SigSuffix)
+			return nil, fmt.Errorf("%w: no %s file next to it, and signatures are required (plugins.require_signature) by key id %s",
+				ErrUnsigned, SigSuffix, strings.Join(p.usableIDs(), " or "))
 		}
 		return nil, nil
 	}

@@ -73,7 +73,7 @@ func TestRefusals(t *testing.T) {
 		want   error
 		names  string
 	}{
-		{"unsigned, required", policy(t, true, TrustedKey{Public: pub}), nil, testModule, ErrUnsigned, "require_signature"},
+		{"unsigned, required", policy(t, true, TrustedKey{Public: pub}), nil, testModule, ErrUnsigned, "require_signature) by key id " + id},
 		{"another module", policy(t, true, TrustedKey{Public: pub}), good.Marshal(), flipped, ErrDigestMismatch, id},
 		{"unknown key", policy(t, true, TrustedKey{Public: other}), good.Marshal(), testModule, ErrUnknownKey, id},
 		{"revoked key", policy(t, true, TrustedKey{Public: other}, TrustedKey{Public: pub, Revoked: true}), good.Marshal(), testModule, ErrRevokedKey, id},
