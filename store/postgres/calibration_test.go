@@ -28,7 +28,12 @@ func count(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
 
 func openSchema(t *testing.T, dsn, schema string) *postgres.Ledger {
 	t.Helper()
-	l, err := postgres.Open(context.Background(), dsn, enforcer.LedgerOptions{}, postgres.WithSchema(schema), postgres.WithPoolConnsMax(4))
+	// Six goroutines on two hosts serialize on the same rows: under -race
+	// on a loaded 2-core CI machine one merge waited past the default 5s
+	// statement timeout (a failed sync only keeps its deltas for the next
+	// interval; this test is about losing nothing, not about latency).
+	l, err := postgres.Open(context.Background(), dsn, enforcer.LedgerOptions{}, postgres.WithSchema(schema), postgres.WithPoolConnsMax(4),
+		postgres.WithStatementTimeout(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
