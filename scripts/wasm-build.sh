@@ -119,7 +119,7 @@ build_as() {
   fi
   flags=$(extra_flags "$dir")
   # shellcheck disable=SC2086
-  (cd "$dir" && npx --no-install asc assembly/index.ts -O3 --noEmitSourceMap $flags -o "$(dest "$art")")
+  (cd "$dir" && npx --no-install asc assembly/index.ts -O3 $flags -o "$(dest "$art")")
   record_src "$art" "$dir/wasm.build"
   while IFS= read -r f; do record_src "$art" "$f"; done < <(find "$dir/assembly" -name '*.ts' -type f | sort; for f in package.json asconfig.json; do [[ -f $dir/$f ]] && echo "$dir/$f"; done
     find sdk/assemblyscript/assembly -name '*.ts' -type f | sort; echo sdk/assemblyscript/package-lock.json)
