@@ -8,7 +8,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import asc from "assemblyscript/asc";
 
-let probe;
+let probe, probeImports;
+const logs = [];
 before(async () => {
   const dir = await mkdtemp(join(tmpdir(), "purser-as-"));
   const out = join(dir, "probe.wasm");
@@ -17,7 +18,11 @@ before(async () => {
     "--use", "abort=assembly/log/purserAbort"], { stdout: process.stdout, stderr: process.stderr, baseDir: root });
   if (error) throw new Error(`asc: ${error.message}\n${stderr}`);
   const { instantiate } = await import(join(dir, "probe.js"));
-  probe = await instantiate(await WebAssembly.compile(await readFile(out)), { purser: { log() {} } });
+  const mod = await WebAssembly.compile(await readFile(out));
+  probeImports = WebAssembly.Module.imports(mod);
+  let memory;
+  probe = await instantiate(mod, { purser: { log: (level, ptr, len) => logs.push([level, Buffer.from(memory.buffer, ptr, len).toString()]) } });
+  memory = probe.memory;
 });
 
 test("parseUSD: the same answers as sdk/go/usd", () => {
@@ -75,4 +80,11 @@ test("manifest checks: what the host refuses at load", () => {
   assert.match(probe.manifestProblem("Bad", "*"), /^name "Bad"/);
   assert.match(probe.manifestProblem("-x", "*"), /^name/);
   assert.equal(probe.manifestProblem("x", ""), "tools: 1..256 names");
+});
+
+test("abort: no env import; the message is logged at error level, then the call traps", () => {
+  assert.deepEqual(probeImports.map((i) => `${i.module}.${i.name}`), ["purser.log"]);
+  assert.equal(probe.boom(1), 1);
+  assert.throws(() => probe.boom(0), (e) => e instanceof WebAssembly.RuntimeError && /unreachable/.test(e.message));
+  assert.deepEqual(logs.at(-1), [4, "abort: n must be positive at test/probe/index.ts:24:3"]);
 });

@@ -20,3 +20,7 @@ export function jsonField(json: string, key: string): string {
 export function manifestProblem(name: string, tools: string): string {
   return new Manifest(name, "1", tools.length > 0 ? tools.split(",") : []).problem();
 }
+export function boom(n: i32): i32 {
+  assert(n > 0, "n must be positive");
+  return n;
+}
