@@ -54,7 +54,7 @@ func TestWasmSum(t *testing.T) {
 	if err := sc.Err(); err != nil {
 		t.Fatal(err)
 	}
-	for _, tree := range []string{"testplugins", "plugins"} {
+	for _, tree := range []string{"testplugins", "plugins", "sdk"} {
 		checkTreeListed(t, root, tree, outs, srcs)
 	}
 }

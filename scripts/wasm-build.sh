@@ -2,7 +2,7 @@
 # wasm-build.sh: build every WebAssembly artifact in the repo, reproducibly,
 # and record their checksums in wasm.sum.
 #
-# Convention (under testplugins/ and plugins/):
+# Convention (under testplugins/, plugins/ and sdk/):
 #   1. Every foo.wat becomes the sibling foo.wasm (wat2wasm; apt: wabt).
 #   2. Every directory containing a file named `wasm.build` becomes
 #      <dir>/<basename of dir>.wasm. The language is detected:
@@ -17,7 +17,9 @@
 #                       libstd-rust-dev-wasm32 lld-14), no cargo, no crates.
 #        AssemblyScript assembly/index.ts. Built with `npx --no-install asc`
 #                       (npm: assemblyscript); skipped with a message when
-#                       asc is not installed.
+#                       asc is not installed. The sources recorded include
+#                       the AssemblyScript SDK and its package-lock.json
+#                       (the compiler's pin).
 #      Non-comment lines of wasm.build are appended to the compiler's
 #      command line (e.g. `--runtime stub` for asc, `-C panic=abort` for
 #      rustc, `-tags foo` for go build).
@@ -46,7 +48,7 @@ cd "$ROOT"
 export LC_ALL=C GOFLAGS=-buildvcs=false CGO_ENABLED=0
 
 TREES=()
-for t in testplugins plugins; do [[ -d $t ]] && TREES+=("$t"); done
+for t in testplugins plugins sdk; do [[ -d $t ]] && TREES+=("$t"); done
 SUM="$(mktemp)"
 trap 'rm -f "$SUM"' EXIT
 
@@ -73,7 +75,7 @@ while IFS= read -r wat; do
   record_src "$art" "$wat"
   record_out "$art"
   echo "wasm-build: $art" >&2
-done < <(find "${TREES[@]}" -name '*.wat' -type f | sort)
+done < <(find "${TREES[@]}" -name node_modules -prune -o -name '*.wat' -type f -print | sort)
 
 # 2. directories with wasm.build
 build_go() {
@@ -117,9 +119,10 @@ build_as() {
   fi
   flags=$(extra_flags "$dir")
   # shellcheck disable=SC2086
-  (cd "$dir" && npx --no-install asc assembly/index.ts -O3 --noEmitSourceMap $flags -o "$(dest "$art")")
+  (cd "$dir" && npx --no-install asc assembly/index.ts -O3 $flags -o "$(dest "$art")")
   record_src "$art" "$dir/wasm.build"
-  while IFS= read -r f; do record_src "$art" "$f"; done < <(find "$dir/assembly" -name '*.ts' -type f | sort; for f in package.json asconfig.json; do [[ -f $dir/$f ]] && echo "$dir/$f"; done)
+  while IFS= read -r f; do record_src "$art" "$f"; done < <(find "$dir/assembly" -name '*.ts' -type f | sort; for f in package.json asconfig.json; do [[ -f $dir/$f ]] && echo "$dir/$f"; done
+    find sdk/assemblyscript/assembly -name '*.ts' -type f | sort; echo sdk/assemblyscript/package-lock.json)
   record_out "$art"
 }
 
@@ -132,7 +135,7 @@ while IFS= read -r marker; do
   else echo "wasm-build: $dir has wasm.build but no Go, Rust (lib.rs) or AssemblyScript (assembly/index.ts) sources" >&2; exit 1
   fi
   echo "wasm-build: $art" >&2
-done < <(find "${TREES[@]}" -name wasm.build -type f | sort)
+done < <(find "${TREES[@]}" -name node_modules -prune -o -name wasm.build -type f -print | sort)
 
 if [[ -z $OUT ]]; then
   { echo "# wasm.sum: written by scripts/wasm-build.sh; checked by scripts/wasm-check.sh and host/wasmsum_test.go"
