@@ -14,7 +14,9 @@
 #        Rust           lib.rs or src/lib.rs. Built with Debian's
 #                       /usr/bin/rustc --target wasm32-unknown-unknown
 #                       --crate-type cdylib -C opt-level=s (apt: rustc
-#                       libstd-rust-dev-wasm32 lld-14), no cargo, no crates.
+#                       libstd-rust-dev-wasm32 lld-14), no cargo, no crates;
+#                       a plugin may include the Rust SDK with #[path]
+#                       (every .rs file the build reads is recorded).
 #        AssemblyScript assembly/index.ts. Built with `npx --no-install asc`
 #                       (npm: assemblyscript); skipped with a message when
 #                       asc is not installed.
@@ -100,12 +102,18 @@ build_rust() {
     return
   fi
   flags=$(extra_flags "$dir")
+  # dep-info lists every source the build read, including files outside
+  # $dir that the plugin includes (the Rust SDK, sdk/rust/src/purser.rs).
+  local deps
+  deps=$(mktemp)
   # shellcheck disable=SC2086
   (cd "$dir" && /usr/bin/rustc --target wasm32-unknown-unknown --crate-type cdylib --edition 2021 \
     -C opt-level=s -C debuginfo=0 -C strip=symbols --remap-path-prefix="$ROOT=." \
-    $flags -o "$(dest "$art")" "$src")
+    $flags --emit=link="$(dest "$art")",dep-info="$deps" "$src")
   record_src "$art" "$dir/wasm.build"
-  while IFS= read -r f; do record_src "$art" "$f"; done < <(find "$dir" -name '*.rs' -type f | sort)
+  while IFS= read -r f; do record_src "$art" "$f"; done < <(
+    cd "$dir" && sed -n 's/^\(.*\.rs\):$/\1/p' "$deps" | while IFS= read -r f; do realpath --relative-to="$ROOT" "$f"; done | sort -u)
+  rm -f "$deps"
   record_out "$art"
 }
 
