@@ -15,3 +15,6 @@
 #[macro_use]
 pub mod purser;
 pub use crate::purser::*;
+
+#[cfg(test)]
+mod tests;

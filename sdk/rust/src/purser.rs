@@ -135,6 +135,14 @@ impl core::fmt::Debug for Text {
     }
 }
 
+impl PartialEq for Text {
+    fn eq(&self, other: &Text) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Text {}
+
 impl PartialEq<&str> for Text {
     fn eq(&self, other: &&str) -> bool {
         self.as_str() == *other
@@ -145,7 +153,7 @@ impl PartialEq<&str> for Text {
 
 /// A plugin's error: an ABI code and a message. A `bad_params` message
 /// should start with the param's path (`params.command: want a string`).
-#[derive(Clone, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Error {
     pub code: Code,
     pub message: Text,
@@ -188,7 +196,7 @@ pub enum Verdict {
 }
 
 /// A policy's answer: a verdict and its reason (may be empty for allow).
-#[derive(Clone, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Decision {
     pub verdict: Verdict,
     pub reason: Text,
