@@ -14,7 +14,9 @@
 #        Rust           lib.rs or src/lib.rs. Built with Debian's
 #                       /usr/bin/rustc --target wasm32-unknown-unknown
 #                       --crate-type cdylib -C opt-level=s (apt: rustc
-#                       libstd-rust-dev-wasm32 lld-14), no cargo, no crates.
+#                       libstd-rust-dev-wasm32 lld-14), no cargo, no crates;
+#                       a plugin may include the Rust SDK with #[path]
+#                       (every .rs file the build reads is recorded).
 #        AssemblyScript assembly/index.ts. Built with `npx --no-install asc`
 #                       (npm: assemblyscript); skipped with a message when
 #                       asc is not installed. The sources recorded include
@@ -36,14 +38,23 @@
 # Reproducibility: paths are trimmed/remapped, no build ids or VCS stamps;
 # Go output depends on the Go toolchain version (go.mod's go line).
 #
-# Usage: scripts/wasm-build.sh [--out DIR]
-#   --out DIR  write artifacts under DIR (mirroring repo paths) and do not
-#              touch the repo or wasm.sum (used by wasm-check.sh).
+# Usage: scripts/wasm-build.sh [--out DIR [--only rust]]
+#   --out DIR    write artifacts under DIR (mirroring repo paths) and do not
+#                touch the repo or wasm.sum (used by wasm-check.sh).
+#   --only rust  with --out: build only the Rust artifacts (sdk/rust/check.sh
+#                compares them with the committed ones; needs no wat2wasm or Go).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-OUT=""
-if [[ "${1:-}" == "--out" ]]; then OUT="$(cd "$2" && pwd)"; fi
+OUT="" ONLY=""
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --out) OUT="$(cd "$2" && pwd)"; shift 2 ;;
+    --only) ONLY=$2; shift 2 ;;
+    *) echo "usage: scripts/wasm-build.sh [--out DIR [--only rust]]" >&2; exit 2 ;;
+  esac
+done
+if [[ -n $ONLY && ( $ONLY != rust || -z $OUT ) ]]; then echo "wasm-build: --only takes rust, and needs --out" >&2; exit 2; fi
 cd "$ROOT"
 export LC_ALL=C GOFLAGS=-buildvcs=false CGO_ENABLED=0
 
@@ -65,11 +76,13 @@ keep_previous() { # toolchain missing: keep the committed artifact and its sums
 }
 
 need() { command -v "$1" >/dev/null || { echo "wasm-build: $1 not found ($2)" >&2; exit 1; }; }
-need wat2wasm "apt-get install -y wabt"
-need go "the Go toolchain"
+if [[ -z $ONLY ]]; then
+  need wat2wasm "apt-get install -y wabt"
+  need go "the Go toolchain"
+fi
 
 # 1. WAT
-while IFS= read -r wat; do
+while [[ -z $ONLY ]] && IFS= read -r wat; do
   art="${wat%.wat}.wasm"
   wat2wasm "$wat" -o "$(dest "$art")"
   record_src "$art" "$wat"
@@ -102,12 +115,18 @@ build_rust() {
     return
   fi
   flags=$(extra_flags "$dir")
+  # dep-info lists every source the build read, including files outside
+  # $dir that the plugin includes (the Rust SDK, sdk/rust/src/purser.rs).
+  local deps
+  deps=$(mktemp)
   # shellcheck disable=SC2086
   (cd "$dir" && /usr/bin/rustc --target wasm32-unknown-unknown --crate-type cdylib --edition 2021 \
     -C opt-level=s -C debuginfo=0 -C strip=symbols --remap-path-prefix="$ROOT=." \
-    $flags -o "$(dest "$art")" "$src")
+    $flags --emit=link="$(dest "$art")",dep-info="$deps" "$src")
   record_src "$art" "$dir/wasm.build"
-  while IFS= read -r f; do record_src "$art" "$f"; done < <(find "$dir" -name '*.rs' -type f | sort)
+  while IFS= read -r f; do record_src "$art" "$f"; done < <(
+    cd "$dir" && sed -n 's/^\(.*\.rs\):$/\1/p' "$deps" | while IFS= read -r f; do realpath --relative-to="$ROOT" "$f"; done | sort -u)
+  rm -f "$deps"
   record_out "$art"
 }
 
@@ -129,8 +148,9 @@ build_as() {
 while IFS= read -r marker; do
   dir=$(dirname "$marker")
   art="$dir/$(basename "$dir").wasm"
-  if compgen -G "$dir/*.go" >/dev/null; then build_go "$dir" "$art"
+  if compgen -G "$dir/*.go" >/dev/null; then [[ -n $ONLY ]] && continue; build_go "$dir" "$art"
   elif [[ -f $dir/lib.rs || -f $dir/src/lib.rs ]]; then build_rust "$dir" "$art"
+  elif [[ -n $ONLY ]]; then continue
   elif [[ -f $dir/assembly/index.ts ]]; then build_as "$dir" "$art"
   else echo "wasm-build: $dir has wasm.build but no Go, Rust (lib.rs) or AssemblyScript (assembly/index.ts) sources" >&2; exit 1
   fi
