@@ -7,6 +7,8 @@ import (
 	"math/bits"
 	"strconv"
 	"strings"
+
+	"github.com/purser-dev/purser/abi"
 )
 
 // Nanos is an amount of money in nano-USD (1e-9 USD). Every amount in purser
@@ -59,7 +61,7 @@ func ParseUSD(s string) (Nanos, error) {
 	case len(frac) > nanoDecimals:
 		return 0, &AmountError{Input: s, Reason: fmt.Sprintf("%d decimals is finer than a nano-dollar (%s)", len(frac), usdForm)}
 	}
-	v, err := parseScaled(s, nanoDecimals)
+	v, err := abi.ParseScaled(s, nanoDecimals)
 	if err != nil {
 		return 0, &AmountError{Input: s, Reason: err.Error()}
 	}
@@ -85,7 +87,7 @@ func plainDigits(s string) bool {
 // negatives and overflow are errors. Amounts people configure or send
 // (limits, prices, actual costs over the API) use ParseUSD.
 func ParseBilledUSD(s string) (Nanos, error) {
-	v, err := parseScaled(s, nanoDecimals)
+	v, err := abi.ParseScaled(s, nanoDecimals)
 	if err != nil {
 		return 0, &AmountError{Input: s, Reason: err.Error()}
 	}
@@ -100,82 +102,6 @@ func MustParseUSD(s string) Nanos {
 		panic(err)
 	}
 	return n
-}
-
-// parseScaled parses a non-negative decimal (optionally with an exponent)
-// and returns value*10^scale as an int64, rounding any remainder up.
-func parseScaled(s string, scale int) (int64, error) {
-	if s == "" {
-		return 0, errors.New("empty")
-	}
-	lower := strings.ToLower(s)
-	switch {
-	case strings.HasPrefix(lower, "-"):
-		return 0, errors.New("negative amounts are not allowed")
-	case strings.Contains(lower, "nan"), strings.Contains(lower, "inf"):
-		return 0, errors.New("not a finite number")
-	}
-	mant, exp := lower, 0
-	if i := strings.IndexByte(lower, 'e'); i >= 0 {
-		e, err := strconv.Atoi(lower[i+1:])
-		if err != nil || e > 400 || e < -400 {
-			return 0, errors.New("malformed exponent")
-		}
-		mant, exp = lower[:i], e
-	}
-	mant = strings.TrimPrefix(mant, "+")
-	intPart, fracPart, _ := strings.Cut(mant, ".")
-	if intPart == "" && fracPart == "" {
-		return 0, errors.New("no digits")
-	}
-	digits := intPart + fracPart
-	for _, c := range digits {
-		if c < '0' || c > '9' {
-			return 0, fmt.Errorf("unexpected character %q", c)
-		}
-	}
-	// value = digits * 10^(exp - len(fracPart)); we want value * 10^scale.
-	shift := exp - len(fracPart) + scale
-	digits = strings.TrimLeft(digits, "0")
-	if shift < 0 {
-		cut := len(digits) + shift
-		if cut <= 0 {
-			if strings.Trim(digits, "0") == "" {
-				return 0, nil
-			}
-			return 1, nil // a positive amount below one unit rounds up to one
-		}
-		whole, rest := digits[:cut], digits[cut:]
-		v, err := digitsToInt(whole)
-		if err != nil {
-			return 0, err
-		}
-		if strings.Trim(rest, "0") != "" {
-			if v == math.MaxInt64 {
-				return 0, errors.New("overflows int64 nano-USD")
-			}
-			v++
-		}
-		return v, nil
-	}
-	if len(digits)+shift > 19 {
-		if digits == "" {
-			return 0, nil
-		}
-		return 0, errors.New("overflows int64 nano-USD")
-	}
-	return digitsToInt(digits + strings.Repeat("0", shift))
-}
-
-func digitsToInt(d string) (int64, error) {
-	if d == "" {
-		return 0, nil
-	}
-	v, err := strconv.ParseUint(d, 10, 64)
-	if err != nil || v > math.MaxInt64 {
-		return 0, errors.New("overflows int64 nano-USD")
-	}
-	return int64(v), nil
 }
 
 // String formats n as "$0.10": at least two decimals, more when needed to
@@ -244,7 +170,7 @@ type PerMTok int64
 // ParsePerTokenUSD reads a per-token USD price ("2.5e-06") as PerMTok.
 // A remainder below one nano-USD per million tokens rounds up.
 func ParsePerTokenUSD(s string) (PerMTok, error) {
-	v, err := parseScaled(strings.TrimSpace(s), nanoDecimals+6)
+	v, err := abi.ParseScaled(strings.TrimSpace(s), nanoDecimals+6)
 	if err != nil {
 		return 0, &AmountError{Input: s, Reason: err.Error()}
 	}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/purser-dev/purser/abi"
 )
 
 // Load refusals; every *LoadError wraps one of them.
@@ -28,6 +30,10 @@ type LoadError struct {
 	File   string // path, or "<bytes>" for in-memory modules
 	Reason string // exactly what is wrong
 	Err    error  // one of the Err* sentinels above, possibly wrapping a cause
+	// Manifest is the module's manifest when the refusal came after it was
+	// read (purser_init refusing the config, a failed smoke call), so a
+	// plugin that needs config can still be described.
+	Manifest *abi.Manifest
 }
 
 func (e *LoadError) Error() string {

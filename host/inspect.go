@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -29,6 +30,12 @@ type Inspection struct {
 	// and InitFuelLimit its budget; 0 when the module did not load.
 	InitFuel, InitFuelLimit int64
 	LoadError               error
+	// ConfigRefused is the guest's message when purser_init refused the
+	// config (code bad_config); the manifest is then still known.
+	// ConfigMissing lists the keys the manifest's config schema requires
+	// that the config lacks.
+	ConfigRefused string
+	ConfigMissing []string
 }
 
 // Inspect compiles spec's module, lists its interface, then tries a full
@@ -73,6 +80,7 @@ func (h *Host) Inspect(ctx context.Context, spec Spec) (Inspection, error) {
 	p, err := h.Load(ctx, spec)
 	if err != nil {
 		in.LoadError = err
+		in.describeRefusal(err, spec.Config)
 		return in, nil
 	}
 	m := p.Manifest()
@@ -80,6 +88,47 @@ func (h *Host) Inspect(ctx context.Context, spec Spec) (Inspection, error) {
 	in.InitFuel, in.InitFuelLimit = p.InitFuel(), p.Limits().FuelInitMax
 	p.Close()
 	return in, nil
+}
+
+// describeRefusal keeps what a refusal after the manifest still tells:
+// the manifest and, when purser_init refused the config, the guest's
+// reason and the keys the schema requires that the config lacks.
+func (in *Inspection) describeRefusal(err error, config []byte) {
+	var le *LoadError
+	if errors.As(err, &le) && le.Manifest != nil {
+		in.Manifest = le.Manifest
+	}
+	var ce *CallError
+	if !errors.As(err, &ce) || ce.Op != "init" || abi.Code(ce.Code) != abi.CodeBadConfig {
+		return
+	}
+	in.ConfigRefused = ce.Message
+	if in.Manifest != nil {
+		in.ConfigMissing = missingKeys(in.Manifest.ConfigSchema, config)
+	}
+}
+
+// missingKeys lists the schema's top-level "required" keys that config (a
+// JSON object; empty means {}) lacks. A schema or config that is not a
+// JSON object yields none: the guest's message says what is wrong.
+func missingKeys(schema, config []byte) []string {
+	var s struct {
+		Required []string `json:"required"`
+	}
+	if json.Unmarshal(schema, &s) != nil {
+		return nil
+	}
+	have := map[string]json.RawMessage{}
+	if len(config) > 0 && json.Unmarshal(config, &have) != nil {
+		return nil
+	}
+	var missing []string
+	for _, k := range s.Required {
+		if _, ok := have[k]; !ok {
+			missing = append(missing, k)
+		}
+	}
+	return missing
 }
 
 func signature(def api.FunctionDefinition) string {

@@ -154,6 +154,10 @@ func (h *Host) loadVersion(ctx context.Context, spec *Spec) (*version, error) {
 			if le.Plugin == "" {
 				le.Plugin = spec.provisionalName()
 			}
+			if v.manifest.Name != "" {
+				m := v.manifest
+				le.Manifest = &m
+			}
 			return nil, le
 		}
 		return nil, lerr(ErrInit, "%v", err)

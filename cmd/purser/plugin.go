@@ -77,14 +77,19 @@ func runPluginInspect(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Without --config, a plugin whose purser_init refuses {} lacking keys
+	// its schema requires is not invalid: it needs its config before it can
+	// be smoke-tested. One that refuses {} without its schema saying why is.
+	needsConfig := *config == "" && len(in.ConfigMissing) > 0
 	if *asJSON {
-		return printJSON(out, inspectionJSON(in))
+		err = printJSON(out, inspectionJSON(in, needsConfig))
+	} else {
+		printInspection(out, in, needsConfig)
 	}
-	printInspection(out, in)
-	if in.LoadError != nil {
+	if err == nil && in.LoadError != nil && !needsConfig {
 		return &exitError{exitDeny}
 	}
-	return nil
+	return err
 }
 
 func nilIfEmpty(s string) any {
@@ -94,11 +99,14 @@ func nilIfEmpty(s string) any {
 	return s
 }
 
-func inspectionJSON(in host.Inspection) map[string]any {
+func inspectionJSON(in host.Inspection, needsConfig bool) map[string]any {
 	m := map[string]any{"file": in.File, "sha256": in.SHA256, "size_bytes": in.SizeBytes, "exports": in.Exports, "imports": in.Imports,
-		"valid": in.LoadError == nil}
+		"valid": in.LoadError == nil, "status": inspectionStatus(in, needsConfig)}
 	if in.LoadError != nil {
 		m["error"] = in.LoadError.Error()
+	}
+	if in.ConfigRefused != "" {
+		m["config_error"], m["config_missing"] = in.ConfigRefused, in.ConfigMissing
 	}
 	if in.LoadError == nil {
 		m["init_fuel"], m["init_fuel_limit"] = in.InitFuel, in.InitFuelLimit
@@ -112,7 +120,19 @@ func inspectionJSON(in host.Inspection) map[string]any {
 	return m
 }
 
-func printInspection(out io.Writer, in host.Inspection) {
+// inspectionStatus is "valid" (validated and smoke-tested), "needs_config"
+// or "invalid".
+func inspectionStatus(in host.Inspection, needsConfig bool) string {
+	switch {
+	case in.LoadError == nil:
+		return "valid"
+	case needsConfig:
+		return "needs_config"
+	}
+	return "invalid"
+}
+
+func printInspection(out io.Writer, in host.Inspection, needsConfig bool) {
 	fmt.Fprintf(out, "file:     %s\nsha256:   %s\nsize:     %d bytes\n", in.File, in.SHA256, in.SizeBytes)
 	if mf := in.Manifest; mf != nil {
 		fmt.Fprintf(out, "name:     %s\nversion:  %s\nkind:     %s\nabi:      %s\ntools:    %s\n", mf.Name, mf.Version, mf.Kind, mf.ABI, strings.Join(mf.Tools, ", "))
@@ -121,8 +141,13 @@ func printInspection(out io.Writer, in host.Inspection) {
 		}
 	}
 	fmt.Fprintf(out, "exports:\n  %s\nimports:\n  %s\n", strings.Join(in.Exports, "\n  "), strings.Join(in.Imports, "\n  "))
-	if in.LoadError != nil {
+	if needsConfig {
+		fmt.Fprintf(out, "valid:    not smoke-tested: purser_init needs a config and refused {}: %s\n", in.ConfigRefused)
+		printMissing(out, in.ConfigMissing)
+		fmt.Fprintln(out, "(pass the plugin's config with --config JSON to smoke-test it)")
+	} else if in.LoadError != nil {
 		fmt.Fprintf(out, "INVALID:  %v\n", in.LoadError)
+		printMissing(out, in.ConfigMissing)
 		// Only a refusal by purser_init is about the config; for any other
 		// the hint would send the author looking in the wrong place.
 		var ce *host.CallError
@@ -363,3 +388,9 @@ func checkError(c testCase, err error, op string) error {
 }
 
 func normalizeCode(s string) string { return strings.ReplaceAll(strings.ToLower(s), "-", "_") }
+
+func printMissing(out io.Writer, keys []string) {
+	if len(keys) > 0 {
+		fmt.Fprintf(out, "missing:  %s (required by the config schema)\n", strings.Join(keys, ", "))
+	}
+}
