@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	neturl "net/url"
 	"os"
 	"path/filepath"
@@ -114,6 +115,7 @@ func (l *bundleLoader) apply(ctx context.Context, b *bundle.Bundle) error {
 	if err := b.WriteDir(live); err != nil {
 		return err
 	}
+	pruneLive(live, b.Files)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.specs = bundleSpecs(b, live)
@@ -175,4 +177,19 @@ func (eng *engine) startBundle(ctx context.Context, h *host.Host, base []host.Sp
 		}()
 		eng.closers = append(eng.closers, func() error { cancel(); t.Stop(); <-done; return nil })
 	}
+}
+
+// pruneLive removes files an earlier bundle left in the live folder (the
+// registry unloads their plugins; the files would only accumulate).
+func pruneLive(live string, keep bundle.Files) {
+	_ = filepath.WalkDir(live, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		rel, err := filepath.Rel(live, p)
+		if _, ok := keep[filepath.ToSlash(rel)]; err == nil && !ok {
+			_ = os.Remove(p)
+		}
+		return nil
+	})
 }

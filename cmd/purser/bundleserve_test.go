@@ -132,6 +132,9 @@ func TestBundleLoaderKeepsLastGood(t *testing.T) {
 	if got := servingOrder(t, reg); got != 4 || reg.Plugins()[0].Manifest().Version != "2.0.0" {
 		t.Fatalf("order %d version %s, want 4 and 2.0.0", got, reg.Plugins()[0].Manifest().Version)
 	}
+	if _, err := os.Stat(filepath.Join(l.dir, "live", "est.wasm")); err != nil {
+		t.Fatalf("the live plugin file: %v", err)
+	}
 }
 
 func TestBundleConfigProblems(t *testing.T) {
