@@ -159,3 +159,40 @@ func TestBundleConfigProblems(t *testing.T) {
 		}
 	}
 }
+
+// plugins.bundle.path is read at start and its plugin serves beside
+// plugins.entries; a bundle that is refused at start leaves none.
+func TestServeLoadsBundleFromPath(t *testing.T) {
+	ctx := context.Background()
+	good := filepath.Join(t.TempDir(), "b.tar.gz")
+	if err := os.WriteFile(good, archive(t, "estimator.wasm", 7, nil), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.tar.gz")
+	if err := os.WriteFile(bad, archive(t, "estimator.wasm", 7, func(f bundle.Files) { f["est.wasm"] = []byte("x") }), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		path    string
+		plugins int
+	}{{good, 1}, {bad, 0}} {
+		cfg, err := loadConfig("", map[string]any{"store.kind": "memory", "log.level": "error", "data_dir": t.TempDir(),
+			"plugins.entries": []any{}, "plugins.bundle.path": c.path})
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs := &syncBuffer{}
+		eng, err := buildEngine(ctx, cfg, engineOptions{plugins: true, logOutput: logs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps := eng.registry.Plugins()
+		eng.Close()
+		if len(ps) != c.plugins || (c.plugins == 1 && ps[0].Order() != 7) {
+			t.Fatalf("bundle %s: %d plugins serving, want %d; log: %s", filepath.Base(c.path), len(ps), c.plugins, logs.String())
+		}
+		if c.plugins == 0 && !strings.Contains(logs.String(), `\"est.wasm\"`) && !strings.Contains(logs.String(), `"est.wasm"`) {
+			t.Fatalf("the refusal does not name est.wasm: %s", logs.String())
+		}
+	}
+}
