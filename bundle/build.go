@@ -35,7 +35,9 @@ func Build(dir string, opt BuildOptions) (*Bundle, error) {
 	}
 	delete(files, SignatureFile) // a stale signature is replaced, or dropped
 	var m Manifest
-	if err := json.Unmarshal(raw, &m); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields() // a misspelt "plugins" must not build an empty bundle
+	if err := dec.Decode(&m); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrManifest, ManifestFile, err)
 	}
 	if m.Format == "" {

@@ -256,3 +256,10 @@ func compact(t *testing.T, b []byte) string {
 	}
 	return buf.String()
 }
+
+func TestBuildRefusesUnknownField(t *testing.T) {
+	dir := writeFolder(t, map[string]string{ManifestFile: `{"plugin": [{"path": "est.wasm"}]}`, "est.wasm": "x"})
+	if _, err := Build(dir, BuildOptions{}); !errors.Is(err, ErrManifest) || !strings.Contains(err.Error(), `"plugin"`) {
+		t.Fatalf("got %v, want ErrManifest naming \"plugin\"", err)
+	}
+}
