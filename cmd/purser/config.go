@@ -152,6 +152,8 @@ type PluginsConfig struct {
 	// and reload (docs/signing.md).
 	TrustedKeys      []TrustedKeyConfig `koanf:"trusted_keys"`
 	RequireSignature bool               `koanf:"require_signature"`
+	// Bundle loads plugins from a bundle (cmd/purser/bundleserve.go).
+	Bundle BundleConfig `koanf:"bundle"`
 }
 
 type LimitsConfig struct {

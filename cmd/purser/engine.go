@@ -157,6 +157,8 @@ func (eng *engine) startPlugins(ctx context.Context, obs host.Observer) error {
 		}
 		specs = append(specs, s)
 	}
+	bundled, attachBundle := eng.startBundle(ctx, h, specs)
+	specs = append(specs, bundled...)
 	reg, err := h.NewRegistry(ctx, host.RegistryConfig{Dir: eng.cfg.Plugins.Dir, Plugins: specs, Watch: eng.cfg.Plugins.Watch,
 		ManifestChangeAllowed: eng.cfg.Plugins.ReloadManifestChangeAllowed})
 	if reg == nil {
@@ -167,6 +169,7 @@ func (eng *engine) startPlugins(ctx context.Context, obs host.Observer) error {
 	}
 	eng.registry = reg
 	eng.closers = append(eng.closers, reg.Close)
+	attachBundle(reg)
 	return nil
 }
 

@@ -49,6 +49,7 @@ func commands() []command {
 		{"accounts", "list, show or set-limit accounts on a running server", runAccounts},
 		{"reservations", "list, show, reserve, extend, commit (with token usage) or release holds on a running server", runReservations},
 		{"plugin", "inspect, test or scaffold a Wasm plugin", runPlugin},
+		{"bundle", "build or inspect a plugin bundle: purser bundle build DIR -o FILE.tar.gz | inspect PATH|URL", runBundle},
 		{"token", "print the SHA-256 of a bearer token for the config: purser token hash TOKEN", runToken},
 		{"bench", "load-test a running server: purser bench [--addr] [--duration] [--workers]", runBench},
 		{"replay", replayUsage, runReplay},

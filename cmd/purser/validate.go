@@ -70,6 +70,7 @@ type built struct {
 	pricesOpt pricing.Options
 	// signatures is the plugin signature policy; nil: not checked.
 	signatures *signing.Policy
+	bundle     *bundleSetup // plugins.bundle; nil: none
 }
 
 func (c *Config) build() (*built, error) {
@@ -83,6 +84,7 @@ func (c *Config) build() (*built, error) {
 	b.estimatePerCallMax = c.Plugins.estimatePerCallMax(&p)
 	b.plugins = c.buildPlugins(&p)
 	b.signatures = c.Plugins.buildSignatures(&p)
+	b.bundle = c.Plugins.Bundle.build(&p, c.Plugins.TrustedKeys)
 	c.Server.validate(&p)
 	c.Notifier.Webhook.validate(&p)
 	switch c.Store.Kind {
