@@ -177,7 +177,12 @@ func TestRegistryWatch(t *testing.T) {
 // no call fails, every answer comes from one of the two versions, and the
 // retired versions' instances are all closed once drained.
 func TestReloadUnderLoad(t *testing.T) {
-	h, _ := newTestHost(t, Config{})
+	// The property is that no call fails across swaps, not how fast a
+	// free instance turns up: under -race on a loaded 2-core CI machine a
+	// caller waited past the default 100 ms pool wait (seen in CI).
+	cfg := Config{}
+	cfg.Limits.PoolWaitMax = 10 * time.Second
+	h, _ := newTestHost(t, cfg)
 	checkNoLeaks(t, h)
 	dir := t.TempDir()
 	file := filepath.Join(dir, "est.wasm")
