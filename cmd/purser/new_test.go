@@ -82,3 +82,20 @@ func TestPluginNewRefusesBadInput(t *testing.T) {
 		t.Errorf("unknown --kind: exit %d, %q", code, errOut)
 	}
 }
+
+// TestPluginNewFromNothingRust needs Debian's rustc with the wasm32 std
+// (the machine and CI's Rust step have them).
+func TestPluginNewFromNothingRust(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds two Rust plugins")
+	}
+	if _, err := os.Stat("/usr/bin/rustc"); err != nil {
+		t.Skip("no /usr/bin/rustc (apt: rustc libstd-rust-dev-wasm32 lld-14)")
+	}
+	if libs, _ := filepath.Glob("/usr/lib/rustlib/wasm32-unknown-unknown/lib/*"); len(libs) == 0 {
+		t.Skip("no wasm32 std for /usr/bin/rustc (apt: libstd-rust-dev-wasm32)")
+	}
+	for _, kind := range []string{"estimator", "policy"} {
+		t.Run(kind, func(t *testing.T) { fromNothing(t, "rust", kind) })
+	}
+}
