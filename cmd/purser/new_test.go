@@ -99,3 +99,23 @@ func TestPluginNewFromNothingRust(t *testing.T) {
 		t.Run(kind, func(t *testing.T) { fromNothing(t, "rust", kind) })
 	}
 }
+
+// TestPluginNewFromNothingAssemblyScript installs the pinned asc from the
+// npm registry (build.sh's npm ci), so it runs only when PURSER_TEST_NPM=1:
+// .ci/run sets it in its AssemblyScript step, where npm is known to work.
+func TestPluginNewFromNothingAssemblyScript(t *testing.T) {
+	if testing.Short() {
+		t.Skip("installs asc and builds two AssemblyScript plugins")
+	}
+	if os.Getenv("PURSER_TEST_NPM") != "1" {
+		t.Skip("set PURSER_TEST_NPM=1 to let the test run npm ci (it fetches assemblyscript from the registry)")
+	}
+	for _, tool := range []string{"node", "npm", "npx"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("PURSER_TEST_NPM=1 but %s is missing: %v", tool, err)
+		}
+	}
+	for _, kind := range []string{"estimator", "policy"} {
+		t.Run(kind, func(t *testing.T) { fromNothing(t, "assemblyscript", kind) })
+	}
+}
