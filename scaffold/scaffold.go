@@ -6,6 +6,7 @@ package scaffold
 
 import (
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -124,7 +125,11 @@ func templateData(o Options) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := map[string]string{"Name": o.Name, "Kind": o.Kind, "Go": goVersion, "SDK": "./purser-sdk"}
+	asc, err := ascVersion()
+	if err != nil {
+		return nil, err
+	}
+	d := map[string]string{"Name": o.Name, "Kind": o.Kind, "Go": goVersion, "SDK": "./purser-sdk", "ASC": asc}
 	if o.Repo != "" {
 		root, err := filepath.Abs(o.Repo)
 		if err != nil {
@@ -153,6 +158,26 @@ func goDirective() (string, error) {
 	return "", errors.New("embedded sdk/go/go.mod: no go directive")
 }
 
+// ascVersion is the assemblyscript version the AssemblyScript SDK's lockfile
+// pins: the project's package.json must name the same, or npm ci refuses.
+func ascVersion() (string, error) {
+	raw, err := files.ReadFile("_sdk/assemblyscript/package-lock.json")
+	if err != nil {
+		return "", err
+	}
+	var lock struct {
+		Packages map[string]struct{ Version string } `json:"packages"`
+	}
+	if err := json.Unmarshal(raw, &lock); err != nil {
+		return "", fmt.Errorf("embedded sdk/assemblyscript/package-lock.json: %w", err)
+	}
+	v := lock.Packages["node_modules/assemblyscript"].Version
+	if v == "" {
+		return "", errors.New("embedded sdk/assemblyscript/package-lock.json: no assemblyscript version")
+	}
+	return v, nil
+}
+
 // renderTemplates runs templates/LANG/common, templates/LANG/KIND and,
 // with the SDK copy, templates/LANG/vendored; a file's ".tmpl" suffix is
 // dropped. A missing folder is empty.
@@ -174,7 +199,7 @@ func renderTemplates(o Options, data map[string]string, out map[string][]byte) e
 			if err != nil {
 				return err
 			}
-			t, err := template.New(p).Parse(string(text))
+			t, err := template.New(p).Option("missingkey=error").Parse(string(text))
 			if err != nil {
 				return err // a broken embedded template; the tests catch it
 			}
