@@ -20,9 +20,10 @@ import (
 )
 
 // The SDK copies live under _sdk so the go tool does not build them as
-// packages of this module; "all:" embeds them anyway.
+// packages of this module; "all:" embeds them anyway (and the templates'
+// .gitignore).
 //
-//go:embed templates all:_sdk
+//go:embed all:templates all:_sdk
 var files embed.FS
 
 // Languages are the values --lang accepts, in the order help lists them.
