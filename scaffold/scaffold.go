@@ -179,16 +179,16 @@ func ascVersion() (string, error) {
 	return v, nil
 }
 
-// renderTemplates runs templates/LANG/common, templates/LANG/KIND and,
-// with the SDK copy, templates/LANG/vendored; a file's ".tmpl" suffix is
-// dropped. A missing folder is empty.
+// renderTemplates runs templates/any/KIND (the same cases.yaml for every
+// language), templates/LANG/common, templates/LANG/KIND and, with the SDK
+// copy, templates/LANG/vendored; a file's ".tmpl" suffix is dropped. A
+// missing folder is empty.
 func renderTemplates(o Options, data map[string]string, out map[string][]byte) error {
-	subs := []string{"common", o.Kind}
+	roots := []string{path.Join("templates", "any", o.Kind), path.Join("templates", o.Lang, "common"), path.Join("templates", o.Lang, o.Kind)}
 	if o.Repo == "" {
-		subs = append(subs, "vendored") // files beside the SDK copy
+		roots = append(roots, path.Join("templates", o.Lang, "vendored")) // files beside the SDK copy
 	}
-	for _, sub := range subs {
-		root := path.Join("templates", o.Lang, sub)
+	for _, root := range roots {
 		err := fs.WalkDir(files, root, func(p string, d fs.DirEntry, err error) error {
 			if errors.Is(err, fs.ErrNotExist) && p == root {
 				return fs.SkipDir
