@@ -1,0 +1,5 @@
+// Re-export from a policy's entry file: export * from "<sdk>/assembly/policy".
+import { call } from "./exports";
+export { purser_abi_version, purser_alloc, purser_manifest, purser_init } from "./exports";
+
+export function purser_admit(ptr: usize, len: u32): i64 { return call(ptr, len, true); }
