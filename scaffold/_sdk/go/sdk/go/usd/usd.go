@@ -1,6 +1,7 @@
 // Package usd handles money the way purser does: an int64 count of nano-USD
-// (1e-9 USD), parsed from decimal text and never through float64. It mirrors
-// the host's rules so guests and host agree to the nano:
+// (1e-9 USD), parsed from decimal text and never through float64. Text is
+// read by abi.ParseScaled, the host's own parser, so guests and host agree
+// to the nano:
 //
 //   - Parse reads "0.10", "$0.10", "12", "1.5e-3"; a fractional nano rounds up;
 //     negatives, NaN, infinities and overflow are errors.
@@ -16,6 +17,8 @@ import (
 	"math/bits"
 	"strconv"
 	"strings"
+
+	"github.com/purser-dev/purser/abi"
 )
 
 // Nano-USD per dollar.
@@ -53,81 +56,14 @@ func ParsePerToken(s string) (int64, error) {
 // per million tokens.
 func ParsePerMillion(s string) (int64, error) { return Parse(s) }
 
-// parseScaled parses a non-negative decimal with an optional exponent and
-// returns value*10^scale, rounding any remainder up. It returns a reason
-// instead of an error so callers build one error carrying the input.
+// parseScaled is abi.ParseScaled, the host's own parser, with the reason
+// alone so callers build one error carrying the input.
 func parseScaled(s string, scale int) (int64, string) {
-	if s == "" {
-		return 0, "empty"
+	v, err := abi.ParseScaled(s, scale)
+	if err != nil {
+		return 0, err.Error()
 	}
-	lower := strings.ToLower(s)
-	switch {
-	case strings.HasPrefix(lower, "-"):
-		return 0, "negative amounts are not allowed"
-	case strings.Contains(lower, "nan"), strings.Contains(lower, "inf"):
-		return 0, "not a finite number"
-	}
-	mant, exp := lower, 0
-	if i := strings.IndexByte(lower, 'e'); i >= 0 {
-		e, err := strconv.Atoi(lower[i+1:])
-		if err != nil || e > 400 || e < -400 {
-			return 0, "malformed exponent"
-		}
-		mant, exp = lower[:i], e
-	}
-	mant = strings.TrimPrefix(mant, "+")
-	intPart, fracPart, _ := strings.Cut(mant, ".")
-	if intPart == "" && fracPart == "" {
-		return 0, "no digits"
-	}
-	digits := intPart + fracPart
-	for i := 0; i < len(digits); i++ {
-		if c := digits[i]; c < '0' || c > '9' {
-			return 0, "unexpected character " + strconv.QuoteRune(rune(c))
-		}
-	}
-	// value = digits * 10^(exp-len(fracPart)); we want value * 10^scale.
-	shift := exp - len(fracPart) + scale
-	digits = strings.TrimLeft(digits, "0")
-	if shift < 0 {
-		cut := len(digits) + shift
-		if cut <= 0 {
-			if digits == "" {
-				return 0, ""
-			}
-			return 1, "" // a positive amount below one unit rounds up to one
-		}
-		whole, rest := digits[:cut], digits[cut:]
-		v, reason := digitsToInt(whole)
-		if reason != "" {
-			return 0, reason
-		}
-		if strings.Trim(rest, "0") != "" {
-			if v == math.MaxInt64 {
-				return 0, "overflows int64 nano-USD"
-			}
-			v++
-		}
-		return v, ""
-	}
-	if digits == "" {
-		return 0, ""
-	}
-	if len(digits)+shift > 19 {
-		return 0, "overflows int64 nano-USD"
-	}
-	return digitsToInt(digits + strings.Repeat("0", shift))
-}
-
-func digitsToInt(d string) (int64, string) {
-	if d == "" {
-		return 0, ""
-	}
-	v, err := strconv.ParseUint(d, 10, 64)
-	if err != nil || v > math.MaxInt64 {
-		return 0, "overflows int64 nano-USD"
-	}
-	return int64(v), ""
+	return v, ""
 }
 
 // Format renders n as "$0.10": at least two decimals, more when needed to be
